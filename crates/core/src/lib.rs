@@ -1,0 +1,10 @@
+//! Tokenkeep's engine: everything that matters about tokens, independent of any user interface.
+//!
+//! The desktop app (`src-tauri`) and the command-line tool (`crates/cli`) are thin adapters over this crate.
+//! **Invariant:** this crate knows nothing of Tauri, clap or the webview; platform services (keyring, clock,
+//! browser, HTTP) sit behind small traits so the logic is testable without any of them.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod logging;
+pub mod profile;

@@ -1,0 +1,21 @@
+//! Builds the app from the repository-root `tauri.conf.json`, the single source of truth for its configuration.
+
+// IMPORTANT: the config lives at the repository root (the product's layout), not beside this crate.
+// `config_path` is the supported way to point tauri-build at it; `generate_context!` in `src/lib.rs` names the same
+// file. Paths inside the config (frontendDist, icons) are relative to the config file itself.
+const CONFIG: &str = "../tauri.conf.json";
+
+/// Every command the webview may call. The ACL denies anything not listed here and not granted by a capability
+/// in `capabilities/`.
+const COMMANDS: &[&str] = &["app_info"];
+
+fn main() {
+    println!("cargo:rerun-if-changed={CONFIG}");
+    println!("cargo:rerun-if-changed=capabilities");
+    let attributes = tauri_build::Attributes::new()
+        .config_path(CONFIG)
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        panic!("tauri build step failed: {error:#}");
+    }
+}

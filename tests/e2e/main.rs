@@ -1,0 +1,3 @@
+//! End-to-end tests: the built binaries against real components (Xvfb, D-Bus, gnome-keyring, WebKitWebDriver).
+
+mod app_window;

@@ -1,0 +1,215 @@
+//! Project chores behind the README's two commands.
+//!
+//! * `cargo xtask run`  — installs missing system packages, builds the UI and the app, launches the app.
+//! * `cargo xtask test` — installs what the tests need, then fmt, clippy, docs, UI tests and every Rust test,
+//!   including the headless end-to-end suite (which starts its own Xvfb, D-Bus session and keyring).
+//! * `cargo xtask icons` — regenerates `icons/` from `icons/master.svg`.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a terminal tool: printing is its job
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian/Ubuntu packages needed to build and run the app.
+const BUILD_PACKAGES: &[&str] = &["build-essential", "pkg-config", "libwebkit2gtk-4.1-dev", "libssl-dev"];
+/// Extra packages the tests need: a virtual display, WebDriver for WebKitGTK, a private D-Bus session with the
+/// real Secret Service keyring, and Chromium for the browser-driven OAuth tests.
+const TEST_PACKAGES: &[&str] =
+    &["xvfb", "xauth", "webkit2gtk-driver", "dbus", "gnome-keyring", "libsecret-tools", "chromium"];
+/// tauri-driver must match Tauri 2: an unpinned install picks a 3.0 alpha.
+const TAURI_DRIVER_VERSION: &str = "2.1.0";
+/// Node.js major version the UI toolchain (Vite) needs at least.
+const MIN_NODE_MAJOR: u32 = 20;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run_app(&args[1..]),
+        Some("test") => run_tests(),
+        Some("icons") => regenerate_icons(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n  run [-- APP ARGS]  build and launch the app (installs what it needs)\n  \
+                 test               run every check and test (what CI runs)\n  icons              regenerate icons/ \
+                 from icons/master.svg"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nxtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_path_buf()
+}
+
+/// Command 1: build everything and open the window.
+fn run_app(app_args: &[String]) -> Result<()> {
+    std::env::set_current_dir(root())?;
+    ensure_system_packages(BUILD_PACKAGES)?;
+    ensure_node()?;
+    build_ui()?;
+    step("build the app", cargo().args(["build", "--workspace"]))?;
+    if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        bail!(
+            "the app is built (target/debug/tokenkeep-app) but there is no graphical display to open it on. \
+             Run this from a desktop session, or try it headless with `xvfb-run target/debug/tokenkeep-app`."
+        );
+    }
+    println!("\n==> launching Tokenkeep (profile: {})", std::env::var("TOKENKEEP_PROFILE").unwrap_or("dev".into()));
+    let status = Command::new(root().join("target/debug/tokenkeep-app")).args(app_args).status()?;
+    if !status.success() {
+        bail!("the app exited with {status}");
+    }
+    Ok(())
+}
+
+/// Command 2: everything CI checks, in the order that fails fastest.
+fn run_tests() -> Result<()> {
+    let started = Instant::now();
+    std::env::set_current_dir(root())?;
+    let mut packages = BUILD_PACKAGES.to_vec();
+    packages.extend_from_slice(TEST_PACKAGES);
+    ensure_system_packages(&packages)?;
+    ensure_node()?;
+    ensure_tauri_driver()?;
+    step("install test JS packages (tests/js)", npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("tests/js"))?;
+    build_ui()?;
+    step("UI unit tests (vitest)", npm().args(["test"]).current_dir("ui"))?;
+    step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
+    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step(
+        "rustdoc",
+        cargo().args(["doc", "--workspace", "--no-deps", "--document-private-items"]).env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    // The end-to-end tests drive the built binaries: build them first, with the same feature set as the tests.
+    step("build binaries", cargo().args(["build", "--workspace"]))?;
+    if have("cargo-nextest") {
+        step(
+            "unit, integration and end-to-end tests (nextest)",
+            cargo().args(["nextest", "run", "--workspace", "--no-fail-fast", "--profile", "ci"]),
+        )?;
+    } else {
+        println!("(cargo-nextest not found: falling back to cargo test)");
+        step("unit, integration and end-to-end tests", cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    }
+    println!("\nAll checks passed in {:.0?}.", started.elapsed());
+    Ok(())
+}
+
+/// Rebuilds `icons/` from `icons/master.svg` (rsvg-convert rasterises, the pinned Tauri CLI cuts the set).
+fn regenerate_icons() -> Result<()> {
+    std::env::set_current_dir(root())?;
+    ensure_system_packages(&["librsvg2-bin"])?;
+    ensure_node()?;
+    step("install UI packages (ui)", npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("ui"))?;
+    step("regenerate icons", Command::new("bash").arg("icons/generate.sh"))
+}
+
+fn build_ui() -> Result<()> {
+    step("install UI packages (ui)", npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("ui"))?;
+    step("build the UI", npm().args(["run", "build"]).current_dir("ui"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn npm() -> Command {
+    Command::new("npm")
+}
+
+/// Runs one step, echoing it, and fails with its name.
+fn step(name: &str, command: &mut Command) -> Result<()> {
+    println!("\n==> {name}");
+    let started = Instant::now();
+    let status = command.status().with_context(|| format!("could not start {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!("step failed: {name} ({status})");
+    }
+    println!("    ({name}: {:.1?})", started.elapsed());
+    Ok(())
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {program} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+}
+
+/// Installs the missing ones of `packages` with apt on Debian/Ubuntu; elsewhere, says what is needed.
+fn ensure_system_packages(packages: &[&str]) -> Result<()> {
+    if !have("dpkg-query") || !have("apt-get") {
+        println!(
+            "==> not a Debian/Ubuntu system: make sure the equivalents of these packages are installed:\n    {}",
+            packages.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("\n==> installing {} missing system package(s) with apt-get:\n    {}", missing.len(), missing.join(" "));
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mut prefix: Vec<&str> = Vec::new();
+    if !is_root {
+        if !have("sudo") {
+            bail!("these packages are missing and this user cannot install them: {}", missing.join(" "));
+        }
+        println!("    (using sudo; you may be asked for your password)");
+        prefix.push("sudo");
+    }
+    let run = |args: &[&str]| -> Result<()> {
+        let mut all = prefix.clone();
+        all.extend_from_slice(args);
+        let mut cmd = Command::new(all[0]);
+        cmd.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
+        step(&format!("{}", all.join(" ")), &mut cmd)
+    };
+    run(&["apt-get", "update", "-qq"])?;
+    let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
+    install.extend_from_slice(&missing);
+    run(&install)
+}
+
+fn ensure_node() -> Result<()> {
+    let version = Command::new("node").arg("--version").output().ok().filter(|o| o.status.success());
+    let Some(version) = version else {
+        bail!(
+            "Node.js {MIN_NODE_MAJOR}+ with npm is needed to build the UI and is not installed. Install it from your \
+             distribution (Ubuntu 24.04+: `apt install nodejs npm`) or from nodejs.org, then run this again."
+        );
+    };
+    let text = String::from_utf8_lossy(&version.stdout);
+    let major: u32 = text.trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    if major < MIN_NODE_MAJOR {
+        bail!("Node.js {} is too old: the UI build needs Node.js {MIN_NODE_MAJOR} or newer", text.trim());
+    }
+    Ok(())
+}
+
+fn ensure_tauri_driver() -> Result<()> {
+    let list = cargo().args(["install", "--list"]).output().context("could not run cargo install --list")?;
+    let wanted = format!("tauri-driver v{TAURI_DRIVER_VERSION}:");
+    if String::from_utf8_lossy(&list.stdout).lines().any(|l| l.trim() == wanted) {
+        return Ok(());
+    }
+    step(
+        &format!("install tauri-driver {TAURI_DRIVER_VERSION}"),
+        cargo().args(["install", "tauri-driver", "--version", TAURI_DRIVER_VERSION, "--locked"]),
+    )
+}
