@@ -35,7 +35,10 @@ pub fn run() -> ExitCode {
         stderr: true,
         default_filter: "info,tokenkeep_core=debug,tokenkeep_app=debug",
     }) {
-        return fail(&format!("cannot open the log file in {}: {error}", settings.paths.logs_dir().display()));
+        return fail(&format!(
+            "cannot open the log file in {}: {error}",
+            settings.paths.logs_dir().display()
+        ));
     }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -47,7 +50,10 @@ pub fn run() -> ExitCode {
     // IMPORTANT: one instance per profile. The D-Bus name carries the profile so that a dev build can run
     // next to the installed prod app, while a second launch of the same profile focuses the first window.
     let single_instance = tauri_plugin_single_instance::Builder::new()
-        .dbus_id(format!("io.tokenkeep.desktop.profile_{}", settings.paths.profile().as_str().replace('-', "_")))
+        .dbus_id(format!(
+            "io.tokenkeep.desktop.profile_{}",
+            settings.paths.profile().as_str().replace('-', "_")
+        ))
         .callback(|app, _args, _cwd| {
             tracing::info!("second launch: focusing the existing window");
             if let Some(window) = app.get_webview_window("main") {
@@ -94,12 +100,16 @@ impl Settings {
 
 /// GTK aborts with a cryptic "Failed to initialize GTK" without a display; say what is needed instead.
 fn check_display() -> Result<(), String> {
-    if cfg!(target_os = "linux") && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
     {
-        return Err("no graphical display found (neither DISPLAY nor WAYLAND_DISPLAY is set). Tokenkeep's window \
+        return Err(
+            "no graphical display found (neither DISPLAY nor WAYLAND_DISPLAY is set). Tokenkeep's window \
                     needs a desktop session; on a server use the `tokenkeep` command-line tool instead, or run the \
                     app under Xvfb (`xvfb-run tokenkeep-app`)."
-            .to_owned());
+                .to_owned(),
+        );
     }
     Ok(())
 }

@@ -34,7 +34,10 @@ async fn smoke_window_shows_empty_state() -> Result<()> {
         ensure!(empty == "No accounts connected yet", "empty state reads {empty:?}");
 
         let badge = client.find(Locator::Id("profile-badge")).await?.text().await?;
-        ensure!(badge.to_lowercase().contains("dev"), "profile badge reads {badge:?}, expected the dev profile");
+        ensure!(
+            badge.to_lowercase().contains("dev"),
+            "profile badge reads {badge:?}, expected the dev profile"
+        );
 
         client.execute_async(SETTLE_FRAMES, vec![]).await?;
         let png = client.screenshot().await?;
@@ -44,7 +47,10 @@ async fn smoke_window_shows_empty_state() -> Result<()> {
         // The app created its profile directory and log under TOKENKEEP_HOME, not in $HOME.
         let log = home.join("dev/logs/tokenkeep-app.log");
         let text = std::fs::read_to_string(&log).with_context(|| format!("no log at {}", log.display()))?;
-        ensure!(text.contains("starting Tokenkeep"), "log does not record the start:\n{text}");
+        ensure!(
+            text.contains("starting Tokenkeep"),
+            "log does not record the start:\n{text}"
+        );
         Ok(())
     }
     .await;

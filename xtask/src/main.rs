@@ -16,8 +16,15 @@ use anyhow::{Context, Result, bail};
 const BUILD_PACKAGES: &[&str] = &["build-essential", "pkg-config", "libwebkit2gtk-4.1-dev", "libssl-dev"];
 /// Extra packages the tests need: a virtual display, WebDriver for WebKitGTK, a private D-Bus session with the
 /// real Secret Service keyring, and Chromium for the browser-driven OAuth tests.
-const TEST_PACKAGES: &[&str] =
-    &["xvfb", "xauth", "webkit2gtk-driver", "dbus", "gnome-keyring", "libsecret-tools", "chromium"];
+const TEST_PACKAGES: &[&str] = &[
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+    "dbus",
+    "gnome-keyring",
+    "libsecret-tools",
+    "chromium",
+];
 /// tauri-driver must match Tauri 2: an unpinned install picks a 3.0 alpha.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";
 /// Node.js major version the UI toolchain (Vite) needs at least.
@@ -48,7 +55,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
 }
 
 /// Command 1: build everything and open the window.
@@ -64,8 +74,13 @@ fn run_app(app_args: &[String]) -> Result<()> {
              Run this from a desktop session, or try it headless with `xvfb-run target/debug/tokenkeep-app`."
         );
     }
-    println!("\n==> launching Tokenkeep (profile: {})", std::env::var("TOKENKEEP_PROFILE").unwrap_or("dev".into()));
-    let status = Command::new(root().join("target/debug/tokenkeep-app")).args(app_args).status()?;
+    println!(
+        "\n==> launching Tokenkeep (profile: {})",
+        std::env::var("TOKENKEEP_PROFILE").unwrap_or("dev".into())
+    );
+    let status = Command::new(root().join("target/debug/tokenkeep-app"))
+        .args(app_args)
+        .status()?;
     if !status.success() {
         bail!("the app exited with {status}");
     }
@@ -81,14 +96,22 @@ fn run_tests() -> Result<()> {
     ensure_system_packages(&packages)?;
     ensure_node()?;
     ensure_tauri_driver()?;
-    step("install test JS packages (tests/js)", npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("tests/js"))?;
+    step(
+        "install test JS packages (tests/js)",
+        npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("tests/js"),
+    )?;
     build_ui()?;
     step("UI unit tests (vitest)", npm().args(["test"]).current_dir("ui"))?;
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
-    step("clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    step(
+        "clippy",
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+    )?;
     step(
         "rustdoc",
-        cargo().args(["doc", "--workspace", "--no-deps", "--document-private-items"]).env("RUSTDOCFLAGS", "-D warnings"),
+        cargo()
+            .args(["doc", "--workspace", "--no-deps", "--document-private-items"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     // The end-to-end tests drive the built binaries: build them first, with the same feature set as the tests.
     step("build binaries", cargo().args(["build", "--workspace"]))?;
@@ -99,7 +122,10 @@ fn run_tests() -> Result<()> {
         )?;
     } else {
         println!("(cargo-nextest not found: falling back to cargo test)");
-        step("unit, integration and end-to-end tests", cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+        step(
+            "unit, integration and end-to-end tests",
+            cargo().args(["test", "--workspace", "--no-fail-fast"]),
+        )?;
     }
     println!("\nAll checks passed in {:.0?}.", started.elapsed());
     Ok(())
@@ -110,12 +136,18 @@ fn regenerate_icons() -> Result<()> {
     std::env::set_current_dir(root())?;
     ensure_system_packages(&["librsvg2-bin"])?;
     ensure_node()?;
-    step("install UI packages (ui)", npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("ui"))?;
+    step(
+        "install UI packages (ui)",
+        npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("ui"),
+    )?;
     step("regenerate icons", Command::new("bash").arg("icons/generate.sh"))
 }
 
 fn build_ui() -> Result<()> {
-    step("install UI packages (ui)", npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("ui"))?;
+    step(
+        "install UI packages (ui)",
+        npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("ui"),
+    )?;
     step("build the UI", npm().args(["run", "build"]).current_dir("ui"))
 }
 
@@ -131,7 +163,9 @@ fn npm() -> Command {
 fn step(name: &str, command: &mut Command) -> Result<()> {
     println!("\n==> {name}");
     let started = Instant::now();
-    let status = command.status().with_context(|| format!("could not start {:?}", command.get_program()))?;
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {:?}", command.get_program()))?;
     if !status.success() {
         bail!("step failed: {name} ({status})");
     }
@@ -140,7 +174,10 @@ fn step(name: &str, command: &mut Command) -> Result<()> {
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program} >/dev/null 2>&1")]).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Installs the missing ones of `packages` with apt on Debian/Ubuntu; elsewhere, says what is needed.
@@ -163,12 +200,22 @@ fn ensure_system_packages(packages: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    println!("\n==> installing {} missing system package(s) with apt-get:\n    {}", missing.len(), missing.join(" "));
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    println!(
+        "\n==> installing {} missing system package(s) with apt-get:\n    {}",
+        missing.len(),
+        missing.join(" ")
+    );
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
     let mut prefix: Vec<&str> = Vec::new();
     if !is_root {
         if !have("sudo") {
-            bail!("these packages are missing and this user cannot install them: {}", missing.join(" "));
+            bail!(
+                "these packages are missing and this user cannot install them: {}",
+                missing.join(" ")
+            );
         }
         println!("    (using sudo; you may be asked for your password)");
         prefix.push("sudo");
@@ -178,7 +225,7 @@ fn ensure_system_packages(packages: &[&str]) -> Result<()> {
         all.extend_from_slice(args);
         let mut cmd = Command::new(all[0]);
         cmd.args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive");
-        step(&format!("{}", all.join(" ")), &mut cmd)
+        step(&all.join(" "), &mut cmd)
     };
     run(&["apt-get", "update", "-qq"])?;
     let mut install = vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends"];
@@ -187,7 +234,11 @@ fn ensure_system_packages(packages: &[&str]) -> Result<()> {
 }
 
 fn ensure_node() -> Result<()> {
-    let version = Command::new("node").arg("--version").output().ok().filter(|o| o.status.success());
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
     let Some(version) = version else {
         bail!(
             "Node.js {MIN_NODE_MAJOR}+ with npm is needed to build the UI and is not installed. Install it from your \
@@ -195,17 +246,32 @@ fn ensure_node() -> Result<()> {
         );
     };
     let text = String::from_utf8_lossy(&version.stdout);
-    let major: u32 = text.trim().trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major: u32 = text
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
     if major < MIN_NODE_MAJOR {
-        bail!("Node.js {} is too old: the UI build needs Node.js {MIN_NODE_MAJOR} or newer", text.trim());
+        bail!(
+            "Node.js {} is too old: the UI build needs Node.js {MIN_NODE_MAJOR} or newer",
+            text.trim()
+        );
     }
     Ok(())
 }
 
 fn ensure_tauri_driver() -> Result<()> {
-    let list = cargo().args(["install", "--list"]).output().context("could not run cargo install --list")?;
+    let list = cargo()
+        .args(["install", "--list"])
+        .output()
+        .context("could not run cargo install --list")?;
     let wanted = format!("tauri-driver v{TAURI_DRIVER_VERSION}:");
-    if String::from_utf8_lossy(&list.stdout).lines().any(|l| l.trim() == wanted) {
+    if String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .any(|l| l.trim() == wanted)
+    {
         return Ok(());
     }
     step(

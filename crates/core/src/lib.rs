@@ -6,5 +6,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod clock;
+pub mod crypto;
+pub mod envelope;
+pub mod keys;
 pub mod logging;
 pub mod profile;
+pub mod secret;
+pub mod store;

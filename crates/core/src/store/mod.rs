@@ -1,0 +1,917 @@
+//! The vault: a sled store of sealed connection records under one master key, and rotation of that key.
+//!
+//! # Layout
+//!
+//! ```text
+//! <profile dir>/store/         0700
+//!   holder                     0600  who holds the store (see `holder`)
+//!   sled/                      0700  the sled database; every file 0600
+//! ```
+//!
+//! Trees:
+//!
+//! | tree                 | key                                   | value                                  |
+//! |----------------------|---------------------------------------|----------------------------------------|
+//! | `meta`               | `format_version`, `key_id`, `rotation`, `retired_key` | plaintext, public only |
+//! | `connections`        | record id (16 random bytes)           | envelope of the JSON [`ConnectionMeta`], field `meta` |
+//! | `tokens/<provider>`  | record id ‖ `0x00` ‖ field name       | envelope of the token, field `access_token`, `refresh_token` or `id_token` |
+//!
+//! Every envelope is bound to `RecordLocation { profile, tree, record_id, field }`, so a value copied to another
+//! profile, tree, record or field does not open. Record ids are random, never derived from account names; the
+//! provider id is public (it names a tree). `meta` holds only public facts: the format version, the current
+//! [`KeyId`], `rotation` = old id ‖ new id while a rotation is under way, and `retired_key` = an old id whose
+//! keyring entry is still to be deleted.
+//!
+//! # Invariants
+//!
+//! - **Every write that changes tokens is one sled transaction across `connections` and the provider's tree, and
+//!   is flushed before the call returns.**
+//! - **A new master key is never created over an existing store**; a store opened with a key other than the one
+//!   it records is refused before anything is written.
+//! - **A damaged record only affects itself**: [`Vault::list`] and [`Vault::verify`] report it, nothing deletes
+//!   it automatically.
+//! - **Key rotation survives a crash at any point**: see [`Vault::rotate_key`].
+
+mod error;
+mod holder;
+mod model;
+mod rotation;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use sled::Transactional as _;
+use zeroize::Zeroizing;
+
+use crate::clock::Clock;
+use crate::envelope::{self, RecordLocation};
+use crate::keys::{KeyError, KeySource, KeyStore, store_verified};
+use crate::profile::{ProfilePaths, create_private_dir};
+use crate::secret::{KeyId, MasterKey, SecretBytes, SecretString};
+
+pub use error::{RecordError, RecordProblem, StoreError};
+pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI};
+pub use model::{
+    CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, TokenKind, TokenSet,
+};
+pub use rotation::{RotationReport, RotationStep};
+
+use model::MetaPayload;
+
+/// Store format version this build writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The plaintext tree of public facts about the store.
+pub const TREE_META: &str = "meta";
+/// The tree of sealed connection metadata.
+pub const TREE_CONNECTIONS: &str = "connections";
+/// Prefix of the per-provider token trees (`tokens/<provider>`).
+pub const TOKEN_TREE_PREFIX: &str = "tokens/";
+/// The field name of a connection's sealed metadata.
+pub const FIELD_META: &str = "meta";
+
+const META_FORMAT: &[u8] = b"format_version";
+const META_KEY_ID: &[u8] = b"key_id";
+const META_ROTATION: &[u8] = b"rotation";
+const META_RETIRED: &[u8] = b"retired_key";
+
+/// One sealed value as stored, for `export --envelopes`: enough to put it back exactly where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// The tree (`connections` or `tokens/<provider>`).
+    pub tree: String,
+    /// The record id.
+    pub record_id: ConnectionId,
+    /// The field (`meta`, `access_token`, …).
+    pub field: String,
+    /// The envelope, exactly as stored.
+    pub envelope: Vec<u8>,
+}
+
+/// One entry of [`Vault::list`]: a connection's id and its metadata, or why that record cannot be read.
+pub type ListEntry = (ConnectionId, Result<ConnectionMeta, RecordError>);
+
+/// Where the vault gets keys from after opening.
+#[derive(Debug)]
+enum Source {
+    Keyring(Arc<dyn KeyStore>),
+    Headless,
+}
+
+/// The key(s) the vault can open records with: the current key and, during a rotation, the other one.
+struct Keys {
+    current: MasterKey,
+    other: Option<MasterKey>,
+}
+
+impl Keys {
+    fn find(&self, id: KeyId) -> Option<&MasterKey> {
+        std::iter::once(&self.current)
+            .chain(self.other.as_ref())
+            .find(|k| k.id() == id)
+    }
+}
+
+/// One change to one tree, applied inside a transaction.
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Del(Vec<u8>),
+}
+
+/// Public facts read from the `meta` tree.
+#[derive(Debug, Default)]
+struct MetaState {
+    format: Option<u32>,
+    key_id: Option<KeyId>,
+    rotation: Option<(KeyId, KeyId)>,
+    retired: Option<KeyId>,
+}
+
+/// An open store. One per process and profile: sled's lock keeps a second opener out (see [`StoreError::Locked`]).
+pub struct Vault {
+    db: sled::Db,
+    meta: sled::Tree,
+    connections: sled::Tree,
+    profile: String,
+    store_dir: PathBuf,
+    source: Source,
+    keys: RwLock<Keys>,
+    clock: Arc<dyn Clock>,
+    /// Serialises writers, so read-modify-write updates and rotation never interleave.
+    write: Mutex<()>,
+    _holder: holder::HolderGuard,
+}
+
+impl fmt::Debug for Vault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("profile", &self.profile)
+            .field("store_dir", &self.store_dir)
+            .field("key_id", &self.key_id())
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Opens (or creates) the store of `paths`' profile.
+    ///
+    /// On first open, a master key is created in the keystore (and read back), or the headless key is adopted,
+    /// and its id is recorded. Later opens load the key the store names; an unfinished rotation is completed.
+    /// `program` (e.g. [`PROGRAM_APP`]) is written to the `holder` file so that a second opener can say who holds
+    /// the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] if another process has the store open; [`StoreError::WrongKey`] if the headless key
+    /// is not the store's (nothing is changed); [`StoreError::Key`] with [`KeyError::KeyMissing`] if the store's key
+    /// is not in the keyring (no new key is created); [`StoreError::Key`] for an unreachable keyring; others for
+    /// I/O and database failures.
+    pub fn open(
+        paths: &ProfilePaths,
+        keys: KeySource,
+        clock: Arc<dyn Clock>,
+        program: &str,
+    ) -> Result<Self, StoreError> {
+        let store_dir = paths.store_dir();
+        let db_dir = store_dir.join("sled");
+        create_private_dir(paths.dir())?;
+        create_private_dir(&store_dir)?;
+        create_private_dir(&db_dir)?;
+        create_private_dir(&db_dir.join("blobs"))?;
+        // IMPORTANT: create sled's files ourselves with mode 0600 so they are never, even briefly, readable by
+        // others whatever the umask; sled opens existing files without changing their mode or content.
+        for file in ["conf", "db"] {
+            let path = db_dir.join(file);
+            holder::touch_private(&path).map_err(StoreError::io("create", &path))?;
+        }
+
+        let db = sled::Config::new().path(&db_dir).open().map_err(|e| {
+            if is_lock_error(&e) {
+                StoreError::Locked {
+                    holder: Holder::read(&store_dir),
+                    path: store_dir.clone(),
+                }
+            } else {
+                StoreError::Db {
+                    context: "opening the database",
+                    source: e,
+                }
+            }
+        })?;
+        let meta = db
+            .open_tree(TREE_META)
+            .map_err(StoreError::db("opening the meta tree"))?;
+        let connections = db
+            .open_tree(TREE_CONNECTIONS)
+            .map_err(StoreError::db("opening the connections tree"))?;
+        let state = read_meta(&meta)?;
+        let profile = paths.profile().as_str().to_owned();
+
+        let (source, keys) = match state.key_id {
+            None => {
+                if has_records(&db)? {
+                    return Err(StoreError::MetaDamaged {
+                        reason: "it holds records but does not say which key sealed them".into(),
+                    });
+                }
+                let (source, key) = match keys {
+                    KeySource::Headless(key) => (Source::Headless, key),
+                    KeySource::Keyring(store) => {
+                        let key = MasterKey::generate()?;
+                        store_verified(&*store, &key)?;
+                        (Source::Keyring(store), key)
+                    }
+                };
+                let mut batch = sled::Batch::default();
+                batch.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes());
+                batch.insert(META_KEY_ID, key.id().as_bytes());
+                meta.apply_batch(batch)
+                    .map_err(StoreError::db("recording the store's key id"))?;
+                db.flush().map_err(StoreError::db("flushing the new store"))?;
+                tracing::info!(key_id = %key.id(), profile, "created a new store");
+                (
+                    source,
+                    Keys {
+                        current: key,
+                        other: None,
+                    },
+                )
+            }
+            Some(key_id) => {
+                match state.format {
+                    Some(found) if found > FORMAT_VERSION => {
+                        return Err(StoreError::UnsupportedFormat {
+                            found,
+                            supported: FORMAT_VERSION,
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        return Err(StoreError::MetaDamaged {
+                            reason: "the format version is missing".into(),
+                        });
+                    }
+                }
+                if let Some((old, _)) = state.rotation
+                    && old != key_id
+                {
+                    return Err(StoreError::MetaDamaged {
+                        reason: "the rotation record names another key".into(),
+                    });
+                }
+                match keys {
+                    KeySource::Headless(key) => {
+                        if let Some((old, new)) = state.rotation {
+                            return Err(StoreError::RotationPending { old, new });
+                        }
+                        if key.id() != key_id {
+                            return Err(StoreError::WrongKey {
+                                expected: key_id,
+                                found: key.id(),
+                            });
+                        }
+                        (
+                            Source::Headless,
+                            Keys {
+                                current: key,
+                                other: None,
+                            },
+                        )
+                    }
+                    KeySource::Keyring(store) => {
+                        let current = match store.load(key_id) {
+                            Ok(Some(key)) => key,
+                            Ok(None) => {
+                                return Err(KeyError::KeyMissing {
+                                    profile: profile.clone(),
+                                    key_id,
+                                }
+                                .into());
+                            }
+                            // The entry named after the store's key holds another key: same situation, same message.
+                            Err(KeyError::IdMismatch { expected, found, .. }) => {
+                                return Err(StoreError::WrongKey { expected, found });
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
+                        let other = match state.rotation {
+                            Some((_, new)) => store.load(new)?,
+                            None => None,
+                        };
+                        (Source::Keyring(store), Keys { current, other })
+                    }
+                }
+            }
+        };
+
+        let since = clock.unix_secs();
+        let holder = Holder {
+            pid: std::process::id(),
+            program: program.to_owned(),
+            since,
+        };
+        let holder = holder::HolderGuard::write(&store_dir, &holder).map_err(StoreError::io("write", &store_dir))?;
+        holder::secure_tree(&store_dir).map_err(StoreError::io("secure", &store_dir))?;
+        let vault = Self {
+            db,
+            meta,
+            connections,
+            profile,
+            store_dir,
+            source,
+            keys: RwLock::new(keys),
+            clock,
+            write: Mutex::new(()),
+            _holder: holder,
+        };
+        vault.finish_interrupted_rotation(state)?;
+        Ok(vault)
+    }
+
+    /// The id of the key the store is sealed with.
+    pub fn key_id(&self) -> KeyId {
+        self.keys_read().current.id()
+    }
+
+    /// Whether the vault runs on a headless key (no keyring).
+    pub fn is_headless(&self) -> bool {
+        matches!(self.source, Source::Headless)
+    }
+
+    /// The store directory.
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
+
+    /// Stores a new connection with its tokens, atomically, and returns its new random id. `created_at` and
+    /// `updated_at` are set from the clock.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidProvider`], or a sealing or database failure (then nothing was stored).
+    pub fn put_connection(&self, meta: ConnectionMeta, tokens: &TokenSet) -> Result<ConnectionId, StoreError> {
+        check_provider(&meta.provider)?;
+        let _w = self.write_lock();
+        let mut id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
+        while self
+            .connections
+            .contains_key(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))?
+        {
+            id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
+        }
+        let now = self.clock.unix_secs();
+        let meta = ConnectionMeta {
+            created_at: now,
+            updated_at: now,
+            ..meta
+        };
+        self.write_connection(id, &meta, Some(tokens))?;
+        Ok(id)
+    }
+
+    /// Replaces a connection's tokens and metadata in one atomic write. The token set is taken as is: a `None`
+    /// removes the stored token of that kind (to keep a refresh token the provider did not reissue, pass the old
+    /// one back). `updated_at` is set from the clock. A connection whose metadata record is damaged can be
+    /// repaired this way.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::ProviderChanged`], or a sealing or database failure (then nothing
+    /// changed).
+    pub fn replace_tokens(&self, id: ConnectionId, tokens: &TokenSet, meta: &ConnectionMeta) -> Result<(), StoreError> {
+        check_provider(&meta.provider)?;
+        let _w = self.write_lock();
+        if !self
+            .connections
+            .contains_key(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))?
+        {
+            return Err(StoreError::NotFound(id));
+        }
+        let wanted = token_tree_name(&meta.provider);
+        for (name, tree) in self.token_trees()? {
+            if name != wanted && tree.scan_prefix(id.as_bytes()).next().is_some() {
+                return Err(StoreError::ProviderChanged {
+                    stored: name[TOKEN_TREE_PREFIX.len()..].to_owned(),
+                });
+            }
+        }
+        let meta = ConnectionMeta {
+            updated_at: self.clock.unix_secs(),
+            ..meta.clone()
+        };
+        self.write_connection(id, &meta, Some(tokens))
+    }
+
+    /// Changes a connection's metadata with `f` (read, modify, write under the vault's write lock, flushed) and
+    /// returns the result. `updated_at` is set from the clock; the provider cannot change.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Record`] if the stored metadata cannot be read,
+    /// [`StoreError::ProviderChanged`], or a sealing or database failure.
+    pub fn update_meta(
+        &self,
+        id: ConnectionId,
+        f: impl FnOnce(&mut ConnectionMeta),
+    ) -> Result<ConnectionMeta, StoreError> {
+        let _w = self.write_lock();
+        let mut meta = self.get_meta(id)?;
+        let provider = meta.provider.clone();
+        f(&mut meta);
+        if meta.provider != provider {
+            return Err(StoreError::ProviderChanged { stored: provider });
+        }
+        meta.updated_at = self.clock.unix_secs();
+        self.write_connection(id, &meta, None)?;
+        Ok(meta)
+    }
+
+    /// A connection's metadata.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], or [`StoreError::Record`] if the record cannot be read.
+    pub fn get_meta(&self, id: ConnectionId) -> Result<ConnectionMeta, StoreError> {
+        // IMPORTANT: hold the keys before reading the record, so a rotation cannot retire the key that sealed it
+        // in between (retiring takes the keys' write lock).
+        let keys = self.keys_read();
+        let sealed = self
+            .connections
+            .get(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))?
+            .ok_or(StoreError::NotFound(id))?;
+        self.decode_meta(&keys, id, &sealed)
+            .map_err(|error| record_error(TREE_CONNECTIONS, id, FIELD_META, error))
+    }
+
+    /// A connection's tokens.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], or [`StoreError::Record`] naming the token that cannot be read.
+    pub fn tokens(&self, id: ConnectionId) -> Result<TokenSet, StoreError> {
+        if !self
+            .connections
+            .contains_key(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))?
+        {
+            return Err(StoreError::NotFound(id));
+        }
+        let access_key = token_key(id, TokenKind::Access.field());
+        let mut found = None;
+        for (name, tree) in self.token_trees()? {
+            if tree
+                .contains_key(&access_key)
+                .map_err(StoreError::db("reading tokens"))?
+            {
+                found = Some((name, tree));
+                break;
+            }
+        }
+        let Some((name, tree)) = found else {
+            return Err(record_error(
+                "tokens/*",
+                id,
+                TokenKind::Access.field(),
+                RecordError::Missing,
+            ));
+        };
+        let keys = self.keys_read();
+        let read = |kind: TokenKind| -> Result<Option<SecretString>, StoreError> {
+            let field = kind.field();
+            let Some(sealed) = tree
+                .get(token_key(id, field))
+                .map_err(StoreError::db("reading tokens"))?
+            else {
+                return Ok(None);
+            };
+            self.decode_token(&keys, &name, id, field, &sealed)
+                .map(Some)
+                .map_err(|error| record_error(&name, id, field, error))
+        };
+        let access = read(TokenKind::Access)?
+            .ok_or_else(|| record_error(&name, id, TokenKind::Access.field(), RecordError::Missing))?;
+        Ok(TokenSet {
+            access,
+            refresh: read(TokenKind::Refresh)?,
+            id_token: read(TokenKind::Id)?,
+        })
+    }
+
+    /// Every connection with its metadata, in record-id order. A record that cannot be read is reported in place;
+    /// the others are unaffected, and nothing is deleted.
+    ///
+    /// # Errors
+    /// Only a database failure.
+    pub fn list(&self) -> Result<Vec<ListEntry>, StoreError> {
+        let keys = self.keys_read();
+        let mut out = Vec::new();
+        for item in self.connections.iter() {
+            let (k, v) = item.map_err(StoreError::db("listing connections"))?;
+            match ConnectionId::from_slice(&k) {
+                Some(id) => out.push((id, self.decode_meta(&keys, id, &v))),
+                None => tracing::warn!(tree = TREE_CONNECTIONS, "skipping a record with a malformed key"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a connection and every record of it, atomically and flushed. Returns whether anything existed.
+    ///
+    /// # Errors
+    /// A database failure (then nothing was deleted).
+    pub fn delete_connection(&self, id: ConnectionId) -> Result<bool, StoreError> {
+        let _w = self.write_lock();
+        let mut writes = Vec::new();
+        if self
+            .connections
+            .contains_key(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))?
+        {
+            writes.push((self.connections.clone(), vec![Op::Del(id.as_bytes().to_vec())]));
+        }
+        for (_, tree) in self.token_trees()? {
+            let keys: Vec<_> = tree
+                .scan_prefix(id.as_bytes())
+                .keys()
+                .map(|k| k.map(|k| Op::Del(k.to_vec())))
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::db("reading tokens"))?;
+            if !keys.is_empty() {
+                writes.push((tree, keys));
+            }
+        }
+        if writes.is_empty() {
+            return Ok(false);
+        }
+        self.commit(&writes)?;
+        Ok(true)
+    }
+
+    /// Checks that every record opens and parses, and that every connection has an access token and every token
+    /// a connection. Returns the problems found, each naming its tree, record and field; changes nothing.
+    ///
+    /// # Errors
+    /// Only a database failure.
+    pub fn verify(&self) -> Result<Vec<RecordProblem>, StoreError> {
+        let keys = self.keys_read();
+        let mut problems = Vec::new();
+        let problem = |tree: &str, record: String, field: &str, error| RecordProblem {
+            tree: tree.to_owned(),
+            record,
+            field: field.to_owned(),
+            error,
+        };
+        let mut ids = Vec::new();
+        for item in self.connections.iter() {
+            let (k, v) = item.map_err(StoreError::db("reading connections"))?;
+            let Some(id) = ConnectionId::from_slice(&k) else {
+                problems.push(problem(
+                    TREE_CONNECTIONS,
+                    hex::encode(&k),
+                    "",
+                    RecordError::BadRecordKey,
+                ));
+                continue;
+            };
+            ids.push(id);
+            if let Err(e) = self.decode_meta(&keys, id, &v) {
+                problems.push(problem(TREE_CONNECTIONS, id.to_hex(), FIELD_META, e));
+            }
+        }
+        let known: HashSet<_> = ids.iter().copied().collect();
+        let mut with_access = HashSet::new();
+        for (name, tree) in self.token_trees()? {
+            for item in tree.iter() {
+                let (k, v) = item.map_err(StoreError::db("reading tokens"))?;
+                let Some((id, field)) = split_token_key(&k) else {
+                    problems.push(problem(&name, hex::encode(&k), "", RecordError::BadRecordKey));
+                    continue;
+                };
+                if !known.contains(&id) {
+                    problems.push(problem(&name, id.to_hex(), field, RecordError::Orphan));
+                }
+                if field == TokenKind::Access.field() {
+                    with_access.insert(id);
+                }
+                if let Err(e) = self.decode_token(&keys, &name, id, field, &v) {
+                    problems.push(problem(&name, id.to_hex(), field, e));
+                }
+            }
+        }
+        for id in ids.iter().filter(|id| !with_access.contains(id)) {
+            problems.push(problem(
+                "tokens/*",
+                id.to_hex(),
+                TokenKind::Access.field(),
+                RecordError::Missing,
+            ));
+        }
+        Ok(problems)
+    }
+
+    /// Every sealed value exactly as stored (for `export --envelopes`): connection metadata first, then tokens.
+    /// Nothing is decrypted.
+    ///
+    /// # Errors
+    /// Only a database failure.
+    pub fn raw_records(&self) -> Result<Vec<RawRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.connections.iter() {
+            let (k, v) = item.map_err(StoreError::db("reading connections"))?;
+            if let Some(record_id) = ConnectionId::from_slice(&k) {
+                out.push(RawRecord {
+                    tree: TREE_CONNECTIONS.into(),
+                    record_id,
+                    field: FIELD_META.into(),
+                    envelope: v.to_vec(),
+                });
+            }
+        }
+        for (name, tree) in self.token_trees()? {
+            for item in tree.iter() {
+                let (k, v) = item.map_err(StoreError::db("reading tokens"))?;
+                if let Some((record_id, field)) = split_token_key(&k) {
+                    out.push(RawRecord {
+                        tree: name.clone(),
+                        record_id,
+                        field: field.into(),
+                        envelope: v.to_vec(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- internals -------------------------------------------------------------------------------------------
+
+    fn keys_read(&self) -> RwLockReadGuard<'_, Keys> {
+        // A panic while holding the lock cannot leave `Keys` half-updated (every update is one assignment).
+        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn keys_write(&self) -> RwLockWriteGuard<'_, Keys> {
+        self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn location<'a>(&'a self, tree: &'a str, id: &'a ConnectionId, field: &'a str) -> RecordLocation<'a> {
+        RecordLocation {
+            profile: &self.profile,
+            tree,
+            record_id: id.as_bytes(),
+            field,
+        }
+    }
+
+    fn open_sealed(
+        &self,
+        keys: &Keys,
+        tree: &str,
+        id: ConnectionId,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, RecordError> {
+        let header = envelope::peek_header(sealed)?;
+        let key = keys.find(header.key_id).ok_or(RecordError::WrongKey {
+            sealed_with: header.key_id,
+            have: keys.current.id(),
+        })?;
+        Ok(envelope::open(key, &self.location(tree, &id, field), sealed)?)
+    }
+
+    fn decode_meta(&self, keys: &Keys, id: ConnectionId, sealed: &[u8]) -> Result<ConnectionMeta, RecordError> {
+        let plain = self.open_sealed(keys, TREE_CONNECTIONS, id, FIELD_META, sealed)?;
+        let payload: MetaPayload =
+            serde_json::from_slice(plain.dangerously_expose()).map_err(|_| RecordError::Malformed)?;
+        ConnectionMeta::try_from(payload).map_err(|()| RecordError::Malformed)
+    }
+
+    fn decode_token(
+        &self,
+        keys: &Keys,
+        tree: &str,
+        id: ConnectionId,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, RecordError> {
+        if TokenKind::from_field(field).is_none() {
+            return Err(RecordError::BadRecordKey);
+        }
+        let plain = self.open_sealed(keys, tree, id, field, sealed)?;
+        SecretString::try_from(plain).map_err(|_| RecordError::Malformed)
+    }
+
+    fn seal(
+        &self,
+        key: &MasterKey,
+        tree: &str,
+        id: ConnectionId,
+        field: &str,
+        plain: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        Ok(envelope::seal(key, &self.location(tree, &id, field), plain)?)
+    }
+
+    /// Seals and writes a connection's metadata and, if given, its whole token set, in one transaction.
+    /// The caller holds the write lock.
+    fn write_connection(
+        &self,
+        id: ConnectionId,
+        meta: &ConnectionMeta,
+        tokens: Option<&TokenSet>,
+    ) -> Result<(), StoreError> {
+        let keys = self.keys_read();
+        let key = &keys.current;
+        let payload = Zeroizing::new(serde_json::to_vec(&MetaPayload::from(meta)).expect("plain data serializes"));
+        let mut writes = vec![(
+            self.connections.clone(),
+            vec![Op::Put(
+                id.as_bytes().to_vec(),
+                self.seal(key, TREE_CONNECTIONS, id, FIELD_META, &payload)?,
+            )],
+        )];
+        if let Some(tokens) = tokens {
+            let name = token_tree_name(&meta.provider);
+            let tree = self
+                .db
+                .open_tree(&name)
+                .map_err(StoreError::db("opening a token tree"))?;
+            let mut ops = Vec::new();
+            for kind in TokenKind::ALL {
+                let k = token_key(id, kind.field());
+                ops.push(match tokens.get(kind) {
+                    Some(token) => Op::Put(
+                        k,
+                        self.seal(key, &name, id, kind.field(), token.dangerously_expose().as_bytes())?,
+                    ),
+                    None => Op::Del(k),
+                });
+            }
+            writes.push((tree, ops));
+        }
+        drop(keys);
+        self.commit(&writes)
+    }
+
+    /// Applies `writes` in one sled transaction across all the trees named, then flushes.
+    fn commit(&self, writes: &[(sled::Tree, Vec<Op>)]) -> Result<(), StoreError> {
+        let trees: Vec<&sled::Tree> = writes.iter().map(|(t, _)| t).collect();
+        trees
+            .as_slice()
+            .transaction(|views| {
+                for (view, (_, ops)) in views.iter().zip(writes) {
+                    for op in ops {
+                        match op {
+                            Op::Put(k, v) => {
+                                view.insert(k.as_slice(), v.as_slice())?;
+                            }
+                            Op::Del(k) => {
+                                view.remove(k.as_slice())?;
+                            }
+                        }
+                    }
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(source) => StoreError::Db {
+                    context: "writing a transaction",
+                    source,
+                },
+                sled::transaction::TransactionError::Abort(()) => {
+                    unreachable!("the transaction closure never aborts")
+                }
+            })?;
+        self.flush()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(drop).map_err(StoreError::db("flushing to disk"))
+    }
+
+    /// The token trees that exist, by name.
+    fn token_trees(&self) -> Result<Vec<(String, sled::Tree)>, StoreError> {
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            if let Ok(name) = std::str::from_utf8(&name)
+                && name.starts_with(TOKEN_TREE_PREFIX)
+            {
+                let tree = self
+                    .db
+                    .open_tree(name)
+                    .map_err(StoreError::db("opening a token tree"))?;
+                out.push((name.to_owned(), tree));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every tree holding sealed records: `connections` then the token trees.
+    fn sealed_trees(&self) -> Result<Vec<(String, sled::Tree)>, StoreError> {
+        let mut trees = vec![(TREE_CONNECTIONS.to_owned(), self.connections.clone())];
+        trees.extend(self.token_trees()?);
+        Ok(trees)
+    }
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "could not flush the store on close");
+        }
+        if let Err(e) = holder::secure_tree(&self.store_dir) {
+            tracing::warn!(error = %e, "could not restrict the store's file permissions");
+        }
+    }
+}
+
+fn check_provider(provider: &str) -> Result<(), StoreError> {
+    if model::valid_provider_id(provider) {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidProvider(provider.to_owned()))
+    }
+}
+
+fn token_tree_name(provider: &str) -> String {
+    format!("{TOKEN_TREE_PREFIX}{provider}")
+}
+
+/// Token-tree key: record id (16 bytes) ‖ `0x00` ‖ field name. The separator keeps `scan_prefix(record id)`
+/// exact and the key readable in a hex dump.
+fn token_key(id: ConnectionId, field: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(CONNECTION_ID_LEN + 1 + field.len());
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(field.as_bytes());
+    k
+}
+
+fn split_token_key(k: &[u8]) -> Option<(ConnectionId, &str)> {
+    let (id, rest) = k.split_at_checked(CONNECTION_ID_LEN)?;
+    let field = std::str::from_utf8(rest.strip_prefix(&[0])?).ok()?;
+    Some((ConnectionId::from_slice(id)?, field))
+}
+
+fn record_error(tree: &str, id: ConnectionId, field: &str, error: RecordError) -> StoreError {
+    StoreError::Record {
+        tree: tree.to_owned(),
+        record: id.to_hex(),
+        field: field.to_owned(),
+        error,
+    }
+}
+
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock"))
+}
+
+fn read_meta(meta: &sled::Tree) -> Result<MetaState, StoreError> {
+    let get = |k: &[u8]| meta.get(k).map_err(StoreError::db("reading the meta tree"));
+    let damaged = |what: &str| StoreError::MetaDamaged {
+        reason: format!("the {what} record has the wrong length"),
+    };
+    let key_id = |bytes: &[u8]| -> Option<KeyId> { bytes.try_into().ok().map(KeyId::from_bytes) };
+    let mut state = MetaState::default();
+    if let Some(v) = get(META_FORMAT)? {
+        state.format = Some(u32::from_be_bytes(
+            v.as_ref().try_into().map_err(|_| damaged("format version"))?,
+        ));
+    }
+    if let Some(v) = get(META_KEY_ID)? {
+        state.key_id = Some(key_id(&v).ok_or_else(|| damaged("key id"))?);
+    }
+    if let Some(v) = get(META_ROTATION)? {
+        let (old, new) = v.split_at_checked(8).ok_or_else(|| damaged("rotation"))?;
+        state.rotation = Some((
+            key_id(old).ok_or_else(|| damaged("rotation"))?,
+            key_id(new).ok_or_else(|| damaged("rotation"))?,
+        ));
+    }
+    if let Some(v) = get(META_RETIRED)? {
+        state.retired = Some(key_id(&v).ok_or_else(|| damaged("retired key"))?);
+    }
+    Ok(state)
+}
+
+/// Whether any tree other than `meta` holds a record.
+fn has_records(db: &sled::Db) -> Result<bool, StoreError> {
+    for name in db.tree_names() {
+        if name.as_ref() == TREE_META.as_bytes() || name.as_ref() == b"__sled__default" {
+            continue;
+        }
+        let tree = db.open_tree(&name).map_err(StoreError::db("opening a tree"))?;
+        if !tree.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests;

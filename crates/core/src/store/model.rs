@@ -1,0 +1,345 @@
+//! What the vault stores: connections, their metadata and their tokens.
+//!
+//! **Invariant:** none of these types is `Serialize`. What the webview may see is a DTO in the adapter; the sealed
+//! payload format is private to [`super`] ([`MetaPayload`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::SecretString;
+
+/// Length in bytes of a [`ConnectionId`].
+pub const CONNECTION_ID_LEN: usize = 16;
+
+/// A connection's record id: 16 random bytes, shown as 32 hex digits. Never derived from the account name, so it
+/// reveals nothing about whose tokens a record holds.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId([u8; CONNECTION_ID_LEN]);
+
+impl ConnectionId {
+    /// A fresh random id from the operating system's CSPRNG.
+    pub(crate) fn generate() -> Result<Self, getrandom::Error> {
+        let mut id = [0u8; CONNECTION_ID_LEN];
+        getrandom::fill(&mut id)?;
+        Ok(Self(id))
+    }
+
+    /// Wraps raw id bytes.
+    pub const fn from_bytes(bytes: [u8; CONNECTION_ID_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The id from a record key, if it has the right length.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The raw id bytes (the record key in the `connections` tree).
+    pub const fn as_bytes(&self) -> &[u8; CONNECTION_ID_LEN] {
+        &self.0
+    }
+
+    /// 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnectionId({})", self.to_hex())
+    }
+}
+
+/// A connection id that is not 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid connection id: expected 32 hex digits, as printed by Tokenkeep")]
+pub struct InvalidConnectionId;
+
+impl FromStr for ConnectionId {
+    type Err = InvalidConnectionId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut id = [0u8; CONNECTION_ID_LEN];
+        hex::decode_to_slice(s, &mut id).map_err(|_| InvalidConnectionId)?;
+        Ok(Self(id))
+    }
+}
+
+/// Where a connection stands. New states may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectionStatus {
+    /// Tokens are valid.
+    Connected,
+    /// A refresh is under way.
+    Refreshing,
+    /// A refresh failed transiently and will be retried.
+    Retrying,
+    /// The provider rejected the refresh token: the user must sign in again.
+    NeedsReconnect,
+    /// A refresh was cut short (the app quit or crashed); its outcome is unknown.
+    Interrupted,
+    /// A failure that needs attention; see [`ConnectionMeta::last_error`].
+    Error,
+}
+
+impl ConnectionStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [Self; 6] = [
+        Self::Connected,
+        Self::Refreshing,
+        Self::Retrying,
+        Self::NeedsReconnect,
+        Self::Interrupted,
+        Self::Error,
+    ];
+
+    /// The stable name stored in records (`connected`, `needs_reconnect`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::Refreshing => "refreshing",
+            Self::Retrying => "retrying",
+            Self::NeedsReconnect => "needs_reconnect",
+            Self::Interrupted => "interrupted",
+            Self::Error => "error",
+        }
+    }
+
+    /// The status with stable name `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for ConnectionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything about a connection except its tokens. Sealed as one record (field `meta`) because the account name
+/// and subject are personal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionMeta {
+    /// Provider id (`google`, `github`, …): 1–64 characters from `a-z`, `0-9`, `-`, `_`, `.`.
+    /// It names the token tree (`tokens/<provider>`), so it cannot change once stored.
+    pub provider: String,
+    /// The account as the user recognises it (e-mail, login).
+    pub account: String,
+    /// The provider's stable subject identifier (`sub`), if known.
+    pub subject: Option<String>,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// When the access token expires, in Unix seconds.
+    pub expires_at: Option<u64>,
+    /// Where the connection stands.
+    pub status: ConnectionStatus,
+    /// When the connection was stored (Unix seconds). Set by the vault.
+    pub created_at: u64,
+    /// When the connection last changed (Unix seconds). Set by the vault on every write.
+    pub updated_at: u64,
+    /// When the tokens were last refreshed (Unix seconds).
+    pub last_refresh_at: Option<u64>,
+    /// The last failure, in words for the user. Must never contain token bytes.
+    pub last_error: Option<String>,
+}
+
+impl ConnectionMeta {
+    /// A freshly connected account with no scopes, expiry or history; timestamps are set by the vault.
+    pub fn new(provider: impl Into<String>, account: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            account: account.into(),
+            subject: None,
+            scopes: Vec::new(),
+            expires_at: None,
+            status: ConnectionStatus::Connected,
+            created_at: 0,
+            updated_at: 0,
+            last_refresh_at: None,
+            last_error: None,
+        }
+    }
+}
+
+/// Which token of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// The access token.
+    Access,
+    /// The refresh token.
+    Refresh,
+    /// The OpenID Connect ID token.
+    Id,
+}
+
+impl TokenKind {
+    /// Every kind.
+    pub const ALL: [Self; 3] = [Self::Access, Self::Refresh, Self::Id];
+
+    /// The field name under which the token is stored and to which its envelope is bound.
+    pub const fn field(self) -> &'static str {
+        match self {
+            Self::Access => "access_token",
+            Self::Refresh => "refresh_token",
+            Self::Id => "id_token",
+        }
+    }
+
+    /// The kind stored under field name `field`.
+    pub fn from_field(field: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.field() == field)
+    }
+}
+
+/// A connection's tokens. Not `Clone` or `Serialize`; `Debug` is redacted by [`SecretString`].
+#[derive(Debug)]
+pub struct TokenSet {
+    /// The access token.
+    pub access: SecretString,
+    /// The refresh token, if the provider issued one.
+    pub refresh: Option<SecretString>,
+    /// The ID token, if the provider issued one.
+    pub id_token: Option<SecretString>,
+}
+
+impl TokenSet {
+    /// The token of `kind`, if present.
+    pub fn get(&self, kind: TokenKind) -> Option<&SecretString> {
+        match kind {
+            TokenKind::Access => Some(&self.access),
+            TokenKind::Refresh => self.refresh.as_ref(),
+            TokenKind::Id => self.id_token.as_ref(),
+        }
+    }
+}
+
+/// The sealed form of [`ConnectionMeta`] (JSON inside the envelope). Private so the public types stay
+/// non-serializable; `v` lets a later version change the payload.
+#[derive(Serialize, Deserialize)]
+pub(super) struct MetaPayload {
+    pub(super) v: u32,
+    pub(super) provider: String,
+    pub(super) account: String,
+    pub(super) subject: Option<String>,
+    pub(super) scopes: Vec<String>,
+    pub(super) expires_at: Option<u64>,
+    pub(super) status: String,
+    pub(super) created_at: u64,
+    pub(super) updated_at: u64,
+    pub(super) last_refresh_at: Option<u64>,
+    pub(super) last_error: Option<String>,
+}
+
+/// Version of [`MetaPayload`] this build writes and reads.
+pub(super) const META_PAYLOAD_VERSION: u32 = 1;
+
+impl From<&ConnectionMeta> for MetaPayload {
+    fn from(m: &ConnectionMeta) -> Self {
+        Self {
+            v: META_PAYLOAD_VERSION,
+            provider: m.provider.clone(),
+            account: m.account.clone(),
+            subject: m.subject.clone(),
+            scopes: m.scopes.clone(),
+            expires_at: m.expires_at,
+            status: m.status.as_str().to_owned(),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            last_refresh_at: m.last_refresh_at,
+            last_error: m.last_error.clone(),
+        }
+    }
+}
+
+impl TryFrom<MetaPayload> for ConnectionMeta {
+    type Error = ();
+
+    fn try_from(p: MetaPayload) -> Result<Self, ()> {
+        if p.v != META_PAYLOAD_VERSION {
+            return Err(());
+        }
+        Ok(Self {
+            provider: p.provider,
+            account: p.account,
+            subject: p.subject,
+            scopes: p.scopes,
+            expires_at: p.expires_at,
+            status: ConnectionStatus::from_name(&p.status).ok_or(())?,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            last_refresh_at: p.last_refresh_at,
+            last_error: p.last_error,
+        })
+    }
+}
+
+/// Whether `provider` is a valid provider id (it becomes part of a tree name).
+pub(super) fn valid_provider_id(provider: &str) -> bool {
+    (1..=64).contains(&provider.len())
+        && provider
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_round_trip_as_hex() {
+        let id = ConnectionId::generate().unwrap();
+        assert_eq!(id.to_hex().len(), 32);
+        assert_eq!(id.to_hex().parse::<ConnectionId>(), Ok(id));
+        assert_eq!("xyz".parse::<ConnectionId>(), Err(InvalidConnectionId));
+        assert_ne!(ConnectionId::generate().unwrap(), id);
+    }
+
+    #[test]
+    fn status_names_are_stable_and_round_trip() {
+        for s in ConnectionStatus::ALL {
+            assert_eq!(ConnectionStatus::from_name(s.as_str()), Some(s));
+        }
+        assert_eq!(ConnectionStatus::NeedsReconnect.as_str(), "needs_reconnect");
+        assert_eq!(ConnectionStatus::from_name("bogus"), None);
+    }
+
+    #[test]
+    fn provider_ids_are_validated() {
+        for ok in ["google", "github", "my-idp.example_1"] {
+            assert!(valid_provider_id(ok), "{ok}");
+        }
+        for bad in ["", "Google", "a/b", "a b", &"x".repeat(65)] {
+            assert!(!valid_provider_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_set_debug_is_redacted() {
+        let set = TokenSet {
+            access: SecretString::new("at-secret-123".into()),
+            refresh: Some(SecretString::new("rt-secret-456".into())),
+            id_token: None,
+        };
+        let shown = format!("{set:?}");
+        assert!(
+            !shown.contains("secret-123") && !shown.contains("secret-456"),
+            "{shown}"
+        );
+        assert_eq!(
+            set.get(TokenKind::Refresh).unwrap().dangerously_expose(),
+            "rt-secret-456"
+        );
+        assert!(set.get(TokenKind::Id).is_none());
+    }
+}

@@ -1,0 +1,105 @@
+//! Unit tests of the store's internals; behaviour through the public API is tested in `tests/store.rs`.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::keys::MemoryKeyStore;
+use crate::profile::Profile;
+
+fn paths(tmp: &Path) -> ProfilePaths {
+    ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(tmp.to_owned())).unwrap()
+}
+
+fn open(paths: &ProfilePaths, keys: &MemoryKeyStore) -> Result<Vault, StoreError> {
+    Vault::open(
+        paths,
+        KeySource::Keyring(Arc::new(keys.clone())),
+        Arc::new(ManualClock::at_unix(1)),
+        PROGRAM_CLI,
+    )
+}
+
+#[test]
+fn token_keys_split_back_into_record_and_field() {
+    let id = ConnectionId::from_bytes([0xab; 16]);
+    let k = token_key(id, "refresh_token");
+    assert_eq!(k.len(), 16 + 1 + "refresh_token".len());
+    assert_eq!(split_token_key(&k), Some((id, "refresh_token")));
+    assert_eq!(split_token_key(&k[..10]), None);
+    let mut no_separator = k.clone();
+    no_separator[16] = b'x';
+    assert_eq!(split_token_key(&no_separator), None);
+}
+
+#[test]
+fn sled_lock_errors_are_recognised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let _held = sled::open(tmp.path()).unwrap();
+    let err = sled::open(tmp.path()).unwrap_err();
+    assert!(is_lock_error(&err), "{err:?}");
+    assert!(!is_lock_error(&sled::Error::Unsupported("x".into())));
+}
+
+#[test]
+fn records_without_a_key_id_are_refused_not_adopted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    drop(open(&paths, &keys).unwrap());
+    {
+        let db = sled::open(paths.store_dir().join("sled")).unwrap();
+        db.open_tree(TREE_META).unwrap().remove(META_KEY_ID).unwrap();
+        db.open_tree(TREE_CONNECTIONS)
+            .unwrap()
+            .insert([1u8; 16], b"sealed".to_vec())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = open(&paths, &keys).unwrap_err();
+    assert!(matches!(err, StoreError::MetaDamaged { .. }), "{err:?}");
+    assert_eq!(keys.key_ids().len(), 1, "no second key was created");
+}
+
+#[test]
+fn newer_formats_and_damaged_meta_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    drop(open(&paths, &keys).unwrap());
+    let set_meta = |k: &[u8], v: &[u8]| {
+        let db = sled::open(paths.store_dir().join("sled")).unwrap();
+        db.open_tree(TREE_META).unwrap().insert(k, v).unwrap();
+        db.flush().unwrap();
+    };
+    set_meta(META_FORMAT, &2u32.to_be_bytes());
+    let err = open(&paths, &keys).unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnsupportedFormat { found: 2, supported: 1 }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("update Tokenkeep"), "{err}");
+
+    set_meta(META_FORMAT, &1u32.to_be_bytes());
+    set_meta(META_KEY_ID, b"short");
+    let err = open(&paths, &keys).unwrap_err();
+    assert!(
+        err.to_string().contains("the key id record has the wrong length"),
+        "{err}"
+    );
+}
+
+#[test]
+fn store_errors_carry_no_secret_bytes() {
+    let err = record_error(
+        "tokens/google",
+        ConnectionId::from_bytes([1; 16]),
+        "access_token",
+        RecordError::Decrypt,
+    );
+    assert_eq!(
+        err.to_string(),
+        "connection 01010101010101010101010101010101: access_token in tokens/google could not be decrypted: it was \
+         altered or damaged"
+    );
+}
