@@ -1,3 +1,4 @@
 //! End-to-end tests: the built binaries against real components (Xvfb, D-Bus, gnome-keyring, WebKitWebDriver).
 
 mod app_window;
+mod oauth_peer;

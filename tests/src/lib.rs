@@ -15,9 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+pub mod peer;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits below the root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits below the root")
+        .to_path_buf()
 }
 
 /// The `target/` directory the binaries under test were built into.
@@ -29,15 +34,22 @@ pub fn target_dir() -> PathBuf {
 pub fn built_binary(name: &str) -> Result<PathBuf> {
     let path = target_dir().join("debug").join(name);
     if !path.is_file() {
-        bail!("{} is missing: build it first with `cargo build --workspace` (`cargo xtask test` does)", path.display());
+        bail!(
+            "{} is missing: build it first with `cargo build --workspace` (`cargo xtask test` does)",
+            path.display()
+        );
     }
     Ok(path)
 }
 
 /// A fresh directory under `target/e2e/` for one test.
 pub fn scratch_dir(test: &str) -> Result<PathBuf> {
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-    let dir = target_dir().join("e2e").join(format!("{test}-{stamp}-{}", std::process::id()));
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    let dir = target_dir()
+        .join("e2e")
+        .join(format!("{test}-{stamp}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -57,7 +69,10 @@ pub struct Guarded {
 impl Guarded {
     /// Spawns `command` in a new process group.
     pub fn spawn(name: &'static str, command: &mut Command) -> Result<Self> {
-        let child = command.process_group(0).spawn().with_context(|| format!("could not start {name}"))?;
+        let child = command
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("could not start {name}"))?;
         Ok(Self { name, child })
     }
 
@@ -105,7 +120,10 @@ impl Drop for Guarded {
 
 /// Reads the first line a child prints on stdout, with a time limit.
 fn first_line(child: &mut Child, what: &str, limit: Duration) -> Result<String> {
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("{what}: stdout not captured"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("{what}: stdout not captured"))?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -114,7 +132,9 @@ fn first_line(child: &mut Child, what: &str, limit: Duration) -> Result<String> 
         // Keep draining so the child never blocks on a full pipe.
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
-    let line = rx.recv_timeout(limit).map_err(|_| anyhow!("{what} did not start within {limit:?}"))??;
+    let line = rx
+        .recv_timeout(limit)
+        .map_err(|_| anyhow!("{what} did not start within {limit:?}"))??;
     let line = line.trim().to_owned();
     if line.is_empty() {
         bail!("{what} exited without printing its address");
@@ -149,7 +169,16 @@ impl HeadlessSession {
         let mut xvfb = Guarded::spawn(
             "Xvfb",
             Command::new("Xvfb")
-                .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"])
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                    "-noreset",
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         )?;
@@ -178,11 +207,21 @@ impl HeadlessSession {
                 .stderr(Stdio::null()),
         )?;
         {
-            let mut stdin = keyring.child().stdin.take().ok_or_else(|| anyhow!("keyring stdin not captured"))?;
+            let mut stdin = keyring
+                .child()
+                .stdin
+                .take()
+                .ok_or_else(|| anyhow!("keyring stdin not captured"))?;
             stdin.write_all(KEYRING_PASSWORD.as_bytes())?;
         } // closing stdin ends the password
-        let session =
-            Self { dir: dir.to_path_buf(), display, bus_address, _keyring: keyring, _bus: bus, _xvfb: xvfb };
+        let session = Self {
+            dir: dir.to_path_buf(),
+            display,
+            bus_address,
+            _keyring: keyring,
+            _bus: bus,
+            _xvfb: xvfb,
+        };
         session.wait_for_bus_name("org.freedesktop.secrets", Duration::from_secs(15))?;
         Ok(session)
     }
@@ -275,17 +314,26 @@ impl TauriDriver {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("tauri-driver was not ready within 30 s (see {})", session.dir().join("tauri-driver.log").display());
+                bail!(
+                    "tauri-driver was not ready within 30 s (see {})",
+                    session.dir().join("tauri-driver.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Self { port, _process: process })
+        Ok(Self {
+            port,
+            _process: process,
+        })
     }
 
     /// Opens a WebDriver session that launches `application`.
     pub async fn connect(&self, application: &Path) -> Result<fantoccini::Client> {
         let mut caps = serde_json::Map::new();
-        caps.insert("tauri:options".into(), serde_json::json!({ "application": application }));
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": application }),
+        );
         caps.insert("browserName".into(), "wry".into());
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = fantoccini::ClientBuilder::new(connector)

@@ -1,0 +1,374 @@
+// The OAuth 2.0 / OpenID Connect test peer: a loopback authorization server built on `oidc-provider`, for
+// Tokenkeep's end-to-end tests only. It never talks to anything but 127.0.0.1.
+//
+//   node tests/js/peer.mjs [--config JSON]
+//
+// It binds 127.0.0.1 on an ephemeral port first, then builds the issuer as exactly `http://127.0.0.1:PORT`, then
+// prints ONE line on stdout, `{"issuer":"http://127.0.0.1:PORT","port":PORT}`, when it is ready. Everything else
+// (one line per request: method, path without query, status) goes to stderr. SIGTERM/SIGINT stop it cleanly.
+//
+// Clients (fixed ids):
+//   tokenkeep-public  public native client: token_endpoint_auth_method "none", application_type "native".
+//   tokenkeep-basic   confidential, client_secret_basic, secret `basicSecret` (default "tokenkeep-basic-secret").
+//   tokenkeep-post    confidential, client_secret_post, secret `postSecret` (default "tokenkeep-post-secret").
+// All three are native clients with the loopback redirect URIs http://127.0.0.1/callback, http://localhost/callback
+// and http://[::1]/callback registered WITHOUT a port: for native clients oidc-provider then accepts any port on
+// that host (RFC 8252 §7.3); the three hosts are separate entries. PKCE (S256) is required for every client.
+// Grant types: authorization_code and refresh_token; response type: code only.
+//
+// Accounts: the dev login page accepts any login name and password; the login name becomes the account id and
+// `sub`. Claims derived from it: login "alice" → email "alice@example.test" (verified), name "Alice",
+// preferred_username "alice".
+//
+// Scopes: openid profile email offline_access videos.read videos.upload. A refresh token is issued to every client
+// allowed the refresh_token grant, whether or not offline_access was granted (the `issueRefreshToken` hook;
+// oidc-provider's default wants offline_access + prompt=consent). NOTE: oidc-provider still drops offline_access
+// from the granted `scope` unless the request had prompt=consent, so the token response's scope is narrower than
+// the request (realistic: providers may grant less than asked).
+//
+// Client authentication is strict: a confidential client must use its registered method. oidc-provider alone
+// would accept client_secret_post for a client_secret_basic client and vice versa; the peer answers 401
+// invalid_client instead (see rejectWrongAuthMethod).
+//
+// Config knobs (--config JSON; unknown keys are an error):
+//   accessTokenTtl      seconds, default 3600
+//   refreshTokenTtl     seconds, default 1209600 (14 days)
+//   rotateRefreshToken  bool, default true (every refresh returns a new refresh token; reusing a rotated one
+//                       revokes the whole grant)
+//   clockTolerance      seconds, default 0 (oidc-provider's default is 15; 0 makes expiry sharp)
+//   basicSecret, postSecret  the confidential clients' secrets
+//
+// TEST-ONLY admin endpoints (they exist only in this peer, no real provider has them):
+//   POST /__admin/revoke-grant  {"account": "alice"} or {"token": "<access or refresh token>"}: revokes every
+//                               grant of that account, or the grant the token belongs to, with all its tokens,
+//                               "behind the app's back". Answers {"revoked": <number of grants>}.
+//   GET  /__admin/stats         request counters, see `stats` below.
+//   POST /__admin/config        {"accessTokenTtl"?, "refreshTokenTtl"?, "rotateRefreshToken"?}: changes these
+//                               for tokens issued from now on. Answers the knobs now in force.
+// Standard endpoints are announced at /.well-known/openid-configuration (token /token, introspection
+// /token/introspection — it needs client authentication: use a confidential client — revocation
+// /token/revocation, userinfo /me).
+
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+const log = (...args) => console.error('peer:', ...args);
+
+const DEFAULTS = {
+  accessTokenTtl: 3600,
+  refreshTokenTtl: 14 * 24 * 60 * 60,
+  rotateRefreshToken: true,
+  clockTolerance: 0,
+  basicSecret: 'tokenkeep-basic-secret',
+  postSecret: 'tokenkeep-post-secret',
+};
+const RUNTIME_KNOBS = new Set(['accessTokenTtl', 'refreshTokenTtl', 'rotateRefreshToken']);
+
+function validateKnobs(input, allowed) {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new Error('config must be a JSON object');
+  }
+  for (const [key, value] of Object.entries(input)) {
+    if (!allowed.has(key)) throw new Error(`unknown config key ${JSON.stringify(key)}`);
+    const expected = typeof DEFAULTS[key];
+    if (typeof value !== expected) throw new Error(`config key ${key} must be a ${expected}`);
+    if (expected === 'number' && !(Number.isInteger(value) && value >= 0)) {
+      throw new Error(`config key ${key} must be a non-negative integer`);
+    }
+  }
+  for (const key of ['accessTokenTtl', 'refreshTokenTtl']) {
+    if (input[key] === 0) throw new Error(`config key ${key} must be at least 1`);
+  }
+  return input;
+}
+
+const { values: cli } = parseArgs({ options: { config: { type: 'string' } } });
+let knobs;
+try {
+  knobs = { ...DEFAULTS, ...validateKnobs(JSON.parse(cli.config ?? '{}'), new Set(Object.keys(DEFAULTS))) };
+} catch (err) {
+  log(`bad --config: ${err.message}`);
+  process.exit(2);
+}
+
+const stats = {
+  // Every request to the token endpoint, whatever its outcome, and those that failed.
+  tokenRequests: 0,
+  tokenErrors: 0,
+  // Per grant type (successful + failed).
+  codeExchanges: 0,
+  codeExchangeErrors: 0,
+  refreshRequests: 0,
+  refreshErrors: 0,
+  introspections: 0,
+  revocations: 0,
+  userinfoRequests: 0,
+  authorizations: 0,
+  adminRevokedGrants: 0,
+};
+
+// Bind FIRST: the issuer has to carry the real port.
+const server = createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(0, '127.0.0.1', resolve);
+});
+const { port } = server.address();
+const issuer = `http://127.0.0.1:${port}`;
+
+const redirectUris = ['http://127.0.0.1/callback', 'http://localhost/callback', 'http://[::1]/callback'];
+const nativeClient = {
+  application_type: 'native',
+  redirect_uris: redirectUris,
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+};
+
+// Which grants belong to which account, for /__admin/revoke-grant {"account"}.
+const grantsByAccount = new Map();
+
+function capitalized(login) {
+  return login.charAt(0).toUpperCase() + login.slice(1);
+}
+
+const provider = new Provider(issuer, {
+  clients: [
+    { ...nativeClient, client_id: 'tokenkeep-public', token_endpoint_auth_method: 'none' },
+    {
+      ...nativeClient,
+      client_id: 'tokenkeep-basic',
+      client_secret: knobs.basicSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      ...nativeClient,
+      client_id: 'tokenkeep-post',
+      client_secret: knobs.postSecret,
+      token_endpoint_auth_method: 'client_secret_post',
+    },
+  ],
+  responseTypes: ['code'],
+  clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+  pkce: { required: () => true },
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'videos.read', 'videos.upload'],
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email', 'email_verified'],
+  },
+  async findAccount(_ctx, sub) {
+    return {
+      accountId: sub,
+      async claims() {
+        return {
+          sub,
+          name: capitalized(sub),
+          preferred_username: sub,
+          email: `${sub}@example.test`,
+          email_verified: true,
+        };
+      },
+    };
+  },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    userinfo: { enabled: true },
+    rpInitiatedLogout: { enabled: false },
+  },
+  async issueRefreshToken(_ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
+  rotateRefreshToken: () => knobs.rotateRefreshToken,
+  clockTolerance: knobs.clockTolerance,
+  // Functions, so that /__admin/config applies to tokens issued afterwards.
+  ttl: {
+    AccessToken: () => knobs.accessTokenTtl,
+    RefreshToken: () => knobs.refreshTokenTtl,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    Interaction: 600,
+    Session: 3600,
+    Grant: 14 * 24 * 60 * 60,
+  },
+  cookies: { keys: [randomBytes(32).toString('hex')] },
+});
+
+provider.on('grant.saved', (grant) => {
+  const grants = grantsByAccount.get(grant.accountId) ?? new Set();
+  grants.add(grant.jti);
+  grantsByAccount.set(grant.accountId, grants);
+});
+provider.on('grant.success', (ctx) => countGrant(ctx, false));
+provider.on('grant.error', (ctx, err) => {
+  countGrant(ctx, true);
+  log(`token endpoint error: ${err.error}`); // the code only: descriptions may echo input
+});
+provider.on('server_error', (_ctx, err) => log('server error:', err));
+
+function countGrant(ctx, failed) {
+  countGrantType(ctx.oidc?.params?.grant_type, failed);
+}
+
+function countGrantType(grantType, failed) {
+  if (failed) stats.tokenErrors += 1;
+  if (grantType === 'authorization_code') {
+    stats.codeExchanges += 1;
+    if (failed) stats.codeExchangeErrors += 1;
+  } else if (grantType === 'refresh_token') {
+    stats.refreshRequests += 1;
+    if (failed) stats.refreshErrors += 1;
+  }
+}
+
+async function revokeGrant(grantId) {
+  // One memory store indexes every token of a grant, so this removes codes, access and refresh tokens alike.
+  await provider.AccessToken.revokeByGrantId(grantId);
+  await provider.RefreshToken.revokeByGrantId(grantId);
+  await provider.Grant.adapter.destroy(grantId);
+  stats.adminRevokedGrants += 1;
+}
+
+async function readBody(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 56 * 1024) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readJson(req) {
+  const text = (await readBody(req)).toString('utf8');
+  return text ? JSON.parse(text) : {};
+}
+
+// Strict client authentication. oidc-provider treats client_secret_basic and client_secret_post as
+// interchangeable (either one authenticates a client registered with the other); many real providers do not, and
+// the tests must catch a client that uses the wrong one. So on the endpoints that authenticate clients the peer
+// reads the body first, rejects a secret sent the other way, and hands the already-read body on to
+// oidc-provider (which accepts `req.body`; it logs a one-time warning about an "already parsed request body").
+const AUTH_METHODS = new Map([
+  ['tokenkeep-public', 'none'],
+  ['tokenkeep-basic', 'client_secret_basic'],
+  ['tokenkeep-post', 'client_secret_post'],
+]);
+const CLIENT_AUTH_PATHS = new Set(['/token', '/token/introspection', '/token/revocation']);
+
+/** Returns true when it has answered the request itself (a mismatched method). */
+async function rejectWrongAuthMethod(req, res, path) {
+  const raw = await readBody(req);
+  req.body = raw;
+  const form = new URLSearchParams(raw.toString('utf8'));
+  const header = req.headers.authorization ?? '';
+  let clientId = form.get('client_id');
+  let used = form.has('client_secret') ? 'client_secret_post' : 'none';
+  if (/^basic /i.test(header)) {
+    used = 'client_secret_basic';
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    try {
+      clientId = decodeURIComponent(decoded.slice(0, Math.max(0, decoded.indexOf(':'))).replace(/\+/g, ' '));
+    } catch {
+      return false; // malformed: oidc-provider answers it
+    }
+  }
+  const registered = AUTH_METHODS.get(clientId);
+  if (!registered?.startsWith('client_secret_') || used === 'none' || used === registered) return false;
+  if (path === '/token') countGrantType(form.get('grant_type'), true);
+  log(`${path}: ${clientId} authenticated with ${used}, registered for ${registered}: invalid_client`);
+  res.writeHead(401, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'www-authenticate': `Basic realm="${issuer}", error="invalid_client"`,
+  });
+  res.end(JSON.stringify({
+    error: 'invalid_client',
+    error_description: 'client authentication failed',
+  }));
+  return true;
+}
+
+function reply(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+async function admin(req, res, path) {
+  if (req.method === 'GET' && path === '/__admin/stats') {
+    return reply(res, 200, stats);
+  }
+  if (req.method === 'POST' && path === '/__admin/revoke-grant') {
+    const body = await readJson(req);
+    let grantIds = [];
+    if (typeof body.account === 'string') {
+      grantIds = [...(grantsByAccount.get(body.account) ?? [])];
+      grantsByAccount.delete(body.account);
+    } else if (typeof body.token === 'string') {
+      const token = (await provider.AccessToken.find(body.token)) ?? (await provider.RefreshToken.find(body.token));
+      if (token?.grantId) grantIds = [token.grantId];
+    } else {
+      return reply(res, 400, { error: 'give "account" or "token"' });
+    }
+    let revoked = 0;
+    for (const grantId of grantIds) {
+      if (await provider.Grant.find(grantId)) revoked += 1;
+      await revokeGrant(grantId);
+    }
+    log(`admin: revoked ${revoked} grant(s)`);
+    return reply(res, 200, { revoked });
+  }
+  if (req.method === 'POST' && path === '/__admin/config') {
+    const body = validateKnobs(await readJson(req), RUNTIME_KNOBS);
+    Object.assign(knobs, body);
+    const { basicSecret: _b, postSecret: _p, ...shown } = knobs;
+    log(`admin: config now ${JSON.stringify(shown)}`);
+    return reply(res, 200, shown);
+  }
+  return reply(res, 404, { error: 'no such admin endpoint' });
+}
+
+const COUNTED = new Map([
+  ['/token', 'tokenRequests'],
+  ['/token/introspection', 'introspections'],
+  ['/token/revocation', 'revocations'],
+  ['/me', 'userinfoRequests'],
+  ['/auth', 'authorizations'],
+]);
+
+const oidc = provider.callback();
+server.on('request', (req, res) => {
+  const path = new URL(req.url, issuer).pathname;
+  res.on('finish', () => log(`${req.method} ${path} ${res.statusCode}`));
+  if (path.startsWith('/__admin/')) {
+    admin(req, res, path).catch((err) => reply(res, 400, { error: err.message }));
+    return;
+  }
+  const counter = COUNTED.get(path);
+  if (counter) stats[counter] += 1;
+  if (req.method === 'POST' && CLIENT_AUTH_PATHS.has(path)) {
+    rejectWrongAuthMethod(req, res, path).then(
+      (answered) => answered || oidc(req, res),
+      (err) => reply(res, 400, { error: 'invalid_request', error_description: err.message }),
+    );
+    return;
+  }
+  oidc(req, res);
+});
+
+function stop(signal) {
+  log(`${signal}: stopping`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 1000).unref();
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+
+process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+log(`ready at ${issuer}`);

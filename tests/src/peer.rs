@@ -1,0 +1,572 @@
+//! The OAuth 2.0 / OpenID Connect test peer (`tests/js/peer.mjs`, on `oidc-provider`) and the headless-browser
+//! login driver (`tests/js/login.mjs`, headless Chromium through playwright-core), seen from Rust.
+//!
+//! **Invariant:** everything here talks to 127.0.0.1 only; the peer is plain HTTP on an ephemeral loopback port.
+//!
+//! # Clients the peer knows
+//! | id | authentication | secret |
+//! |---|---|---|
+//! | [`PUBLIC_CLIENT_ID`] | `none` (public native client) | — |
+//! | [`BASIC_CLIENT_ID`] | `client_secret_basic` | [`BASIC_CLIENT_SECRET`] |
+//! | [`POST_CLIENT_ID`] | `client_secret_post` | [`POST_CLIENT_SECRET`] |
+//!
+//! All are native clients with `http://127.0.0.1/callback`, `http://localhost/callback` and `http://[::1]/callback`
+//! registered without a port, so any loopback port matches (RFC 8252 §7.3). PKCE S256 is required for all. The dev
+//! login page accepts any login name and password; the name becomes `sub`, and "alice" gets the email
+//! `alice@example.test`, the name "Alice" and the preferred_username "alice". Scopes: [`SCOPES`].
+//!
+//! # The `TOKENKEEP_BROWSER` convention
+//! `TOKENKEEP_BROWSER` is a command line **split on ASCII whitespace, without any quoting**; the app appends the
+//! authorization URL as the last argument and runs it. [`tokenkeep_browser`] gives the value for the login driver,
+//! `node /abs/path/tests/js/login.mjs`, and refuses a checkout path that contains whitespace. The driver reads
+//! `PEER_LOGIN` (default `alice`), `PEER_ACTION` (`approve`, the default, or `decline`), `PEER_LOG` (a file for its
+//! log) and `PEER_TIMEOUT` (seconds, default 60) from its environment, and exits 0 once the redirect URI's page
+//! has loaded.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::{Guarded, first_line, scratch_dir, workspace_root};
+
+/// The public native client (`token_endpoint_auth_method: none`).
+pub const PUBLIC_CLIENT_ID: &str = "tokenkeep-public";
+/// The confidential client that authenticates with HTTP Basic (`client_secret_basic`).
+pub const BASIC_CLIENT_ID: &str = "tokenkeep-basic";
+/// The secret of [`BASIC_CLIENT_ID`] (a fixed test value).
+pub const BASIC_CLIENT_SECRET: &str = "tokenkeep-basic-secret";
+/// The confidential client that sends its secret in the form body (`client_secret_post`).
+pub const POST_CLIENT_ID: &str = "tokenkeep-post";
+/// The secret of [`POST_CLIENT_ID`] (a fixed test value).
+pub const POST_CLIENT_SECRET: &str = "tokenkeep-post-secret";
+/// Every scope the peer supports.
+pub const SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "videos.read",
+    "videos.upload",
+];
+
+/// How long the peer may take to print its address (it takes well under a second).
+const START_LIMIT: Duration = Duration::from_secs(15);
+
+/// `tests/js`, where the peer and the driver live.
+pub fn js_dir() -> PathBuf {
+    workspace_root().join("tests").join("js")
+}
+
+/// Fails with the fix when `npm ci` has not been run in `tests/js`.
+fn ensure_node_modules() -> Result<()> {
+    let modules = js_dir().join("node_modules");
+    for package in ["oidc-provider", "playwright-core"] {
+        if !modules.join(package).join("package.json").is_file() {
+            bail!(
+                "{} is missing {package}: run `npm ci` in tests/js (cargo xtask test does)",
+                modules.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The peer's settings at start. [`PeerConfig::default`] is what `peer.mjs` uses without `--config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Access-token lifetime in seconds (default 3600).
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime in seconds (default 14 days).
+    pub refresh_token_ttl: u64,
+    /// Whether each refresh returns a new refresh token (default true). Reusing a rotated one revokes the grant.
+    pub rotate_refresh_token: bool,
+    /// Leeway in seconds on expiry (default 0, so expiry is sharp; oidc-provider's own default is 15).
+    pub clock_tolerance: u64,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 3600,
+            refresh_token_ttl: 14 * 24 * 60 * 60,
+            rotate_refresh_token: true,
+            clock_tolerance: 0,
+        }
+    }
+}
+
+impl PeerConfig {
+    fn to_json(&self) -> Value {
+        json!({
+            "accessTokenTtl": self.access_token_ttl,
+            "refreshTokenTtl": self.refresh_token_ttl,
+            "rotateRefreshToken": self.rotate_refresh_token,
+            "clockTolerance": self.clock_tolerance,
+        })
+    }
+}
+
+/// Settings the peer can change while running ([`OidcPeer::reconfigure`]); `None` leaves one as it is. They apply
+/// to tokens issued afterwards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerChange {
+    /// New access-token lifetime in seconds.
+    pub access_token_ttl: Option<u64>,
+    /// New refresh-token lifetime in seconds.
+    pub refresh_token_ttl: Option<u64>,
+    /// Turn refresh-token rotation on or off.
+    pub rotate_refresh_token: Option<bool>,
+}
+
+/// The peer's request counters (`GET /__admin/stats`), since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Requests to the token endpoint, whatever their outcome.
+    pub token_requests: u64,
+    /// Token-endpoint requests that failed.
+    pub token_errors: u64,
+    /// `authorization_code` grants (successful and failed).
+    pub code_exchanges: u64,
+    /// Failed `authorization_code` grants.
+    pub code_exchange_errors: u64,
+    /// `refresh_token` grants (successful and failed).
+    pub refresh_requests: u64,
+    /// Failed `refresh_token` grants.
+    pub refresh_errors: u64,
+    /// Requests to the introspection endpoint.
+    pub introspections: u64,
+    /// Requests to the revocation endpoint.
+    pub revocations: u64,
+    /// Requests to the userinfo endpoint.
+    pub userinfo_requests: u64,
+    /// Requests to the authorization endpoint.
+    pub authorizations: u64,
+    /// Grants revoked through `/__admin/revoke-grant`.
+    pub admin_revoked_grants: u64,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth<'a> {
+    /// A public client: `client_id` in the form, no secret.
+    None {
+        /// The client id.
+        client_id: &'a str,
+    },
+    /// `client_secret_basic`: id and secret in an `Authorization: Basic` header.
+    Basic {
+        /// The client id.
+        client_id: &'a str,
+        /// The client secret.
+        secret: &'a str,
+    },
+    /// `client_secret_post`: id and secret in the form body.
+    Post {
+        /// The client id.
+        client_id: &'a str,
+        /// The client secret.
+        secret: &'a str,
+    },
+}
+
+impl ClientAuth<'static> {
+    /// The public client [`PUBLIC_CLIENT_ID`].
+    pub const PUBLIC: Self = Self::None {
+        client_id: PUBLIC_CLIENT_ID,
+    };
+    /// [`BASIC_CLIENT_ID`] with its right secret.
+    pub const BASIC: Self = Self::Basic {
+        client_id: BASIC_CLIENT_ID,
+        secret: BASIC_CLIENT_SECRET,
+    };
+    /// [`POST_CLIENT_ID`] with its right secret.
+    pub const POST: Self = Self::Post {
+        client_id: POST_CLIENT_ID,
+        secret: POST_CLIENT_SECRET,
+    };
+}
+
+/// An HTTP answer from the peer: status and JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct PeerResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The parsed body.
+    pub body: Value,
+}
+
+impl PeerResponse {
+    /// The OAuth `error` code of a failed request, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.body.get("error").and_then(Value::as_str)
+    }
+
+    /// A string field of the body, or an error naming it (never the body itself: it may hold tokens).
+    pub fn str_field(&self, name: &str) -> Result<&str> {
+        self.body
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("the response (HTTP {}) has no string {name:?}", self.status))
+    }
+}
+
+/// A running test peer. Its whole process group is stopped on drop.
+#[derive(Debug)]
+pub struct OidcPeer {
+    issuer: String,
+    port: u16,
+    discovery: Value,
+    log: PathBuf,
+    agent: ureq::Agent,
+    _process: Guarded,
+}
+
+impl OidcPeer {
+    /// Starts `node tests/js/peer.mjs --config …` and waits (with a time limit) for its address and for its
+    /// discovery document. Its log goes to `peer.log` in a fresh scratch directory ([`OidcPeer::log_path`]).
+    pub fn start(config: &PeerConfig) -> Result<Self> {
+        ensure_node_modules()?;
+        let dir = scratch_dir("oidc-peer")?;
+        let log = dir.join("peer.log");
+        let mut process = Guarded::spawn(
+            "the OAuth test peer (node tests/js/peer.mjs)",
+            Command::new("node")
+                .arg(js_dir().join("peer.mjs"))
+                .arg("--config")
+                .arg(config.to_json().to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log)?),
+        )
+        .context("is node installed and on PATH?")?;
+        let line = first_line(process.child(), "the OAuth test peer", START_LIMIT)
+            .with_context(|| format!("peer log:\n{}", read_log(&log)))?;
+        let ready: Value = serde_json::from_str(&line).with_context(|| format!("the peer printed {line:?}"))?;
+        let issuer = ready["issuer"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no issuer in {line:?}"))?
+            .to_owned();
+        let port = ready["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| anyhow!("no port in {line:?}"))?;
+        ensure!(
+            issuer == format!("http://127.0.0.1:{port}"),
+            "unexpected issuer {issuer:?}"
+        );
+
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // IMPORTANT: never route loopback requests through a proxy from the environment.
+            .proxy(None)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut peer = Self {
+            issuer,
+            port,
+            discovery: Value::Null,
+            log,
+            agent,
+            _process: process,
+        };
+        let discovery = peer.get("/.well-known/openid-configuration")?;
+        ensure!(discovery.status == 200, "discovery answered HTTP {}", discovery.status);
+        ensure!(
+            discovery.body["issuer"] == peer.issuer,
+            "discovery names another issuer"
+        );
+        peer.discovery = discovery.body;
+        Ok(peer)
+    }
+
+    /// The issuer, exactly `http://127.0.0.1:PORT`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The peer's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The peer's log (stderr): one line per request (method, path, status), never a token.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The discovery document (`/.well-known/openid-configuration`).
+    pub fn discovery(&self) -> &Value {
+        &self.discovery
+    }
+
+    /// An endpoint from the discovery document, e.g. `endpoint("token_endpoint")`.
+    pub fn endpoint(&self, name: &str) -> Result<&str> {
+        self.discovery[name]
+            .as_str()
+            .ok_or_else(|| anyhow!("the discovery document has no {name}"))
+    }
+
+    /// The authorization endpoint.
+    pub fn authorization_endpoint(&self) -> Result<&str> {
+        self.endpoint("authorization_endpoint")
+    }
+
+    /// The token endpoint.
+    pub fn token_endpoint(&self) -> Result<&str> {
+        self.endpoint("token_endpoint")
+    }
+
+    /// POSTs `form` to the token endpoint, authenticated as `auth`. Any HTTP status is returned, not an error.
+    pub fn token_request(&self, auth: ClientAuth<'_>, form: &[(&str, &str)]) -> Result<PeerResponse> {
+        let url = self.token_endpoint()?.to_owned();
+        self.post_form(&url, auth, form)
+    }
+
+    /// POSTs `form` to `url` (an endpoint of this peer), authenticated as `auth`.
+    pub fn post_form(&self, url: &str, auth: ClientAuth<'_>, form: &[(&str, &str)]) -> Result<PeerResponse> {
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let mut request = self.agent.post(url);
+        match auth {
+            ClientAuth::None { client_id } => fields.push(("client_id", client_id)),
+            ClientAuth::Basic { client_id, secret } => {
+                // RFC 6749 §2.3.1: both parts are form-urlencoded before base64.
+                let pair = format!("{}:{}", form_encode(client_id), form_encode(secret));
+                request = request.header("Authorization", format!("Basic {}", STANDARD.encode(pair)));
+            }
+            ClientAuth::Post { client_id, secret } => {
+                fields.push(("client_id", client_id));
+                fields.push(("client_secret", secret));
+            }
+        }
+        let response = request
+            .send_form(fields)
+            .with_context(|| format!("POST {url} failed"))?;
+        into_peer_response(response)
+    }
+
+    /// Introspects `token` as the confidential client [`BASIC_CLIENT_ID`] (introspection needs client
+    /// authentication). The answer's `active` says whether the token is alive.
+    pub fn introspect(&self, token: &str) -> Result<Value> {
+        let url = self.endpoint("introspection_endpoint")?.to_owned();
+        let response = self.post_form(&url, ClientAuth::BASIC, &[("token", token)])?;
+        ensure!(
+            response.status == 200,
+            "introspection answered HTTP {}: {:?}",
+            response.status,
+            response.error()
+        );
+        Ok(response.body)
+    }
+
+    /// Whether `token` (access or refresh) is active, per introspection.
+    pub fn is_active(&self, token: &str) -> Result<bool> {
+        Ok(self.introspect(token)?["active"] == Value::Bool(true))
+    }
+
+    /// The userinfo endpoint called with `access_token`.
+    pub fn userinfo(&self, access_token: &str) -> Result<PeerResponse> {
+        let url = self.endpoint("userinfo_endpoint")?;
+        let response = self
+            .agent
+            .get(url)
+            .header("Authorization", format!("Bearer {access_token}"))
+            .call()
+            .with_context(|| format!("GET {url} failed"))?;
+        into_peer_response(response)
+    }
+
+    /// TEST-ONLY admin: revokes every grant of `account` with all its tokens, behind the client's back. Returns
+    /// how many grants were revoked.
+    pub fn revoke_grant_for(&self, account: &str) -> Result<u64> {
+        self.admin_revoke(json!({ "account": account }))
+    }
+
+    /// TEST-ONLY admin: revokes the grant that `token` (access or refresh) belongs to. Returns 0 or 1.
+    pub fn revoke_grant_of_token(&self, token: &str) -> Result<u64> {
+        self.admin_revoke(json!({ "token": token }))
+    }
+
+    fn admin_revoke(&self, body: Value) -> Result<u64> {
+        let response = self.post_json("/__admin/revoke-grant", &body)?;
+        response.body["revoked"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("revoke-grant answered {}", response.body))
+    }
+
+    /// TEST-ONLY admin: changes settings for tokens issued from now on; returns the settings now in force.
+    pub fn reconfigure(&self, change: &PeerChange) -> Result<Value> {
+        let mut body = serde_json::Map::new();
+        if let Some(ttl) = change.access_token_ttl {
+            body.insert("accessTokenTtl".into(), ttl.into());
+        }
+        if let Some(ttl) = change.refresh_token_ttl {
+            body.insert("refreshTokenTtl".into(), ttl.into());
+        }
+        if let Some(rotate) = change.rotate_refresh_token {
+            body.insert("rotateRefreshToken".into(), rotate.into());
+        }
+        Ok(self.post_json("/__admin/config", &Value::Object(body))?.body)
+    }
+
+    /// TEST-ONLY admin: the request counters.
+    pub fn stats(&self) -> Result<PeerStats> {
+        let response = self.get("/__admin/stats")?;
+        ensure!(response.status == 200, "stats answered HTTP {}", response.status);
+        let field = |name: &str| {
+            response.body[name]
+                .as_u64()
+                .ok_or_else(|| anyhow!("stats lack {name:?}: {}", response.body))
+        };
+        Ok(PeerStats {
+            token_requests: field("tokenRequests")?,
+            token_errors: field("tokenErrors")?,
+            code_exchanges: field("codeExchanges")?,
+            code_exchange_errors: field("codeExchangeErrors")?,
+            refresh_requests: field("refreshRequests")?,
+            refresh_errors: field("refreshErrors")?,
+            introspections: field("introspections")?,
+            revocations: field("revocations")?,
+            userinfo_requests: field("userinfoRequests")?,
+            authorizations: field("authorizations")?,
+            admin_revoked_grants: field("adminRevokedGrants")?,
+        })
+    }
+
+    fn get(&self, path: &str) -> Result<PeerResponse> {
+        let url = format!("{}{path}", self.issuer);
+        let response = self
+            .agent
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url} failed"))?;
+        into_peer_response(response)
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> Result<PeerResponse> {
+        let url = format!("{}{path}", self.issuer);
+        let response = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .with_context(|| format!("POST {url} failed"))?;
+        let response = into_peer_response(response)?;
+        ensure!(
+            response.status == 200,
+            "{path} answered HTTP {}: {}",
+            response.status,
+            response.body
+        );
+        Ok(response)
+    }
+}
+
+fn into_peer_response(mut response: ureq::http::Response<ureq::Body>) -> Result<PeerResponse> {
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .context("could not read the peer's answer")?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(PeerResponse { status, body })
+}
+
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("(could not read {}: {e})", path.display()))
+}
+
+/// The login driver as a program and its arguments, before the URL: `("node", ["/abs/tests/js/login.mjs"])`.
+pub fn login_driver_command() -> Result<(String, Vec<String>)> {
+    ensure_node_modules()?;
+    let script = js_dir().join("login.mjs");
+    let script = script
+        .to_str()
+        .ok_or_else(|| anyhow!("{} is not UTF-8", script.display()))?;
+    Ok(("node".to_owned(), vec![script.to_owned()]))
+}
+
+/// The value of `TOKENKEEP_BROWSER` that makes the app use the login driver: `node /abs/tests/js/login.mjs`.
+/// The app splits it on ASCII whitespace (no quoting) and appends the URL, so a path with whitespace is refused.
+pub fn tokenkeep_browser() -> Result<String> {
+    let (program, args) = login_driver_command()?;
+    let parts: Vec<String> = std::iter::once(program).chain(args).collect();
+    if let Some(part) = parts.iter().find(|p| p.contains(|c: char| c.is_ascii_whitespace())) {
+        bail!("TOKENKEEP_BROWSER cannot carry {part:?}: the checkout path must not contain whitespace");
+    }
+    Ok(parts.join(" "))
+}
+
+/// What the login driver should do on the peer's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginOptions {
+    /// The login name (`PEER_LOGIN`); it becomes the account id and `sub`.
+    pub login: String,
+    /// `true` approves the consent (`PEER_ACTION=approve`), `false` presses Cancel (→ `error=access_denied`).
+    pub approve: bool,
+    /// How long the driver may take before it is killed.
+    pub limit: Duration,
+}
+
+impl Default for LoginOptions {
+    fn default() -> Self {
+        Self {
+            login: "alice".to_owned(),
+            approve: true,
+            limit: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs the login driver on `authorize_url` in the foreground, as the app would through `TOKENKEEP_BROWSER`, and
+/// waits for it (with `options.limit`; Chromium is killed with the driver's process group). Fails with the
+/// driver's log (which never holds codes or tokens) when it does not exit 0. Returns how long it took.
+pub fn run_login_driver(authorize_url: &str, options: &LoginOptions) -> Result<Duration> {
+    let (program, args) = login_driver_command()?;
+    let dir = scratch_dir("login-driver")?;
+    let log = dir.join("login.log");
+    let started = Instant::now();
+    let mut driver = Guarded::spawn(
+        "the login driver (node tests/js/login.mjs)",
+        Command::new(&program)
+            .args(&args)
+            .arg(authorize_url)
+            .env("PEER_LOGIN", &options.login)
+            .env("PEER_ACTION", if options.approve { "approve" } else { "decline" })
+            .env("PEER_TIMEOUT", options.limit.as_secs().max(1).to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?),
+    )
+    .context("is node installed and on PATH?")?;
+    // The driver has its own watchdog at `limit`; give it a moment past that to report before killing it.
+    let deadline = started + options.limit + Duration::from_secs(5);
+    loop {
+        if let Some(status) = driver.child().try_wait()? {
+            ensure!(
+                status.success(),
+                "the login driver failed ({status}):\n{}",
+                read_log(&log)
+            );
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the login driver did not finish within {:?}:\n{}",
+                options.limit,
+                read_log(&log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
