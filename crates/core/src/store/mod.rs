@@ -15,6 +15,7 @@
 //! | `meta`               | `format_version`, `key_id`, `rotation`, `retired_key` | plaintext, public only |
 //! | `connections`        | record id (16 random bytes)           | envelope of the JSON [`ConnectionMeta`], field `meta` |
 //! | `tokens/<provider>`  | record id ‖ `0x00` ‖ field name       | envelope of the token, field `access_token`, `refresh_token` or `id_token` |
+//! | `clients`            | derived record id ‖ `0x00` ‖ `client_secret` | envelope of a provider's client secret (see `clients`) |
 //!
 //! Every envelope is bound to `RecordLocation { profile, tree, record_id, field }`, so a value copied to another
 //! profile, tree, record or field does not open. Record ids are random, never derived from account names; the
@@ -32,6 +33,7 @@
 //!   it automatically.
 //! - **Key rotation survives a crash at any point**: see [`Vault::rotate_key`].
 
+mod clients;
 mod error;
 mod holder;
 mod model;
@@ -51,6 +53,7 @@ use crate::keys::{KeyError, KeySource, KeyStore, store_verified};
 use crate::profile::{ProfilePaths, create_private_dir};
 use crate::secret::{KeyId, MasterKey, SecretBytes, SecretString};
 
+pub use clients::FIELD_CLIENT_SECRET;
 pub use error::{RecordError, RecordProblem, StoreError};
 pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI};
 pub use model::{
@@ -67,6 +70,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const TREE_META: &str = "meta";
 /// The tree of sealed connection metadata.
 pub const TREE_CONNECTIONS: &str = "connections";
+/// The tree of sealed OAuth client secrets (one per provider).
+pub const TREE_CLIENTS: &str = "clients";
 /// Prefix of the per-provider token trees (`tokens/<provider>`).
 pub const TOKEN_TREE_PREFIX: &str = "tokens/";
 /// The field name of a connection's sealed metadata.
@@ -80,11 +85,11 @@ const META_RETIRED: &[u8] = b"retired_key";
 /// One sealed value as stored, for `export --envelopes`: enough to put it back exactly where it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRecord {
-    /// The tree (`connections` or `tokens/<provider>`).
+    /// The tree (`connections`, `tokens/<provider>` or `clients`).
     pub tree: String,
-    /// The record id.
+    /// The record id: the connection's id, or a client record's derived id.
     pub record_id: ConnectionId,
-    /// The field (`meta`, `access_token`, …).
+    /// The field (`meta`, `access_token`, …, `client_secret`).
     pub field: String,
     /// The envelope, exactly as stored.
     pub envelope: Vec<u8>,
@@ -187,7 +192,7 @@ impl Vault {
             holder::touch_private(&path).map_err(StoreError::io("create", &path))?;
         }
 
-        let db = sled::Config::new().path(&db_dir).open().map_err(|e| {
+        let db = open_db(&db_dir).map_err(|e| {
             if is_lock_error(&e) {
                 StoreError::Locked {
                     holder: Holder::read(&store_dir),
@@ -598,6 +603,17 @@ impl Vault {
                 }
             }
         }
+        for item in self.existing_tree(TREE_CLIENTS)?.iter().flat_map(sled::Tree::iter) {
+            let (k, v) = item.map_err(StoreError::db("reading clients"))?;
+            match split_token_key(&k) {
+                Some((id, field)) if field == FIELD_CLIENT_SECRET => {
+                    if let Err(e) = self.decode_secret(&keys, TREE_CLIENTS, id, field, &v) {
+                        problems.push(problem(TREE_CLIENTS, id.to_hex(), field, e));
+                    }
+                }
+                _ => problems.push(problem(TREE_CLIENTS, hex::encode(&k), "", RecordError::BadRecordKey)),
+            }
+        }
         for id in ids.iter().filter(|id| !with_access.contains(id)) {
             problems.push(problem(
                 "tokens/*",
@@ -609,7 +625,8 @@ impl Vault {
         Ok(problems)
     }
 
-    /// Every sealed value exactly as stored (for `export --envelopes`): connection metadata first, then tokens.
+    /// Every sealed value exactly as stored (for `export --envelopes`): connection metadata first, then tokens,
+    /// then client secrets.
     /// Nothing is decrypted.
     ///
     /// # Errors
@@ -627,7 +644,7 @@ impl Vault {
                 });
             }
         }
-        for (name, tree) in self.token_trees()? {
+        for (name, tree) in self.sealed_trees()?.into_iter().skip(1) {
             for item in tree.iter() {
                 let (k, v) = item.map_err(StoreError::db("reading tokens"))?;
                 if let Some((record_id, field)) = split_token_key(&k) {
@@ -701,6 +718,18 @@ impl Vault {
         if TokenKind::from_field(field).is_none() {
             return Err(RecordError::BadRecordKey);
         }
+        self.decode_secret(keys, tree, id, field, sealed)
+    }
+
+    /// Opens a sealed UTF-8 secret (a token or a client secret).
+    fn decode_secret(
+        &self,
+        keys: &Keys,
+        tree: &str,
+        id: ConnectionId,
+        field: &str,
+        sealed: &[u8],
+    ) -> Result<SecretString, RecordError> {
         let plain = self.open_sealed(keys, tree, id, field, sealed)?;
         SecretString::try_from(plain).map_err(|_| RecordError::Malformed)
     }
@@ -810,11 +839,26 @@ impl Vault {
         Ok(out)
     }
 
-    /// Every tree holding sealed records: `connections` then the token trees.
+    /// Every tree holding sealed records: `connections`, the token trees, then `clients`.
     fn sealed_trees(&self) -> Result<Vec<(String, sled::Tree)>, StoreError> {
         let mut trees = vec![(TREE_CONNECTIONS.to_owned(), self.connections.clone())];
         trees.extend(self.token_trees()?);
+        if let Some(clients) = self.existing_tree(TREE_CLIENTS)? {
+            trees.push((TREE_CLIENTS.to_owned(), clients));
+        }
         Ok(trees)
+    }
+
+    /// The tree `name` if it exists. Read paths use this: `open_tree` would create it, and reading must not
+    /// change the store.
+    fn existing_tree(&self, name: &str) -> Result<Option<sled::Tree>, StoreError> {
+        if !self.db.tree_names().iter().any(|n| n.as_ref() == name.as_bytes()) {
+            return Ok(None);
+        }
+        self.db
+            .open_tree(name)
+            .map(Some)
+            .map_err(StoreError::db("opening a tree"))
     }
 }
 
@@ -863,6 +907,26 @@ fn record_error(tree: &str, id: ConnectionId, field: &str, error: RecordError) -
         record: id.to_hex(),
         field: field.to_owned(),
         error,
+    }
+}
+
+/// Opens the sled database, waiting briefly while its lock is held.
+///
+/// IMPORTANT: sled releases its file lock only when its background flusher lets go of the database, a moment
+/// after the last handle is dropped; and a CLI run may start just as another one exits. A short, bounded wait
+/// turns both into a success instead of a spurious "in use" error; a store really held by a running app still
+/// fails after about a second.
+fn open_db(db_dir: &Path) -> Result<sled::Db, sled::Error> {
+    let mut delay = std::time::Duration::from_millis(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match sled::Config::new().path(db_dir).open() {
+            Err(e) if is_lock_error(&e) && std::time::Instant::now() + delay < deadline => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(std::time::Duration::from_millis(200));
+            }
+            result => return result,
+        }
     }
 }
 

@@ -103,3 +103,70 @@ fn store_errors_carry_no_secret_bytes() {
          altered or damaged"
     );
 }
+
+#[test]
+fn client_secrets_are_sealed_per_provider_and_survive_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    let vault = open(&paths, &keys).unwrap();
+    assert!(vault.client_secret("twitch").unwrap().is_none());
+    vault
+        .set_client_secret("twitch", &SecretString::new("twitch-client-secret-1".into()))
+        .unwrap();
+    vault
+        .set_client_secret("reddit", &SecretString::new("reddit-client-secret-2".into()))
+        .unwrap();
+    vault
+        .set_client_secret("twitch", &SecretString::new("twitch-client-secret-3".into()))
+        .unwrap();
+    assert_eq!(
+        vault.client_secret("twitch").unwrap().unwrap().dangerously_expose(),
+        "twitch-client-secret-3"
+    );
+    assert!(
+        vault
+            .set_client_secret("Not A Provider", &SecretString::new("x".into()))
+            .is_err()
+    );
+
+    // Sealed on disk, bound to its provider: a secret copied under another provider's record does not open.
+    let clients = vault.db.open_tree(TREE_CLIENTS).unwrap();
+    let reddit = clients
+        .get(token_key(clients::client_record_id("reddit"), FIELD_CLIENT_SECRET))
+        .unwrap()
+        .unwrap();
+    assert!(
+        !reddit.windows(6).any(|w| w == b"reddit"),
+        "the plaintext is not on disk"
+    );
+    clients
+        .insert(
+            token_key(clients::client_record_id("twitch"), FIELD_CLIENT_SECRET),
+            reddit,
+        )
+        .unwrap();
+    assert!(matches!(vault.client_secret("twitch"), Err(StoreError::Record { .. })));
+    let problems = vault.verify().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].tree, TREE_CLIENTS);
+
+    assert!(vault.delete_client_secret("twitch").unwrap());
+    assert!(!vault.delete_client_secret("twitch").unwrap());
+    let report = vault.rotate_key().unwrap();
+    assert_eq!(
+        report.resealed, 1,
+        "the remaining client secret is re-sealed under the new key"
+    );
+    assert_eq!(
+        vault.client_secret("reddit").unwrap().unwrap().dangerously_expose(),
+        "reddit-client-secret-2"
+    );
+    let raw = vault.raw_records().unwrap();
+    assert_eq!(raw.len(), 1);
+    assert_eq!(
+        (raw[0].tree.as_str(), raw[0].field.as_str()),
+        (TREE_CLIENTS, FIELD_CLIENT_SECRET)
+    );
+    assert_eq!(envelope::peek_header(&raw[0].envelope).unwrap().key_id, report.new);
+}
