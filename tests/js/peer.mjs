@@ -37,6 +37,7 @@
 //                       revokes the whole grant)
 //   clockTolerance      seconds, default 0 (oidc-provider's default is 15; 0 makes expiry sharp)
 //   basicSecret, postSecret  the confidential clients' secrets
+//   port                0 (default) for an ephemeral port; a fixed port fails at start if it is taken
 //
 // TEST-ONLY admin endpoints (they exist only in this peer, no real provider has them):
 //   POST /__admin/revoke-grant  {"account": "alice"} or {"token": "<access or refresh token>"}: revokes every
@@ -64,6 +65,8 @@ const DEFAULTS = {
   clockTolerance: 0,
   basicSecret: 'tokenkeep-basic-secret',
   postSecret: 'tokenkeep-post-secret',
+  // 0: an ephemeral port (tests). `cargo xtask run` asks for a fixed one so the demo issuer stays the same.
+  port: 0,
 };
 const RUNTIME_KNOBS = new Set(['accessTokenTtl', 'refreshTokenTtl', 'rotateRefreshToken']);
 
@@ -114,7 +117,7 @@ const stats = {
 const server = createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(0, '127.0.0.1', resolve);
+  server.listen(knobs.port, '127.0.0.1', resolve);
 });
 const { port } = server.address();
 const issuer = `http://127.0.0.1:${port}`;

@@ -67,6 +67,10 @@ fn run_app(app_args: &[String]) -> Result<()> {
     ensure_system_packages(BUILD_PACKAGES)?;
     ensure_node()?;
     build_ui()?;
+    step(
+        "install the demo provider's packages (tests/js)",
+        npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("tests/js"),
+    )?;
     step("build the app", cargo().args(["build", "--workspace"]))?;
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         bail!(
@@ -74,17 +78,96 @@ fn run_app(app_args: &[String]) -> Result<()> {
              Run this from a desktop session, or try it headless with `xvfb-run target/debug/tokenkeep-app`."
         );
     }
+    let mut demo = DemoProvider::start()?;
+    let offered = step(
+        "offer the demo provider to the profile",
+        Command::new(root().join("target/debug/tokenkeep")).args([
+            "providers",
+            "add",
+            "demo",
+            "--issuer",
+            &demo.issuer,
+        ]),
+    );
+    if let Err(error) = offered {
+        demo.stop();
+        return Err(error);
+    }
+    println!(
+        "\n==> Demo (local) is a test OAuth server on this machine at {issuer}; any user name and password sign in.\n    \
+         It lets you try Tokenkeep without registering an app anywhere, and forgets its grants when it stops.\n    \
+         Connect an account from a terminal with: target/debug/tokenkeep connect demo",
+        issuer = demo.issuer
+    );
     println!(
         "\n==> launching Tokenkeep (profile: {})",
         std::env::var("TOKENKEEP_PROFILE").unwrap_or("dev".into())
     );
     let status = Command::new(root().join("target/debug/tokenkeep-app"))
         .args(app_args)
-        .status()?;
+        .status();
+    demo.stop();
+    let status = status?;
     if !status.success() {
         bail!("the app exited with {status}");
     }
     Ok(())
+}
+
+/// The local demo OAuth provider (the test peer, `tests/js/peer.mjs`), running while the app runs.
+struct DemoProvider {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl DemoProvider {
+    /// A fixed port first, so the demo issuer — and connections made against it — stay the same across runs.
+    const PREFERRED_PORT: u16 = 47800;
+
+    fn start() -> Result<Self> {
+        match Self::start_on(Self::PREFERRED_PORT) {
+            Ok(demo) => Ok(demo),
+            Err(_) => Self::start_on(0).context("could not start the demo provider"),
+        }
+    }
+
+    fn start_on(port: u16) -> Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = Command::new("node")
+            .args(["tests/js/peer.mjs", "--config", &format!("{{\"port\":{port}}}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("could not start node")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = tx.send(std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line));
+        });
+        // The peer prints one JSON line, {"issuer":"http://127.0.0.1:PORT","port":PORT}, once it listens.
+        let issuer = match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(Ok(line)) => line
+                .split('"')
+                .skip_while(|part| *part != "issuer")
+                .nth(2)
+                .map(str::to_owned),
+            _ => None,
+        };
+        match issuer {
+            Some(issuer) => Ok(Self { child, issuer }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the demo provider did not start on port {port}")
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Command 2: everything CI checks, in the order that fails fastest.

@@ -1,17 +1,32 @@
 //! `tokenkeep`: the command-line face of Tokenkeep, a thin adapter over `tokenkeep-core`.
 //!
-//! Each subcommand parses its arguments, calls core, and prints the result for people (or as JSON with `--json`).
+//! Each subcommand parses its arguments, calls one core operation, and prints the result for people (tables,
+//! relative times) or, with `--json`, as stable JSON. Errors go to stderr as one sentence saying what happened
+//! and what to do next; the exit status is 0 on success, 1 on failure, 2 for a usage error, 130 when cancelled.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a terminal tool: printing is its job
 
+mod render;
+
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use tokenkeep_core::browser::{self, BrowserOpener, CommandBrowser, NoBrowser};
+use tokenkeep_core::clock::SystemClock;
+use tokenkeep_core::http::ReqwestHttp;
+use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::profile::{self, Profile, ProfilePaths};
-
-/// Program name recorded in logs.
-const PROGRAM: &str = "tokenkeep";
+use tokenkeep_core::provider::catalog::{Origin, Readiness};
+use tokenkeep_core::provider::{ClientAuth, ProviderId};
+use tokenkeep_core::secret::SecretString;
+use tokenkeep_core::service::{self, AddProvider, ConnectOptions};
+use tokenkeep_core::store::{PROGRAM_CLI, StoreError, Vault};
+use url::Url;
 
 /// Tokenkeep keeps your social accounts' OAuth tokens encrypted and fresh.
 #[derive(Debug, Parser)]
@@ -23,12 +38,42 @@ struct Cli {
     /// Directory holding every profile's data (default: the platform's data directory).
     #[arg(long, global = true, env = profile::ENV_HOME, value_name = "DIR")]
     home: Option<PathBuf>,
+    /// Also print log messages to stderr.
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// List, add or configure providers (platforms you can connect to).
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+    /// Connect an account: sign in through your browser, then the tokens are sealed in the vault.
+    Connect {
+        /// The provider id (see `tokenkeep providers list`).
+        provider: String,
+        /// Do not open a browser; print the sign-in link instead.
+        #[arg(long)]
+        no_browser: bool,
+        /// Ask for these scopes instead of the provider's defaults (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Give up after this many seconds without an answer from the browser.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        timeout: u64,
+    },
+    /// List connected accounts (offline: reads the vault only).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a new master key and re-seal every record under it (needs the OS keyring).
+    RotateKey,
     /// Show where this profile keeps its data.
     Paths {
         /// Print JSON instead of text.
@@ -37,10 +82,79 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ProvidersCommand {
+    /// List the providers this profile can connect to, and what each still needs.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a custom OpenID provider by discovery, or set the client of a built-in one.
+    Add {
+        /// Provider id: a built-in one (`youtube`, `twitch`, …) or a new one for a custom provider.
+        name: String,
+        /// Issuer URL of a custom OpenID provider (its /.well-known/openid-configuration is read).
+        #[arg(long, value_name = "URL")]
+        issuer: Option<Url>,
+        /// Name to show for a custom provider.
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+        /// The OAuth client id you registered with the platform.
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// Read the client secret from standard input (it is sealed in the vault, never written to a file).
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// How the client authenticates at the token endpoint.
+        #[arg(long, value_enum, value_name = "METHOD")]
+        auth: Option<AuthArg>,
+        /// Scopes to ask for instead of the defaults (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AuthArg {
+    /// Public client: no secret, PKCE only.
+    None,
+    /// client_secret_basic: HTTP Basic authentication.
+    Basic,
+    /// client_secret_post: id and secret in the request body.
+    Post,
+}
+
+impl From<AuthArg> for ClientAuth {
+    fn from(value: AuthArg) -> Self {
+        match value {
+            AuthArg::None => Self::None,
+            AuthArg::Basic => Self::ClientSecretBasic,
+            AuthArg::Post => Self::ClientSecretPost,
+        }
+    }
+}
+
+/// Failures that have their own exit status.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled; nothing was connected")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<Cancelled>() => {
+            eprintln!("tokenkeep: {error}");
+            ExitCode::from(130)
+        }
         Err(error) => {
             eprintln!("tokenkeep: {error:#}");
             ExitCode::FAILURE
@@ -48,28 +162,318 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
-    let paths = ProfilePaths::resolve(Profile::resolve(cli.profile.as_deref())?, cli.home)?;
-    tracing::debug!(program = PROGRAM, profile = %paths.profile(), "resolved profile");
-    match cli.command {
-        Command::Paths { json } => {
-            if json {
-                let value = serde_json::json!({
-                    "profile": paths.profile().as_str(),
-                    "dir": paths.dir(),
-                    "store": paths.store_dir(),
-                    "logs": paths.logs_dir(),
-                    "config": paths.config_file(),
-                });
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                println!("profile  {}", paths.profile());
-                println!("data     {}", paths.dir().display());
-                println!("store    {}", paths.store_dir().display());
-                println!("logs     {}", paths.logs_dir().display());
-                println!("config   {}", paths.config_file().display());
-            }
-        }
+/// Settings resolved once from flags and environment.
+struct Context {
+    paths: ProfilePaths,
+}
+
+impl Context {
+    fn open_vault(&self) -> Result<Vault, StoreError> {
+        let keys = KeySource::resolve(self.paths.profile())?;
+        Vault::open(&self.paths, keys, Arc::new(SystemClock), PROGRAM_CLI)
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let paths = ProfilePaths::resolve(Profile::resolve(cli.profile.as_deref())?, cli.home)?;
+    paths.ensure()?;
+    tokenkeep_core::logging::init(&tokenkeep_core::logging::LogConfig {
+        dir: Some(&paths.logs_dir()),
+        file_stem: PROGRAM_CLI,
+        stderr: cli.verbose,
+        default_filter: "info",
+    })
+    .with_context(|| format!("cannot open the log file in {}", paths.logs_dir().display()))?;
+    let ctx = Context { paths };
+    match cli.command {
+        Command::Providers {
+            command: ProvidersCommand::List { json },
+        } => providers_list(&ctx, json),
+        Command::Providers {
+            command:
+                ProvidersCommand::Add {
+                    name,
+                    issuer,
+                    display_name,
+                    client_id,
+                    client_secret_stdin,
+                    auth,
+                    scopes,
+                },
+        } => {
+            let client_secret = if client_secret_stdin {
+                Some(read_secret_stdin()?)
+            } else {
+                None
+            };
+            let request = AddProvider {
+                id: ProviderId::parse(&name)?,
+                issuer,
+                display_name,
+                client_id,
+                client_secret,
+                auth: auth.map(Into::into),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+            };
+            providers_add(&ctx, request)
+        }
+        Command::Connect {
+            provider,
+            no_browser,
+            scopes,
+            timeout,
+        } => {
+            let options = ConnectOptions {
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                timeout: Duration::from_secs(timeout),
+            };
+            connect(&ctx, &ProviderId::parse(&provider)?, no_browser, options)
+        }
+        Command::List { json } => list(&ctx, json),
+        Command::RotateKey => rotate_key(&ctx),
+        Command::Paths { json } => paths_command(&ctx, json),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn read_secret_stdin() -> Result<SecretString> {
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the client secret from standard input")?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        bail!("no client secret on standard input (pipe it in, e.g. `printf %s \"$SECRET\" | tokenkeep …`)");
+    }
+    Ok(SecretString::new(secret.to_owned()))
+}
+
+fn providers_list(ctx: &Context, json: bool) -> Result<()> {
+    let catalog = service::catalog(&ctx.paths)?;
+    let origin = |o: Origin| match o {
+        Origin::BuiltIn => "built-in",
+        Origin::Demo => "demo",
+        Origin::Custom => "custom",
+        _ => "other",
+    };
+    if json {
+        let items: Vec<_> = catalog
+            .list()
+            .map(|p| {
+                let spec = p.spec();
+                json!({
+                    "id": spec.id.as_str(),
+                    "name": spec.display_name,
+                    "origin": origin(p.origin()),
+                    "ready": p.is_ready(),
+                    "needs": match p.readiness() { Readiness::NeedsClientId { message } => Some(message.as_str()), _ => None },
+                    "client_id": p.client_id(),
+                    "auth": spec.client_auth.short_name(),
+                    "scopes": spec.scopes,
+                    "issuer": spec.issuer,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = catalog
+        .list()
+        .map(|p| {
+            let spec = p.spec();
+            let state = if p.is_ready() {
+                "ready".to_owned()
+            } else {
+                "needs a client id".to_owned()
+            };
+            vec![
+                spec.id.to_string(),
+                spec.display_name.clone(),
+                origin(p.origin()).to_owned(),
+                state,
+            ]
+        })
+        .collect();
+    println!("{}", render::table(&["id", "name", "kind", "state"], &rows));
+    let waiting = catalog.list().filter(|p| !p.is_ready()).count();
+    if waiting > 0 {
+        println!(
+            "\n{waiting} provider(s) need a client id before you can connect: `tokenkeep providers add NAME --client-id \
+             ID` (see `tokenkeep providers list --json` for where to register)."
+        );
+    }
+    Ok(())
+}
+
+fn providers_add(ctx: &Context, request: AddProvider) -> Result<()> {
+    let http = ReqwestHttp::new()?;
+    let added = runtime()?.block_on(service::add_provider(&ctx.paths, &http, || ctx.open_vault(), request))?;
+    let spec = added.provider.spec();
+    let verb = if added.created { "Added" } else { "Updated" };
+    println!("{verb} provider {} ({}).", spec.id, spec.display_name);
+    if added.secret_stored {
+        println!("Its client secret is sealed in the vault.");
+    }
+    match added.provider.readiness() {
+        Readiness::Ready => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        Readiness::NeedsClientId { message } => println!("{message}"),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: ConnectOptions) -> Result<()> {
+    let catalog = service::catalog(&ctx.paths)?;
+    let vault = ctx.open_vault()?;
+    let http = ReqwestHttp::new()?;
+    let browser: Box<dyn BrowserOpener> = if no_browser {
+        Box::new(NoBrowser)
+    } else {
+        Box::new(CommandBrowser::from_env_value(
+            std::env::var(browser::ENV_BROWSER).ok().as_deref(),
+        ))
+    };
+    let name = catalog.require(provider)?.spec().display_name.clone();
+    let timeout = options.timeout;
+    let mut observer = |url: &Url, opened: Result<(), &browser::BrowserError>| match (no_browser, opened) {
+        (false, Ok(())) => eprintln!(
+            "Opening your browser to sign in to {name}…\nWaiting for the browser (Ctrl-C cancels; gives up after {}).",
+            minutes(timeout)
+        ),
+        (_, opened) => {
+            if let Err(error) = opened {
+                eprintln!("{error}");
+            }
+            eprintln!(
+                "Open this link in your browser to sign in to {name}:\n\n  {url}\n\nWaiting for the browser (Ctrl-C \
+                 cancels; gives up after {}).",
+                minutes(timeout)
+            );
+        }
+    };
+    let connected = runtime()?.block_on(async {
+        let work = service::connect_account(
+            &catalog,
+            &vault,
+            &http,
+            browser.as_ref(),
+            &SystemClock,
+            provider,
+            options,
+            &mut observer,
+        );
+        tokio::select! {
+            result = work => result.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(Cancelled.into()),
+        }
+    })?;
+    let verb = if connected.replaced { "Reconnected" } else { "Connected" };
+    println!("{verb} {name} as {} (connection {}).", connected.account, connected.id);
+    Ok(())
+}
+
+fn minutes(d: Duration) -> String {
+    match d.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s => format!("{} min", s / 60),
+    }
+}
+
+fn list(ctx: &Context, json: bool) -> Result<()> {
+    let vault = ctx.open_vault()?;
+    let entries = service::list_connections(&vault)?;
+    let now = render::now_secs();
+    if json {
+        let items: Vec<_> = entries
+            .iter()
+            .map(|e| match &e.meta {
+                Ok(m) => json!({
+                    "id": e.id.to_hex(),
+                    "provider": m.provider,
+                    "account": m.account,
+                    "scopes": m.scopes,
+                    "expires_at": m.expires_at.map(render::rfc3339),
+                    "status": m.status.as_str(),
+                }),
+                Err(problem) => json!({ "id": e.id.to_hex(), "status": "damaged", "error": problem.to_string() }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!(
+            "No accounts connected yet. Connect one with `tokenkeep connect PROVIDER` (see `tokenkeep providers list`)."
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| match &e.meta {
+            Ok(m) => vec![
+                e.id.to_hex(),
+                m.provider.clone(),
+                m.account.clone(),
+                m.status.as_str().replace('_', " "),
+                render::expiry(m.expires_at, now),
+                m.scopes.join(" "),
+            ],
+            Err(problem) => vec![
+                e.id.to_hex(),
+                "?".into(),
+                "?".into(),
+                "damaged".into(),
+                problem.to_string(),
+                String::new(),
+            ],
+        })
+        .collect();
+    println!(
+        "{}",
+        render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
+    );
+    Ok(())
+}
+
+fn rotate_key(ctx: &Context) -> Result<()> {
+    let vault = ctx.open_vault()?;
+    let report = vault.rotate_key()?;
+    println!(
+        "Rotated the master key: {} record(s) re-sealed under key {} (was {}); the old key was deleted from the keyring.",
+        report.resealed, report.new, report.old
+    );
+    if report.damaged > 0 {
+        println!(
+            "{} damaged record(s) could not be opened and were left as they were.",
+            report.damaged
+        );
+    }
+    Ok(())
+}
+
+fn paths_command(ctx: &Context, json: bool) -> Result<()> {
+    let paths = &ctx.paths;
+    if json {
+        let value = json!({
+            "profile": paths.profile().as_str(),
+            "dir": paths.dir(),
+            "store": paths.store_dir(),
+            "logs": paths.logs_dir(),
+            "config": paths.config_file(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        println!("profile  {}", paths.profile());
+        println!("data     {}", paths.dir().display());
+        println!("store    {}", paths.store_dir().display());
+        println!("logs     {}", paths.logs_dir().display());
+        println!("config   {}", paths.config_file().display());
+    }
+    Ok(())
 }

@@ -6,11 +6,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod browser;
 pub mod clock;
+pub mod connect;
 pub mod crypto;
 pub mod envelope;
+pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod oauth;
 pub mod profile;
+pub mod provider;
 pub mod secret;
+pub mod service;
 pub mod store;

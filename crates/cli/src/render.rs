@@ -1,0 +1,114 @@
+//! Presenting results in a terminal: aligned tables, relative times, RFC 3339 timestamps.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix seconds now.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-30T04:12:09Z` for Unix seconds (UTC, no leap seconds, proleptic Gregorian).
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// "in 12 min", "3 h ago", "just now".
+pub(crate) fn relative(secs: u64, now: u64) -> String {
+    let (delta, future) = if secs >= now {
+        (secs - now, true)
+    } else {
+        (now - secs, false)
+    };
+    let amount = match delta {
+        0..=44 => return "just now".to_owned(),
+        45..=5_399 => format!("{} min", (delta + 30) / 60),
+        5_400..=129_599 => format!("{} h", (delta + 1800) / 3600),
+        _ => format!("{} days", (delta + 43_200) / 86_400),
+    };
+    if future {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+/// "expires in 12 min", "expired 3 min ago", "no expiry".
+pub(crate) fn expiry(expires_at: Option<u64>, now: u64) -> String {
+    match expires_at {
+        None => "no expiry given".to_owned(),
+        Some(at) if at > now => format!("expires {}", relative(at, now)),
+        Some(at) => format!("expired {}", relative(at, now)),
+    }
+}
+
+/// Left-aligned columns separated by two spaces; the header is upper-cased.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    let mut out = vec![line(header.iter().map(|h| h.to_uppercase()).collect())];
+    out.extend(rows.iter().map(|r| line(r.clone())));
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_010_838), "2026-11-30T03:53:58Z");
+    }
+
+    #[test]
+    fn relative_times_read_naturally() {
+        assert_eq!(relative(1000, 1000), "just now");
+        assert_eq!(relative(1000 + 12 * 60, 1000), "in 12 min");
+        assert_eq!(relative(1000, 1000 + 3 * 3600), "3 h ago");
+        assert_eq!(relative(1000 + 3 * 86_400, 1000), "in 3 days");
+        assert_eq!(expiry(Some(900), 1000), "expired 2 min ago");
+        assert_eq!(expiry(None, 1000), "no expiry given");
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["id", "name"],
+            &[vec!["a".into(), "x".into()], vec!["long-id".into(), "y".into()]],
+        );
+        assert_eq!(t, "ID       NAME\na        x\nlong-id  y");
+    }
+}

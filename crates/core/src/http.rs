@@ -1,0 +1,134 @@
+//! Outbound HTTP behind a small trait, so the OAuth flow and refresh engine run against fakes in unit tests.
+//!
+//! The real client ([`ReqwestHttp`]) follows no redirects (an OAuth endpoint that redirects is misconfigured or
+//! hostile, and following it could leak a code or a secret elsewhere), enforces a time limit, and reads at most
+//! [`MAX_RESPONSE_BYTES`] of any response body: a provider cannot make us buffer an unbounded reply.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// An HTTP request with its whole body (what `oauth2` hands to its client).
+pub type HttpRequest = http::Request<Vec<u8>>;
+/// An HTTP response with its whole (size-limited) body.
+pub type HttpResponse = http::Response<Vec<u8>>;
+
+/// The largest response body read from a provider; larger bodies fail with [`HttpError::TooLarge`].
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+/// Time limit for one request, connection included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A boxed, sendable future (what [`HttpClient::execute`] returns).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a request got no usable response. Messages name the host at most, never a query or body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The server could not be reached (DNS, refused, reset, TLS).
+    #[error("could not reach {host}: {reason}")]
+    Unreachable {
+        /// Host of the request.
+        host: String,
+        /// Short description of the failure.
+        reason: String,
+    },
+    /// No response within [`REQUEST_TIMEOUT`].
+    #[error("{host} did not answer in time")]
+    Timeout {
+        /// Host of the request.
+        host: String,
+    },
+    /// The response body exceeded [`MAX_RESPONSE_BYTES`].
+    #[error("{host} sent a response larger than {MAX_RESPONSE_BYTES} bytes")]
+    TooLarge {
+        /// Host of the request.
+        host: String,
+    },
+    /// The request itself could not be built (a bug or a malformed endpoint).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// Sends one HTTP request. Implementations must be cheap to share (`Arc<dyn HttpClient>`).
+pub trait HttpClient: Send + Sync + std::fmt::Debug {
+    /// Sends `request` and returns the response with its body read in full (bounded by [`MAX_RESPONSE_BYTES`]).
+    fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>>;
+}
+
+/// The production client: reqwest with rustls, no redirects, bounded bodies.
+#[derive(Debug, Clone)]
+pub struct ReqwestHttp {
+    client: reqwest::Client,
+}
+
+impl ReqwestHttp {
+    /// Builds the client.
+    pub fn new() -> Result<Self, HttpError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("Tokenkeep/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { client })
+    }
+}
+
+fn host_of(uri: &http::Uri) -> String {
+    uri.authority()
+        .map_or_else(|| "the server".to_owned(), ToString::to_string)
+}
+
+impl HttpClient for ReqwestHttp {
+    fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        Box::pin(async move {
+            let host = host_of(request.uri());
+            let request: reqwest::Request = request
+                .try_into()
+                .map_err(|e: reqwest::Error| HttpError::InvalidRequest(e.without_url().to_string()))?;
+            let classify = |e: reqwest::Error, host: &str| {
+                if e.is_timeout() {
+                    HttpError::Timeout { host: host.to_owned() }
+                } else {
+                    // `without_url` keeps query strings (which may hold codes) out of the message.
+                    HttpError::Unreachable {
+                        host: host.to_owned(),
+                        reason: root_cause(&e.without_url()),
+                    }
+                }
+            };
+            let mut response = self.client.execute(request).await.map_err(|e| classify(e, &host))?;
+            if response
+                .content_length()
+                .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+            {
+                return Err(HttpError::TooLarge { host });
+            }
+            let mut builder = http::Response::builder()
+                .status(response.status())
+                .version(response.version());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, &host))? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(HttpError::TooLarge { host });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            builder.body(body).map_err(|e| HttpError::InvalidRequest(e.to_string()))
+        })
+    }
+}
+
+/// The innermost cause of an error, which is usually the one a person can act on ("connection refused").
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}

@@ -1,0 +1,273 @@
+//! Learning who the connected account is: from the `id_token`'s claims or from the userinfo endpoint.
+//!
+//! The `id_token` comes straight from the token endpoint over TLS, in answer to our own authenticated request, so
+//! its signature is not checked (OpenID Connect Core §3.1.3.7, item 6 allows TLS server validation instead); its
+//! claims still are: `iss`, `aud`, `exp` and — the point of it — the `nonce` we sent, which ties the token to this
+//! very sign-in.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use crate::http::HttpClient;
+use crate::provider::IdentitySource;
+use crate::secret::SecretString;
+
+/// How far the provider's clock may be from ours when checking `exp`.
+pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Who the account is, as shown to people and used to recognise a reconnect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountIdentity {
+    /// The display name (an e-mail address, a handle).
+    pub account: String,
+    /// The provider's stable id for the account, when known.
+    pub subject: Option<String>,
+}
+
+/// Why the identity could not be established.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The provider sent no `id_token` though one was expected.
+    #[error("the provider did not return an id_token, so the account cannot be identified")]
+    MissingIdToken,
+    /// The `id_token` is not a well-formed JWT.
+    #[error("the provider's id_token is malformed")]
+    MalformedIdToken,
+    /// A claim failed validation.
+    #[error("the provider's id_token failed validation: {0}")]
+    InvalidIdToken(&'static str),
+    /// The userinfo request failed or returned something unusable.
+    #[error("could not read the account from the provider's userinfo endpoint: {0}")]
+    Userinfo(String),
+    /// None of the configured claims is present.
+    #[error("the provider's answer has none of the claims {0:?} that name the account")]
+    NoAccountClaim(Vec<String>),
+}
+
+/// The claims of an `id_token`, without verifying its signature (see the module documentation).
+pub(crate) fn id_token_claims(id_token: &str) -> Result<serde_json::Map<String, serde_json::Value>, IdentityError> {
+    let mut parts = id_token.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(IdentityError::MalformedIdToken);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| IdentityError::MalformedIdToken)?;
+    match serde_json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(IdentityError::MalformedIdToken),
+    }
+}
+
+/// What an `id_token` must match.
+#[derive(Debug)]
+pub(crate) struct IdTokenExpectations<'a> {
+    pub(crate) issuer: Option<&'a str>,
+    pub(crate) client_id: &'a str,
+    pub(crate) nonce: Option<&'a SecretString>,
+    pub(crate) now: SystemTime,
+}
+
+/// Validates the claims of an `id_token` (OpenID Connect Core §3.1.3.7, items 2, 3, 9 and 11).
+pub(crate) fn validate_id_token(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    expect: &IdTokenExpectations<'_>,
+) -> Result<(), IdentityError> {
+    if let Some(issuer) = expect.issuer
+        && claims.get("iss").and_then(|v| v.as_str()) != Some(issuer)
+    {
+        return Err(IdentityError::InvalidIdToken("it was issued by another issuer"));
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(aud)) => aud == expect.client_id,
+        Some(serde_json::Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(expect.client_id)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(IdentityError::InvalidIdToken("it was issued to another client"));
+    }
+    let now = expect.now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match claims.get("exp").and_then(serde_json::Value::as_u64) {
+        Some(exp) if Duration::from_secs(exp) + CLOCK_SKEW > now => {}
+        _ => return Err(IdentityError::InvalidIdToken("it has expired or has no expiry")),
+    }
+    if let Some(nonce) = expect.nonce {
+        let sent = claims.get("nonce").and_then(|v| v.as_str()).unwrap_or_default();
+        if !bool::from(sent.as_bytes().ct_eq(nonce.dangerously_expose().as_bytes())) {
+            return Err(IdentityError::InvalidIdToken("its nonce does not match this sign-in"));
+        }
+    }
+    Ok(())
+}
+
+/// Follows a dotted path (`data.user.display_name`) into a JSON object.
+fn claim<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
+fn claim_text(value: &serde_json::Value, path: &str) -> Option<String> {
+    match claim(value, path)? {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Picks the account name and subject from a claims object.
+pub(crate) fn identity_from_claims(
+    claims: &serde_json::Value,
+    account_claims: &[String],
+    subject_claim: &str,
+) -> Result<AccountIdentity, IdentityError> {
+    let account = account_claims
+        .iter()
+        .find_map(|path| claim_text(claims, path))
+        .ok_or_else(|| IdentityError::NoAccountClaim(account_claims.to_vec()))?;
+    let subject = claim_text(claims, subject_claim);
+    Ok(AccountIdentity { account, subject })
+}
+
+/// Asks the userinfo endpoint who the access token belongs to.
+pub(crate) async fn fetch_userinfo(
+    http: &dyn HttpClient,
+    endpoint: &url::Url,
+    access_token: &SecretString,
+) -> Result<serde_json::Value, IdentityError> {
+    let request = http::Request::get(endpoint.as_str())
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", access_token.dangerously_expose()),
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| IdentityError::Userinfo(e.to_string()))?;
+    let response = http
+        .execute(request)
+        .await
+        .map_err(|e| IdentityError::Userinfo(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(IdentityError::Userinfo(format!(
+            "the endpoint answered HTTP {}",
+            response.status().as_u16()
+        )));
+    }
+    serde_json::from_slice(response.body()).map_err(|_| IdentityError::Userinfo("the answer is not JSON".into()))
+}
+
+/// Establishes the identity the way the provider is configured to give it.
+pub(crate) async fn identify(
+    source: &IdentitySource,
+    http: &dyn HttpClient,
+    userinfo_endpoint: Option<&url::Url>,
+    id_token_claims: Option<&serde_json::Map<String, serde_json::Value>>,
+    access_token: &SecretString,
+) -> Result<AccountIdentity, IdentityError> {
+    match source {
+        IdentitySource::IdToken { account_claims } => {
+            let claims = id_token_claims.ok_or(IdentityError::MissingIdToken)?;
+            identity_from_claims(&serde_json::Value::Object(claims.clone()), account_claims, "sub")
+        }
+        IdentitySource::Userinfo {
+            account_claims,
+            subject_claim,
+        } => {
+            let endpoint = userinfo_endpoint.ok_or_else(|| IdentityError::Userinfo("no endpoint configured".into()))?;
+            let info = fetch_userinfo(http, endpoint, access_token).await?;
+            identity_from_claims(&info, account_claims, subject_claim)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: serde_json::Value) -> String {
+        let enc = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.sig", enc(&serde_json::json!({"alg":"RS256"})), enc(&claims))
+    }
+
+    fn expect<'a>(nonce: &'a SecretString) -> IdTokenExpectations<'a> {
+        IdTokenExpectations {
+            issuer: Some("http://127.0.0.1:9"),
+            client_id: "client",
+            nonce: Some(nonce),
+            now: UNIX_EPOCH + Duration::from_secs(1_000_000),
+        }
+    }
+
+    #[test]
+    fn a_valid_id_token_passes_and_names_the_account() {
+        let nonce = SecretString::new("n-123".into());
+        let token = jwt(serde_json::json!({
+            "iss": "http://127.0.0.1:9", "aud": ["other", "client"], "exp": 1_000_100, "nonce": "n-123",
+            "sub": "u1", "email": "alice@example.test"
+        }));
+        let claims = id_token_claims(&token).unwrap();
+        validate_id_token(&claims, &expect(&nonce)).unwrap();
+        let id = identity_from_claims(&serde_json::Value::Object(claims), &["email".into()], "sub").unwrap();
+        assert_eq!(
+            id,
+            AccountIdentity {
+                account: "alice@example.test".into(),
+                subject: Some("u1".into())
+            }
+        );
+    }
+
+    #[test]
+    fn each_claim_check_bites() {
+        let nonce = SecretString::new("n-123".into());
+        let base =
+            serde_json::json!({"iss": "http://127.0.0.1:9", "aud": "client", "exp": 1_000_100, "nonce": "n-123"});
+        let cases = [
+            ("iss", serde_json::json!("http://evil"), "another issuer"),
+            ("aud", serde_json::json!("someone-else"), "another client"),
+            ("exp", serde_json::json!(1_000_000 - 301), "expired"),
+            ("nonce", serde_json::json!("replayed"), "nonce"),
+        ];
+        for (field, value, message) in cases {
+            let mut claims = base.as_object().unwrap().clone();
+            claims.insert(field.into(), value);
+            let err = validate_id_token(&claims, &expect(&nonce)).unwrap_err();
+            assert!(err.to_string().contains(message), "{field}: {err}");
+        }
+        // Within the allowed skew an expired token still passes.
+        let mut claims = base.as_object().unwrap().clone();
+        claims.insert("exp".into(), serde_json::json!(1_000_000 - 200));
+        validate_id_token(&claims, &expect(&nonce)).unwrap();
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected_without_echoing_them() {
+        for bad in ["", "a.b", "a.b.c.d", "a.!!!.c", &format!("a.{}.c", "bm90IGpzb24")] {
+            let err = id_token_claims(bad).unwrap_err();
+            assert_eq!(err.to_string(), "the provider's id_token is malformed");
+        }
+    }
+
+    #[test]
+    fn nested_userinfo_claims_are_reachable() {
+        let info = serde_json::json!({"data": {"user": {"display_name": "Creator", "open_id": 42}}});
+        let id = identity_from_claims(
+            &info,
+            &["data.user.username".into(), "data.user.display_name".into()],
+            "data.user.open_id",
+        )
+        .unwrap();
+        assert_eq!(
+            id,
+            AccountIdentity {
+                account: "Creator".into(),
+                subject: Some("42".into())
+            }
+        );
+        let err = identity_from_claims(&info, &["email".into()], "sub").unwrap_err();
+        assert!(matches!(err, IdentityError::NoAccountClaim(_)));
+    }
+}

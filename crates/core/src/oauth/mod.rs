@@ -1,0 +1,546 @@
+//! The OAuth 2.0 authorization-code flow for native apps (RFC 8252), on the `oauth2` crate.
+//!
+//! [`Authorization::start`] binds the loopback listener and builds the authorization URL: PKCE S256, a random
+//! `state`, and a `nonce` when `openid` is asked. The caller opens that URL in the system browser.
+//! [`Authorization::finish`] waits for the one valid callback (time-limited; dropping the future cancels it and
+//! closes the port), checks `iss` (RFC 9207), exchanges the code, validates the `id_token`, learns who the account
+//! is, and answers the browser with the outcome. Nothing here logs or returns a code, verifier, state or token:
+//! errors carry only provider error codes and short descriptions, and every secret is registered with the log
+//! redactor the moment it exists.
+
+mod identity;
+mod loopback;
+mod token_response;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, StandardRevocableToken, TokenResponse,
+    TokenUrl,
+};
+use url::Url;
+
+pub use self::identity::{AccountIdentity, IdentityError};
+use self::loopback::{Callback, LoopbackListener, Responder};
+pub use self::token_response::ProviderTokenResponse;
+use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::logging::register_secret;
+use crate::provider::{ClientAuth, ProviderSpec};
+use crate::secret::SecretString;
+use crate::store::TokenSet;
+
+/// How long the browser has to come back before the flow gives up.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// The OAuth client of one provider: its id and, for confidential clients, its secret.
+#[derive(Debug)]
+pub struct ClientCredentials {
+    /// The client id registered with the platform.
+    pub client_id: String,
+    /// The client secret, for `client_secret_basic` / `client_secret_post`.
+    pub client_secret: Option<SecretString>,
+}
+
+/// Why a connection could not be made. Messages never contain a code, verifier, state or token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// The provider needs a client secret and none was given.
+    #[error("{provider} uses {auth} client authentication, which needs a client secret: add one and try again")]
+    MissingClientSecret {
+        /// Provider display name.
+        provider: String,
+        /// The method configured.
+        auth: &'static str,
+    },
+    /// The loopback listener could not be started.
+    #[error("could not listen for the browser on 127.0.0.1: {0}")]
+    Listener(std::io::Error),
+    /// A URL in the provider definition is unusable.
+    #[error("the provider definition is unusable: {0}")]
+    Configuration(String),
+    /// Nobody came back from the browser in time.
+    #[error("the sign-in timed out after {} minutes without an answer from the browser; start again when ready", .0.as_secs() / 60)]
+    Timeout(Duration),
+    /// The user declined on the consent page.
+    #[error("you declined the request at {0}; nothing was connected")]
+    Declined(String),
+    /// The provider ended the authorization with an error.
+    #[error("{provider} refused the sign-in: {error}{}", description.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Authorization {
+        /// Provider display name.
+        provider: String,
+        /// The `error` code.
+        error: String,
+        /// The provider's description, sanitized.
+        description: Option<String>,
+    },
+    /// The callback's `iss` is not the provider's issuer: a mix-up attack or a misconfiguration.
+    #[error("the sign-in response came from {got}, not from {expected}; it was refused (RFC 9207)")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The issuer in the callback.
+        got: String,
+    },
+    /// The callback had the right state but neither a code nor an error.
+    #[error("the provider's sign-in response was malformed (no authorization code)")]
+    MalformedCallback,
+    /// The token endpoint refused the code.
+    #[error("{provider} refused to issue tokens: {error}")]
+    TokenRejected {
+        /// Provider display name.
+        provider: String,
+        /// The OAuth `error` code (`invalid_grant`, `invalid_client`, …).
+        error: String,
+    },
+    /// The token endpoint could not be reached.
+    #[error("could not reach {provider}'s token endpoint: {source}")]
+    TokenEndpoint {
+        /// Provider display name.
+        provider: String,
+        /// What failed.
+        #[source]
+        source: HttpError,
+    },
+    /// The token endpoint answered with something that is not a usable token response.
+    #[error("{provider}'s token endpoint sent an unusable answer (HTTP {status}): {detail}")]
+    MalformedTokenResponse {
+        /// Provider display name.
+        provider: String,
+        /// HTTP status of the answer.
+        status: u16,
+        /// What is wrong with it (never its content).
+        detail: String,
+    },
+    /// The account could not be identified.
+    #[error("connected to {provider}, but {source}")]
+    Identity {
+        /// Provider display name.
+        provider: String,
+        /// What failed.
+        #[source]
+        source: IdentityError,
+    },
+}
+
+/// A completed authorization: who, which tokens, which scopes, until when.
+#[derive(Debug)]
+pub struct Authorized {
+    /// The account.
+    pub identity: AccountIdentity,
+    /// The tokens, ready to seal.
+    pub tokens: TokenSet,
+    /// Scopes granted (as reported by the provider, else as requested).
+    pub scopes: Vec<String>,
+    /// When the access token expires (Unix seconds), if the provider said.
+    pub expires_at: Option<u64>,
+}
+
+/// An authorization in progress: the listener is bound and the URL is ready for the browser.
+#[derive(Debug)]
+pub struct Authorization {
+    spec: ProviderSpec,
+    credentials: ClientCredentials,
+    listener: LoopbackListener,
+    authorize_url: Url,
+    state: SecretString,
+    verifier: Option<PkceCodeVerifier>,
+    nonce: Option<SecretString>,
+    scopes: Vec<String>,
+}
+
+/// The `oauth2` client type for our providers: standard errors, our lenient token response.
+pub(crate) type OAuthClient<HasAuth = EndpointNotSet> = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    HasAuth,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Builds the `oauth2` client for `spec` with `credentials` (shared by the flow and the refresh engine).
+pub(crate) fn oauth_client(
+    spec: &ProviderSpec,
+    credentials: &ClientCredentials,
+    redirect: Option<&Url>,
+) -> Result<OAuthClient, FlowError> {
+    if spec.client_auth.needs_secret() && credentials.client_secret.is_none() {
+        return Err(FlowError::MissingClientSecret {
+            provider: spec.display_name.clone(),
+            auth: spec.client_auth.short_name(),
+        });
+    }
+    let mut client = oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
+        .set_token_uri(TokenUrl::from_url(spec.token_endpoint.clone()))
+        .set_auth_type(match spec.client_auth {
+            ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+            ClientAuth::None | ClientAuth::ClientSecretPost => AuthType::RequestBody,
+        });
+    if let Some(secret) = &credentials.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.dangerously_expose().to_owned()));
+    }
+    if let Some(redirect) = redirect {
+        client = client.set_redirect_uri(RedirectUrl::from_url(redirect.clone()));
+    }
+    Ok(client)
+}
+
+fn random_token() -> Result<SecretString, FlowError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| FlowError::Configuration(format!("no randomness available: {e}")))?;
+    use base64::Engine as _;
+    let token = SecretString::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    register_secret(token.dangerously_expose());
+    Ok(token)
+}
+
+impl Authorization {
+    /// Binds the loopback listener and prepares the authorization URL. `scopes` overrides the provider's defaults.
+    pub async fn start(
+        spec: &ProviderSpec,
+        credentials: ClientCredentials,
+        scopes: Option<Vec<String>>,
+    ) -> Result<Self, FlowError> {
+        let listener = LoopbackListener::bind(&spec.loopback_host, spec.redirect_port, &spec.redirect_path)
+            .await
+            .map_err(FlowError::Listener)?;
+        let client = oauth_client(spec, &credentials, Some(listener.redirect_uri()))?
+            .set_auth_uri(AuthUrl::from_url(spec.authorization_endpoint.clone()));
+        let scopes = scopes.unwrap_or_else(|| spec.scopes.clone());
+        let state = random_token()?;
+        let state_for_request = SecretString::new(state.dangerously_expose().to_owned());
+        let mut request =
+            client.authorize_url(move || CsrfToken::new(state_for_request.dangerously_expose().to_owned()));
+        if spec.scope_separator == " " {
+            request = request.add_scopes(scopes.iter().cloned().map(Scope::new));
+        } else if !scopes.is_empty() {
+            request = request.add_extra_param("scope", scopes.join(&spec.scope_separator));
+        }
+        if spec.param_names.client_id != "client_id" {
+            request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
+        }
+        let verifier = if spec.pkce {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            register_secret(verifier.secret());
+            request = request.set_pkce_challenge(challenge);
+            Some(verifier)
+        } else {
+            None
+        };
+        let nonce = if scopes.iter().any(|s| s == "openid") {
+            Some(random_token()?)
+        } else {
+            None
+        };
+        if let Some(nonce) = &nonce {
+            request = request.add_extra_param("nonce", nonce.dangerously_expose().to_owned());
+        }
+        for (name, value) in &spec.authorize_params {
+            request = request.add_extra_param(name.clone(), value.clone());
+        }
+        let (authorize_url, _state) = request.url();
+        tracing::info!(provider = %spec.id, redirect = %listener.redirect_uri(), "authorization started");
+        Ok(Self {
+            spec: spec.clone(),
+            credentials,
+            listener,
+            authorize_url,
+            state,
+            verifier,
+            nonce,
+            scopes,
+        })
+    }
+
+    /// The URL to open in the system browser.
+    pub fn authorize_url(&self) -> &Url {
+        &self.authorize_url
+    }
+
+    /// The loopback redirect URI this authorization listens on.
+    pub fn redirect_uri(&self) -> &Url {
+        self.listener.redirect_uri()
+    }
+
+    /// Waits (at most `timeout`) for the browser, then completes the authorization. Drop the future to cancel.
+    pub async fn finish(
+        self,
+        http: &dyn HttpClient,
+        now: impl Fn() -> SystemTime,
+        timeout: Duration,
+    ) -> Result<Authorized, FlowError> {
+        let Self {
+            spec,
+            credentials,
+            listener,
+            authorize_url: _,
+            state,
+            verifier,
+            nonce,
+            scopes,
+        } = self;
+        let redirect = listener.redirect_uri().clone();
+        let (callback, responder) = tokio::time::timeout(timeout, listener.wait(&state))
+            .await
+            .map_err(|_| FlowError::Timeout(timeout))?;
+        // From here on the port is closed: exactly one callback was accepted.
+        let result = complete(
+            &spec,
+            &credentials,
+            &redirect,
+            callback,
+            verifier,
+            nonce.as_ref(),
+            scopes,
+            http,
+            now,
+        )
+        .await;
+        match &result {
+            Ok(done) => {
+                tracing::info!(provider = %spec.id, "account connected");
+                responder
+                    .respond(
+                        200,
+                        "Connected",
+                        &format!(
+                            "Tokenkeep is now connected to {} as {}. You can close this tab.",
+                            spec.display_name, done.identity.account
+                        ),
+                    )
+                    .await;
+            }
+            Err(error) => {
+                tracing::warn!(provider = %spec.id, %error, "authorization failed");
+                respond_error(responder, error).await;
+            }
+        }
+        result
+    }
+}
+
+async fn respond_error(responder: Responder, error: &FlowError) {
+    let title = match error {
+        FlowError::Declined(_) => "Not connected",
+        _ => "Could not connect",
+    };
+    responder
+        .respond(
+            400,
+            title,
+            &format!("{}. Return to Tokenkeep to try again.", capitalize(&error.to_string())),
+        )
+        .await;
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)] // the flow's state, passed once from `finish`
+async fn complete(
+    spec: &ProviderSpec,
+    credentials: &ClientCredentials,
+    redirect: &Url,
+    callback: Callback,
+    verifier: Option<PkceCodeVerifier>,
+    nonce: Option<&SecretString>,
+    requested_scopes: Vec<String>,
+    http: &dyn HttpClient,
+    now: impl Fn() -> SystemTime,
+) -> Result<Authorized, FlowError> {
+    let (code, iss) = match callback {
+        Callback::Code { code, iss } => (code, iss),
+        Callback::Error {
+            error,
+            description,
+            iss,
+        } => {
+            check_issuer(spec, iss.as_deref())?;
+            return Err(if error == "access_denied" {
+                FlowError::Declined(spec.display_name.clone())
+            } else {
+                FlowError::Authorization {
+                    provider: spec.display_name.clone(),
+                    error,
+                    description,
+                }
+            });
+        }
+        Callback::Malformed => return Err(FlowError::MalformedCallback),
+    };
+    check_issuer(spec, iss.as_deref())?;
+
+    let client = oauth_client(spec, credentials, Some(redirect))?;
+    let mut request = client.exchange_code(AuthorizationCode::new(code.dangerously_expose().to_owned()));
+    if let Some(verifier) = verifier {
+        request = request.set_pkce_verifier(verifier);
+    }
+    if spec.param_names.client_id != "client_id" {
+        request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
+    }
+    let observed = ObservedHttp::new(http);
+    let response = request
+        .request_async(&|req| observed.call(req))
+        .await
+        .map_err(|e| token_error(spec, &observed, e))?;
+
+    let access = SecretString::new(response.access_token().secret().to_owned());
+    register_secret(access.dangerously_expose());
+    let refresh = response
+        .refresh_token()
+        .map(|t| SecretString::new(t.secret().to_owned()));
+    if let Some(refresh) = &refresh {
+        register_secret(refresh.dangerously_expose());
+    }
+    let id_token = response.id_token().map(|t| SecretString::new(t.to_owned()));
+    if let Some(id_token) = &id_token {
+        register_secret(id_token.dangerously_expose());
+    }
+    let now = now();
+    let identity_error = |source| FlowError::Identity {
+        provider: spec.display_name.clone(),
+        source,
+    };
+    let claims = match &id_token {
+        Some(token) => {
+            let claims = identity::id_token_claims(token.dangerously_expose()).map_err(identity_error)?;
+            identity::validate_id_token(
+                &claims,
+                &identity::IdTokenExpectations {
+                    issuer: spec.issuer.as_deref(),
+                    client_id: &credentials.client_id,
+                    nonce,
+                    now,
+                },
+            )
+            .map_err(identity_error)?;
+            Some(claims)
+        }
+        // OpenID Connect Core §3.1.3.3: an `openid` request must come back with an id_token.
+        None if nonce.is_some() => return Err(identity_error(IdentityError::MissingIdToken)),
+        None => None,
+    };
+    let identity = identity::identify(
+        &spec.identity,
+        http,
+        spec.userinfo_endpoint.as_ref(),
+        claims.as_ref(),
+        &access,
+    )
+    .await
+    .map_err(identity_error)?;
+    let scopes = response
+        .scopes()
+        .map(|granted| granted.iter().map(|s| s.to_string()).collect())
+        .unwrap_or(requested_scopes);
+    let expires_at = response.expires_in().map(|ttl| {
+        now.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(ttl)
+            .as_secs()
+    });
+    Ok(Authorized {
+        identity,
+        tokens: TokenSet {
+            access,
+            refresh,
+            id_token,
+        },
+        scopes,
+        expires_at,
+    })
+}
+
+/// RFC 9207: when the provider names itself in the callback, it must be the issuer we configured.
+fn check_issuer(spec: &ProviderSpec, iss: Option<&str>) -> Result<(), FlowError> {
+    match (spec.issuer.as_deref(), iss) {
+        (Some(expected), Some(got)) if expected != got => Err(FlowError::IssuerMismatch {
+            expected: expected.to_owned(),
+            got: got.chars().take(200).collect(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Remembers the status and `Retry-After` of the last response, which `oauth2`'s errors do not carry.
+#[derive(Debug)]
+pub(crate) struct ObservedHttp<'a> {
+    http: &'a dyn HttpClient,
+    last: Arc<Mutex<Option<ResponseFacts>>>,
+}
+
+/// What is worth knowing about a failed response, without its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResponseFacts {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl<'a> ObservedHttp<'a> {
+    pub(crate) fn new(http: &'a dyn HttpClient) -> Self {
+        Self {
+            http,
+            last: Arc::default(),
+        }
+    }
+
+    pub(crate) async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let response = self.http.execute(request).await?;
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(ResponseFacts {
+            status: response.status().as_u16(),
+            retry_after,
+        });
+        Ok(response)
+    }
+
+    pub(crate) fn last(&self) -> Option<ResponseFacts> {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Maps `oauth2`'s error without its body (which may hold tokens) or its Debug output.
+fn token_error(
+    spec: &ProviderSpec,
+    observed: &ObservedHttp<'_>,
+    error: RequestTokenError<HttpError, BasicErrorResponse>,
+) -> FlowError {
+    let provider = spec.display_name.clone();
+    let status = observed.last().map_or(0, |f| f.status);
+    match error {
+        RequestTokenError::ServerResponse(response) => FlowError::TokenRejected {
+            provider,
+            error: response.error().as_ref().chars().take(64).collect(),
+        },
+        RequestTokenError::Request(source) => FlowError::TokenEndpoint { provider, source },
+        RequestTokenError::Parse(_, _) => FlowError::MalformedTokenResponse {
+            provider,
+            status,
+            detail: "not a valid token response".into(),
+        },
+        RequestTokenError::Other(_) => FlowError::MalformedTokenResponse {
+            provider,
+            status,
+            detail: "empty body or not JSON".into(),
+        },
+    }
+}

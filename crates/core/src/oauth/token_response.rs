@@ -1,0 +1,162 @@
+//! A token endpoint response, parsed defensively.
+//!
+//! Platforms bend RFC 6749 §5.1: `expires_in` as a string, scopes separated by commas or sent as an array,
+//! `token_type` missing or in odd case, extra fields everywhere. This type accepts those variations and rejects
+//! only what makes a response unusable (no access token). It exists only for the moment between the HTTP response
+//! and sealing: `oauth2` requires its responses to be `Serialize`, so the tokens are moved into
+//! [`SecretString`](crate::secret::SecretString)s (not serializable, zeroized) right away.
+
+use std::time::Duration;
+
+use oauth2::basic::BasicTokenType;
+use oauth2::{AccessToken, RefreshToken, Scope, TokenResponse};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The parsed body of a successful token response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProviderTokenResponse {
+    access_token: AccessToken,
+    #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
+    token_type: BasicTokenType,
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_refresh_token")]
+    refresh_token: Option<RefreshToken>,
+    #[serde(default, rename = "scope", deserialize_with = "lenient_scopes")]
+    scopes: Option<Vec<Scope>>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    id_token: Option<String>,
+}
+
+impl ProviderTokenResponse {
+    /// The OpenID Connect `id_token`, when the provider sent one.
+    pub fn id_token(&self) -> Option<&str> {
+        self.id_token.as_deref()
+    }
+}
+
+impl TokenResponse for ProviderTokenResponse {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        self.scopes.as_ref()
+    }
+}
+
+fn bearer() -> BasicTokenType {
+    BasicTokenType::Bearer
+}
+
+fn lenient_token_type<'de, D: Deserializer<'de>>(d: D) -> Result<BasicTokenType, D::Error> {
+    let value = Option::<String>::deserialize(d)?
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    Ok(match value.as_str() {
+        "" | "bearer" => BasicTokenType::Bearer,
+        "mac" => BasicTokenType::Mac,
+        _ => BasicTokenType::Extension(value),
+    })
+}
+
+/// Seconds as a JSON number (integer or float) or a numeric string; anything else counts as absent.
+fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    })
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s),
+        _ => None,
+    })
+}
+
+/// An empty or non-string refresh token is treated as "none sent", so the old one is kept.
+fn lenient_refresh_token<'de, D: Deserializer<'de>>(d: D) -> Result<Option<RefreshToken>, D::Error> {
+    Ok(lenient_string(d)?.map(RefreshToken::new))
+}
+
+/// Scopes as a space- or comma-separated string, or as an array of strings.
+fn lenient_scopes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Scope>>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let scopes: Vec<String> = match value {
+        serde_json::Value::String(s) => s
+            .split([' ', ','])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+            .collect(),
+        _ => return Ok(None),
+    };
+    Ok(Some(scopes.into_iter().map(Scope::new).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> ProviderTokenResponse {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn standard_response() {
+        let r = parse(
+            r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"rt","scope":"a b"}"#,
+        );
+        assert_eq!(r.access_token().secret(), "at");
+        assert_eq!(r.expires_in(), Some(Duration::from_secs(3600)));
+        assert_eq!(r.refresh_token().unwrap().secret(), "rt");
+        let scopes: Vec<&str> = r.scopes().unwrap().iter().map(|s| s.as_str()).collect();
+        assert_eq!(scopes, ["a", "b"]);
+    }
+
+    #[test]
+    fn platform_variations_are_accepted() {
+        let r = parse(r#"{"access_token":"at","expires_in":"7200","scope":"user.info.basic,video.list"}"#);
+        assert_eq!(r.token_type(), &BasicTokenType::Bearer);
+        assert_eq!(r.expires_in(), Some(Duration::from_secs(7200)));
+        assert_eq!(r.scopes().unwrap().len(), 2);
+
+        let r = parse(r#"{"access_token":"at","token_type":"bearer","expires_in":3599.9,"scope":["x","y"],"extra":1}"#);
+        assert_eq!(r.expires_in(), Some(Duration::from_secs(3599)));
+        assert_eq!(r.scopes().unwrap().len(), 2);
+
+        let r = parse(r#"{"access_token":"at","expires_in":"soon","refresh_token":"","id_token":null}"#);
+        assert_eq!(r.expires_in(), None);
+        assert!(
+            r.refresh_token().is_none(),
+            "an empty refresh token means none was sent"
+        );
+        assert!(r.id_token().is_none());
+    }
+
+    #[test]
+    fn a_response_without_access_token_is_rejected() {
+        assert!(serde_json::from_str::<ProviderTokenResponse>(r#"{"token_type":"bearer"}"#).is_err());
+        assert!(serde_json::from_str::<ProviderTokenResponse>(r#"{"access_token":42}"#).is_err());
+    }
+}
