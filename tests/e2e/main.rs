@@ -1,4 +1,5 @@
 //! End-to-end tests: the built binaries against real components (Xvfb, D-Bus, gnome-keyring, WebKitWebDriver).
 
 mod app_window;
+mod cli_connect;
 mod oauth_peer;

@@ -287,7 +287,13 @@ pub fn init(config: &LogConfig<'_>) -> io::Result<()> {
     };
     let stderr_layer = config
         .stderr
-        .then(|| tracing_subscriber::fmt::layer().with_writer(RedactingMakeWriter::new(io::stderr)));
+        // IMPORTANT: no ANSI colours: escape codes between a field name and its `=` would hide the name from the
+        // redactor's name-based masking (and they garble redirected output).
+        .then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(RedactingMakeWriter::new(io::stderr))
+        });
     // A second initialisation (tests, embedding) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(filter)

@@ -170,7 +170,26 @@ pub(crate) async fn identify(
     match source {
         IdentitySource::IdToken { account_claims } => {
             let claims = id_token_claims.ok_or(IdentityError::MissingIdToken)?;
-            identity_from_claims(&serde_json::Value::Object(claims.clone()), account_claims, "sub")
+            let mut merged = claims.clone();
+            // Many providers put only `sub` in the id_token and serve the profile claims from userinfo (OpenID
+            // Connect Core §5.4). When no display claim is present, ask userinfo, and accept its answer only
+            // for the same subject (§5.3.2).
+            let has_display_claim = account_claims
+                .iter()
+                .filter(|c| c.as_str() != "sub")
+                .any(|c| claim_text(&serde_json::Value::Object(claims.clone()), c).is_some());
+            if !has_display_claim && let Some(endpoint) = userinfo_endpoint {
+                match fetch_userinfo(http, endpoint, access_token).await {
+                    Ok(serde_json::Value::Object(info)) if info.get("sub") == claims.get("sub") => {
+                        for (k, v) in info {
+                            merged.entry(k).or_insert(v);
+                        }
+                    }
+                    Ok(_) => tracing::warn!("userinfo answered for another subject; using the id_token alone"),
+                    Err(error) => tracing::warn!(%error, "userinfo failed; using the id_token alone"),
+                }
+            }
+            identity_from_claims(&serde_json::Value::Object(merged), account_claims, "sub")
         }
         IdentitySource::Userinfo {
             account_claims,

@@ -10,6 +10,8 @@
 
 mod identity;
 mod loopback;
+mod refresh;
+mod revoke;
 mod token_response;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,6 +27,8 @@ use url::Url;
 
 pub use self::identity::{AccountIdentity, IdentityError};
 use self::loopback::{Callback, LoopbackListener, Responder};
+pub use self::refresh::{RefreshFailure, Refreshed, refresh_tokens};
+pub use self::revoke::{RevokeError, TokenHint, revoke};
 pub use self::token_response::ProviderTokenResponse;
 use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use crate::logging::register_secret;
@@ -63,7 +67,10 @@ pub enum FlowError {
     #[error("the provider definition is unusable: {0}")]
     Configuration(String),
     /// Nobody came back from the browser in time.
-    #[error("the sign-in timed out after {} minutes without an answer from the browser; start again when ready", .0.as_secs() / 60)]
+    #[error(
+        "the sign-in timed out after {} without an answer from the browser; start again when ready",
+        human_duration(*.0)
+    )]
     Timeout(Duration),
     /// The user declined on the consent page.
     #[error("you declined the request at {0}; nothing was connected")]
@@ -291,7 +298,10 @@ impl Authorization {
         let redirect = listener.redirect_uri().clone();
         let (callback, responder) = tokio::time::timeout(timeout, listener.wait(&state))
             .await
-            .map_err(|_| FlowError::Timeout(timeout))?;
+            .map_err(|_| {
+                tracing::warn!(provider = %spec.id, timeout_secs = timeout.as_secs(), "authorization timed out");
+                FlowError::Timeout(timeout)
+            })?;
         // From here on the port is closed: exactly one callback was accepted.
         let result = complete(
             &spec,
@@ -342,12 +352,41 @@ async fn respond_error(responder: Responder, error: &FlowError) {
         .await;
 }
 
+/// "45 seconds", "1 minute", "5 minutes", "2 hours" — for messages.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = match secs {
+        0..=119 => (secs, "second"),
+        120..=7199 => (secs.div_ceil(60), "minute"),
+        _ => (secs.div_ceil(3600), "hour"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     chars
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(1)), "1 second");
+        assert_eq!(human_duration(Duration::from_secs(2)), "2 seconds");
+        assert_eq!(human_duration(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(human_duration(Duration::from_secs(300)), "5 minutes");
+        assert_eq!(human_duration(Duration::from_secs(7200)), "2 hours");
+        assert_eq!(
+            FlowError::Timeout(Duration::from_secs(2)).to_string(),
+            "the sign-in timed out after 2 seconds without an answer from the browser; start again when ready"
+        );
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // the flow's state, passed once from `finish`

@@ -1,0 +1,161 @@
+//! The refresh-token grant (RFC 6749 §6), and how its failures are classified.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use oauth2::basic::BasicErrorResponse;
+use oauth2::{RefreshToken, RequestTokenError, TokenResponse as _};
+
+use super::{ClientCredentials, ObservedHttp, identity, oauth_client};
+use crate::http::{HttpClient, HttpError};
+use crate::logging::register_secret;
+use crate::provider::ProviderSpec;
+use crate::secret::SecretString;
+
+/// New tokens from a successful refresh.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The new access token.
+    pub access: SecretString,
+    /// A new refresh token, when the provider rotated it (keep the old one otherwise).
+    pub refresh: Option<SecretString>,
+    /// A new ID token, when the provider sent one.
+    pub id_token: Option<SecretString>,
+    /// Scopes of the new token, when the provider said.
+    pub scopes: Option<Vec<String>>,
+    /// When the new access token expires (Unix seconds), when the provider said.
+    pub expires_at: Option<u64>,
+}
+
+/// Why a refresh failed, sorted by what should happen next. Reasons never contain token bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshFailure {
+    /// Worth retrying later: network, timeout, 5xx, 429, a garbled answer.
+    #[error("{reason}")]
+    Transient {
+        /// Short failure class for logs and people (`network`, `HTTP 503`, …).
+        reason: String,
+        /// How long the provider asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// The provider no longer accepts the refresh token (`invalid_grant`): the user must sign in again.
+    #[error("the provider no longer accepts this connection's refresh token ({error})")]
+    GrantRejected {
+        /// The OAuth error code.
+        error: String,
+    },
+    /// The provider refused for a reason the user must fix (`invalid_client`, `unauthorized_client`, …).
+    #[error("the provider refused the refresh ({error}): check the client id and secret of this provider")]
+    Rejected {
+        /// The OAuth error code.
+        error: String,
+    },
+    /// The client cannot even build the request (a missing secret, an unusable definition).
+    #[error("{0}")]
+    Configuration(String),
+}
+
+impl RefreshFailure {
+    /// A stable, token-free class name for logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Transient { .. } => "transient",
+            Self::GrantRejected { .. } => "invalid_grant",
+            Self::Rejected { .. } => "rejected",
+            Self::Configuration(_) => "configuration",
+        }
+    }
+}
+
+/// Exchanges `refresh_token` for new tokens.
+pub async fn refresh_tokens(
+    spec: &ProviderSpec,
+    credentials: &ClientCredentials,
+    refresh_token: &SecretString,
+    http: &dyn HttpClient,
+    now: SystemTime,
+) -> Result<Refreshed, RefreshFailure> {
+    let client = oauth_client(spec, credentials, None).map_err(|e| RefreshFailure::Configuration(e.to_string()))?;
+    let token = RefreshToken::new(refresh_token.dangerously_expose().to_owned());
+    let mut request = client.exchange_refresh_token(&token);
+    if spec.param_names.client_id != "client_id" {
+        request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
+    }
+    let observed = ObservedHttp::new(http);
+    let response = request
+        .request_async(&|req| observed.call(req))
+        .await
+        .map_err(|e| classify(&observed, e))?;
+
+    let access = SecretString::new(response.access_token().secret().to_owned());
+    register_secret(access.dangerously_expose());
+    let refresh = response
+        .refresh_token()
+        .map(|t| SecretString::new(t.secret().to_owned()));
+    if let Some(refresh) = &refresh {
+        register_secret(refresh.dangerously_expose());
+    }
+    // OpenID Connect Core §12.2: a refreshed id_token must keep iss and aud; it carries no nonce.
+    let id_token = match response.id_token() {
+        Some(raw) => {
+            register_secret(raw);
+            let claims = identity::id_token_claims(raw).map_err(|_| RefreshFailure::Transient {
+                reason: "malformed id_token".into(),
+                retry_after: None,
+            })?;
+            identity::validate_id_token(
+                &claims,
+                &identity::IdTokenExpectations {
+                    issuer: spec.issuer.as_deref(),
+                    client_id: &credentials.client_id,
+                    nonce: None,
+                    now,
+                },
+            )
+            .map_err(|e| RefreshFailure::Rejected { error: e.to_string() })?;
+            Some(SecretString::new(raw.to_owned()))
+        }
+        None => None,
+    };
+    let expires_at = response.expires_in().map(|ttl| {
+        now.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(ttl)
+            .as_secs()
+    });
+    let scopes = response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect());
+    Ok(Refreshed {
+        access,
+        refresh,
+        id_token,
+        scopes,
+        expires_at,
+    })
+}
+
+fn classify(observed: &ObservedHttp<'_>, error: RequestTokenError<HttpError, BasicErrorResponse>) -> RefreshFailure {
+    let facts = observed.last();
+    let status = facts.map(|f| f.status);
+    let retry_after = facts.and_then(|f| f.retry_after);
+    let transient = |reason: String| RefreshFailure::Transient { reason, retry_after };
+    match error {
+        RequestTokenError::ServerResponse(response) => {
+            let code: String = response.error().as_ref().chars().take(64).collect();
+            match (code.as_str(), status) {
+                // A 5xx or 429 with an OAuth error body (`temporarily_unavailable`) is still a transient failure.
+                (_, Some(s)) if s >= 500 || s == 429 => transient(format!("HTTP {s} ({code})")),
+                ("temporarily_unavailable" | "server_error", _) => transient(code),
+                ("invalid_grant", _) => RefreshFailure::GrantRejected { error: code },
+                _ => RefreshFailure::Rejected { error: code },
+            }
+        }
+        RequestTokenError::Request(HttpError::Timeout { .. }) => transient("timeout".into()),
+        RequestTokenError::Request(HttpError::TooLarge { .. }) => transient("response too large".into()),
+        RequestTokenError::Request(e @ HttpError::InvalidRequest(_)) => RefreshFailure::Configuration(e.to_string()),
+        RequestTokenError::Request(_) => transient("network".into()),
+        RequestTokenError::Parse(_, _) | RequestTokenError::Other(_) => match status {
+            Some(s) if s != 200 => transient(format!("HTTP {s}")),
+            _ => transient("malformed response".into()),
+        },
+    }
+}
