@@ -18,14 +18,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use tokenkeep_core::browser::{self, BrowserOpener, CommandBrowser, NoBrowser};
 use tokenkeep_core::clock::SystemClock;
-use tokenkeep_core::http::ReqwestHttp;
+use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
 use tokenkeep_core::keys::KeySource;
+use tokenkeep_core::oauth::human_duration;
 use tokenkeep_core::profile::{self, Profile, ProfilePaths};
 use tokenkeep_core::provider::catalog::{Origin, Readiness};
 use tokenkeep_core::provider::{ClientAuth, ProviderId};
+use tokenkeep_core::refresh::{EngineEvent, RefreshEngine, RefreshOutcome, Refresher, Revocation, Trigger};
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::service::{self, AddProvider, ConnectOptions};
-use tokenkeep_core::store::{PROGRAM_CLI, StoreError, Vault};
+use tokenkeep_core::store::{ConnectionId, PROGRAM_CLI, StoreError, Vault};
 use url::Url;
 
 /// Tokenkeep keeps your social accounts' OAuth tokens encrypted and fresh.
@@ -66,6 +68,24 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         timeout: u64,
     },
+    /// Print a valid access token for scripts (refreshing it first when it is about to expire).
+    Token {
+        /// The connection: its id, or provider:account.
+        connection: String,
+    },
+    /// Refresh a connection's tokens now.
+    Refresh {
+        /// The connection: its id, or provider:account.
+        connection: String,
+    },
+    /// Revoke a connection's tokens at the provider and delete everything stored for it.
+    Disconnect {
+        /// The connection: its id, or provider:account.
+        connection: String,
+    },
+    /// Run the refresh engine in the foreground (servers, tests): keeps every connection fresh, logs status
+    /// changes, stops cleanly on Ctrl-C / SIGTERM.
+    Daemon,
     /// List connected accounts (offline: reads the vault only).
     List {
         /// Print JSON instead of a table.
@@ -172,6 +192,18 @@ impl Context {
         let keys = KeySource::resolve(self.paths.profile())?;
         Vault::open(&self.paths, keys, Arc::new(SystemClock), PROGRAM_CLI)
     }
+
+    fn http(&self) -> Result<SharedHttp> {
+        Ok(Arc::new(ReqwestHttp::new()?))
+    }
+
+    /// The vault, a refresher over it, and the connection named by `query`.
+    fn refresher_for(&self, query: &str) -> Result<(Arc<Refresher>, ConnectionId)> {
+        let vault = Arc::new(self.open_vault()?);
+        let id = service::find_connection(&vault, query)?;
+        let refresher = service::refresher(&self.paths, vault, self.http()?, Arc::new(SystemClock))?;
+        Ok((refresher, id))
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -229,6 +261,10 @@ fn run(cli: Cli) -> Result<()> {
             };
             connect(&ctx, &ProviderId::parse(&provider)?, no_browser, options)
         }
+        Command::Token { connection } => token(&ctx, &connection),
+        Command::Refresh { connection } => refresh(&ctx, &connection),
+        Command::Disconnect { connection } => disconnect(&ctx, &connection),
+        Command::Daemon => daemon(&ctx),
         Command::List { json } => list(&ctx, json),
         Command::RotateKey => rotate_key(&ctx),
         Command::Paths { json } => paths_command(&ctx, json),
@@ -312,8 +348,8 @@ fn providers_list(ctx: &Context, json: bool) -> Result<()> {
 }
 
 fn providers_add(ctx: &Context, request: AddProvider) -> Result<()> {
-    let http = ReqwestHttp::new()?;
-    let added = runtime()?.block_on(service::add_provider(&ctx.paths, &http, || ctx.open_vault(), request))?;
+    let http = ctx.http()?;
+    let added = runtime()?.block_on(service::add_provider(&ctx.paths, &*http, || ctx.open_vault(), request))?;
     let spec = added.provider.spec();
     let verb = if added.created { "Added" } else { "Updated" };
     println!("{verb} provider {} ({}).", spec.id, spec.display_name);
@@ -331,7 +367,7 @@ fn providers_add(ctx: &Context, request: AddProvider) -> Result<()> {
 fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: ConnectOptions) -> Result<()> {
     let catalog = service::catalog(&ctx.paths)?;
     let vault = ctx.open_vault()?;
-    let http = ReqwestHttp::new()?;
+    let http = ctx.http()?;
     let browser: Box<dyn BrowserOpener> = if no_browser {
         Box::new(NoBrowser)
     } else {
@@ -344,7 +380,7 @@ fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: Conn
     let mut observer = |url: &Url, opened: Result<(), &browser::BrowserError>| match (no_browser, opened) {
         (false, Ok(())) => eprintln!(
             "Opening your browser to sign in to {name}…\nWaiting for the browser (Ctrl-C cancels; gives up after {}).",
-            minutes(timeout)
+            human_duration(timeout)
         ),
         (_, opened) => {
             if let Err(error) = opened {
@@ -353,7 +389,7 @@ fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: Conn
             eprintln!(
                 "Open this link in your browser to sign in to {name}:\n\n  {url}\n\nWaiting for the browser (Ctrl-C \
                  cancels; gives up after {}).",
-                minutes(timeout)
+                human_duration(timeout)
             );
         }
     };
@@ -378,10 +414,134 @@ fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: Conn
     Ok(())
 }
 
-fn minutes(d: Duration) -> String {
-    match d.as_secs() {
-        s if s < 120 => format!("{s} s"),
-        s => format!("{} min", s / 60),
+fn token(ctx: &Context, query: &str) -> Result<()> {
+    let (refresher, id) = ctx.refresher_for(query)?;
+    let token = runtime()?.block_on(refresher.access_token(id))?;
+    // The one place the CLI prints a token: the user asked for exactly this, for a script.
+    println!("{}", token.dangerously_expose());
+    Ok(())
+}
+
+fn refresh(ctx: &Context, query: &str) -> Result<()> {
+    let (refresher, id) = ctx.refresher_for(query)?;
+    let outcome = runtime()?.block_on(refresher.refresh(id, Trigger::User))?;
+    let meta = refresher.vault().get_meta(id)?;
+    let now = render::now_secs();
+    match outcome {
+        RefreshOutcome::Refreshed { expires_at, rotated } => println!(
+            "Refreshed {} at {}: {}{}.",
+            meta.account,
+            meta.provider,
+            render::expiry(expires_at, now),
+            if rotated {
+                "; the provider rotated the refresh token"
+            } else {
+                ""
+            }
+        ),
+        RefreshOutcome::StillFresh { expires_at } => {
+            println!(
+                "{} at {} is still fresh: {}.",
+                meta.account,
+                meta.provider,
+                render::expiry(expires_at, now)
+            )
+        }
+    }
+    Ok(())
+}
+
+fn disconnect(ctx: &Context, query: &str) -> Result<()> {
+    let (refresher, id) = ctx.refresher_for(query)?;
+    let report = runtime()?.block_on(refresher.disconnect(id))?;
+    println!(
+        "Disconnected {} from {}; every token stored for it was deleted.",
+        report.account, report.provider
+    );
+    let by_hand = |url: &Option<Url>| match url {
+        Some(url) => format!(" Revoke Tokenkeep's access by hand at {url}"),
+        None => " Revoke Tokenkeep's access in the platform's account settings".to_owned(),
+    };
+    match &report.revocation {
+        Revocation::Revoked => println!("The provider confirmed that the tokens are revoked."),
+        Revocation::NotSupported { manage_url } => eprintln!(
+            "Note: {} offers no way for apps to revoke their tokens, so access may remain at the platform.{}.",
+            report.provider,
+            by_hand(manage_url)
+        ),
+        Revocation::Failed { reason, manage_url } => eprintln!(
+            "Warning: the tokens could not be revoked at {} ({reason}), so access may remain at the platform.{}.",
+            report.provider,
+            by_hand(manage_url)
+        ),
+        Revocation::Skipped { reason } => eprintln!("Note: nothing was revoked at the provider: {reason}."),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn daemon(ctx: &Context) -> Result<()> {
+    let vault = Arc::new(ctx.open_vault()?);
+    let refresher = service::refresher(&ctx.paths, vault, ctx.http()?, Arc::new(SystemClock))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut events = refresher.subscribe();
+        let engine = RefreshEngine::start(refresher.clone());
+        eprintln!("tokenkeep daemon: keeping this profile's connections fresh (Ctrl-C or SIGTERM stops).");
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot watch SIGTERM")?;
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => report_event(&event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        eprintln!("daemon: {missed} status events were skipped (too many at once)");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+            }
+        }
+        eprintln!("tokenkeep daemon: stopping…");
+        engine.stop(Duration::from_secs(10)).await;
+        eprintln!("tokenkeep daemon: stopped.");
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// One line per event on stderr: the daemon's log for people (the log file has the details).
+fn report_event(event: &EngineEvent) {
+    let now = render::now_secs();
+    match event {
+        EngineEvent::Status(change) => {
+            let detail = match (&change.last_error, change.expires_at) {
+                (Some(error), _) if change.status.as_str() != "connected" => format!(" — {error}"),
+                (_, expires_at) => format!(" — {}", render::expiry(expires_at, now)),
+            };
+            eprintln!(
+                "{} {}:{} {} {}{detail}",
+                render::rfc3339(now),
+                change.provider,
+                change.account,
+                change.id,
+                change.status.as_str().replace('_', " "),
+            );
+        }
+        EngineEvent::Attention {
+            provider,
+            account,
+            message,
+            ..
+        } => {
+            eprintln!("{} ATTENTION {provider}:{account}: {message}", render::rfc3339(now));
+        }
+        EngineEvent::Removed(id) => eprintln!("{} {id} disconnected", render::rfc3339(now)),
+        _ => {}
     }
 }
 

@@ -37,8 +37,9 @@ pub(crate) fn relative(secs: u64, now: u64) -> String {
         (now - secs, false)
     };
     let amount = match delta {
-        0..=44 => return "just now".to_owned(),
-        45..=5_399 => format!("{} min", (delta + 30) / 60),
+        0..=1 => return "just now".to_owned(),
+        2..=89 => format!("{delta} s"),
+        90..=5_399 => format!("{} min", (delta + 30) / 60),
         5_400..=129_599 => format!("{} h", (delta + 1800) / 3600),
         _ => format!("{} days", (delta + 43_200) / 86_400),
     };
@@ -96,6 +97,7 @@ mod tests {
     #[test]
     fn relative_times_read_naturally() {
         assert_eq!(relative(1000, 1000), "just now");
+        assert_eq!(relative(1008, 1000), "in 8 s");
         assert_eq!(relative(1000 + 12 * 60, 1000), "in 12 min");
         assert_eq!(relative(1000, 1000 + 3 * 3600), "3 h ago");
         assert_eq!(relative(1000 + 3 * 86_400, 1000), "in 3 days");

@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::browser::{BrowserError, BrowserOpener};
 use crate::clock::Clock;
-use crate::http::HttpClient;
+use crate::http::SharedHttp;
 use crate::oauth::{Authorization, Authorized, ClientCredentials, FlowError};
 use crate::provider::ProviderSpec;
 use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, Vault};
@@ -66,7 +66,7 @@ pub struct ConnectRequest<'a> {
 /// Runs the whole flow and seals the result. Dropping the future cancels it (the listener closes).
 pub async fn connect(
     vault: &Vault,
-    http: &dyn HttpClient,
+    http: &SharedHttp,
     browser: &dyn BrowserOpener,
     clock: &dyn Clock,
     request: ConnectRequest<'_>,

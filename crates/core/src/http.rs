@@ -18,6 +18,9 @@ pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// Time limit for one request, connection included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A client shared by everything that talks to providers.
+pub type SharedHttp = std::sync::Arc<dyn HttpClient>;
+
 /// A boxed, sendable future (what [`HttpClient::execute`] returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

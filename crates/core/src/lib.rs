@@ -17,6 +17,7 @@ pub mod logging;
 pub mod oauth;
 pub mod profile;
 pub mod provider;
+pub mod refresh;
 pub mod secret;
 pub mod service;
 pub mod store;

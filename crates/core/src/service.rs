@@ -9,7 +9,7 @@ use url::Url;
 use crate::browser::BrowserOpener;
 use crate::clock::Clock;
 use crate::connect::{self, ConnectError, ConnectObserver, ConnectRequest, Connected};
-use crate::http::HttpClient;
+use crate::http::{HttpClient, SharedHttp};
 use crate::oauth::ClientCredentials;
 use crate::profile::ProfilePaths;
 use crate::provider::catalog::{self, Catalog, CatalogError, ResolvedProvider};
@@ -227,7 +227,7 @@ impl Default for ConnectOptions {
 pub async fn connect_account(
     catalog: &Catalog,
     vault: &Vault,
-    http: &dyn HttpClient,
+    http: &SharedHttp,
     browser: &dyn BrowserOpener,
     clock: &dyn Clock,
     provider: &ProviderId,
@@ -270,4 +270,54 @@ pub fn list_connections(vault: &Vault) -> Result<Vec<ConnectionEntry>, ServiceEr
         (Err(_), Err(_)) => a.id.cmp(&b.id),
     });
     Ok(entries)
+}
+
+/// Finds a connection by its id (32 hex digits) or as `provider:account` (the account compared without case).
+pub fn find_connection(vault: &Vault, query: &str) -> Result<ConnectionId, ServiceError> {
+    if let Ok(id) = query.parse::<ConnectionId>() {
+        return match vault.get_meta(id) {
+            Ok(_) | Err(StoreError::Record { .. }) => Ok(id),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let Some((provider, account)) = query.split_once(':') else {
+        return Err(ServiceError::Invalid(format!(
+            "{query:?} is neither a connection id (32 hex digits) nor provider:account; see `tokenkeep list`"
+        )));
+    };
+    let matches: Vec<ConnectionId> = vault
+        .list()?
+        .into_iter()
+        .filter_map(|(id, meta)| {
+            let meta = meta.ok()?;
+            (meta.provider == provider && meta.account.eq_ignore_ascii_case(account)).then_some(id)
+        })
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(ServiceError::Invalid(format!(
+            "no connection {query:?}; see `tokenkeep list`"
+        ))),
+        _ => Err(ServiceError::Invalid(format!(
+            "{query:?} matches {} connections; use the connection id from `tokenkeep list`",
+            matches.len()
+        ))),
+    }
+}
+
+/// A refresher over `vault` with the profile's providers and the default timing rules.
+pub fn refresher(
+    paths: &ProfilePaths,
+    vault: std::sync::Arc<Vault>,
+    http: SharedHttp,
+    clock: std::sync::Arc<dyn Clock>,
+) -> Result<std::sync::Arc<crate::refresh::Refresher>, ServiceError> {
+    let catalog = catalog(paths)?;
+    Ok(std::sync::Arc::new(crate::refresh::Refresher::new(
+        vault,
+        catalog,
+        http,
+        clock,
+        crate::refresh::RefreshPolicy::default(),
+    )))
 }

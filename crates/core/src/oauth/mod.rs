@@ -30,7 +30,7 @@ use self::loopback::{Callback, LoopbackListener, Responder};
 pub use self::refresh::{RefreshFailure, Refreshed, refresh_tokens};
 pub use self::revoke::{RevokeError, TokenHint, revoke};
 pub use self::token_response::ProviderTokenResponse;
-use crate::http::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::http::{HttpError, HttpRequest, HttpResponse, SharedHttp};
 use crate::logging::register_secret;
 use crate::provider::{ClientAuth, ProviderSpec};
 use crate::secret::SecretString;
@@ -281,7 +281,7 @@ impl Authorization {
     /// Waits (at most `timeout`) for the browser, then completes the authorization. Drop the future to cancel.
     pub async fn finish(
         self,
-        http: &dyn HttpClient,
+        http: &SharedHttp,
         now: impl Fn() -> SystemTime,
         timeout: Duration,
     ) -> Result<Authorized, FlowError> {
@@ -398,7 +398,7 @@ async fn complete(
     verifier: Option<PkceCodeVerifier>,
     nonce: Option<&SecretString>,
     requested_scopes: Vec<String>,
-    http: &dyn HttpClient,
+    http: &SharedHttp,
     now: impl Fn() -> SystemTime,
 ) -> Result<Authorized, FlowError> {
     let (code, iss) = match callback {
@@ -431,9 +431,9 @@ async fn complete(
     if spec.param_names.client_id != "client_id" {
         request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
     }
-    let observed = ObservedHttp::new(http);
+    let observed = ObservedHttp::new(http.clone());
     let response = request
-        .request_async(&|req| observed.call(req))
+        .request_async(&observed)
         .await
         .map_err(|e| token_error(spec, &observed, e))?;
 
@@ -475,7 +475,7 @@ async fn complete(
     };
     let identity = identity::identify(
         &spec.identity,
-        http,
+        &**http,
         spec.userinfo_endpoint.as_ref(),
         claims.as_ref(),
         &access,
@@ -517,8 +517,8 @@ fn check_issuer(spec: &ProviderSpec, iss: Option<&str>) -> Result<(), FlowError>
 
 /// Remembers the status and `Retry-After` of the last response, which `oauth2`'s errors do not carry.
 #[derive(Debug)]
-pub(crate) struct ObservedHttp<'a> {
-    http: &'a dyn HttpClient,
+pub(crate) struct ObservedHttp {
+    http: SharedHttp,
     last: Arc<Mutex<Option<ResponseFacts>>>,
 }
 
@@ -529,8 +529,8 @@ pub(crate) struct ResponseFacts {
     pub(crate) retry_after: Option<Duration>,
 }
 
-impl<'a> ObservedHttp<'a> {
-    pub(crate) fn new(http: &'a dyn HttpClient) -> Self {
+impl ObservedHttp {
+    pub(crate) fn new(http: SharedHttp) -> Self {
         Self {
             http,
             last: Arc::default(),
@@ -557,10 +557,21 @@ impl<'a> ObservedHttp<'a> {
     }
 }
 
+// A named type that owns its client, rather than a closure over a borrowed one: `oauth2` then gets futures that
+// are `Send` without higher-ranked lifetimes, which keeps the flows spawnable (rust-lang/rust#102211).
+impl<'c> oauth2::AsyncHttpClient<'c> for ObservedHttp {
+    type Error = HttpError;
+    type Future = crate::http::BoxFuture<'c, Result<HttpResponse, HttpError>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(ObservedHttp::call(self, request))
+    }
+}
+
 /// Maps `oauth2`'s error without its body (which may hold tokens) or its Debug output.
 fn token_error(
     spec: &ProviderSpec,
-    observed: &ObservedHttp<'_>,
+    observed: &ObservedHttp,
     error: RequestTokenError<HttpError, BasicErrorResponse>,
 ) -> FlowError {
     let provider = spec.display_name.clone();

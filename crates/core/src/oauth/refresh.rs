@@ -6,7 +6,7 @@ use oauth2::basic::BasicErrorResponse;
 use oauth2::{RefreshToken, RequestTokenError, TokenResponse as _};
 
 use super::{ClientCredentials, ObservedHttp, identity, oauth_client};
-use crate::http::{HttpClient, HttpError};
+use crate::http::{BoxFuture, HttpError, SharedHttp};
 use crate::logging::register_secret;
 use crate::provider::ProviderSpec;
 use crate::secret::SecretString;
@@ -68,11 +68,24 @@ impl RefreshFailure {
 }
 
 /// Exchanges `refresh_token` for new tokens.
-pub async fn refresh_tokens(
+///
+/// Returns a boxed `Send` future (not an `async fn`) so callers can spawn it: the borrowed arguments otherwise
+/// trip rustc's "`Send` is not general enough" limitation (rust-lang/rust#102211).
+pub fn refresh_tokens<'a>(
+    spec: &'a ProviderSpec,
+    credentials: &'a ClientCredentials,
+    refresh_token: &'a SecretString,
+    http: &'a SharedHttp,
+    now: SystemTime,
+) -> BoxFuture<'a, Result<Refreshed, RefreshFailure>> {
+    Box::pin(refresh_tokens_inner(spec, credentials, refresh_token, http, now))
+}
+
+async fn refresh_tokens_inner(
     spec: &ProviderSpec,
     credentials: &ClientCredentials,
     refresh_token: &SecretString,
-    http: &dyn HttpClient,
+    http: &SharedHttp,
     now: SystemTime,
 ) -> Result<Refreshed, RefreshFailure> {
     let client = oauth_client(spec, credentials, None).map_err(|e| RefreshFailure::Configuration(e.to_string()))?;
@@ -81,9 +94,9 @@ pub async fn refresh_tokens(
     if spec.param_names.client_id != "client_id" {
         request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
     }
-    let observed = ObservedHttp::new(http);
+    let observed = ObservedHttp::new(http.clone());
     let response = request
-        .request_async(&|req| observed.call(req))
+        .request_async(&observed)
         .await
         .map_err(|e| classify(&observed, e))?;
 
@@ -133,7 +146,7 @@ pub async fn refresh_tokens(
     })
 }
 
-fn classify(observed: &ObservedHttp<'_>, error: RequestTokenError<HttpError, BasicErrorResponse>) -> RefreshFailure {
+fn classify(observed: &ObservedHttp, error: RequestTokenError<HttpError, BasicErrorResponse>) -> RefreshFailure {
     let facts = observed.last();
     let status = facts.map(|f| f.status);
     let retry_after = facts.and_then(|f| f.retry_after);

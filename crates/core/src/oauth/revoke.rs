@@ -8,8 +8,8 @@
 use base64::Engine as _;
 use url::Url;
 
-use super::{ClientCredentials, ObservedHttp};
-use crate::http::HttpClient;
+use super::ClientCredentials;
+use crate::http::{BoxFuture, HttpClient};
 use crate::provider::{ClientAuth, ProviderSpec};
 use crate::secret::SecretString;
 
@@ -37,14 +37,47 @@ impl TokenHint {
 pub struct RevokeError(String);
 
 /// Revokes `token` at `endpoint`.
-pub async fn revoke(
+///
+/// Returns a boxed `Send` future (not an `async fn`) so callers can spawn it: the borrowed arguments otherwise
+/// trip rustc's "`Send` is not general enough" limitation (rust-lang/rust#102211).
+pub fn revoke<'a>(
+    spec: &'a ProviderSpec,
+    endpoint: &'a Url,
+    credentials: &'a ClientCredentials,
+    token: &'a SecretString,
+    hint: TokenHint,
+    http: &'a dyn HttpClient,
+) -> BoxFuture<'a, Result<(), RevokeError>> {
+    Box::pin(async move {
+        let request = build_request(spec, endpoint, credentials, token, hint)?;
+        let response = http.execute(request).await.map_err(|e| RevokeError(e.to_string()))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => {
+                let code = serde_json::from_slice::<serde_json::Value>(response.body())
+                    .ok()
+                    .and_then(|v| {
+                        v.get("error")
+                            .and_then(|e| e.as_str())
+                            .map(|e| e.chars().take(64).collect::<String>())
+                    });
+                Err(RevokeError(match code {
+                    Some(code) => format!("the provider answered HTTP {status} ({code})"),
+                    None => format!("the provider answered HTTP {status}"),
+                }))
+            }
+        }
+    })
+}
+
+/// The revocation request (built outside the async part: the form serializer is not `Send`).
+fn build_request(
     spec: &ProviderSpec,
     endpoint: &Url,
     credentials: &ClientCredentials,
     token: &SecretString,
     hint: TokenHint,
-    http: &dyn HttpClient,
-) -> Result<(), RevokeError> {
+) -> Result<crate::http::HttpRequest, RevokeError> {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let mut form = url::form_urlencoded::Serializer::new(String::new());
     form.append_pair("token", token.dangerously_expose())
@@ -68,25 +101,7 @@ pub async fn revoke(
         }
     }
     let body = zeroize::Zeroizing::new(form.finish());
-    let request = request
+    request
         .body(body.as_bytes().to_vec())
-        .map_err(|e| RevokeError(e.to_string()))?;
-    let observed = ObservedHttp::new(http);
-    let response = observed.call(request).await.map_err(|e| RevokeError(e.to_string()))?;
-    match response.status().as_u16() {
-        200 => Ok(()),
-        status => {
-            let code = serde_json::from_slice::<serde_json::Value>(response.body())
-                .ok()
-                .and_then(|v| {
-                    v.get("error")
-                        .and_then(|e| e.as_str())
-                        .map(|e| e.chars().take(64).collect::<String>())
-                });
-            Err(RevokeError(match code {
-                Some(code) => format!("the provider answered HTTP {status} ({code})"),
-                None => format!("the provider answered HTTP {status}"),
-            }))
-        }
-    }
+        .map_err(|e| RevokeError(e.to_string()))
 }

@@ -1,0 +1,682 @@
+//! Keeping connections alive: refreshing tokens before they expire, classifying failures, and disconnecting.
+//!
+//! [`Refresher`] performs one refresh (or disconnect) at a time per connection and is shared by the timer-driven
+//! [`RefreshEngine`] and on-demand callers ([`Refresher::access_token`], a "Refresh now" button, the CLI), so all
+//! of them share one single-flight per connection.
+//!
+//! The durability rules, in order:
+//! 1. Before a refresh request is sent, the connection's status becomes `refreshing` on disk (flushed): the
+//!    in-flight marker. A process that dies mid-refresh leaves it behind; the next engine start retries such a
+//!    connection once, and if the provider then says `invalid_grant` the status becomes `interrupted` —
+//!    "reconnect needed" with that reason — never a silent later failure.
+//! 2. New tokens (a rotated refresh token above all) are sealed and flushed in one transaction before the refresh
+//!    counts as done and before anything can use them. When the provider sends no new refresh token, the old one
+//!    is kept.
+//! 3. A disconnect wins over a refresh in flight: the refresh result is discarded (and its new tokens revoked), so
+//!    tokens never come back.
+
+mod engine;
+mod plan;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, broadcast};
+use url::Url;
+
+pub use self::engine::RefreshEngine;
+pub use self::plan::RefreshPolicy;
+use crate::clock::Clock;
+use crate::http::HttpClient;
+use crate::oauth::{self, ClientCredentials, RefreshFailure, TokenHint, human_duration};
+use crate::provider::catalog::Catalog;
+use crate::secret::SecretString;
+use crate::service::{self, ServiceError};
+use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, TokenSet, Vault};
+
+/// Capacity of the event channel; a subscriber that falls further behind misses events (and should re-list).
+const EVENT_CAPACITY: usize = 1024;
+
+/// What happened to a connection, for the window, desktop notifications and the CLI daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// A connection's status or expiry changed.
+    Status(StatusChange),
+    /// A connection needs the user (reconnect, or fix the client): sent once per incident.
+    Attention {
+        /// The connection.
+        id: ConnectionId,
+        /// Provider id.
+        provider: String,
+        /// Account name.
+        account: String,
+        /// What happened and what to do, in words.
+        message: String,
+    },
+    /// A connection was disconnected and deleted.
+    Removed(ConnectionId),
+}
+
+/// A connection's new state (no token data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Provider id.
+    pub provider: String,
+    /// Account name.
+    pub account: String,
+    /// The new status.
+    pub status: ConnectionStatus,
+    /// When the access token expires (Unix seconds).
+    pub expires_at: Option<u64>,
+    /// When the last refresh succeeded (Unix seconds).
+    pub last_refresh_at: Option<u64>,
+    /// The last failure, in words.
+    pub last_error: Option<String>,
+}
+
+impl StatusChange {
+    fn of(id: ConnectionId, meta: &ConnectionMeta) -> Self {
+        Self {
+            id,
+            provider: meta.provider.clone(),
+            account: meta.account.clone(),
+            status: meta.status,
+            expires_at: meta.expires_at,
+            last_refresh_at: meta.last_refresh_at,
+            last_error: meta.last_error.clone(),
+        }
+    }
+}
+
+/// Why a refresh, token request or disconnect did not succeed. Never contains token bytes.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// No such connection (it may have been disconnected).
+    #[error("no connection {0}: it may have been disconnected (see `tokenkeep list`)")]
+    NotFound(ConnectionId),
+    /// The user must sign in again.
+    #[error("{account} at {provider} needs to be reconnected: {reason}")]
+    NeedsReconnect {
+        /// Provider id.
+        provider: String,
+        /// Account name.
+        account: String,
+        /// Why.
+        reason: String,
+    },
+    /// A transient failure; the engine retries by itself.
+    #[error("refreshing {account} at {provider} failed ({reason}); it will be retried in {}", human_duration(*retry_in))]
+    Retrying {
+        /// Provider id.
+        provider: String,
+        /// Account name.
+        account: String,
+        /// The failure class.
+        reason: String,
+        /// When the next attempt is due.
+        retry_in: Duration,
+    },
+    /// The provider or the configuration needs the user's attention.
+    #[error("refreshing {account} at {provider} failed: {reason}")]
+    Failed {
+        /// Provider id.
+        provider: String,
+        /// Account name.
+        account: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The vault failed (shared, so one refresh's outcome can answer several waiters).
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
+
+impl From<StoreError> for RefreshError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Arc::new(error))
+    }
+}
+
+/// The result of a refresh request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// New tokens are sealed; `rotated` when the provider issued a new refresh token.
+    Refreshed {
+        /// When the new access token expires.
+        expires_at: Option<u64>,
+        /// Whether the refresh token was rotated.
+        rotated: bool,
+    },
+    /// Nothing to do: the access token is still fresh (another caller may just have refreshed it).
+    StillFresh {
+        /// When the access token expires.
+        expires_at: Option<u64>,
+    },
+}
+
+/// Why a refresh is requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The timer: the token is (nearly) due.
+    Timer,
+    /// Someone needs a valid access token now.
+    OnDemand,
+    /// The user asked ("Refresh now"): refresh even if the token is fresh.
+    User,
+    /// Start-up found this connection's in-flight marker: its last refresh was cut short.
+    Resume,
+}
+
+/// What became of the platform-side grant on disconnect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The provider confirmed the revocation (RFC 7009).
+    Revoked,
+    /// The provider has no revocation endpoint: access may remain until the user revokes it there.
+    NotSupported {
+        /// Where to revoke by hand.
+        manage_url: Option<Url>,
+    },
+    /// Revocation failed (offline, provider error): access may remain until the user revokes it there.
+    Failed {
+        /// What failed.
+        reason: String,
+        /// Where to revoke by hand.
+        manage_url: Option<Url>,
+    },
+    /// There was nothing to revoke (the tokens could not be read, or the provider is no longer configured).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The result of a disconnect: the records are gone; the revocation may not be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisconnectReport {
+    /// Provider id.
+    pub provider: String,
+    /// Account name.
+    pub account: String,
+    /// What happened at the provider.
+    pub revocation: Revocation,
+}
+
+/// Refreshes and disconnects connections; one operation at a time per connection.
+#[derive(Debug)]
+pub struct Refresher {
+    vault: Arc<Vault>,
+    catalog: RwLock<Arc<Catalog>>,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+    policy: RefreshPolicy,
+    flights: Mutex<HashMap<ConnectionId, Arc<tokio::sync::Mutex<()>>>>,
+    limit: Semaphore,
+    events: broadcast::Sender<EngineEvent>,
+    memory: Mutex<Memory>,
+}
+
+/// What the refresher remembers between refreshes (lost on restart, by design: the disk has the status).
+#[derive(Debug, Default)]
+struct Memory {
+    /// Consecutive transient failures and when the next attempt is due (Unix ms).
+    retries: HashMap<ConnectionId, (u32, u64)>,
+    /// Connections being disconnected: a refresh that completes now must not bring tokens back.
+    gone: HashSet<ConnectionId>,
+    /// Connections without a refresh token (their expiry is the end).
+    no_refresh_token: HashSet<ConnectionId>,
+}
+
+impl Refresher {
+    /// A refresher over `vault`, resolving clients through `catalog`.
+    pub fn new(
+        vault: Arc<Vault>,
+        catalog: Catalog,
+        http: Arc<dyn HttpClient>,
+        clock: Arc<dyn Clock>,
+        policy: RefreshPolicy,
+    ) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Self {
+            vault,
+            catalog: RwLock::new(Arc::new(catalog)),
+            http,
+            clock,
+            limit: Semaphore::new(policy.max_concurrent.max(1)),
+            policy,
+            flights: Mutex::default(),
+            events,
+            memory: Mutex::default(),
+        }
+    }
+
+    /// Receives every [`EngineEvent`] from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    /// The timing rules.
+    pub fn policy(&self) -> &RefreshPolicy {
+        &self.policy
+    }
+
+    /// Replaces the provider catalog (after the user changed providers).
+    pub fn set_catalog(&self, catalog: Catalog) {
+        *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn flight(&self, id: ConnectionId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        flights.retain(|_, f| Arc::strong_count(f) > 1); // drop idle entries
+        flights.entry(id).or_default().clone()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn emit(&self, event: EngineEvent) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn publish(&self, id: ConnectionId, meta: &ConnectionMeta) {
+        self.emit(EngineEvent::Status(StatusChange::of(id, meta)));
+    }
+
+    /// When the engine should next look at this connection (Unix ms), or `None` when nothing is to be done
+    /// until the user acts.
+    pub fn due_at_ms(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<u64> {
+        match meta.status {
+            ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error => {
+                return None;
+            }
+            // The in-flight marker of a refresh that never finished, or a retry the previous process had planned.
+            ConnectionStatus::Refreshing => return Some(0),
+            _ => {}
+        }
+        let memory = self.memory();
+        if let Some((_, at)) = memory.retries.get(&id) {
+            return Some(*at);
+        }
+        if meta.status == ConnectionStatus::Retrying {
+            return Some(0);
+        }
+        let expires_ms = meta.expires_at?.saturating_mul(1000);
+        if memory.no_refresh_token.contains(&id) {
+            return Some(expires_ms);
+        }
+        drop(memory);
+        let lifetime = meta
+            .last_refresh_at
+            .map(|at| Duration::from_secs(meta.expires_at.unwrap_or(at).saturating_sub(at)));
+        let catalog = self.catalog();
+        let provider_margin = crate::provider::ProviderId::parse(&meta.provider)
+            .ok()
+            .and_then(|p| catalog.get(&p).and_then(|p| p.spec().refresh_margin_secs))
+            .map(Duration::from_secs);
+        let margin = self.policy.margin(provider_margin, lifetime);
+        Some(self.policy.due_at_ms(expires_ms, margin, plan::unit_random()))
+    }
+
+    /// A valid access token for `id`, refreshing first when it expires within the on-demand margin.
+    pub async fn access_token(&self, id: ConnectionId) -> Result<SecretString, RefreshError> {
+        let meta = self.meta(id)?;
+        if let ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted = meta.status {
+            return Err(RefreshError::NeedsReconnect {
+                provider: meta.provider,
+                account: meta.account,
+                reason: meta.last_error.unwrap_or_else(|| "the provider revoked access".into()),
+            });
+        }
+        if !self.expires_within(&meta, self.policy.on_demand_margin) {
+            return Ok(self.vault.tokens(id)?.access);
+        }
+        self.refresh(id, Trigger::OnDemand).await?;
+        Ok(self.vault.tokens(id)?.access)
+    }
+
+    fn expires_within(&self, meta: &ConnectionMeta, window: Duration) -> bool {
+        meta.expires_at
+            .is_some_and(|at| at.saturating_mul(1000) <= self.now_ms() + window.as_millis() as u64)
+    }
+
+    fn meta(&self, id: ConnectionId) -> Result<ConnectionMeta, RefreshError> {
+        self.vault.get_meta(id).map_err(|e| match e {
+            StoreError::NotFound(id) => RefreshError::NotFound(id),
+            other => other.into(),
+        })
+    }
+
+    /// Refreshes `id` now (waiting for a refresh of it already in flight, then deciding again).
+    pub async fn refresh(&self, id: ConnectionId, trigger: Trigger) -> Result<RefreshOutcome, RefreshError> {
+        let flight = self.flight(id);
+        let _flight = flight.lock().await;
+        let _permit = self.limit.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
+        let meta = self.meta(id)?;
+        if self.memory().gone.contains(&id) {
+            return Err(RefreshError::NotFound(id));
+        }
+        // Single-flight: whoever waited behind a refresh that just succeeded finds the token fresh.
+        let fresh = !self.expires_within(&meta, self.policy.on_demand_margin.max(Duration::from_secs(1)));
+        if fresh && matches!(trigger, Trigger::OnDemand) && meta.status == ConnectionStatus::Connected {
+            return Ok(RefreshOutcome::StillFresh {
+                expires_at: meta.expires_at,
+            });
+        }
+        let tokens = self.vault.tokens(id)?;
+        let Some(refresh_token) = tokens.refresh.as_ref() else {
+            self.memory().no_refresh_token.insert(id);
+            if self.expires_within(&meta, Duration::ZERO) || trigger == Trigger::User {
+                let reason = "the access token expired and this provider issued no refresh token: sign in again";
+                return Err(self.needs_user(id, meta, ConnectionStatus::NeedsReconnect, reason.into()));
+            }
+            return Ok(RefreshOutcome::StillFresh {
+                expires_at: meta.expires_at,
+            });
+        };
+        let catalog = self.catalog();
+        let provider = match crate::provider::ProviderId::parse(&meta.provider).map(|p| catalog.require(&p).cloned()) {
+            Ok(Ok(provider)) => provider,
+            _ => {
+                let reason = format!(
+                    "the provider {:?} is no longer configured in this profile",
+                    meta.provider
+                );
+                return Err(self.needs_user(id, meta, ConnectionStatus::Error, reason));
+            }
+        };
+        let credentials = match service::client_credentials(&self.vault, &provider) {
+            Ok(credentials) => credentials,
+            Err(ServiceError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(self.needs_user(id, meta, ConnectionStatus::Error, e.to_string())),
+        };
+
+        // The in-flight marker (rule 1): on disk before the request leaves.
+        let meta = self
+            .vault
+            .update_meta(id, |m| m.status = ConnectionStatus::Refreshing)?;
+        self.publish(id, &meta);
+        tracing::debug!(provider = %meta.provider, connection = %id, ?trigger, "refreshing");
+        let result = oauth::refresh_tokens(
+            provider.spec(),
+            &credentials,
+            refresh_token,
+            &self.http,
+            self.clock.now(),
+        )
+        .await;
+        match result {
+            Ok(new) => {
+                self.store_refreshed(id, meta, tokens, new, &provider, &credentials)
+                    .await
+            }
+            Err(RefreshFailure::Transient { reason, retry_after }) => {
+                let attempt = {
+                    let mut memory = self.memory();
+                    let attempt = memory.retries.get(&id).map_or(0, |(n, _)| *n) + 1;
+                    let delay = self.policy.backoff(attempt, retry_after, plan::unit_random());
+                    memory
+                        .retries
+                        .insert(id, (attempt, self.now_ms() + delay.as_millis() as u64));
+                    (attempt, delay)
+                };
+                let (attempt, retry_in) = attempt;
+                tracing::warn!(
+                    provider = %meta.provider, connection = %id, class = "transient", %reason, attempt,
+                    retry_in_ms = retry_in.as_millis() as u64, "refresh failed; will retry"
+                );
+                let message = format!("refresh failed ({reason}); retrying in {}", human_duration(retry_in));
+                let meta = self.vault.update_meta(id, |m| {
+                    m.status = ConnectionStatus::Retrying;
+                    m.last_error = Some(message);
+                })?;
+                self.publish(id, &meta);
+                Err(RefreshError::Retrying {
+                    provider: meta.provider,
+                    account: meta.account,
+                    reason,
+                    retry_in,
+                })
+            }
+            Err(failure @ RefreshFailure::GrantRejected { .. }) => {
+                let (status, reason) = if trigger == Trigger::Resume {
+                    (
+                        ConnectionStatus::Interrupted,
+                        format!(
+                            "interrupted — reconnect needed: a refresh was cut short (Tokenkeep stopped during it) and \
+                             {failure}"
+                        ),
+                    )
+                } else {
+                    (
+                        ConnectionStatus::NeedsReconnect,
+                        format!("{failure}: sign in again to reconnect"),
+                    )
+                };
+                tracing::warn!(provider = %meta.provider, connection = %id, class = failure.class(), "refresh rejected");
+                Err(self.needs_user(id, meta, status, reason))
+            }
+            Err(failure) => {
+                tracing::warn!(provider = %meta.provider, connection = %id, class = failure.class(), %failure, "refresh failed");
+                Err(self.needs_user(id, meta, ConnectionStatus::Error, failure.to_string()))
+            }
+        }
+    }
+
+    /// Rule 2 and 3: seal and flush the new tokens, unless the connection was disconnected meanwhile.
+    async fn store_refreshed(
+        &self,
+        id: ConnectionId,
+        mut meta: ConnectionMeta,
+        old: TokenSet,
+        new: oauth::Refreshed,
+        provider: &crate::provider::catalog::ResolvedProvider,
+        credentials: &ClientCredentials,
+    ) -> Result<RefreshOutcome, RefreshError> {
+        let rotated = new.refresh.is_some();
+        let TokenSet {
+            refresh: old_refresh,
+            id_token: old_id_token,
+            ..
+        } = old;
+        let tokens = TokenSet {
+            access: new.access,
+            refresh: new.refresh.or(old_refresh),
+            id_token: new.id_token.or(old_id_token),
+        };
+        meta.status = ConnectionStatus::Connected;
+        meta.expires_at = new.expires_at;
+        if let Some(scopes) = new.scopes {
+            meta.scopes = scopes;
+        }
+        meta.last_refresh_at = Some(self.clock.unix_secs());
+        meta.last_error = None;
+        let written = if self.memory().gone.contains(&id) {
+            Err(StoreError::NotFound(id))
+        } else {
+            self.vault.replace_tokens(id, &tokens, &meta)
+        };
+        // A disconnect that began while the request was in flight wins: whatever was just issued is revoked.
+        if matches!(written, Err(StoreError::NotFound(_))) || self.memory().gone.contains(&id) {
+            tracing::info!(connection = %id, "refresh finished after a disconnect; its tokens are discarded");
+            self.revoke_all(provider, credentials, &tokens).await.ok();
+            return Err(RefreshError::NotFound(id));
+        }
+        written?;
+        self.memory().retries.remove(&id);
+        tracing::info!(provider = %meta.provider, connection = %id, rotated, "refreshed");
+        self.publish(id, &meta);
+        Ok(RefreshOutcome::Refreshed {
+            expires_at: meta.expires_at,
+            rotated,
+        })
+    }
+
+    /// Records a state that needs the user, notifying once per incident.
+    fn needs_user(
+        &self,
+        id: ConnectionId,
+        meta: ConnectionMeta,
+        status: ConnectionStatus,
+        reason: String,
+    ) -> RefreshError {
+        let was_attention = matches!(
+            meta.status,
+            ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error
+        );
+        self.memory().retries.remove(&id);
+        let updated = self.vault.update_meta(id, |m| {
+            m.status = status;
+            m.last_error = Some(reason.clone());
+        });
+        match updated {
+            Ok(meta) => self.publish(id, &meta),
+            Err(error) => return error.into(),
+        }
+        if !was_attention {
+            self.emit(EngineEvent::Attention {
+                id,
+                provider: meta.provider.clone(),
+                account: meta.account.clone(),
+                message: reason.clone(),
+            });
+        }
+        match status {
+            ConnectionStatus::Error => RefreshError::Failed {
+                provider: meta.provider,
+                account: meta.account,
+                reason,
+            },
+            _ => RefreshError::NeedsReconnect {
+                provider: meta.provider,
+                account: meta.account,
+                reason,
+            },
+        }
+    }
+
+    async fn revoke_all(
+        &self,
+        provider: &crate::provider::catalog::ResolvedProvider,
+        credentials: &ClientCredentials,
+        tokens: &TokenSet,
+    ) -> Result<(), oauth::RevokeError> {
+        let spec = provider.spec();
+        let Some(endpoint) = spec.revocation_endpoint.as_ref() else {
+            return Ok(());
+        };
+        // The refresh token first: revoking it ends the grant at most providers (RFC 7009 §2.1).
+        if let Some(refresh) = &tokens.refresh {
+            oauth::revoke(
+                spec,
+                endpoint,
+                credentials,
+                refresh,
+                TokenHint::RefreshToken,
+                &*self.http,
+            )
+            .await?;
+        }
+        oauth::revoke(
+            spec,
+            endpoint,
+            credentials,
+            &tokens.access,
+            TokenHint::AccessToken,
+            &*self.http,
+        )
+        .await
+    }
+
+    /// Revokes the connection's tokens at the provider (RFC 7009), then deletes every record of it, atomically
+    /// and flushed, whatever the revocation's outcome. A refresh in flight is overruled (rule 3).
+    pub async fn disconnect(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
+        // IMPORTANT: mark the connection gone *before* reading its tokens: a refresh that writes after this read
+        // sees the mark and revokes what it got; one that wrote before is revoked here.
+        let meta = self.meta(id).or_else(|e| match e {
+            // A damaged metadata record must still be deletable.
+            RefreshError::Store(e) if matches!(*e, StoreError::Record { .. }) => {
+                Ok(ConnectionMeta::new("unknown", "unknown"))
+            }
+            other => Err(other),
+        })?;
+        // The mark stays for the life of the process: a refresh may still be in flight after the delete, and ids
+        // are random, so a disconnected id never comes back.
+        self.memory().gone.insert(id);
+        let result = self.revoke_and_delete(id, &meta).await;
+        let mut memory = self.memory();
+        memory.retries.remove(&id);
+        memory.no_refresh_token.remove(&id);
+        drop(memory);
+        let revocation = result?;
+        self.emit(EngineEvent::Removed(id));
+        tracing::info!(provider = %meta.provider, connection = %id, ?revocation, "disconnected");
+        Ok(DisconnectReport {
+            provider: meta.provider,
+            account: meta.account,
+            revocation,
+        })
+    }
+
+    async fn revoke_and_delete(&self, id: ConnectionId, meta: &ConnectionMeta) -> Result<Revocation, RefreshError> {
+        let catalog = self.catalog();
+        let provider = crate::provider::ProviderId::parse(&meta.provider)
+            .ok()
+            .and_then(|p| catalog.get(&p).cloned());
+        let revocation = match (provider, self.vault.tokens(id)) {
+            (None, _) => Revocation::Skipped {
+                reason: "the provider is no longer configured".into(),
+            },
+            (Some(_), Err(e)) => Revocation::Skipped {
+                reason: format!("the tokens could not be read ({e})"),
+            },
+            (Some(provider), Ok(tokens)) => {
+                let manage_url = provider.spec().manage_access_url.clone();
+                if provider.spec().revocation_endpoint.is_none() {
+                    Revocation::NotSupported { manage_url }
+                } else {
+                    match service::client_credentials(&self.vault, &provider) {
+                        Err(e) => Revocation::Failed {
+                            reason: e.to_string(),
+                            manage_url,
+                        },
+                        Ok(credentials) => match self.revoke_all(&provider, &credentials, &tokens).await {
+                            Ok(()) => Revocation::Revoked,
+                            Err(e) => Revocation::Failed {
+                                reason: e.to_string(),
+                                manage_url,
+                            },
+                        },
+                    }
+                }
+            }
+        };
+        self.vault.delete_connection(id)?;
+        Ok(revocation)
+    }
+}

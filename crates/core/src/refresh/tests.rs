@@ -1,0 +1,1 @@
+//! Unit tests of the refresher and engine against a scripted provider.
