@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -34,6 +35,25 @@ pub struct RefreshEngine {
     refresher: Arc<Refresher>,
     commands: mpsc::UnboundedSender<Command>,
     task: Option<JoinHandle<()>>,
+    stats: Arc<Counters>,
+}
+
+/// What the engine has done since it started (for diagnostics and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Times the engine's task woke up (a due time, a command, a finished refresh, or the wake check).
+    pub wakeups: u64,
+    /// Refreshes the engine started.
+    pub refreshes: u64,
+    /// Connections currently planned.
+    pub planned: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    wakeups: AtomicU64,
+    refreshes: AtomicU64,
+    planned: AtomicU64,
 }
 
 impl std::fmt::Debug for Command {
@@ -52,11 +72,22 @@ impl RefreshEngine {
     /// `refreshing` by a process that died — is refreshed right away.
     pub fn start(refresher: Arc<Refresher>) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(refresher.clone(), receiver));
+        let stats = Arc::new(Counters::default());
+        let task = tokio::spawn(run(refresher.clone(), receiver, stats.clone()));
         Self {
             refresher,
             commands,
             task: Some(task),
+            stats,
+        }
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            wakeups: self.stats.wakeups.load(Ordering::Relaxed),
+            refreshes: self.stats.refreshes.load(Ordering::Relaxed),
+            planned: self.stats.planned.load(Ordering::Relaxed),
         }
     }
 
@@ -171,7 +202,7 @@ fn plan_meta(refresher: &Refresher, plan: &mut Plan, id: ConnectionId, meta: &Co
     }
 }
 
-async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Command>, stats: Arc<Counters>) {
     let mut plan = Plan::default();
     match refresher.vault().list() {
         Ok(entries) => {
@@ -190,15 +221,18 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
     let mut waiting: HashMap<ConnectionId, Vec<oneshot::Sender<Result<RefreshOutcome, RefreshError>>>> = HashMap::new();
     let mut stopping = false;
     loop {
+        stats.wakeups.fetch_add(1, Ordering::Relaxed);
         let now = refresher.now_ms();
         if !stopping {
             while let Some((id, trigger)) = plan.pop_due(now) {
                 if in_flight.insert(id) {
+                    stats.refreshes.fetch_add(1, Ordering::Relaxed);
                     let refresher = refresher.clone();
                     running.spawn(async move { (id, refresher.refresh(id, trigger).await) });
                 }
             }
         }
+        stats.planned.store(plan.due.len() as u64, Ordering::Relaxed);
         if stopping && running.is_empty() {
             break;
         }

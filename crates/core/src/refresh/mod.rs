@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use url::Url;
 
-pub use self::engine::RefreshEngine;
+pub use self::engine::{EngineStats, RefreshEngine};
 pub use self::plan::RefreshPolicy;
 use crate::clock::Clock;
 use crate::http::HttpClient;
