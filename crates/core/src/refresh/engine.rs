@@ -7,10 +7,11 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use super::{RefreshError, RefreshOutcome, Refresher, Trigger};
 use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus};
@@ -217,6 +218,8 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
     tracing::info!(planned = plan.due.len(), "refresh engine started");
 
     let mut running: JoinSet<(ConnectionId, Result<RefreshOutcome, RefreshError>)> = JoinSet::new();
+    // Which connection each task refreshes, so a task that panics still frees its connection.
+    let mut tasks: HashMap<tokio::task::Id, ConnectionId> = HashMap::new();
     let mut in_flight: HashSet<ConnectionId> = HashSet::new();
     let mut waiting: HashMap<ConnectionId, Vec<oneshot::Sender<Result<RefreshOutcome, RefreshError>>>> = HashMap::new();
     let mut stopping = false;
@@ -228,7 +231,8 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
                 if in_flight.insert(id) {
                     stats.refreshes.fetch_add(1, Ordering::Relaxed);
                     let refresher = refresher.clone();
-                    running.spawn(async move { (id, refresher.refresh(id, trigger).await) });
+                    let task = running.spawn(async move { (id, refresher.refresh(id, trigger).await) });
+                    tasks.insert(task.id(), id);
                 }
             }
         }
@@ -255,7 +259,8 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
                     waiting.entry(id).or_default().push(reply);
                     if in_flight.insert(id) {
                         let refresher = refresher.clone();
-                        running.spawn(async move { (id, refresher.refresh(id, Trigger::User).await) });
+                        let task = running.spawn(async move { (id, refresher.refresh(id, Trigger::User).await) });
+                        tasks.insert(task.id(), id);
                     }
                 }
                 Some(Command::Stop) | None => {
@@ -263,8 +268,20 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
                     tracing::info!(in_flight = in_flight.len(), "refresh engine stopping");
                 }
             },
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                if let Ok((id, result)) = done {
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let (id, result) = match done {
+                    Ok((task, (id, result))) => {
+                        tasks.remove(&task);
+                        (id, result)
+                    }
+                    Err(error) => {
+                        let Some(id) = tasks.remove(&error.id()) else { continue };
+                        tracing::error!(connection = %id, "a refresh task panicked; the connection will be planned again");
+                        let reason = "the refresh stopped unexpectedly".to_owned();
+                        (id, Err(RefreshError::Failed { provider: String::new(), account: String::new(), reason }))
+                    }
+                };
+                {
                     in_flight.remove(&id);
                     if let Err(error) = &result {
                         tracing::debug!(connection = %id, %error, "refresh did not succeed");

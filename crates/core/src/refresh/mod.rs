@@ -140,8 +140,19 @@ pub enum RefreshError {
 
 impl From<StoreError> for RefreshError {
     fn from(error: StoreError) -> Self {
-        Self::Store(Arc::new(error))
+        match error {
+            // A connection deleted under a refresh (a disconnect won the race) is simply gone.
+            StoreError::NotFound(id) => Self::NotFound(id),
+            other => Self::Store(Arc::new(other)),
+        }
     }
+}
+
+fn is_attention(status: ConnectionStatus) -> bool {
+    matches!(
+        status,
+        ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error
+    )
 }
 
 /// The result of a refresh request.
@@ -233,6 +244,9 @@ struct Memory {
     gone: HashSet<ConnectionId>,
     /// Connections without a refresh token (their expiry is the end).
     no_refresh_token: HashSet<ConnectionId>,
+    /// Connections whose refresh was cut short by a crash and not yet completed: an `invalid_grant` on any of
+    /// their retries means "interrupted", even after transient failures in between.
+    resumed: HashSet<ConnectionId>,
 }
 
 impl Refresher {
@@ -378,8 +392,42 @@ impl Refresher {
         let _flight = flight.lock().await;
         let _permit = self.limit.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
         let meta = self.meta(id)?;
-        if self.memory().gone.contains(&id) {
-            return Err(RefreshError::NotFound(id));
+        let previous = meta.status;
+        {
+            let mut memory = self.memory();
+            if memory.gone.contains(&id) {
+                return Err(RefreshError::NotFound(id));
+            }
+            if trigger == Trigger::Resume {
+                memory.resumed.insert(id);
+            }
+            // On-demand callers respect the backoff (and a provider's Retry-After) and do not hammer a provider
+            // that refused for a reason the user must fix; "Refresh now" and the timer decide for themselves.
+            if trigger == Trigger::OnDemand {
+                if let Some((_, at)) = memory.retries.get(&id)
+                    && *at > self.now_ms()
+                {
+                    return Err(RefreshError::Retrying {
+                        retry_in: Duration::from_millis(*at - self.now_ms()),
+                        reason: meta
+                            .last_error
+                            .clone()
+                            .unwrap_or_else(|| "an earlier refresh failed".into()),
+                        provider: meta.provider,
+                        account: meta.account,
+                    });
+                }
+                if previous == ConnectionStatus::Error && self.expires_within(&meta, Duration::ZERO) {
+                    return Err(RefreshError::Failed {
+                        reason: meta
+                            .last_error
+                            .clone()
+                            .unwrap_or_else(|| "the last refresh failed".into()),
+                        provider: meta.provider,
+                        account: meta.account,
+                    });
+                }
+            }
         }
         // Single-flight: whoever waited behind a refresh that just succeeded finds the token fresh.
         let fresh = !self.expires_within(&meta, self.policy.on_demand_margin.max(Duration::from_secs(1)));
@@ -393,7 +441,7 @@ impl Refresher {
             self.memory().no_refresh_token.insert(id);
             if self.expires_within(&meta, Duration::ZERO) || trigger == Trigger::User {
                 let reason = "the access token expired and this provider issued no refresh token: sign in again";
-                return Err(self.needs_user(id, meta, ConnectionStatus::NeedsReconnect, reason.into()));
+                return Err(self.needs_user(id, meta, previous, ConnectionStatus::NeedsReconnect, reason.into()));
             }
             return Ok(RefreshOutcome::StillFresh {
                 expires_at: meta.expires_at,
@@ -407,13 +455,13 @@ impl Refresher {
                     "the provider {:?} is no longer configured in this profile",
                     meta.provider
                 );
-                return Err(self.needs_user(id, meta, ConnectionStatus::Error, reason));
+                return Err(self.needs_user(id, meta, previous, ConnectionStatus::Error, reason));
             }
         };
         let credentials = match service::client_credentials(&self.vault, &provider) {
             Ok(credentials) => credentials,
             Err(ServiceError::Store(e)) => return Err(e.into()),
-            Err(e) => return Err(self.needs_user(id, meta, ConnectionStatus::Error, e.to_string())),
+            Err(e) => return Err(self.needs_user(id, meta, previous, ConnectionStatus::Error, e.to_string())),
         };
 
         // The in-flight marker (rule 1): on disk before the request leaves.
@@ -464,7 +512,8 @@ impl Refresher {
                 })
             }
             Err(failure @ RefreshFailure::GrantRejected { .. }) => {
-                let (status, reason) = if trigger == Trigger::Resume {
+                let resumed = trigger == Trigger::Resume || self.memory().resumed.contains(&id);
+                let (status, reason) = if resumed {
                     (
                         ConnectionStatus::Interrupted,
                         format!(
@@ -479,11 +528,11 @@ impl Refresher {
                     )
                 };
                 tracing::warn!(provider = %meta.provider, connection = %id, class = failure.class(), "refresh rejected");
-                Err(self.needs_user(id, meta, status, reason))
+                Err(self.needs_user(id, meta, previous, status, reason))
             }
             Err(failure) => {
                 tracing::warn!(provider = %meta.provider, connection = %id, class = failure.class(), %failure, "refresh failed");
-                Err(self.needs_user(id, meta, ConnectionStatus::Error, failure.to_string()))
+                Err(self.needs_user(id, meta, previous, ConnectionStatus::Error, failure.to_string()))
             }
         }
     }
@@ -528,7 +577,11 @@ impl Refresher {
             return Err(RefreshError::NotFound(id));
         }
         written?;
-        self.memory().retries.remove(&id);
+        {
+            let mut memory = self.memory();
+            memory.retries.remove(&id);
+            memory.resumed.remove(&id);
+        }
         tracing::info!(provider = %meta.provider, connection = %id, rotated, "refreshed");
         self.publish(id, &meta);
         Ok(RefreshOutcome::Refreshed {
@@ -538,18 +591,22 @@ impl Refresher {
     }
 
     /// Records a state that needs the user, notifying once per incident.
+    /// `previous` is the status before this refresh began (not the in-flight marker): an incident is new only
+    /// when the connection was not already waiting for the user.
     fn needs_user(
         &self,
         id: ConnectionId,
         meta: ConnectionMeta,
+        previous: ConnectionStatus,
         status: ConnectionStatus,
         reason: String,
     ) -> RefreshError {
-        let was_attention = matches!(
-            meta.status,
-            ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error
-        );
-        self.memory().retries.remove(&id);
+        let was_attention = is_attention(previous);
+        {
+            let mut memory = self.memory();
+            memory.retries.remove(&id);
+            memory.resumed.remove(&id);
+        }
         let updated = self.vault.update_meta(id, |m| {
             m.status = status;
             m.last_error = Some(reason.clone());

@@ -454,6 +454,9 @@ impl Vault {
     /// # Errors
     /// [`StoreError::NotFound`], or [`StoreError::Record`] naming the token that cannot be read.
     pub fn tokens(&self, id: ConnectionId) -> Result<TokenSet, StoreError> {
+        // IMPORTANT: read under the write lock, so a delete (or a token replacement) cannot land between the
+        // reads of one connection's records: the answer is a consistent set, or `NotFound`, never half of each.
+        let _w = self.write_lock();
         if !self
             .connections
             .contains_key(id.as_bytes())
