@@ -5,9 +5,23 @@
 // file. Paths inside the config (frontendDist, icons) are relative to the config file itself.
 const CONFIG: &str = "../tauri.conf.json";
 
-/// Every command the webview may call. The ACL denies anything not listed here and not granted by a capability
-/// in `capabilities/`.
-const COMMANDS: &[&str] = &["app_info"];
+/// Every command the webview may call (docs/IPC.md). The ACL denies anything not listed here and not granted by a
+/// capability in `capabilities/`; keep it equal to `generate_handler!` in `src/lib.rs`.
+const COMMANDS: &[&str] = &[
+    "app_info",
+    "vault_status",
+    "retry_vault",
+    "list_providers",
+    "configure_provider",
+    "add_custom_provider",
+    "connect",
+    "cancel_connect",
+    "list_connections",
+    "refresh_now",
+    "disconnect",
+    "inspect",
+    "reveal",
+];
 
 fn main() {
     println!("cargo:rerun-if-changed={CONFIG}");

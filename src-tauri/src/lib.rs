@@ -1,15 +1,24 @@
 //! Tokenkeep's desktop app: a thin Tauri adapter over `tokenkeep-core`.
 //!
 //! Commands extract state, call one core function and map the error; the types the webview sees (DTOs) live
-//! here, never in core, and never carry token or key bytes.
+//! here, never in core, and never carry token or key bytes. The contract with the webview is docs/IPC.md.
+//!
+//! Start-up: settings and logging first (so every later failure is logged), then the window; the vault is opened
+//! in the background by the setup hook, and a vault that cannot be opened leaves the app running with
+//! `vault_status` saying why. When the vault opens, the refresh engine starts and its events reach the window
+//! (`events.rs`).
 
+mod browser;
 mod commands;
 mod dto;
+mod error;
+mod events;
 mod state;
 
 use std::process::ExitCode;
 
 use tauri::Manager;
+use tokenkeep_core::browser::{self as core_browser, CommandBrowser};
 use tokenkeep_core::profile::{self, Profile, ProfilePaths};
 
 use crate::state::AppState;
@@ -64,20 +73,55 @@ pub fn run() -> ExitCode {
         })
         .build();
 
-    let result = tauri::Builder::default()
+    let app = tauri::Builder::default()
         .plugin(single_instance)
-        .manage(AppState::new(settings.paths, settings.headless))
-        .invoke_handler(tauri::generate_handler![commands::app_info])
-        .run(tauri::generate_context!("../tauri.conf.json"));
-    match result {
-        Ok(()) => {
-            tracing::info!("Tokenkeep stopped");
-            ExitCode::SUCCESS
-        }
+        .plugin(tauri_plugin_notification::init())
+        // IMPORTANT: the plugin's script that routes clicks on links to `open_url` is left out: the webview has
+        // no opener permission (only Rust opens URLs, for sign-in), so that script could only fail.
+        .plugin(
+            tauri_plugin_opener::Builder::new()
+                .open_js_links_on_click(false)
+                .build(),
+        )
+        .manage(AppState::new(settings.paths, settings.headless, settings.browser))
+        .setup(|app| {
+            app.state::<AppState>().open_in_background(app.handle())?;
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::vault_status,
+            commands::retry_vault,
+            commands::list_providers,
+            commands::configure_provider,
+            commands::add_custom_provider,
+            commands::connect,
+            commands::cancel_connect,
+            commands::list_connections,
+            commands::refresh_now,
+            commands::disconnect,
+            commands::inspect,
+            commands::reveal,
+        ])
+        .build(tauri::generate_context!("../tauri.conf.json"));
+    let app = match app {
+        Ok(app) => app,
         Err(error) => {
-            tracing::error!(%error, "the app stopped with an error");
-            fail(&format!("the app stopped with an error: {error}"))
+            tracing::error!(%error, "the app could not start");
+            return fail(&format!("the app could not start: {error}"));
         }
+    };
+    let code = app.run_return(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Let refreshes in flight finish (bounded) so that a rotated refresh token is saved, not lost.
+            tauri::async_runtime::block_on(app.state::<AppState>().shut_down());
+        }
+    });
+    tracing::info!(code, "Tokenkeep stopped");
+    match u8::try_from(code) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -85,6 +129,8 @@ pub fn run() -> ExitCode {
 struct Settings {
     paths: ProfilePaths,
     headless: bool,
+    /// `TOKENKEEP_BROWSER`, when set to a command.
+    browser: Option<CommandBrowser>,
 }
 
 impl Settings {
@@ -93,8 +139,15 @@ impl Settings {
         let profile = Profile::resolve(profile_name.as_deref()).map_err(|e| e.to_string())?;
         let home = std::env::var_os(profile::ENV_HOME).map(Into::into);
         let paths = ProfilePaths::resolve(profile, home).map_err(|e| e.to_string())?;
-        let headless = std::env::var_os("TOKENKEEP_MASTER_KEY").is_some();
-        Ok(Self { paths, headless })
+        let headless = std::env::var_os(tokenkeep_core::keys::ENV_MASTER_KEY).is_some();
+        let browser = std::env::var(core_browser::ENV_BROWSER)
+            .ok()
+            .and_then(|command| CommandBrowser::parse(&command));
+        Ok(Self {
+            paths,
+            headless,
+            browser,
+        })
     }
 }
 

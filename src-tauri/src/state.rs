@@ -1,6 +1,36 @@
-//! What every command can reach: resolved once at start-up, shared read-only.
+//! What every command can reach: the settings resolved at start-up, the vault once it is open (with its refresher,
+//! refresh engine and event forwarder), and the one connect flow that may be running.
 
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use tauri::AppHandle;
+use tauri::async_runtime::JoinHandle;
+use tokenkeep_core::browser::CommandBrowser;
+use tokenkeep_core::clock::SystemClock;
+use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
+use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::profile::ProfilePaths;
+use tokenkeep_core::provider::catalog::Catalog;
+use tokenkeep_core::refresh::{RefreshEngine, Refresher};
+use tokenkeep_core::service;
+use tokenkeep_core::store::{PROGRAM_APP, Vault};
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock as AsyncRwLock};
+use tokio::task::AbortHandle;
+
+use crate::dto::VaultStatus;
+use crate::error::CommandError;
+
+/// How long refreshes in flight may take to finish when the app quits. Past it they are aborted; their in-flight
+/// markers make the next start retry them.
+// IMPORTANT: short, because the window is already gone and the user is waiting for the process to end; long
+// enough for one token request on a normal network (a refresh that completes saves a rotated refresh token).
+const ENGINE_STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// The log target of this module's events.
+// IMPORTANT: not the default `tokenkeep_app::state`: core's log redactor reads `state:` as an OAuth `state`
+// parameter and masks the first word of every message logged from a module named `state`.
+const LOG: &str = "tokenkeep_app::vault";
 
 /// The app's shared state.
 #[derive(Debug)]
@@ -8,10 +38,260 @@ pub(crate) struct AppState {
     pub(crate) paths: ProfilePaths,
     /// The master key comes from `TOKENKEEP_MASTER_KEY` rather than the OS keyring.
     pub(crate) headless: bool,
+    /// `TOKENKEEP_BROWSER`, when set: the command that opens sign-in pages instead of the desktop's handler.
+    pub(crate) browser: Option<CommandBrowser>,
+    /// The vault, or why it is not open. Held for writing while it is being opened, so commands wait for the
+    /// outcome instead of seeing a half-started state.
+    vault: Arc<AsyncRwLock<Slot>>,
+    /// The running connect flow, if any (one at a time).
+    connect: Mutex<Option<Flow>>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Open(Arc<Ready>),
+    Closed(CommandError),
+}
+
+/// An open vault and what runs on it.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    pub(crate) vault: Arc<Vault>,
+    pub(crate) http: SharedHttp,
+    pub(crate) refresher: Arc<Refresher>,
+    pub(crate) engine: RefreshEngine,
+    pub(crate) catalog: SharedCatalog,
+    forwarder: JoinHandle<()>,
+}
+
+/// The provider catalog the adapter shows, kept equal to the refresher's (both are replaced together).
+#[derive(Debug, Clone)]
+pub(crate) struct SharedCatalog(Arc<RwLock<Arc<Catalog>>>);
+
+impl SharedCatalog {
+    fn new(catalog: Catalog) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(catalog))))
+    }
+
+    pub(crate) fn get(&self) -> Arc<Catalog> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, catalog: Catalog) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+    }
+}
+
+impl Ready {
+    /// Reloads the profile's providers for the window and the refresh engine (after the user changed them).
+    pub(crate) fn reload_catalog(&self, paths: &ProfilePaths) -> Result<Arc<Catalog>, CommandError> {
+        let catalog = service::catalog(paths)?;
+        self.refresher.set_catalog(catalog.clone());
+        self.catalog.set(catalog);
+        Ok(self.catalog.get())
+    }
+}
+
+/// A connect flow in progress: how to cancel it, and a number telling it apart from the next one.
+#[derive(Debug)]
+struct Flow {
+    generation: u64,
+    abort: AbortHandle,
+}
+
+/// Clears the connect slot when the flow that claimed it ends, however it ends.
+#[derive(Debug)]
+pub(crate) struct FlowClaim<'a> {
+    state: &'a AppState,
+    generation: u64,
+}
+
+impl Drop for FlowClaim<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.state.connect.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|f| f.generation == self.generation) {
+            *slot = None;
+        }
+    }
 }
 
 impl AppState {
-    pub(crate) fn new(paths: ProfilePaths, headless: bool) -> Self {
-        Self { paths, headless }
+    pub(crate) fn new(paths: ProfilePaths, headless: bool, browser: Option<CommandBrowser>) -> Self {
+        Self {
+            paths,
+            headless,
+            browser,
+            vault: Arc::new(AsyncRwLock::new(Slot::Closed(CommandError::internal(
+                "the vault was never opened",
+            )))),
+            connect: Mutex::new(None),
+        }
     }
+
+    /// Starts opening the vault in the background. Called once, from the setup hook: the write lock is taken
+    /// here, synchronously, so that no command can run before the outcome is known.
+    pub(crate) fn open_in_background(&self, app: &AppHandle) -> Result<(), &'static str> {
+        let slot = self
+            .vault
+            .clone()
+            .try_write_owned()
+            .map_err(|_| "the vault is already being opened")?;
+        let (app, paths, headless) = (app.clone(), self.paths.clone(), self.headless);
+        // IMPORTANT: not on the main thread: the keyring may take a while (D-Bus, an unlock prompt), and the
+        // window must show meanwhile.
+        tauri::async_runtime::spawn(async move { open_into(slot, &app, &paths, headless).await });
+        Ok(())
+    }
+
+    /// The open vault, or the error that explains why it is not open.
+    pub(crate) async fn ready(&self) -> Result<Arc<Ready>, CommandError> {
+        match &*self.vault.read().await {
+            Slot::Open(ready) => Ok(ready.clone()),
+            Slot::Closed(error) => Err(error.clone()),
+        }
+    }
+
+    /// The vault's state for the window.
+    pub(crate) async fn status(&self) -> VaultStatus {
+        status_of(&*self.vault.read().await, self.headless)
+    }
+
+    /// Tries to open the vault again if it is not open (e.g. after the keyring was unlocked).
+    pub(crate) async fn retry(&self, app: &AppHandle) -> VaultStatus {
+        let slot = self.vault.clone().write_owned().await;
+        if matches!(*slot, Slot::Open(_)) {
+            return status_of(&slot, self.headless);
+        }
+        tracing::info!(target: LOG, "retrying to open the vault");
+        open_into(slot, app, &self.paths, self.headless).await;
+        self.status().await
+    }
+
+    /// Claims the connect slot and runs `flow` as its own task, so that `cancel_connect` can abort it.
+    pub(crate) fn start_flow<F>(&self, flow: F) -> Result<(JoinHandle<F::Output>, FlowClaim<'_>), CommandError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let mut slot = self.connect.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|f| !f.abort.is_finished()) {
+            return Err(CommandError::busy());
+        }
+        let generation = slot.as_ref().map_or(0, |f| f.generation) + 1;
+        let task = tauri::async_runtime::spawn(flow);
+        *slot = Some(Flow {
+            generation,
+            abort: task.inner().abort_handle(),
+        });
+        Ok((
+            task,
+            FlowClaim {
+                state: self,
+                generation,
+            },
+        ))
+    }
+
+    /// Aborts the running connect flow; returns whether there was one. Dropping the flow closes its loopback port.
+    pub(crate) fn cancel_flow(&self) -> bool {
+        match self.connect.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(flow) => {
+                flow.abort.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// At exit: cancels a sign-in, stops forwarding events, and lets the refresh engine finish what is in flight.
+    pub(crate) async fn shut_down(&self) {
+        self.cancel_flow();
+        let Ok(mut slot) = tokio::time::timeout(Duration::from_secs(1), self.vault.write()).await else {
+            tracing::warn!(target: LOG, "the vault is still being opened at exit; not waiting for it");
+            return;
+        };
+        let Slot::Open(ready) = std::mem::replace(
+            &mut *slot,
+            Slot::Closed(CommandError::internal("Tokenkeep is quitting")),
+        ) else {
+            return;
+        };
+        ready.forwarder.abort();
+        match Arc::try_unwrap(ready) {
+            Ok(ready) => ready.engine.stop(ENGINE_STOP_LIMIT).await,
+            // A command still holds it (a refresh the user asked for): dropping the last reference aborts the
+            // engine; its in-flight markers make the next start retry what was cut short.
+            Err(_) => tracing::warn!(target: LOG, "commands are still running at exit; the refresh engine is aborted"),
+        }
+    }
+}
+
+fn status_of(slot: &Slot, headless: bool) -> VaultStatus {
+    match slot {
+        Slot::Open(ready) => VaultStatus {
+            ready: true,
+            key_id: Some(ready.vault.key_id().to_hex()),
+            headless,
+            error: None,
+        },
+        Slot::Closed(error) => VaultStatus {
+            ready: false,
+            key_id: None,
+            headless,
+            error: Some(error.clone()),
+        },
+    }
+}
+
+/// Opens the vault and starts what runs on it, storing the outcome in `slot` (whose lock the caller holds).
+async fn open_into(mut slot: OwnedRwLockWriteGuard<Slot>, app: &AppHandle, paths: &ProfilePaths, headless: bool) {
+    *slot = match open(app, paths).await {
+        Ok(ready) => {
+            tracing::info!(target: LOG, key_id = %ready.vault.key_id(), headless, "vault open; refresh engine started");
+            Slot::Open(Arc::new(ready))
+        }
+        Err(error) => {
+            // The message is core's and holds no secret; the window shows it with what to do.
+            tracing::warn!(target: LOG, error_code = ?error.code, error = %error.message, "the vault could not be opened");
+            Slot::Closed(error)
+        }
+    };
+}
+
+async fn open(app: &AppHandle, paths: &ProfilePaths) -> Result<Ready, CommandError> {
+    let opening = paths.clone();
+    let vault = tauri::async_runtime::spawn_blocking(move || {
+        let keys = KeySource::resolve(opening.profile())?;
+        Vault::open(&opening, keys, Arc::new(SystemClock), PROGRAM_APP).map_err(CommandError::from)
+    })
+    .await
+    .map_err(|error| {
+        tracing::error!(target: LOG, %error, "opening the vault panicked");
+        CommandError::internal("opening the vault failed unexpectedly")
+    })??;
+    let vault = Arc::new(vault);
+    let http: SharedHttp = Arc::new(ReqwestHttp::new().map_err(|error| {
+        tracing::error!(target: LOG, %error, "cannot build the HTTP client");
+        CommandError::internal("cannot set up HTTPS")
+    })?);
+    let catalog = SharedCatalog::new(service::catalog(paths)?);
+    let refresher = service::refresher(paths, vault.clone(), http.clone(), Arc::new(SystemClock))?;
+    // IMPORTANT: subscribe before the engine starts, so the window also hears about the refreshes the engine
+    // starts at once (connections already due, refreshes a previous run left unfinished).
+    let events = refresher.subscribe();
+    let forwarder = tauri::async_runtime::spawn(crate::events::forward(
+        app.clone(),
+        events,
+        vault.clone(),
+        catalog.clone(),
+    ));
+    let engine = RefreshEngine::start(refresher.clone());
+    Ok(Ready {
+        vault,
+        http,
+        refresher,
+        engine,
+        catalog,
+        forwarder,
+    })
 }

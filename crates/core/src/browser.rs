@@ -69,6 +69,8 @@ impl BrowserOpener for CommandBrowser {
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .arg(url.as_str())
+            // The browser has no business with the headless master key.
+            .env_remove(crate::keys::ENV_MASTER_KEY)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

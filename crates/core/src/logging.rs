@@ -92,8 +92,9 @@ fn mask_named_values(line: &str) -> String {
         while let Some(pos) = lower[from..].find(name) {
             let start = from + pos;
             from = start + name.len();
-            // Whole word only: `code` must not match inside `postcode` or `code_challenge`.
-            if start > 0 && is_word(bytes[start - 1]) {
+            // Whole word only: `code` must not match inside `postcode` or `code_challenge`; and not as the last
+            // segment of a path (`tokenkeep_app::state:`, `meta.state`), which names a module or a field.
+            if start > 0 && (is_word(bytes[start - 1]) || matches!(bytes[start - 1], b':' | b'.')) {
                 continue;
             }
             let mut i = start + name.len();
@@ -355,6 +356,8 @@ mod tests {
             "token_type=bearer",
             "status code 200",
             "encoded: yes",
+            "INFO tokenkeep_app::state: vault opened",
+            "meta.state: fine",
         ] {
             assert_eq!(Redactor.redact(line), line);
         }

@@ -16,8 +16,8 @@ use crate::provider::catalog::{self, Catalog, CatalogError, ResolvedProvider};
 use crate::provider::config::{ConfigError, ProfileConfig};
 use crate::provider::discovery::{self, DiscoveryError};
 use crate::provider::{ClientAuth, ProviderError, ProviderId};
-use crate::secret::SecretString;
-use crate::store::{ConnectionId, ConnectionMeta, RecordError, StoreError, Vault};
+use crate::secret::{KeyId, SecretString};
+use crate::store::{ConnectionId, ConnectionMeta, RecordError, StoreError, TokenKind, Vault};
 
 /// Why an operation failed. Each message says what happened and what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -96,11 +96,12 @@ pub fn catalog(paths: &ProfilePaths) -> Result<Catalog, ServiceError> {
 }
 
 /// Adds a custom OpenID provider by discovery, or configures a built-in one (client id, method, scopes, secret).
-/// `vault` is opened only when a secret must be stored.
-pub async fn add_provider(
+/// `vault` is called only when a secret must be stored: it opens the vault (the CLI), or lends one that is already
+/// open (`|| Ok(&vault)`: the app, which holds the store's lock for its whole life).
+pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
     paths: &ProfilePaths,
     http: &dyn HttpClient,
-    vault: impl FnOnce() -> Result<Vault, StoreError>,
+    vault: impl FnOnce() -> Result<V, StoreError>,
     request: AddProvider,
 ) -> Result<AddedProvider, ServiceError> {
     let config_path = paths.config_file();
@@ -161,7 +162,7 @@ pub async fn add_provider(
                 resolved.spec().display_name
             )));
         }
-        vault()?.set_client_secret(id.as_str(), secret)?;
+        std::borrow::Borrow::<Vault>::borrow(&vault()?).set_client_secret(id.as_str(), secret)?;
         secret_stored = true;
     }
     config.save(&config_path)?;
@@ -320,4 +321,262 @@ pub fn refresher(
         clock,
         crate::refresh::RefreshPolicy::default(),
     )))
+}
+
+/// One token of a connection as [`inspect`] describes it: never its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInspection {
+    /// Which token.
+    pub kind: TokenKind,
+    /// Its length in bytes, or `None` when the connection has no token of this kind.
+    pub length: Option<usize>,
+    /// Its header and claims, when it is a JWT. The signature is neither checked nor returned.
+    pub jwt: Option<JwtParts>,
+}
+
+impl TokenInspection {
+    /// Whether the connection has a token of this kind.
+    pub fn is_present(&self) -> bool {
+        self.length.is_some()
+    }
+}
+
+/// The decoded header and claims of a JWT (RFC 7519): what a person may read in a token without being able to
+/// reuse it, since the signature is left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtParts {
+    /// The JOSE header (`alg`, `kid`, `typ`, …).
+    pub header: serde_json::Map<String, serde_json::Value>,
+    /// The claims (`iss`, `sub`, `exp`, …).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything known about a connection except its token bytes. Offline: reads the vault only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Its metadata.
+    pub meta: ConnectionMeta,
+    /// The id of the master key the store is sealed with.
+    pub key_id: KeyId,
+    /// One entry per [`TokenKind`], in [`TokenKind::ALL`] order, present or not.
+    pub tokens: Vec<TokenInspection>,
+}
+
+/// Describes connection `id` for a person: its metadata, which tokens it holds and how long they are, and the
+/// header and claims of those that are JWTs. No token byte leaves this function; nothing goes to the network.
+pub fn inspect(vault: &Vault, id: ConnectionId) -> Result<Inspection, ServiceError> {
+    let meta = vault.get_meta(id)?;
+    let tokens = vault.tokens(id)?;
+    let tokens = TokenKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let token = tokens.get(kind);
+            TokenInspection {
+                kind,
+                length: token.map(SecretString::len),
+                jwt: token.and_then(|t| decode_jwt(t.dangerously_expose())),
+            }
+        })
+        .collect();
+    Ok(Inspection {
+        id,
+        meta,
+        key_id: vault.key_id(),
+        tokens,
+    })
+}
+
+/// The token of `kind` of connection `id`, for a person who asked to see it (the app's "Reveal"). Offline: the
+/// stored value, even when it has expired. The caller decides whom to show it to and logs that it did.
+pub fn reveal(vault: &Vault, id: ConnectionId, kind: TokenKind) -> Result<SecretString, ServiceError> {
+    let tokens = vault.tokens(id)?;
+    let token = match kind {
+        TokenKind::Access => Some(tokens.access),
+        TokenKind::Refresh => tokens.refresh,
+        TokenKind::Id => tokens.id_token,
+    };
+    token.ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "this connection has no {}: the provider did not issue one",
+            kind.field().replace('_', " ")
+        ))
+    })
+}
+
+/// The header and claims of `token` if it is a JWS in compact form: three dot-separated base64url segments whose
+/// first two decode to JSON objects. Anything else (opaque tokens, JWEs with five segments) is `None`. The
+/// signature segment is only checked to be base64url (it may be empty, as in an unsecured JWT).
+fn decode_jwt(token: &str) -> Option<JwtParts> {
+    use base64::Engine as _;
+
+    fn object(segment: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        // IMPORTANT: base64url without padding per RFC 7515 §2, but tolerate trailing `=` that some issuers add.
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segment.trim_end_matches('='))
+            .ok()?;
+        match serde_json::from_slice(&bytes).ok()? {
+            serde_json::Value::Object(map) => Some(map),
+            _ => None,
+        }
+    }
+
+    let mut segments = token.split('.');
+    let (Some(header), Some(claims), Some(signature), None) =
+        (segments.next(), segments.next(), segments.next(), segments.next())
+    else {
+        return None;
+    };
+    let base64url = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'=');
+    if !signature.bytes().all(base64url) {
+        return None;
+    }
+    Some(JwtParts {
+        header: object(header)?,
+        claims: object(claims)?,
+    })
+}
+
+#[cfg(test)]
+mod inspect_tests {
+    use std::sync::Arc;
+
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::keys::KeySource;
+    use crate::profile::Profile;
+    use crate::secret::MasterKey;
+    use crate::store::{PROGRAM_CLI, TokenSet};
+
+    fn b64(json: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    #[test]
+    fn jwts_are_decoded_and_everything_else_is_not() {
+        let jwt = format!("{}.{}.c2lnbmF0dXJl", b64(r#"{"alg":"RS256"}"#), b64(r#"{"sub":"42"}"#));
+        let parts = decode_jwt(&jwt).unwrap();
+        assert_eq!(parts.header["alg"], "RS256");
+        assert_eq!(parts.claims["sub"], "42");
+        // Unsecured JWTs have an empty signature; issuers sometimes pad.
+        assert!(decode_jwt(&format!("{}=.{}.", b64(r#"{"alg":"none"}"#), b64("{}"))).is_some());
+
+        let not_jwts = [
+            "opaque-access-token".to_owned(),
+            format!("{}.{}", b64("{}"), b64("{}")),
+            format!("{}.{}.sig.extra.segments", b64("{}"), b64("{}")),
+            format!("{}.{}.sig", b64("[1]"), b64("{}")),
+            format!("{}.{}.sig", b64("{}"), b64("\"claims\"")),
+            format!("{}.not base64!.sig", b64("{}")),
+            format!("{}.{}.sig/with+std", b64("{}"), b64("{}")),
+        ];
+        for token in &not_jwts {
+            assert_eq!(decode_jwt(token), None, "{token}");
+        }
+    }
+
+    #[test]
+    fn inspect_describes_tokens_without_their_bytes_and_reveal_returns_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = ProfilePaths::resolve(Profile::parse("test").unwrap(), Some(dir.path().into())).unwrap();
+        let vault = Vault::open(
+            &paths,
+            KeySource::Headless(MasterKey::generate().unwrap()),
+            Arc::new(SystemClock),
+            PROGRAM_CLI,
+        )
+        .unwrap();
+        let id_token = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"ES256","kid":"k1"}"#),
+            b64(r#"{"sub":"s-1"}"#)
+        );
+        let tokens = TokenSet {
+            access: SecretString::new("opaque-access-SECRET".into()),
+            refresh: None,
+            id_token: Some(SecretString::new(id_token.clone())),
+        };
+        let id = vault
+            .put_connection(ConnectionMeta::new("demo", "alice"), &tokens)
+            .unwrap();
+
+        let inspection = inspect(&vault, id).unwrap();
+        assert_eq!(inspection.meta.account, "alice");
+        assert_eq!(inspection.key_id, vault.key_id());
+        let [access, refresh, id_tok] = inspection.tokens.as_slice() else {
+            panic!("one entry per kind: {inspection:?}");
+        };
+        assert_eq!(
+            (access.kind, access.length, &access.jwt),
+            (TokenKind::Access, Some(20), &None)
+        );
+        assert!(!refresh.is_present() && refresh.kind == TokenKind::Refresh);
+        assert_eq!(id_tok.length, Some(id_token.len()));
+        assert_eq!(id_tok.jwt.as_ref().unwrap().header["kid"], "k1");
+        assert!(!format!("{inspection:?}").contains("SECRET"));
+
+        assert_eq!(
+            reveal(&vault, id, TokenKind::Access).unwrap().dangerously_expose(),
+            "opaque-access-SECRET"
+        );
+        assert!(matches!(
+            reveal(&vault, id, TokenKind::Refresh),
+            Err(ServiceError::Invalid(_))
+        ));
+    }
+}
+
+/// One sealed record as `tokenkeep export --envelopes` prints it: where it lives, the AAD it is bound to and its
+/// envelope exactly as stored — no plaintext. Enough for an independent decoder with the master key
+/// (`docs/FORMAT.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedEnvelope {
+    /// The profile (part of the AAD).
+    pub profile: String,
+    /// The tree.
+    pub tree: String,
+    /// The record id (16 bytes).
+    pub record_id: [u8; crate::store::CONNECTION_ID_LEN],
+    /// The field.
+    pub field: String,
+    /// The key id in the envelope's header, when the header is readable.
+    pub key_id: Option<crate::secret::KeyId>,
+    /// The AAD the envelope is bound to (`None` when its header is unreadable).
+    pub aad: Option<Vec<u8>>,
+    /// The envelope bytes as stored.
+    pub envelope: Vec<u8>,
+}
+
+/// Every sealed record with its AAD, for audits and independent decryption. Offline; decrypts nothing.
+pub fn export_envelopes(vault: &Vault, profile: &str) -> Result<Vec<ExportedEnvelope>, ServiceError> {
+    Ok(vault
+        .raw_records()?
+        .into_iter()
+        .map(|raw| {
+            let header = crate::envelope::peek_header(&raw.envelope).ok();
+            let aad = header.map(|h| {
+                crate::envelope::aad(
+                    &crate::envelope::RecordLocation {
+                        profile,
+                        tree: &raw.tree,
+                        record_id: raw.record_id.as_bytes(),
+                        field: &raw.field,
+                    },
+                    &h,
+                )
+            });
+            ExportedEnvelope {
+                profile: profile.to_owned(),
+                tree: raw.tree,
+                record_id: *raw.record_id.as_bytes(),
+                field: raw.field,
+                key_id: header.map(|h| h.key_id),
+                aad,
+                envelope: raw.envelope,
+            }
+        })
+        .collect())
 }

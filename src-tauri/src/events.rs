@@ -1,0 +1,114 @@
+//! The events the webview listens to (docs/IPC.md, "Events"), and the desktop notifications that go with
+//! `attention`. Everything the refresh engine reports passes through [`forward`].
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Emitter};
+use tauri_plugin_notification::NotificationExt;
+use tokenkeep_core::refresh::EngineEvent;
+use tokenkeep_core::service;
+use tokenkeep_core::store::{ConnectionId, Vault};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+use crate::dto::{self, ConnectionView};
+use crate::state::SharedCatalog;
+
+/// A connection's status, expiry or last refresh changed. Payload: `Connection`.
+pub(crate) const CONNECTION_STATUS: &str = "connection-status";
+/// A connection was disconnected. Payload: `{ id }`.
+pub(crate) const CONNECTION_REMOVED: &str = "connection-removed";
+/// A connection needs the user, once per incident. Payload: `{ id, provider, account, message }`.
+pub(crate) const ATTENTION: &str = "attention";
+/// The browser was asked to open the sign-in page. Payload: `{ provider, stage, url }`.
+pub(crate) const CONNECT_PROGRESS: &str = "connect-progress";
+
+/// The log message written for each desktop notification handed to the notification service. Tests look for
+/// it (a headless session may have no notification daemon to ask).
+pub(crate) const NOTIFICATION_SENT: &str = "desktop notification sent";
+
+/// Sends one event to the webview. A failure (the window is gone) is logged, never fatal.
+pub(crate) fn emit<P: serde::Serialize + Clone>(app: &AppHandle, event: &str, payload: P) {
+    if let Err(error) = app.emit(event, payload) {
+        tracing::warn!(event, %error, "could not send an event to the window");
+    }
+}
+
+/// Forwards every [`EngineEvent`] to the webview until the refresher is dropped.
+pub(crate) async fn forward(
+    app: AppHandle,
+    mut events: Receiver<EngineEvent>,
+    vault: Arc<Vault>,
+    catalog: SharedCatalog,
+) {
+    loop {
+        match events.recv().await {
+            Ok(EngineEvent::Status(change)) => {
+                // The event has no scopes; the record has. If it is gone or unreadable, the state is still news.
+                let scopes = vault.get_meta(change.id).map(|m| m.scopes).unwrap_or_default();
+                let connection = ConnectionView::from_change(&change, scopes, &catalog.get());
+                emit(&app, CONNECTION_STATUS, connection);
+            }
+            Ok(EngineEvent::Removed(id)) => emit(&app, CONNECTION_REMOVED, dto::Removed { id: id.to_hex() }),
+            Ok(EngineEvent::Attention {
+                id,
+                provider,
+                account,
+                message,
+            }) => {
+                notify(&app, id, &provider, &account, &message, &catalog);
+                let payload = dto::Attention {
+                    id: id.to_hex(),
+                    provider,
+                    account,
+                    message,
+                };
+                emit(&app, ATTENTION, payload);
+            }
+            Ok(other) => tracing::debug!(?other, "engine event with no window counterpart"),
+            Err(RecvError::Lagged(missed)) => {
+                // IMPORTANT: the channel dropped events (a burst larger than its capacity). Statuses are state,
+                // not history: re-sending every connection's current state puts the window right again.
+                tracing::warn!(
+                    missed,
+                    "the window fell behind the refresh engine; re-sending every status"
+                );
+                resend_all(&app, &vault, &catalog);
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+    tracing::debug!("engine events ended");
+}
+
+fn resend_all(app: &AppHandle, vault: &Vault, catalog: &SharedCatalog) {
+    let catalog = catalog.get();
+    match service::list_connections(vault) {
+        Ok(entries) => {
+            for entry in entries {
+                if let Ok(meta) = &entry.meta {
+                    emit(app, CONNECTION_STATUS, ConnectionView::new(entry.id, meta, &catalog));
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot list connections to re-send their status"),
+    }
+}
+
+/// Shows a desktop notification for an `Attention` event. Core sends one per incident, so this does no
+/// de-duplication of its own. A notification that cannot be shown is logged and otherwise ignored.
+fn notify(app: &AppHandle, id: ConnectionId, provider: &str, account: &str, message: &str, catalog: &SharedCatalog) {
+    let provider_name = dto::provider_name(&catalog.get(), provider);
+    let shown = app
+        .notification()
+        .builder()
+        .title(format!("Tokenkeep: {account} ({provider_name}) needs you"))
+        .body(message)
+        .show();
+    // The account name stays out of the log, like everywhere in core: provider and connection id identify it.
+    match shown {
+        // `show` hands the notification to a background task; what the notification server does with it is
+        // not reported back (without a server, as in a headless session, it is silently dropped).
+        Ok(()) => tracing::info!(provider = %provider, connection = %id, "{NOTIFICATION_SENT}"),
+        Err(error) => tracing::warn!(provider = %provider, connection = %id, %error, "desktop notification failed"),
+    }
+}
