@@ -24,6 +24,9 @@ const TEST_PACKAGES: &[&str] = &[
     "gnome-keyring",
     "libsecret-tools",
     "chromium",
+    // The independent envelope decoder (tests/py) runs in a venv; `unshare` (util-linux) isolates the network.
+    "python3-venv",
+    "util-linux",
 ];
 /// tauri-driver must match Tauri 2: an unpinned install picks a 3.0 alpha.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";
@@ -179,6 +182,24 @@ fn run_tests() -> Result<()> {
     ensure_system_packages(&packages)?;
     ensure_node()?;
     ensure_tauri_driver()?;
+    if !Path::new("target/py/bin/python3").exists() {
+        step(
+            "create the Python environment for the independent decoder (target/py)",
+            Command::new("python3").args(["-m", "venv", "target/py"]),
+        )?;
+    }
+    step(
+        "install the Python test packages (tests/py/requirements.txt)",
+        Command::new("target/py/bin/python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "tests/py/requirements.txt",
+        ]),
+    )?;
     step(
         "install test JS packages (tests/js)",
         npm().args(["ci", "--no-audit", "--no-fund"]).current_dir("tests/js"),

@@ -2,7 +2,8 @@
 //!
 //! Each subcommand parses its arguments, calls one core operation, and prints the result for people (tables,
 //! relative times) or, with `--json`, as stable JSON. Errors go to stderr as one sentence saying what happened
-//! and what to do next; the exit status is 0 on success, 1 on failure, 2 for a usage error, 130 when cancelled.
+//! and what to do next; the exit status is 0 on success, 1 on failure, 2 for a usage error, 3 when `verify` found
+//! damaged records, 130 when cancelled.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a terminal tool: printing is its job
 
 mod render;
@@ -24,7 +25,9 @@ use tokenkeep_core::oauth::human_duration;
 use tokenkeep_core::profile::{self, Profile, ProfilePaths};
 use tokenkeep_core::provider::catalog::{Origin, Readiness};
 use tokenkeep_core::provider::{ClientAuth, ProviderId};
-use tokenkeep_core::refresh::{EngineEvent, RefreshEngine, RefreshOutcome, Refresher, Revocation, Trigger};
+use tokenkeep_core::refresh::{
+    EngineEvent, RefreshEngine, RefreshError, RefreshOutcome, Refresher, Revocation, Trigger,
+};
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::service::{self, AddProvider, ConnectOptions};
 use tokenkeep_core::store::{ConnectionId, PROGRAM_CLI, StoreError, Vault};
@@ -91,6 +94,18 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Open and check every record offline; list the damaged ones (exit status 3 when there are any).
+    Verify {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every sealed record for audits and independent decryption (JSON lines; no plaintext).
+    Export {
+        /// Export the sealed envelopes with their AAD (the only export there is; the flag says what you get).
+        #[arg(long, required = true)]
+        envelopes: bool,
     },
     /// Create a new master key and re-seal every record under it (needs the OS keyring).
     RotateKey,
@@ -174,6 +189,10 @@ fn main() -> ExitCode {
         Err(error) if error.is::<Cancelled>() => {
             eprintln!("tokenkeep: {error}");
             ExitCode::from(130)
+        }
+        Err(error) if error.is::<Damaged>() => {
+            eprintln!("tokenkeep: {error}");
+            ExitCode::from(EXIT_DAMAGED)
         }
         Err(error) => {
             eprintln!("tokenkeep: {error:#}");
@@ -266,6 +285,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Disconnect { connection } => disconnect(&ctx, &connection),
         Command::Daemon => daemon(&ctx),
         Command::List { json } => list(&ctx, json),
+        Command::Verify { json } => verify(&ctx, json),
+        Command::Export { envelopes: _ } => export(&ctx),
         Command::RotateKey => rotate_key(&ctx),
         Command::Paths { json } => paths_command(&ctx, json),
     }
@@ -414,9 +435,25 @@ fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: Conn
     Ok(())
 }
 
+/// A one-shot command has no engine behind it to retry: say so instead of promising a retry.
+fn one_shot(error: RefreshError) -> anyhow::Error {
+    match error {
+        RefreshError::Retrying {
+            provider,
+            account,
+            reason,
+            ..
+        } => anyhow::anyhow!(
+            "refreshing {account} at {provider} failed ({reason}); the tokens are kept. Try again later — the app \
+             and `tokenkeep daemon` retry by themselves"
+        ),
+        other => other.into(),
+    }
+}
+
 fn token(ctx: &Context, query: &str) -> Result<()> {
     let (refresher, id) = ctx.refresher_for(query)?;
-    let token = runtime()?.block_on(refresher.access_token(id))?;
+    let token = runtime()?.block_on(refresher.access_token(id)).map_err(one_shot)?;
     // The one place the CLI prints a token: the user asked for exactly this, for a script.
     println!("{}", token.dangerously_expose());
     Ok(())
@@ -424,7 +461,9 @@ fn token(ctx: &Context, query: &str) -> Result<()> {
 
 fn refresh(ctx: &Context, query: &str) -> Result<()> {
     let (refresher, id) = ctx.refresher_for(query)?;
-    let outcome = runtime()?.block_on(refresher.refresh(id, Trigger::User))?;
+    let outcome = runtime()?
+        .block_on(refresher.refresh(id, Trigger::User))
+        .map_err(one_shot)?;
     let meta = refresher.vault().get_meta(id)?;
     let now = render::now_secs();
     match outcome {
@@ -598,6 +637,81 @@ fn list(ctx: &Context, json: bool) -> Result<()> {
         "{}",
         render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
     );
+    Ok(())
+}
+
+/// Exit status of `verify` when it found damaged records (1 means it could not check at all).
+const EXIT_DAMAGED: u8 = 3;
+
+/// `verify` found damage: a distinct exit status, the report is already printed.
+#[derive(Debug)]
+struct Damaged(usize);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} damaged record(s); nothing was changed or deleted", self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+fn verify(ctx: &Context, json: bool) -> Result<()> {
+    let vault = ctx.open_vault()?;
+    let checked = vault.raw_records()?.len();
+    let problems = vault.verify()?;
+    if json {
+        let items: Vec<_> = problems
+            .iter()
+            .map(|p| json!({ "tree": p.tree, "record": p.record, "field": p.field, "problem": p.error.to_string() }))
+            .collect();
+        let report = json!({ "records": checked, "key_id": vault.key_id().to_hex(), "ok": problems.is_empty(), "problems": items });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if problems.is_empty() {
+        println!(
+            "Checked {checked} sealed record(s) with key {}: all intact.",
+            vault.key_id()
+        );
+    } else {
+        let rows: Vec<Vec<String>> = problems
+            .iter()
+            .map(|p| vec![p.tree.clone(), p.record.clone(), p.field.clone(), p.error.to_string()])
+            .collect();
+        println!(
+            "Checked {checked} sealed record(s) with key {}; {} problem(s):\n",
+            vault.key_id(),
+            problems.len()
+        );
+        println!("{}", render::table(&["tree", "record", "field", "problem"], &rows));
+        println!(
+            "\nThe other records are intact and usable. Nothing was deleted: disconnect or reconnect the affected \
+             accounts, or restore the store from a backup."
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Damaged(problems.len()).into())
+    }
+}
+
+fn export(ctx: &Context) -> Result<()> {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let vault = ctx.open_vault()?;
+    let rows = service::export_envelopes(&vault, ctx.paths.profile().as_str())?;
+    let mut out = std::io::stdout().lock();
+    for row in rows {
+        let line = json!({
+            "profile": row.profile,
+            "tree": row.tree,
+            "record_id": hex::encode(row.record_id),
+            "field": row.field,
+            "key_id": row.key_id.map(|k| k.to_hex()),
+            "aad": row.aad.as_deref().map(b64),
+            "envelope": b64(&row.envelope),
+        });
+        std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
+    }
     Ok(())
 }
 
