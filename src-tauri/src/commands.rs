@@ -124,12 +124,14 @@ pub(crate) async fn connect(app: AppHandle, state: State<'_, AppState>, provider
         async move {
             let catalog = ready.catalog.get();
             let name = provider.to_string();
-            let mut observer = move |url: &Url, _opened: std::result::Result<(), &BrowserError>| {
-                // Sent whether or not the browser opened (core has logged why not): the window shows the URL.
+            let mut observer = move |url: &Url, opened: std::result::Result<(), &BrowserError>| {
+                // Sent whether or not the browser opened (core has logged why not): the window offers the URL,
+                // up front when the browser did not start.
                 let progress = ConnectProgress {
                     provider: name.clone(),
                     stage: "waiting_for_browser",
                     url: url.to_string(),
+                    opened: opened.is_ok(),
                 };
                 events::emit(&app, CONNECT_PROGRESS, progress);
             };

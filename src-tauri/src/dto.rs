@@ -368,6 +368,8 @@ pub(crate) struct ConnectProgress {
     pub(crate) provider: String,
     pub(crate) stage: &'static str,
     pub(crate) url: String,
+    /// Whether the browser could be started; when not, the window shows the URL to open by hand.
+    pub(crate) opened: bool,
 }
 
 /// `connection-removed`.

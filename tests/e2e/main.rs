@@ -2,4 +2,6 @@
 
 mod app_window;
 mod cli_connect;
+mod cli_offline;
 mod oauth_peer;
+mod refresh;

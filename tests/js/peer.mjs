@@ -46,6 +46,30 @@
 //   GET  /__admin/stats         request counters, see `stats` below.
 //   POST /__admin/config        {"accessTokenTtl"?, "refreshTokenTtl"?, "rotateRefreshToken"?}: changes these
 //                               for tokens issued from now on. Answers the knobs now in force.
+//   POST /__admin/outage        {"mode": "drop" | "503" | "429" | "off", "seconds": N, "retryAfter"?: S}: for the
+//                               next N seconds every request to the TOKEN ENDPOINT (/token) fails as if the server
+//                               were down or overloaded, while all state (grants, tokens, sessions) is kept:
+//                                 drop  the socket is destroyed without an answer (connection reset);
+//                                 503   HTTP 503 {"error":"temporarily_unavailable"};
+//                                 429   HTTP 429 {"error":"temporarily_unavailable"}.
+//                               `retryAfter` adds a `Retry-After: S` header to 503/429 answers. "off" (or seconds
+//                               0) ends an outage at once. Other endpoints (introspection, revocation, admin) keep
+//                               working, so a test can still look. Requests hit by an outage are NOT counted in
+//                               `stats` (they never reached oidc-provider); the outage counts them itself.
+//                               Answers {"mode", "remainingMs", "affected"}.
+//   GET  /__admin/outage        the same answer, for the outage in force (mode "off" when none): `affected` is how
+//                               many token requests the current or last outage failed.
+//   POST /__admin/mint          {"account": "u1", "count"?: 1, "clientId"?: "tokenkeep-public",
+//                                "scope"?: "openid offline_access videos.read"}: creates `count` grants for `account`
+//                               WITHOUT a browser, through oidc-provider's own models (Grant, RefreshToken,
+//                               AccessToken), so the tokens behave exactly like ones from a code exchange
+//                               (rotation, reuse detection, introspection, revocation; the access token lives
+//                               accessTokenTtl). Answers {"grants": [{"grantId", "refreshToken", "accessToken",
+//                               "expiresIn", "scope"}]}. The tokens are in the answer on purpose: test-only.
+//   POST /__admin/tokens        {"account": "u1"}: every access and refresh token issued for `account` since start
+//                               (code exchange, refresh, mint), and how many are still active by the same rules as
+//                               introspection (stored, not consumed, not expired, grant alive). Answers
+//                               {"issued", "active", "activeAccess", "activeRefresh", "liveGrants"}.
 // Standard endpoints are announced at /.well-known/openid-configuration (token /token, introspection
 // /token/introspection — it needs client authentication: use a confidential client — revocation
 // /token/revocation, userinfo /me).
@@ -55,6 +79,12 @@ import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
+// oidc-provider's default in-memory adapter keeps at most 1000 entries (grants, tokens, sessions) and silently
+// evicts the oldest, which turns tokens issued early in a large test into `invalid_grant`. The peer is a
+// short-lived test server: its adapter (same class, see `adapter:` below) gets room for every entry it will ever
+// hold. (Deep imports: the package has no "exports" map.)
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 
 const log = (...args) => console.error('peer:', ...args);
 
@@ -132,12 +162,20 @@ const nativeClient = {
 
 // Which grants belong to which account, for /__admin/revoke-grant {"account"}.
 const grantsByAccount = new Map();
+// Every access and refresh token ever issued per account, for /__admin/tokens: [kind, value] pairs. Opaque tokens
+// are looked up by their value (the jti), so this holds what it needs to find them again.
+const tokensByAccount = new Map();
+
+// The outage in force (/__admin/outage): until when (ms since the epoch), how, and how many requests it failed.
+const outage = { mode: 'off', until: 0, retryAfter: undefined, affected: 0 };
 
 function capitalized(login) {
   return login.charAt(0).toUpperCase() + login.slice(1);
 }
 
+const storage = new LRU({ maxSize: 1_000_000 });
 const provider = new Provider(issuer, {
+  adapter: (model) => new MemoryAdapter(model, storage, knobs.clockTolerance),
   clients: [
     { ...nativeClient, client_id: 'tokenkeep-public', token_endpoint_auth_method: 'none' },
     {
@@ -206,6 +244,14 @@ provider.on('grant.saved', (grant) => {
   grants.add(grant.jti);
   grantsByAccount.set(grant.accountId, grants);
 });
+for (const [event, kind] of [['access_token.saved', 'AccessToken'], ['refresh_token.saved', 'RefreshToken']]) {
+  provider.on(event, (token) => {
+    if (!token.accountId) return;
+    const tokens = tokensByAccount.get(token.accountId) ?? [];
+    tokens.push([kind, token.jti]);
+    tokensByAccount.set(token.accountId, tokens);
+  });
+}
 provider.on('grant.success', (ctx) => countGrant(ctx, false));
 provider.on('grant.error', (ctx, err) => {
   countGrant(ctx, true);
@@ -333,7 +379,112 @@ async function admin(req, res, path) {
     log(`admin: config now ${JSON.stringify(shown)}`);
     return reply(res, 200, shown);
   }
+  if (path === '/__admin/outage' && (req.method === 'GET' || req.method === 'POST')) {
+    if (req.method === 'POST') setOutage(await readJson(req));
+    return reply(res, 200, outageState());
+  }
+  if (req.method === 'POST' && path === '/__admin/mint') {
+    return reply(res, 200, { grants: await mint(await readJson(req)) });
+  }
+  if (req.method === 'POST' && path === '/__admin/tokens') {
+    const body = await readJson(req);
+    if (typeof body.account !== 'string') return reply(res, 400, { error: 'give "account"' });
+    return reply(res, 200, await tokensOf(body.account));
+  }
   return reply(res, 404, { error: 'no such admin endpoint' });
+}
+
+const OUTAGE_MODES = new Set(['drop', '503', '429', 'off']);
+
+function setOutage(body) {
+  const { mode, seconds = 0, retryAfter } = body;
+  if (!OUTAGE_MODES.has(mode)) throw new Error('mode must be "drop", "503", "429" or "off"');
+  if (!(Number.isInteger(seconds) && seconds >= 0)) throw new Error('seconds must be a non-negative integer');
+  if (retryAfter !== undefined && !(Number.isInteger(retryAfter) && retryAfter >= 0)) {
+    throw new Error('retryAfter must be a non-negative integer');
+  }
+  const off = mode === 'off' || seconds === 0;
+  Object.assign(outage, {
+    mode: off ? 'off' : mode,
+    until: off ? 0 : Date.now() + seconds * 1000,
+    retryAfter,
+    affected: off ? outage.affected : 0,
+  });
+  log(`admin: outage ${off ? 'off' : `${mode} for ${seconds} s`}`);
+}
+
+function outageActive() {
+  return outage.mode !== 'off' && Date.now() < outage.until;
+}
+
+function outageState() {
+  const active = outageActive();
+  return {
+    mode: active ? outage.mode : 'off',
+    remainingMs: active ? outage.until - Date.now() : 0,
+    affected: outage.affected,
+  };
+}
+
+/** Fails a token-endpoint request per the outage in force; returns true when it did. */
+function failForOutage(req, res) {
+  if (!outageActive()) return false;
+  outage.affected += 1;
+  if (outage.mode === 'drop') {
+    log(`outage: dropping ${req.method} /token`);
+    req.socket.destroy();
+    return true;
+  }
+  const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  if (outage.retryAfter !== undefined) headers['retry-after'] = String(outage.retryAfter);
+  res.writeHead(Number(outage.mode), headers);
+  res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'test outage' }));
+  return true;
+}
+
+async function mint(body) {
+  const {
+    account,
+    count = 1,
+    clientId = 'tokenkeep-public',
+    scope = 'openid offline_access videos.read',
+  } = body;
+  if (typeof account !== 'string' || !account) throw new Error('give "account"');
+  if (!(Number.isInteger(count) && count >= 1 && count <= 500)) throw new Error('count must be 1..500');
+  if (typeof scope !== 'string') throw new Error('scope must be a string');
+  const client = await provider.Client.find(clientId);
+  if (!client) throw new Error(`no client ${JSON.stringify(clientId)}`);
+  const minted = [];
+  for (let i = 0; i < count; i += 1) {
+    // The same shapes the authorization_code grant produces: a Grant holding the scope, then tokens bound to it.
+    const grant = new provider.Grant({ accountId: account, clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const common = { accountId: account, client, grantId, gty: 'authorization_code', scope };
+    const refreshToken = await new provider.RefreshToken(common).save();
+    const at = new provider.AccessToken(common);
+    const accessToken = await at.save();
+    minted.push({ grantId, refreshToken, accessToken, expiresIn: at.expiration, scope });
+  }
+  log(`admin: minted ${count} grant(s)`);
+  return minted;
+}
+
+async function tokensOf(account) {
+  const tokens = tokensByAccount.get(account) ?? [];
+  const out = { issued: tokens.length, active: 0, activeAccess: 0, activeRefresh: 0, liveGrants: 0 };
+  for (const [kind, value] of tokens) {
+    const token = await provider[kind].find(value);
+    if (!token?.isValid) continue;
+    const grant = token.grantId && (await provider.Grant.find(token.grantId, { ignoreExpiration: true }));
+    if (!grant || grant.isExpired) continue;
+    out.active += 1;
+    out[kind === 'AccessToken' ? 'activeAccess' : 'activeRefresh'] += 1;
+  }
+  for (const grantId of grantsByAccount.get(account) ?? []) {
+    if (await provider.Grant.find(grantId)) out.liveGrants += 1;
+  }
+  return out;
 }
 
 const COUNTED = new Map([
@@ -352,6 +503,8 @@ server.on('request', (req, res) => {
     admin(req, res, path).catch((err) => reply(res, 400, { error: err.message }));
     return;
   }
+  // Before the counters: a request failed by an outage never reached oidc-provider.
+  if (req.method === 'POST' && path === '/token' && failForOutage(req, res)) return;
   const counter = COUNTED.get(path);
   if (counter) stats[counter] += 1;
   if (req.method === 'POST' && CLIENT_AUTH_PATHS.has(path)) {

@@ -156,8 +156,28 @@ impl Tokenkeep {
         )?)
     }
 
+    /// The headless master key (base64), for tests that decode what Tokenkeep stored on their own.
+    pub fn master_key(&self) -> Option<&str> {
+        match &self.key {
+            KeyMode::Headless(key) => Some(key),
+            KeyMode::Keyring => None,
+        }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
+        self.wrapped_command(&[], args)
+    }
+
+    /// `wrapper… tokenkeep ARGS` (e.g. `unshare --net`), with this installation's environment.
+    fn wrapped_command(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
         command
             .args(args)
             .env_clear()
@@ -178,6 +198,12 @@ impl Tokenkeep {
     pub fn run_within(&self, args: &[&str], stdin: Option<&str>, limit: Duration) -> Result<CliOutput> {
         let mut process = CliProcess::start(self.command(args), args, stdin)?;
         process.finish(limit)
+    }
+
+    /// Runs `wrapper… tokenkeep ARGS` to completion (no stdin) within [`DEFAULT_LIMIT`].
+    pub fn run_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Result<CliOutput> {
+        let mut process = CliProcess::start(self.wrapped_command(wrapper, args), args, None)?;
+        process.finish(DEFAULT_LIMIT)
     }
 
     /// Starts `tokenkeep ARGS` without stdin, for the cases that interact with it while it runs.

@@ -150,6 +150,111 @@ pub struct PeerStats {
     pub admin_revoked_grants: u64,
 }
 
+/// The scope of [`OidcPeer::mint`]ed grants.
+pub const MINT_SCOPE: &str = "openid offline_access videos.read";
+
+/// How the token endpoint fails during a TEST-ONLY outage ([`OidcPeer::outage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The socket is destroyed without an answer, as if the server were down.
+    Drop,
+    /// HTTP 503 `temporarily_unavailable`, with `Retry-After: S` when given.
+    Unavailable {
+        /// Seconds for `Retry-After`.
+        retry_after: Option<u64>,
+    },
+    /// HTTP 429 `temporarily_unavailable`, with `Retry-After: S` when given.
+    TooManyRequests {
+        /// Seconds for `Retry-After`.
+        retry_after: Option<u64>,
+    },
+    /// No outage (ends one in force).
+    Off,
+}
+
+impl Outage {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Drop => "drop",
+            Self::Unavailable { .. } => "503",
+            Self::TooManyRequests { .. } => "429",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// The outage in force, per the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutageState {
+    /// `drop`, `503`, `429`, or `off` when none is in force.
+    pub mode: String,
+    /// How much longer it lasts.
+    pub remaining: Duration,
+    /// How many token requests the current (or last) outage failed.
+    pub affected: u64,
+}
+
+impl OutageState {
+    fn parse(body: &Value) -> Result<Self> {
+        Ok(Self {
+            mode: body["mode"]
+                .as_str()
+                .ok_or_else(|| anyhow!("outage answered {body}"))?
+                .to_owned(),
+            remaining: Duration::from_millis(
+                body["remainingMs"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("outage answered {body}"))?,
+            ),
+            affected: body["affected"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("outage answered {body}"))?,
+        })
+    }
+}
+
+/// A grant made by [`OidcPeer::mint`], with its first tokens. `Debug` shows no token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MintedGrant {
+    /// The grant's id at the peer.
+    pub grant_id: String,
+    /// Its refresh token.
+    pub refresh_token: String,
+    /// Its access token.
+    pub access_token: String,
+    /// The access token's lifetime in seconds (the peer's `accessTokenTtl`).
+    pub expires_in: u64,
+    /// The granted scope, space-separated.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for MintedGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedGrant")
+            .field("grant_id", &self.grant_id)
+            .field("refresh_token", &"<redacted>")
+            .field("access_token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// What the peer issued for one account ([`OidcPeer::tokens_of`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountTokens {
+    /// Access and refresh tokens issued since the peer started.
+    pub issued: u64,
+    /// How many of them are still active (as introspection would say).
+    pub active: u64,
+    /// Active access tokens.
+    pub active_access: u64,
+    /// Active refresh tokens.
+    pub active_refresh: u64,
+    /// Grants of the account that still exist.
+    pub live_grants: u64,
+}
+
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth<'a> {
@@ -436,6 +541,74 @@ impl OidcPeer {
             userinfo_requests: field("userinfoRequests")?,
             authorizations: field("authorizations")?,
             admin_revoked_grants: field("adminRevokedGrants")?,
+        })
+    }
+
+    /// TEST-ONLY admin: for `seconds`, every request to the token endpoint fails the way `mode` says while the
+    /// peer keeps all its state (grants, tokens); `Outage::Off` ends an outage at once. Other endpoints keep
+    /// working. Returns the outage now in force.
+    pub fn outage(&self, mode: Outage, seconds: u64) -> Result<OutageState> {
+        let mut body = json!({ "mode": mode.name(), "seconds": seconds });
+        if let Outage::Unavailable { retry_after: Some(s) } | Outage::TooManyRequests { retry_after: Some(s) } = mode {
+            body["retryAfter"] = s.into();
+        }
+        OutageState::parse(&self.post_json("/__admin/outage", &body)?.body)
+    }
+
+    /// TEST-ONLY admin: the outage in force (if any) and how many token requests the current or last one failed.
+    pub fn outage_state(&self) -> Result<OutageState> {
+        let response = self.get("/__admin/outage")?;
+        ensure!(response.status == 200, "outage answered HTTP {}", response.status);
+        OutageState::parse(&response.body)
+    }
+
+    /// TEST-ONLY admin: creates `count` grants for `account` without a browser, through oidc-provider's own
+    /// models, for the public client with [`MINT_SCOPE`]. The tokens behave like ones from a code exchange
+    /// (rotation, reuse detection, introspection, revocation).
+    pub fn mint(&self, account: &str, count: usize) -> Result<Vec<MintedGrant>> {
+        let body = json!({ "account": account, "count": count, "clientId": PUBLIC_CLIENT_ID, "scope": MINT_SCOPE });
+        let response = self.post_json("/__admin/mint", &body)?;
+        let grants = response.body["grants"]
+            .as_array()
+            .ok_or_else(|| anyhow!("mint answered without grants"))?;
+        ensure!(grants.len() == count, "mint made {} grants, not {count}", grants.len());
+        grants
+            .iter()
+            .map(|g| {
+                let field = |name: &str| {
+                    g[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("a minted grant lacks {name:?}"))
+                };
+                Ok(MintedGrant {
+                    grant_id: field("grantId")?,
+                    refresh_token: field("refreshToken")?,
+                    access_token: field("accessToken")?,
+                    expires_in: g["expiresIn"]
+                        .as_u64()
+                        .ok_or_else(|| anyhow!("a minted grant lacks expiresIn"))?,
+                    scope: field("scope")?,
+                })
+            })
+            .collect()
+    }
+
+    /// TEST-ONLY admin: every access and refresh token the peer ever issued for `account` (code exchange, refresh,
+    /// mint), and how many are still active by the rules of introspection.
+    pub fn tokens_of(&self, account: &str) -> Result<AccountTokens> {
+        let response = self.post_json("/__admin/tokens", &json!({ "account": account }))?;
+        let field = |name: &str| {
+            response.body[name]
+                .as_u64()
+                .ok_or_else(|| anyhow!("tokens answered without {name:?}: {}", response.body))
+        };
+        Ok(AccountTokens {
+            issued: field("issued")?,
+            active: field("active")?,
+            active_access: field("activeAccess")?,
+            active_refresh: field("activeRefresh")?,
+            live_grants: field("liveGrants")?,
         })
     }
 

@@ -1,9 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 const invokeMock = vi.hoisted(() => vi.fn());
+const listenMock = vi.hoisted(() => vi.fn());
 vi.mock('@tauri-apps/api/core', () => ({ invoke: invokeMock }));
+vi.mock('@tauri-apps/api/event', () => ({ listen: listenMock }));
 
-import { AppError, FRONTEND_ERROR_CODES, call, getAppInfo, hasTauri, toAppError } from './api';
+import * as api from './api';
+import { AppError, FRONTEND_ERROR_CODES, call, getAppInfo, hasTauri, tauriBackend, toAppError } from './api';
 
 describe('toAppError', () => {
   it('keeps the backend { code, message } shape', () => {
@@ -98,5 +101,103 @@ describe('call', () => {
     invokeMock.mockResolvedValue(info);
     await expect(getAppInfo()).resolves.toEqual(info);
     expect(invokeMock).toHaveBeenCalledWith('app_info', undefined);
+  });
+});
+
+describe('every command in docs/IPC.md', () => {
+  const g = globalThis as { __TAURI_INTERNALS__?: unknown };
+  beforeEach(() => {
+    invokeMock.mockReset();
+    invokeMock.mockResolvedValue(null);
+    g.__TAURI_INTERNALS__ = {};
+  });
+  afterEach(() => {
+    delete g.__TAURI_INTERNALS__;
+  });
+
+  const id = '0123456789abcdef0123456789abcdef';
+  const cases: [string, () => Promise<unknown>, unknown][] = [
+    ['app_info', () => api.getAppInfo(), undefined],
+    ['vault_status', () => api.vaultStatus(), undefined],
+    ['retry_vault', () => api.retryVault(), undefined],
+    ['list_providers', () => api.listProviders(), undefined],
+    ['configure_provider', () => api.configureProvider({ id: 'x', clientId: 'cid' }), { id: 'x', clientId: 'cid' }],
+    [
+      'add_custom_provider',
+      () => api.addCustomProvider({ id: 'f', issuer: 'https://i', clientId: 'c', clientSecret: 's', auth: 'basic', displayName: 'F' }),
+      { id: 'f', issuer: 'https://i', clientId: 'c', clientSecret: 's', auth: 'basic', displayName: 'F' },
+    ],
+    ['connect', () => api.connect('demo'), { provider: 'demo' }],
+    ['cancel_connect', () => api.cancelConnect(), undefined],
+    ['list_connections', () => api.listConnections(), undefined],
+    ['refresh_now', () => api.refreshNow(id), { id }],
+    ['disconnect', () => api.disconnect(id), { id }],
+    ['inspect', () => api.inspect(id), { id }],
+    ['reveal', () => api.reveal(id, 'refresh_token'), { id, kind: 'refresh_token' }],
+  ];
+
+  it.each(cases)('%s', async (cmd, run, args) => {
+    await run();
+    expect(invokeMock).toHaveBeenCalledWith(cmd, args);
+  });
+
+  it('omits optional arguments that are not given', async () => {
+    await api.configureProvider({ id: 'x', clientId: 'c', clientSecret: undefined as never });
+    expect(invokeMock.mock.calls[0]![1]).toEqual({ id: 'x', clientId: 'c' });
+  });
+
+  it('the backend object covers the same commands', () => {
+    expect(Object.keys(tauriBackend).sort()).toEqual(
+      ['addCustomProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'refreshNow', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+    );
+  });
+
+  it('rejections carry the contract error code', async () => {
+    invokeMock.mockRejectedValue({ code: 'needs_reconnect', message: 'Sign in again.' });
+    await expect(api.refreshNow(id)).rejects.toMatchObject({ code: 'needs_reconnect', message: 'Sign in again.' });
+  });
+});
+
+describe('events', () => {
+  const g = globalThis as { __TAURI_INTERNALS__?: unknown };
+  beforeEach(() => {
+    listenMock.mockReset();
+    g.__TAURI_INTERNALS__ = {};
+  });
+  afterEach(() => {
+    delete g.__TAURI_INTERNALS__;
+  });
+
+  it.each(api.EVENT_NAMES)('%s: passes the payload and returns the unlisten function', async (name) => {
+    const unlisten = vi.fn();
+    listenMock.mockImplementation(async (_n: string, cb: (e: { payload: unknown }) => void) => {
+      cb({ payload: { id: 'p' } });
+      return unlisten;
+    });
+    const handler = vi.fn();
+    const off = await api.onEvent(name, handler);
+    expect(listenMock).toHaveBeenCalledWith(name, expect.any(Function));
+    expect(handler).toHaveBeenCalledWith({ id: 'p' });
+    off();
+    expect(unlisten).toHaveBeenCalled();
+  });
+
+  it('typed helpers subscribe to the right event', async () => {
+    listenMock.mockResolvedValue(() => {});
+    await api.onConnectionStatus(() => {});
+    await api.onConnectionRemoved(() => {});
+    await api.onAttention(() => {});
+    await api.onConnectProgress(() => {});
+    expect(listenMock.mock.calls.map((c) => c[0])).toEqual(['connection-status', 'connection-removed', 'attention', 'connect-progress']);
+  });
+
+  it('rejects with no_tauri outside the app', async () => {
+    delete g.__TAURI_INTERNALS__;
+    await expect(api.onEvent('attention', () => {})).rejects.toMatchObject({ code: FRONTEND_ERROR_CODES.noTauri });
+  });
+
+  it('normalises listen failures', async () => {
+    listenMock.mockRejectedValue('event.listen not allowed');
+    await expect(api.onEvent('attention', () => {})).rejects.toBeInstanceOf(AppError);
   });
 });

@@ -1,17 +1,62 @@
-// Typed wrappers around Tokenkeep's Tauri commands and events.
+// Typed wrappers around Tokenkeep's Tauri commands and events — exactly docs/IPC.md.
 //
 // Every command goes through `call`, which turns whatever the backend rejects
-// with into an `AppError`. The backend's error shape is `{ code, message }`;
-// Tauri itself may also reject with a plain string (e.g. unknown command).
+// with into an `AppError`. The backend's error shape is `{ code, message }`
+// (`CommandError`); Tauri itself may also reject with a plain string (e.g. an
+// unknown command or one the capability does not grant).
 //
-// Adding a command: declare its result type, then a one-line wrapper:
-//   export const listConnections = () => call<Connection[]>('list_connections');
-// Adding an event: add it to `AppEvents`, then `onEvent('connection-status', …)`.
+// Changing a command or event: change docs/IPC.md, the Rust side
+// (`src-tauri/src/{commands,dto,events}.rs`) and this file in the same commit.
 
 import { invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';
 
-/** Result of the `app_info` command. */
+// ---- Contract types (docs/IPC.md) ------------------------------------------
+
+/** Every `code` a command can reject with. */
+export type ErrorCode =
+  | 'keyring_locked'
+  | 'keyring_unavailable'
+  | 'key_missing'
+  | 'wrong_key'
+  | 'store_locked'
+  | 'store'
+  | 'provider_unreachable'
+  | 'provider_rejected'
+  | 'declined'
+  | 'timeout'
+  | 'cancelled'
+  | 'busy'
+  | 'needs_reconnect'
+  | 'not_found'
+  | 'invalid'
+  | 'internal';
+
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'keyring_locked',
+  'keyring_unavailable',
+  'key_missing',
+  'wrong_key',
+  'store_locked',
+  'store',
+  'provider_unreachable',
+  'provider_rejected',
+  'declined',
+  'timeout',
+  'cancelled',
+  'busy',
+  'needs_reconnect',
+  'not_found',
+  'invalid',
+  'internal',
+];
+
+/** What every failing command rejects with. `message` is one sentence for people. */
+export interface CommandError {
+  code: ErrorCode;
+  message: string;
+}
+
 export interface AppInfo {
   name: string;
   version: string;
@@ -19,6 +64,148 @@ export interface AppInfo {
   dataDir: string;
   headless: boolean;
 }
+
+export interface VaultStatus {
+  ready: boolean;
+  keyId?: string | null;
+  headless: boolean;
+  error?: CommandError | null;
+}
+
+export type Auth = 'none' | 'basic' | 'post';
+export const AUTH_METHODS: readonly Auth[] = ['none', 'basic', 'post'];
+
+export type ProviderOrigin = 'builtin' | 'demo' | 'custom';
+
+export interface Provider {
+  id: string;
+  name: string;
+  origin: ProviderOrigin;
+  ready: boolean;
+  /** Why it is not ready, in words (register where, with which redirect URI). */
+  needs?: string | null;
+  setupUrl?: string | null;
+  redirectUri?: string | null;
+  clientId?: string | null;
+  auth: Auth;
+  needsSecret: boolean;
+  hasSecret: boolean;
+  scopes: string[];
+}
+
+export type Status =
+  | 'connected'
+  | 'refreshing'
+  | 'retrying'
+  | 'needs_reconnect'
+  | 'interrupted'
+  | 'error';
+
+export interface Connection {
+  id: string;
+  provider: string;
+  providerName: string;
+  account: string;
+  status: Status;
+  expiresAt?: number | null;
+  lastRefreshAt?: number | null;
+  lastError?: string | null;
+  scopes: string[];
+  /** Set instead of the rest when the record cannot be read. */
+  damaged?: string | null;
+}
+
+export interface Connected {
+  id: string;
+  account: string;
+  replaced: boolean;
+}
+
+export type Revocation = 'revoked' | 'not_supported' | 'failed' | 'skipped';
+
+export interface Disconnected {
+  account: string;
+  provider: string;
+  revocation: Revocation;
+  detail?: string | null;
+  manageUrl?: string | null;
+}
+
+export type TokenKind = 'access_token' | 'refresh_token' | 'id_token';
+export const TOKEN_KINDS: readonly TokenKind[] = ['access_token', 'refresh_token', 'id_token'];
+
+export interface TokenInfo {
+  kind: TokenKind;
+  present: boolean;
+  length?: number | null;
+  /** Decoded when the token is a JWT; the signature is not included. */
+  jwt?: { header: object; claims: object } | null;
+}
+
+export type Inspection = Connection & {
+  subject?: string | null;
+  createdAt: number;
+  updatedAt: number;
+  keyId: string;
+  tokens: TokenInfo[];
+};
+
+export interface Revealed {
+  value: string;
+}
+
+export interface ConfigureProviderArgs {
+  id: string;
+  clientId: string;
+  clientSecret?: string;
+  auth?: Auth;
+}
+
+export interface AddCustomProviderArgs {
+  id: string;
+  issuer: string;
+  displayName?: string;
+  clientId: string;
+  clientSecret?: string;
+  auth?: Auth;
+}
+
+// ---- Events ----------------------------------------------------------------
+
+export interface ConnectProgress {
+  provider: string;
+  stage: 'waiting_for_browser';
+  url: string;
+  /** Whether the browser could be started; when not, the URL must be opened by hand. */
+  opened: boolean;
+}
+
+export interface Attention {
+  id: string;
+  provider: string;
+  account: string;
+  message: string;
+}
+
+/** Backend events and their payloads. */
+export interface AppEvents {
+  'connection-status': Connection;
+  'connection-removed': { id: string };
+  attention: Attention;
+  'connect-progress': ConnectProgress;
+}
+
+export type EventName = keyof AppEvents;
+export const EVENT_NAMES: readonly EventName[] = [
+  'connection-status',
+  'connection-removed',
+  'attention',
+  'connect-progress',
+];
+
+export type Unlisten = () => void;
+
+// ---- Errors ----------------------------------------------------------------
 
 /** Error codes produced on the front-end side (the backend defines its own). */
 export const FRONTEND_ERROR_CODES = {
@@ -30,6 +217,7 @@ export const FRONTEND_ERROR_CODES = {
 
 /** A failed command, normalised from the backend's `{ code, message }`. */
 export class AppError extends Error {
+  /** An `ErrorCode`, or one of `FRONTEND_ERROR_CODES`. */
   readonly code: string;
 
   constructor(code: string, message: string) {
@@ -70,14 +258,16 @@ export function hasTauri(win: unknown = globalThis): boolean {
   return isRecord(win) && (win as TauriWindow).__TAURI_INTERNALS__ !== undefined;
 }
 
+function noTauri(): AppError {
+  return new AppError(
+    FRONTEND_ERROR_CODES.noTauri,
+    'Tokenkeep’s interface is not running inside the Tokenkeep app.',
+  );
+}
+
 /** Invokes a backend command; rejects only with `AppError`. */
 export async function call<T>(cmd: string, args?: InvokeArgs): Promise<T> {
-  if (!hasTauri()) {
-    throw new AppError(
-      FRONTEND_ERROR_CODES.noTauri,
-      'Tokenkeep’s interface is not running inside the Tokenkeep app.',
-    );
-  }
+  if (!hasTauri()) throw noTauri();
   try {
     return await invoke<T>(cmd, args);
   } catch (raw) {
@@ -85,20 +275,43 @@ export async function call<T>(cmd: string, args?: InvokeArgs): Promise<T> {
   }
 }
 
-// ---- Commands ---------------------------------------------------------------
+/** Drops `undefined` members so optional arguments are omitted, not sent as null. */
+export function compact<T extends object>(args: T): T {
+  return Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined)) as T;
+}
+
+// ---- Commands --------------------------------------------------------------
 
 export const getAppInfo = (): Promise<AppInfo> => call<AppInfo>('app_info');
+export const vaultStatus = (): Promise<VaultStatus> => call<VaultStatus>('vault_status');
+export const retryVault = (): Promise<VaultStatus> => call<VaultStatus>('retry_vault');
+export const listProviders = (): Promise<Provider[]> => call<Provider[]>('list_providers');
+export const configureProvider = (args: ConfigureProviderArgs): Promise<Provider> =>
+  call<Provider>('configure_provider', { ...compact(args) });
+export const addCustomProvider = (args: AddCustomProviderArgs): Promise<Provider> =>
+  call<Provider>('add_custom_provider', { ...compact(args) });
+/** Resolves when the flow ends (connected), rejects with declined/timeout/cancelled/busy/…. */
+export const connect = (provider: string): Promise<Connected> =>
+  call<Connected>('connect', { provider });
+export const cancelConnect = (): Promise<null> => call<null>('cancel_connect');
+export const listConnections = (): Promise<Connection[]> =>
+  call<Connection[]>('list_connections');
+export const refreshNow = (id: string): Promise<Connection> =>
+  call<Connection>('refresh_now', { id });
+export const disconnect = (id: string): Promise<Disconnected> =>
+  call<Disconnected>('disconnect', { id });
+export const inspect = (id: string): Promise<Inspection> => call<Inspection>('inspect', { id });
+/** The only command that returns token bytes: call it only when the user presses "Reveal". */
+export const reveal = (id: string, kind: TokenKind): Promise<Revealed> =>
+  call<Revealed>('reveal', { id, kind });
 
-// ---- Events -----------------------------------------------------------------
-
-/** Backend events and their payloads. None are emitted yet. */
-export interface AppEvents {}
+// ---- Events ----------------------------------------------------------------
 
 /** Subscribes to a backend event; resolves to an unsubscribe function. */
-export async function onEvent<K extends keyof AppEvents & string>(
+export async function onEvent<K extends EventName>(
   event: K,
   handler: (payload: AppEvents[K]) => void,
-): Promise<() => void> {
+): Promise<Unlisten> {
   if (!hasTauri()) {
     throw new AppError(FRONTEND_ERROR_CODES.noTauri, 'Events need the Tokenkeep app.');
   }
@@ -108,3 +321,49 @@ export async function onEvent<K extends keyof AppEvents & string>(
     throw toAppError(raw);
   }
 }
+
+export const onConnectionStatus = (h: (c: Connection) => void): Promise<Unlisten> =>
+  onEvent('connection-status', h);
+export const onConnectionRemoved = (h: (p: { id: string }) => void): Promise<Unlisten> =>
+  onEvent('connection-removed', h);
+export const onAttention = (h: (p: Attention) => void): Promise<Unlisten> =>
+  onEvent('attention', h);
+export const onConnectProgress = (h: (p: ConnectProgress) => void): Promise<Unlisten> =>
+  onEvent('connect-progress', h);
+
+// ---- The backend as one object (so the dev mock can stand in for it) --------
+
+export interface Backend {
+  appInfo(): Promise<AppInfo>;
+  vaultStatus(): Promise<VaultStatus>;
+  retryVault(): Promise<VaultStatus>;
+  listProviders(): Promise<Provider[]>;
+  configureProvider(args: ConfigureProviderArgs): Promise<Provider>;
+  addCustomProvider(args: AddCustomProviderArgs): Promise<Provider>;
+  connect(provider: string): Promise<Connected>;
+  cancelConnect(): Promise<null>;
+  listConnections(): Promise<Connection[]>;
+  refreshNow(id: string): Promise<Connection>;
+  disconnect(id: string): Promise<Disconnected>;
+  inspect(id: string): Promise<Inspection>;
+  reveal(id: string, kind: TokenKind): Promise<Revealed>;
+  on<K extends EventName>(event: K, handler: (payload: AppEvents[K]) => void): Promise<Unlisten>;
+}
+
+/** The real backend: Tauri IPC. */
+export const tauriBackend: Backend = {
+  appInfo: getAppInfo,
+  vaultStatus,
+  retryVault,
+  listProviders,
+  configureProvider,
+  addCustomProvider,
+  connect,
+  cancelConnect,
+  listConnections,
+  refreshNow,
+  disconnect,
+  inspect,
+  reveal,
+  on: onEvent,
+};

@@ -1,27 +1,231 @@
-import './styles.css';
-import { AppError, getAppInfo, hasTauri, type AppInfo } from './api';
-import { describeLoadError, formatVersion, mockRequested, profileBadge } from './view-model';
+// Tokenkeep's window: header, vault banner, connections, and the Connect / Inspect / Disconnect dialogs.
+//
+// Test hooks: every `data-testid` is a constant in ./testids.ts (documented there), e.g.
+// connection-card[data-connection-id][data-status][data-pill], status-pill, account-name, expiry,
+// last-refresh, refresh-button, reconnect-button, inspect-button, disconnect-button, confirm-disconnect,
+// disconnect-result, add-account-button, provider-<id>-connect, connect-waiting, connect-cancel,
+// connect-outcome, inspect-dialog, reveal-<kind>, revealed-value, vault-banner, vault-retry.
+// Kept from before: #empty-title ("No accounts connected yet"), #profile-badge, body[data-ready="true"].
+//
+// Updates arrive as events (`connection-status`, `connection-removed`, `attention`, `connect-progress`);
+// nothing polls. Only the countdowns tick locally, once a second.
 
-function byId<T extends HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`#${id} missing from index.html`);
-  return el as T;
+import './styles.css';
+import {
+  AppError,
+  hasTauri,
+  tauriBackend,
+  type AppInfo,
+  type Attention,
+  type Backend,
+  type Connected,
+  type Connection,
+  type Provider,
+  type VaultStatus,
+} from './api';
+import { accountCountText, connectionsReducer, displayNames, type ConnectionsAction } from './model/connections';
+import { errorLine } from './model/errors';
+import { derivePill } from './model/status';
+import { nowSeconds } from './model/time';
+import { TID } from './testids';
+import { describeLoadError, formatVersion, mockRequested, profileBadge } from './view-model';
+import { ConnectPanel } from './views/connect-panel';
+import { createCard, updateCard } from './views/connection-card';
+import { openDisconnectDialog } from './views/disconnect-dialog';
+import { button, byId, byTestId, el } from './views/dom';
+import { openInspectDialog } from './views/inspect-dialog';
+import { renderVaultBanner, renderVaultIndicator, type BannerState } from './views/vault';
+
+// ---- State ---------------------------------------------------------------------------------------
+
+interface State {
+  info: AppInfo | null;
+  vault: VaultStatus | null;
+  banner: BannerState;
+  providers: Provider[] | null;
+  providersError: string | null;
+  connections: readonly Connection[];
+  /** null until `list_connections` answered; a string when it failed. */
+  listState: 'loading' | 'loaded' | string;
+  attention: Attention[];
+  busy: Map<string, 'refresh' | 'disconnect'>;
+  cardErrors: Map<string, string>;
 }
+
+const state: State = {
+  info: null,
+  vault: null,
+  banner: { retrying: false, retryError: null },
+  providers: null,
+  providersError: null,
+  connections: [],
+  listState: 'loading',
+  attention: [],
+  busy: new Map(),
+  cardErrors: new Map(),
+};
+
+let backend: Backend = tauriBackend;
+const cards = new Map<string, HTMLElement>();
+const lastPill = new Map<string, string>();
+let connectPanel: ConnectPanel;
 
 function cloneTemplate(id: string): DocumentFragment {
   return byId<HTMLTemplateElement>(id).content.cloneNode(true) as DocumentFragment;
 }
 
-async function loadAppInfo(): Promise<AppInfo> {
-  if (mockRequested(window.location.search, hasTauri())) {
-    // DEV ONLY (plain browser + ?mock): never reached inside the app.
-    const { mockAppInfo } = await import('./dev-mock');
-    return mockAppInfo(window.location.search);
-  }
-  return getAppInfo();
+function announce(text: string): void {
+  const a = byId('announcer');
+  a.textContent = '';
+  // A fresh text node after clearing makes screen readers read it even when it repeats.
+  window.setTimeout(() => {
+    a.textContent = text;
+  }, 50);
 }
 
-function renderReady(info: AppInfo): void {
+// ---- Loading -------------------------------------------------------------------------------------
+
+function vaultFromError(err: unknown): VaultStatus {
+  const e = err instanceof AppError ? err : new AppError('internal', 'The vault status is unknown.');
+  return {
+    ready: false,
+    headless: state.info?.headless ?? false,
+    error: { code: e.code as never, message: e.message },
+  };
+}
+
+async function loadProviders(): Promise<void> {
+  try {
+    state.providers = await backend.listProviders();
+    state.providersError = null;
+  } catch (err) {
+    state.providersError = errorLine(err);
+  }
+  connectPanel.refreshProviders();
+  renderView();
+}
+
+async function loadConnections(): Promise<void> {
+  try {
+    const list = await backend.listConnections();
+    dispatch({ type: 'loaded', connections: list }, false);
+    state.listState = 'loaded';
+  } catch (err) {
+    state.listState = errorLine(err);
+  }
+  renderView();
+}
+
+async function loadVaultContents(): Promise<void> {
+  await Promise.all([loadConnections(), loadProviders()]);
+}
+
+async function retryVault(): Promise<void> {
+  state.banner = { retrying: true, retryError: null };
+  renderVault();
+  try {
+    state.vault = await backend.retryVault();
+    state.banner = { retrying: false, retryError: null };
+  } catch (err) {
+    state.banner = { retrying: false, retryError: `Retry failed: ${errorLine(err)}` };
+  }
+  renderVault();
+  if (state.vault?.ready) {
+    announce('The vault is open.');
+    state.listState = 'loading';
+    renderView();
+    await loadVaultContents();
+  } else {
+    renderView();
+    byTestId<HTMLElement>(document, TID.vaultRetry)?.focus();
+  }
+}
+
+// ---- Events --------------------------------------------------------------------------------------
+
+function dispatch(action: ConnectionsAction, announceChanges = true): void {
+  const before = state.connections;
+  state.connections = connectionsReducer(state.connections, action);
+  if (action.type === 'removed') {
+    state.attention = state.attention.filter((a) => a.id !== action.id);
+    state.busy.delete(action.id);
+    state.cardErrors.delete(action.id);
+  }
+  if (action.type === 'status') {
+    const c = action.connection;
+    if (c.status === 'connected') state.attention = state.attention.filter((a) => a.id !== c.id);
+  }
+  if (before !== state.connections) renderView(announceChanges);
+}
+
+function onAttention(a: Attention): void {
+  if (state.attention.some((x) => x.id === a.id && x.message === a.message)) return;
+  state.attention = [...state.attention.filter((x) => x.id !== a.id), a];
+  announce(`${a.provider}, ${a.account}: ${a.message}`);
+  renderView();
+}
+
+async function subscribe(): Promise<void> {
+  const subs = [
+    backend.on('connection-status', (c) => dispatch({ type: 'status', connection: c })),
+    backend.on('connection-removed', ({ id }) => dispatch({ type: 'removed', id })),
+    backend.on('attention', onAttention),
+    backend.on('connect-progress', (p) => connectPanel.progress(p)),
+  ];
+  const results = await Promise.allSettled(subs);
+  for (const r of results) if (r.status === 'rejected') console.error('event subscription failed', r.reason);
+}
+
+// ---- Actions -------------------------------------------------------------------------------------
+
+function setBusy(id: string, busy: 'refresh' | 'disconnect' | null): void {
+  if (busy === null) state.busy.delete(id);
+  else state.busy.set(id, busy);
+  renderView();
+}
+
+async function refresh(c: Connection): Promise<void> {
+  state.cardErrors.delete(c.id);
+  setBusy(c.id, 'refresh');
+  try {
+    const updated = await backend.refreshNow(c.id);
+    state.busy.delete(c.id);
+    dispatch({ type: 'status', connection: updated });
+    announce(`${updated.providerName}, ${updated.account}: refreshed.`);
+  } catch (err) {
+    state.cardErrors.set(c.id, `Refresh failed. ${errorLine(err)}`);
+  } finally {
+    setBusy(c.id, null);
+  }
+}
+
+function connected(res: Connected): void {
+  announce(`Connected as ${res.account}.`);
+  // The `connection-status` event brings the card; one reload makes sure nothing was missed.
+  void loadConnections();
+}
+
+const cardHandlers = {
+  refresh: (c: Connection) => void refresh(c),
+  reconnect: (c: Connection) => {
+    state.cardErrors.delete(c.id);
+    void connectPanel.start(c.provider);
+  },
+  inspect: (c: Connection) => openInspectDialog(c, backend),
+  disconnect: (c: Connection) =>
+    openDisconnectDialog(c, {
+      backend,
+      busy: (id, on) => setBusy(id, on ? 'disconnect' : null),
+      removed: (id, result) => {
+        dispatch({ type: 'removed', id });
+        announce(`${result.account} disconnected.`);
+      },
+    }),
+};
+
+// ---- Rendering -----------------------------------------------------------------------------------
+
+function renderHeader(info: AppInfo): void {
   const badge = profileBadge(info.profile);
   const badgeEl = byId('profile-badge');
   badgeEl.className = badge.className;
@@ -29,21 +233,189 @@ function renderReady(info: AppInfo): void {
   badgeEl.title = badge.description;
   byId('app-version').textContent = formatVersion(info.version);
   byId('app-meta').hidden = false;
-
   byId('data-dir').textContent = info.dataDir;
   byId('footer').hidden = false;
-
-  byId('content').replaceChildren(cloneTemplate('tpl-empty'));
   if (info.name.trim() !== '') document.title = info.name;
+}
+
+function renderVault(): void {
+  renderVaultIndicator(byId('vault-indicator'), state.vault);
+  renderVaultBanner(byId('banner-region'), state.vault, state.banner, () => void retryVault());
+}
+
+function setCentered(centered: boolean): void {
+  const content = byId('content');
+  content.classList.toggle('content--center', centered);
+  content.classList.toggle('content--list', !centered);
+}
+
+function hasDemo(): boolean {
+  return state.providers?.some((p) => p.origin === 'demo' && p.ready) ?? false;
+}
+
+function renderEmpty(view: HTMLElement): void {
+  if (view.dataset.mode === 'empty') {
+    byTestId(view, TID.demoHint)!.hidden = !hasDemo();
+    return;
+  }
+  view.dataset.mode = 'empty';
+  const frag = cloneTemplate('tpl-empty');
+  const connectBtn = byTestId<HTMLButtonElement>(frag, TID.emptyConnectButton)!;
+  connectBtn.addEventListener('click', () => connectPanel.open());
+  byTestId(frag, TID.demoHint)!.hidden = !hasDemo();
+  view.replaceChildren(frag);
+}
+
+function renderNotice(view: HTMLElement, mode: string, title: string, text: string, action?: HTMLElement): void {
+  view.dataset.mode = mode;
+  view.replaceChildren(
+    el('section', { class: 'card notice notice--quiet', attrs: { 'aria-labelledby': `${mode}-title` } }, [
+      el('h1', { class: 'notice-title', text: title, attrs: { id: `${mode}-title` } }),
+      el('p', { class: 'notice-text', text }),
+      action ?? null,
+    ]),
+  );
+}
+
+function attentionNotices(): HTMLElement {
+  const box = el('div', { class: 'attention-list' });
+  for (const a of state.attention) {
+    const conn = state.connections.find((c) => c.id === a.id);
+    const dismiss = button('Dismiss', { small: true, variant: 'ghost', attrs: { 'aria-label': `Dismiss the notice about ${a.account}` } }, () => {
+      state.attention = state.attention.filter((x) => x !== a);
+      renderView();
+      byTestId<HTMLElement>(document, TID.addAccountButton)?.focus();
+    });
+    const notice = el('div', { class: 'attention', testid: TID.attention }, [
+      el('span', { class: 'attention-icon', text: '!', attrs: { 'aria-hidden': 'true' } }),
+      el('p', { class: 'attention-text' }, [el('strong', { text: `${a.provider} · ${a.account}: ` }), a.message]),
+      conn && conn.status !== 'connected'
+        ? button('Reconnect', { small: true, variant: 'primary' }, () => cardHandlers.reconnect(conn))
+        : null,
+      dismiss,
+    ]);
+    notice.dataset.connectionId = a.id;
+    box.append(notice);
+  }
+  return box;
+}
+
+function renderList(view: HTMLElement, announceChanges: boolean): void {
+  if (view.dataset.mode !== 'list') {
+    view.dataset.mode = 'list';
+    cards.clear();
+    const add = button('Add account', { variant: 'primary', testid: TID.addAccountButton }, () => connectPanel.open());
+    add.prepend(el('span', { class: 'btn-icon', text: '+', attrs: { 'aria-hidden': 'true' } }));
+    view.replaceChildren(
+      el('section', { class: 'list-view', attrs: { 'aria-labelledby': 'connections-title' } }, [
+        el('div', { class: 'list-head' }, [
+          el('div', {}, [
+            el('h1', { class: 'list-title', text: 'Connections', attrs: { id: 'connections-title' } }),
+            el('p', { class: 'list-sub' }),
+          ]),
+          add,
+        ]),
+        el('div', { class: 'attention-region' }),
+        el('ul', { class: 'conn-list', testid: TID.connections, attrs: { 'aria-labelledby': 'connections-title' } }),
+      ]),
+    );
+  }
+  const n = state.connections.length;
+  const sub = view.querySelector<HTMLElement>('.list-sub')!;
+  sub.textContent = `${accountCountText(n)} · tokens are refreshed automatically while Tokenkeep runs`;
+  view.querySelector('.attention-region')!.replaceChildren(attentionNotices());
+
+  const list = byTestId<HTMLElement>(view, TID.connections)!;
+  const now = nowSeconds();
+  const seen = new Set<string>();
+  let prev: Element | null = null;
+  for (const c of state.connections) {
+    seen.add(c.id);
+    let card = cards.get(c.id);
+    if (!card) {
+      card = createCard(c, cardHandlers);
+      cards.set(c.id, card);
+    }
+    updateCard(card, c, now, { busy: state.busy.get(c.id) ?? null, error: state.cardErrors.get(c.id) ?? null });
+    const item = card.parentElement ?? el('li', { class: 'conn-item' }, [card]);
+    const expected: Element | null = prev === null ? list.firstElementChild : prev.nextElementSibling;
+    if (expected !== item) {
+      if (prev === null) list.prepend(item);
+      else prev.after(item);
+    }
+    prev = item;
+    const pill = card.dataset.pill ?? '';
+    const was = lastPill.get(c.id);
+    if (announceChanges && was !== undefined && was !== pill) {
+      const n = displayNames(c);
+      announce(`${n.provider}, ${n.account}: ${derivePill(c, now).text}`);
+    }
+    lastPill.set(c.id, pill);
+  }
+  for (const [id, card] of cards) {
+    if (!seen.has(id)) {
+      const hadFocus = card.contains(document.activeElement);
+      (card.parentElement ?? card).remove();
+      cards.delete(id);
+      lastPill.delete(id);
+      if (hadFocus) byTestId<HTMLElement>(view, TID.addAccountButton)?.focus();
+    }
+  }
+}
+
+function renderView(announceChanges = true): void {
+  const view = byId('view');
+  const vault = state.vault;
+  if (vault === null) return;
+  if (!vault.ready) {
+    setCentered(true);
+    renderNotice(
+      view,
+      'locked',
+      'Your connections are safe, but locked',
+      'Tokenkeep can’t open your vault yet, so your accounts aren’t shown. Nothing has been lost. ' +
+        'Follow the steps above, then press Retry.',
+    );
+    return;
+  }
+  if (state.listState === 'loading') {
+    setCentered(true);
+    if (view.dataset.mode !== 'loading') {
+      view.dataset.mode = 'loading';
+      view.replaceChildren(el('p', { class: 'loading', text: 'Loading your connections…' }));
+    }
+    return;
+  }
+  if (state.listState !== 'loaded') {
+    setCentered(true);
+    const again = button('Try again', { variant: 'primary' }, () => {
+      state.listState = 'loading';
+      renderView();
+      void loadConnections();
+    });
+    renderNotice(view, 'list-error', 'Your connections could not be listed', state.listState, el('div', { class: 'actions' }, [again]));
+    return;
+  }
+  if (state.connections.length === 0) {
+    setCentered(true);
+    renderEmpty(view);
+    return;
+  }
+  setCentered(false);
+  renderList(view, announceChanges);
+}
+
+function tick(): void {
+  if (byId('view').dataset.mode === 'list') renderView();
 }
 
 function renderError(err: unknown): void {
   const view = describeLoadError(err);
   const frag = cloneTemplate('tpl-error');
   const q = <T extends Element>(sel: string): T => {
-    const el = frag.querySelector<T>(sel);
-    if (!el) throw new Error(`${sel} missing from #tpl-error`);
-    return el;
+    const e = frag.querySelector<T>(sel);
+    if (!e) throw new Error(`${sel} missing from #tpl-error`);
+    return e;
   };
   q('.notice-title').textContent = view.title;
   q('.notice-text').textContent = view.detail;
@@ -51,22 +423,58 @@ function renderError(err: unknown): void {
     q('.notice-code code').textContent = view.code;
     q<HTMLElement>('.notice-code').hidden = false;
   }
-  byId('content').replaceChildren(frag);
+  byId('view').replaceChildren(frag);
 }
+
+// ---- Start ---------------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
   const content = byId('content');
+  let scenario: (() => Promise<void>) | null = null;
   try {
-    renderReady(await loadAppInfo());
+    if (mockRequested(window.location.search, hasTauri())) {
+      // DEV ONLY (plain browser + ?mock): never reached inside the app.
+      const mock = await import('./dev-mock');
+      const m = mock.createMock(window.location.search);
+      backend = m.backend;
+      scenario = m.scenario;
+    }
+    connectPanel = new ConnectPanel({
+      backend,
+      providers: () => state.providers,
+      providersError: () => state.providersError,
+      reloadProviders: loadProviders,
+      providerSaved: (p) => {
+        const list = state.providers ?? [];
+        state.providers = list.some((x) => x.id === p.id) ? list.map((x) => (x.id === p.id ? p : x)) : [...list, p];
+        renderView();
+      },
+      connected,
+    });
+
+    state.info = await backend.appInfo();
+    renderHeader(state.info);
+    await subscribe();
+    try {
+      state.vault = await backend.vaultStatus();
+    } catch (err) {
+      state.vault = vaultFromError(err);
+    }
+    renderVault();
+    if (state.vault.ready) await loadVaultContents();
+    else renderView();
     document.body.dataset.state = 'ready';
   } catch (err) {
     if (!(err instanceof AppError)) console.error(err);
+    setCentered(true);
     renderError(err);
     document.body.dataset.state = 'error';
   } finally {
     content.setAttribute('aria-busy', 'false');
     document.body.dataset.ready = 'true';
   }
+  window.setInterval(tick, 1000);
+  if (scenario) await scenario();
 }
 
 void start();

@@ -30,7 +30,7 @@ use tokenkeep_core::refresh::{
 };
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::service::{self, AddProvider, ConnectOptions};
-use tokenkeep_core::store::{ConnectionId, PROGRAM_CLI, StoreError, Vault};
+use tokenkeep_core::store::{ConnectionId, PROGRAM_CLI, StoreError, TokenKind, Vault};
 use url::Url;
 
 /// Tokenkeep keeps your social accounts' OAuth tokens encrypted and fresh.
@@ -70,6 +70,17 @@ enum Command {
         /// Give up after this many seconds without an answer from the browser.
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         timeout: u64,
+    },
+    /// Show one connection offline: metadata, stored token kinds, expiry, key id, decoded JWT claims.
+    Show {
+        /// The connection: its id, or provider:account.
+        connection: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also print the stored token values (a warning goes to stderr).
+        #[arg(long)]
+        reveal: bool,
     },
     /// Print a valid access token for scripts (refreshing it first when it is about to expire).
     Token {
@@ -280,6 +291,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             connect(&ctx, &ProviderId::parse(&provider)?, no_browser, options)
         }
+        Command::Show {
+            connection,
+            json,
+            reveal,
+        } => show(&ctx, &connection, json, reveal),
         Command::Token { connection } => token(&ctx, &connection),
         Command::Refresh { connection } => refresh(&ctx, &connection),
         Command::Disconnect { connection } => disconnect(&ctx, &connection),
@@ -432,6 +448,121 @@ fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: Conn
     })?;
     let verb = if connected.replaced { "Reconnected" } else { "Connected" };
     println!("{verb} {name} as {} (connection {}).", connected.account, connected.id);
+    Ok(())
+}
+
+fn show(ctx: &Context, query: &str, json: bool, reveal: bool) -> Result<()> {
+    let vault = ctx.open_vault()?;
+    let id = service::find_connection(&vault, query)?;
+    let inspection = service::inspect(&vault, id)?;
+    let revealed: Vec<(TokenKind, SecretString)> = if reveal {
+        eprintln!(
+            "tokenkeep: WARNING: printing stored token values. Anyone who sees them can act as this account; do not \
+             paste them into chats, tickets or logs."
+        );
+        inspection
+            .tokens
+            .iter()
+            .filter(|t| t.length.is_some())
+            .map(|t| Ok((t.kind, service::reveal(&vault, id, t.kind)?)))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let value_of = |kind: TokenKind| {
+        revealed
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v.dangerously_expose())
+    };
+    let meta = &inspection.meta;
+    if json {
+        let tokens: Vec<_> = inspection
+            .tokens
+            .iter()
+            .map(|t| {
+                let mut entry = json!({
+                    "kind": t.kind.field(),
+                    "present": t.length.is_some(),
+                    "length": t.length,
+                    "jwt": t.jwt.as_ref().map(|j| json!({ "header": j.header, "claims": j.claims })),
+                });
+                if let Some(value) = value_of(t.kind) {
+                    entry["value"] = json!(value);
+                }
+                entry
+            })
+            .collect();
+        let value = json!({
+            "id": id.to_hex(),
+            "provider": meta.provider,
+            "account": meta.account,
+            "subject": meta.subject,
+            "scopes": meta.scopes,
+            "status": meta.status.as_str(),
+            "expires_at": meta.expires_at.map(render::rfc3339),
+            "created_at": render::rfc3339(meta.created_at),
+            "updated_at": render::rfc3339(meta.updated_at),
+            "last_refresh_at": meta.last_refresh_at.map(render::rfc3339),
+            "last_error": meta.last_error,
+            "key_id": inspection.key_id.to_hex(),
+            "tokens": tokens,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    let now = render::now_secs();
+    let when = |t: Option<u64>| {
+        t.map_or("never".to_owned(), |t| {
+            format!("{} ({})", render::relative(t, now), render::rfc3339(t))
+        })
+    };
+    println!("connection    {}", id);
+    println!("provider      {}", meta.provider);
+    println!("account       {}", meta.account);
+    if let Some(subject) = &meta.subject {
+        println!("subject       {subject}");
+    }
+    println!("status        {}", meta.status.as_str().replace('_', " "));
+    if let Some(error) = &meta.last_error {
+        println!("last error    {error}");
+    }
+    println!(
+        "scopes        {}",
+        if meta.scopes.is_empty() {
+            "(none reported)".to_owned()
+        } else {
+            meta.scopes.join(" ")
+        }
+    );
+    println!("expiry        {}", render::expiry(meta.expires_at, now));
+    println!("last refresh  {}", when(meta.last_refresh_at));
+    println!("connected     {}", when(Some(meta.created_at)));
+    println!("sealed with   key {}", inspection.key_id);
+    println!("tokens:");
+    for t in &inspection.tokens {
+        match t.length {
+            None => println!("  {:<14} not stored", t.kind.field()),
+            Some(len) => {
+                let kind = if t.jwt.is_some() { "JWT" } else { "opaque" };
+                println!("  {:<14} stored, {len} bytes, {kind}", t.kind.field());
+                if let Some(jwt) = &t.jwt {
+                    for (name, value) in &jwt.claims {
+                        let shown = match (name.as_str(), value.as_u64()) {
+                            ("exp" | "iat" | "nbf" | "auth_time", Some(t)) => {
+                                format!("{value} ({})", render::rfc3339(t))
+                            }
+                            _ => value.to_string(),
+                        };
+                        println!("      {name:<12} {shown}");
+                    }
+                }
+                if let Some(value) = value_of(t.kind) {
+                    println!("      value        {value}");
+                }
+            }
+        }
+    }
     Ok(())
 }
 

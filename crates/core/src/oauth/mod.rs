@@ -354,7 +354,8 @@ async fn respond_error(responder: Responder, error: &FlowError) {
 
 /// "45 seconds", "1 minute", "5 minutes", "2 hours" — for messages.
 pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
+    // Rounded to the nearest second, not truncated: 1.6 s reads "2 seconds".
+    let secs = (d.as_millis() as u64).saturating_add(500) / 1000;
     let (n, unit) = match secs {
         0..=119 => (secs, "second"),
         120..=7199 => (secs.div_ceil(60), "minute"),

@@ -1,0 +1,174 @@
+//! A refresh storm against the OAuth test peer: Tokenkeep's refresh path next to a plain HTTP client.
+//!
+//! Both sides refresh the same number of freshly minted grants at the same concurrency against the same peer in
+//! the same run. The plain client sends the bare `grant_type=refresh_token` request over the same HTTP stack and
+//! only checks the status; Tokenkeep's path adds everything a real refresh does: the in-flight marker written and
+//! flushed, the `oauth2` request and lenient parsing, sealing the new tokens and flushing them. The peer itself is
+//! usually the bottleneck (a single Node.js process), which the plain client's figure shows.
+//!
+//! `cargo bench --workspace --bench refresh_storm` (`STORM_CONNECTIONS`, default 300; `STORM_CONCURRENCY`,
+//! default 4 = the engine's default).
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, ensure};
+use tokenkeep_core::clock::SystemClock;
+use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
+use tokenkeep_core::keys::KeySource;
+use tokenkeep_core::profile::{Profile, ProfilePaths};
+use tokenkeep_core::provider::catalog::Catalog;
+use tokenkeep_core::provider::config::ProfileConfig;
+use tokenkeep_core::refresh::{RefreshOutcome, RefreshPolicy, Refresher, Trigger};
+use tokenkeep_core::secret::{MasterKey, SecretString};
+use tokenkeep_core::store::{ConnectionMeta, TokenSet, Vault};
+use tokenkeep_e2e::peer::{MintedGrant, OidcPeer, PUBLIC_CLIENT_ID, PeerConfig};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Refreshes every grant with a bare form POST, `concurrency` at a time; returns the wall time.
+async fn plain_client(
+    http: SharedHttp,
+    token_endpoint: &str,
+    grants: &[MintedGrant],
+    concurrency: usize,
+) -> Result<Duration> {
+    let queue = Arc::new(std::sync::Mutex::new(
+        grants.iter().map(|g| g.refresh_token.clone()).collect::<Vec<_>>(),
+    ));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (queue, http, endpoint) = (queue.clone(), http.clone(), token_endpoint.to_owned());
+        workers.spawn(async move {
+            loop {
+                let Some(token) = queue.lock().unwrap().pop() else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", &token)
+                    .append_pair("client_id", PUBLIC_CLIENT_ID)
+                    .finish();
+                let request = http::Request::post(&endpoint)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("accept", "application/json")
+                    .body(body.into_bytes())?;
+                let response = http.execute(request).await?;
+                ensure!(
+                    response.status() == 200,
+                    "plain refresh answered HTTP {}: {}",
+                    response.status(),
+                    String::from_utf8_lossy(response.body())
+                );
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
+/// Refreshes every connection through Tokenkeep's Refresher, `concurrency` at a time (its own limit).
+async fn tokenkeep(refresher: Arc<Refresher>, ids: Vec<tokenkeep_core::store::ConnectionId>) -> Result<Duration> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let refresher = refresher.clone();
+        tasks.spawn(async move { refresher.refresh(id, Trigger::User).await });
+    }
+    let mut refreshed = 0;
+    while let Some(done) = tasks.join_next().await {
+        if let RefreshOutcome::Refreshed { .. } = done?.context("a Tokenkeep refresh failed")? {
+            refreshed += 1;
+        }
+    }
+    ensure!(refreshed > 0, "nothing was refreshed");
+    Ok(started.elapsed())
+}
+
+fn main() -> Result<()> {
+    let connections = env_usize("STORM_CONNECTIONS", 300);
+    let concurrency = env_usize("STORM_CONCURRENCY", RefreshPolicy::default().max_concurrent);
+    let peer = OidcPeer::start(&PeerConfig::default())?;
+    let token_endpoint = peer.token_endpoint()?.to_owned();
+    const ROUNDS: usize = 3;
+    let warmup = peer.mint("warmup", 200)?;
+    let plain: Vec<Vec<MintedGrant>> = (0..ROUNDS)
+        .map(|round| peer.mint(&format!("plain-{round}"), connections))
+        .collect::<Result<_>>()?;
+    let ours = peer.mint("tokenkeep", connections)?;
+
+    let tmp = tokenkeep_e2e::scratch_dir("refresh-storm")?;
+    let paths = ProfilePaths::resolve(Profile::parse("bench")?, Some(tmp.clone()))?;
+    let vault = Arc::new(Vault::open(
+        &paths,
+        KeySource::Headless(MasterKey::generate()?),
+        Arc::new(SystemClock),
+        "bench",
+    )?);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let mut ids = Vec::with_capacity(connections);
+    for (i, grant) in ours.iter().enumerate() {
+        let mut meta = ConnectionMeta::new("demo", format!("user{i}@example.test"));
+        meta.expires_at = Some(now + grant.expires_in);
+        meta.last_refresh_at = Some(now);
+        let tokens = TokenSet {
+            access: SecretString::new(grant.access_token.clone()),
+            refresh: Some(SecretString::new(grant.refresh_token.clone())),
+            id_token: None,
+        };
+        ids.push(vault.put_connection(meta, &tokens)?);
+    }
+    let mut config = ProfileConfig::default();
+    config.set_demo_issuer(Some(peer.issuer().parse()?))?;
+    let http: SharedHttp = Arc::new(ReqwestHttp::new()?);
+    let policy = RefreshPolicy {
+        max_concurrent: concurrency,
+        ..RefreshPolicy::default()
+    };
+    let refresher = Arc::new(Refresher::new(
+        vault,
+        Catalog::from_config(&config)?,
+        http.clone(),
+        Arc::new(SystemClock),
+        policy,
+    ));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // Node's JIT warms up over the first few hundred requests; then the two clients alternate, so drift in the
+        // peer's speed affects both alike. Tokenkeep refreshes the same connections each round (rotation on).
+        plain_client(http.clone(), &token_endpoint, &warmup, concurrency).await?;
+        let rate = |d: Duration| connections as f64 / d.as_secs_f64();
+        let (mut plain_rates, mut our_rates) = (Vec::new(), Vec::new());
+        println!("refresh storm: {connections} refreshes per run, concurrency {concurrency}, one peer (oidc-provider)");
+        for grants in &plain {
+            let p = plain_client(http.clone(), &token_endpoint, grants, concurrency).await?;
+            let t = tokenkeep(refresher.clone(), ids.clone()).await?;
+            println!(
+                "  plain HTTP client {:>8.1} refreshes/s   Tokenkeep Refresher {:>8.1} refreshes/s",
+                rate(p),
+                rate(t)
+            );
+            plain_rates.push(rate(p));
+            our_rates.push(rate(t));
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (p, t) = (median(&mut plain_rates), median(&mut our_rates));
+        println!("  median: plain {p:.1}/s, Tokenkeep {t:.1}/s, ratio {:.2}", t / p);
+        Ok::<_, anyhow::Error>(())
+    })?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}

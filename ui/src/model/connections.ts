@@ -1,0 +1,89 @@
+// The connection list and the events that change it. Pure reducer.
+
+import type { Connection } from '../api';
+
+export type ConnectionsAction =
+  | { type: 'loaded'; connections: Connection[] }
+  | { type: 'status'; connection: Connection }
+  | { type: 'removed'; id: string };
+
+function key(c: Connection): string {
+  return `${(c.providerName || c.provider || '').toLowerCase()}\u0000${(c.account || '').toLowerCase()}\u0000${c.id}`;
+}
+
+/** Stable order: provider name, then account (case-insensitive), then id. */
+export function sortConnections(list: readonly Connection[]): Connection[] {
+  return [...list].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+function sameConnection(a: Connection, b: Connection): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Applies a load, a `connection-status` event (insert or replace by id) or a
+ * `connection-removed` event. Returns the same array when nothing changed.
+ */
+export function connectionsReducer(
+  state: readonly Connection[],
+  action: ConnectionsAction,
+): readonly Connection[] {
+  switch (action.type) {
+    case 'loaded': {
+      const byId = new Map<string, Connection>();
+      for (const c of action.connections) byId.set(c.id, c);
+      return sortConnections([...byId.values()]);
+    }
+    case 'status': {
+      const c = action.connection;
+      const i = state.findIndex((x) => x.id === c.id);
+      if (i >= 0 && sameConnection(state[i]!, c)) return state;
+      const next = i >= 0 ? state.map((x, j) => (j === i ? c : x)) : [...state, c];
+      return sortConnections(next);
+    }
+    case 'removed': {
+      if (!state.some((x) => x.id === action.id)) return state;
+      return state.filter((x) => x.id !== action.id);
+    }
+  }
+}
+
+/** "3 accounts" / "1 account". */
+export function accountCountText(n: number): string {
+  return n === 1 ? '1 account' : `${n} accounts`;
+}
+
+/** Scope chips: the first `max` shown, the rest counted ("+3 more"). */
+export function scopeChips(
+  scopes: readonly string[],
+  max = 4,
+): { shown: string[]; hidden: string[] } {
+  if (scopes.length <= max + 1) return { shown: [...scopes], hidden: [] };
+  return { shown: scopes.slice(0, max), hidden: scopes.slice(max) };
+}
+
+/** Short label for a scope: URL scopes by their last path segment ("youtube.readonly"). */
+export function scopeLabel(scope: string): string {
+  if (/^https?:\/\//i.test(scope)) {
+    const last = scope.replace(/\/+$/, '').split('/').pop();
+    if (last) return last;
+  }
+  return scope;
+}
+
+/** Picks one of `n` colour slots for a provider's letter mark, stable per id. */
+export function colourSlot(id: string, n = 6): number {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
+  return h % n;
+}
+
+/** Names to show for a connection; an unreadable record has only its id. */
+export function displayNames(c: Pick<Connection, 'id' | 'provider' | 'providerName' | 'account' | 'damaged'>): {
+  provider: string;
+  account: string;
+} {
+  const provider = c.providerName || c.provider || (c.damaged ? 'Unreadable record' : 'Unknown platform');
+  const account = c.account || (c.damaged ? `record ${String(c.id).slice(0, 8)}` : 'unknown account');
+  return { provider, account };
+}

@@ -1,0 +1,145 @@
+// Error codes → plain words. The server's own sentence is kept as the detail. Pure.
+
+import { AppError, FRONTEND_ERROR_CODES, type CommandError } from '../api';
+
+export interface ErrorWords {
+  /** Short sentence: what happened / what to do. */
+  summary: string;
+  /** The backend's own message, when it adds something. */
+  detail: string | null;
+  code: string;
+}
+
+const SUMMARY: Record<string, string> = {
+  keyring_locked: 'Your keyring is locked. Unlock it, then try again.',
+  keyring_unavailable: 'No keyring service is running, so Tokenkeep can’t reach its key.',
+  key_missing: 'The key for this vault is missing from your keyring.',
+  wrong_key: 'The key in your keyring does not open this vault.',
+  store_locked: 'Another Tokenkeep is using this profile.',
+  store: 'Tokenkeep could not read or write its data folder.',
+  provider_unreachable: 'Couldn’t reach the platform. Check your internet connection and try again.',
+  provider_rejected: 'The platform refused the request.',
+  declined: 'You declined — nothing was connected.',
+  timeout: 'Timed out — nothing was connected.',
+  cancelled: 'Cancelled — nothing was connected.',
+  busy: 'Another sign-in is already in progress. Finish or cancel it first.',
+  needs_reconnect: 'This account has to be reconnected: the platform no longer accepts its tokens.',
+  not_found: 'That item no longer exists — it may have been removed already.',
+  invalid: 'Some of the details are not valid.',
+  internal: 'Something went wrong inside Tokenkeep.',
+  [FRONTEND_ERROR_CODES.noTauri]: 'This page is not running inside the Tokenkeep app.',
+  [FRONTEND_ERROR_CODES.unknown]: 'Something unexpected went wrong.',
+};
+
+function norm(s: string): string {
+  return s.trim().replace(/[.!]+$/, '').toLowerCase();
+}
+
+/** Words for any error a command rejected with. */
+export function describeError(err: unknown): ErrorWords {
+  const e = err instanceof AppError ? err : null;
+  const code = e?.code ?? FRONTEND_ERROR_CODES.unknown;
+  const summary = SUMMARY[code] ?? SUMMARY[FRONTEND_ERROR_CODES.unknown]!;
+  const message = e?.message.trim() ?? '';
+  const detail = message === '' || norm(message) === norm(summary) ? null : message;
+  return { summary, detail, code };
+}
+
+/** Summary and detail in one line, for compact inline errors. */
+export function errorLine(err: unknown): string {
+  const w = describeError(err);
+  return w.detail === null ? w.summary : `${w.summary} ${w.detail}`;
+}
+
+export interface VaultProblem {
+  title: string;
+  /** What to do, in plain words. */
+  text: string;
+  /** The backend's message. */
+  detail: string | null;
+  code: string;
+}
+
+const VAULT_TEXT: Record<string, { title: string; text: string }> = {
+  keyring_locked: {
+    title: 'Unlock your keyring to continue',
+    text: 'Your keyring is locked. Unlock it (for example by logging in to your desktop session), then Retry.',
+  },
+  keyring_unavailable: {
+    title: 'No keyring service',
+    text:
+      'No keyring service is running, so Tokenkeep can’t reach the key that protects your tokens. ' +
+      'Start one (such as GNOME Keyring or KWallet, usually part of your desktop session), then Retry.',
+  },
+  key_missing: {
+    title: 'The vault key is missing',
+    text:
+      'The key that opens this vault is not in your keyring. If you restored or moved your keyring, ' +
+      'put the key back, then Retry. Without it the saved tokens can’t be opened.',
+  },
+  wrong_key: {
+    title: 'The key doesn’t fit this vault',
+    text:
+      'The key in your keyring does not open this vault — it may belong to another installation or profile. ' +
+      'Nothing has been changed. Restore the right key, then Retry.',
+  },
+  store_locked: {
+    title: 'This profile is in use',
+    text:
+      'Another Tokenkeep is using this profile (perhaps a second window or the command-line tool). ' +
+      'Close it, then Retry.',
+  },
+  store: {
+    title: 'Tokenkeep can’t open its data',
+    text:
+      'Tokenkeep could not open its data folder. Check that the disk is not full and the folder is readable, then Retry.',
+  },
+};
+
+/** The banner shown while `vault_status` is not ready. */
+export function vaultProblem(error: CommandError | null | undefined): VaultProblem {
+  const code = error?.code ?? 'internal';
+  const words = VAULT_TEXT[code] ?? {
+    title: 'Your vault is not open',
+    text: 'Tokenkeep could not open your vault. Retry; if it keeps failing, the details below may help.',
+  };
+  const message = error?.message?.trim() ?? '';
+  return { ...words, detail: message === '' ? null : message, code };
+}
+
+/** "a1b2c3d4e5…" → "a1b2c3d4" (8 hex digits are plenty to tell keys apart). */
+export function shortKeyId(keyId: string | null | undefined): string | null {
+  if (!keyId) return null;
+  const k = keyId.trim();
+  return k === '' ? null : k.slice(0, 8);
+}
+
+export interface VaultIndicator {
+  text: string;
+  tone: 'ok' | 'bad' | 'pending';
+  description: string;
+}
+
+/** The small "Vault" indicator in the header. */
+export function vaultIndicator(
+  v: { ready: boolean; keyId?: string | null; headless: boolean } | null,
+): VaultIndicator {
+  if (v === null) return { text: 'Vault…', tone: 'pending', description: 'Opening the vault.' };
+  const where = v.headless
+    ? 'headless: the key comes from TOKENKEEP_MASTER_KEY, not the keyring'
+    : 'the key is kept in your system keyring';
+  if (!v.ready) {
+    return {
+      text: v.headless ? 'Vault closed · headless' : 'Vault closed',
+      tone: 'bad',
+      description: `The vault is not open (${where}).`,
+    };
+  }
+  const key = shortKeyId(v.keyId);
+  const keyText = key === null ? '' : ` · key ${key}`;
+  return {
+    text: `Vault${keyText}${v.headless ? ' · headless' : ''}`,
+    tone: 'ok',
+    description: `The vault is open${key === null ? '' : ` with key ${v.keyId}`}; ${where}.`,
+  };
+}

@@ -1,0 +1,152 @@
+// Validation of the provider forms (configure a built-in provider, add an OpenID provider). Pure.
+
+import {
+  AUTH_METHODS,
+  type AddCustomProviderArgs,
+  type Auth,
+  type ConfigureProviderArgs,
+  type Provider,
+} from '../api';
+
+/** `''` = let Tokenkeep choose (the argument is omitted). */
+export type AuthChoice = Auth | '';
+
+export const AUTH_LABELS: Record<Auth, string> = {
+  none: 'None — public client, no secret',
+  basic: 'HTTP Basic — secret in a header',
+  post: 'Form post — secret in the request body',
+};
+
+export type FieldErrors<F extends string> = Partial<Record<F, string>>;
+
+export type Validation<A, F extends string> =
+  | { ok: true; args: A }
+  | { ok: false; errors: FieldErrors<F> };
+
+export interface ConfigureForm {
+  clientId: string;
+  clientSecret: string;
+  auth: AuthChoice;
+}
+export type ConfigureField = keyof ConfigureForm;
+
+export interface CustomForm {
+  id: string;
+  issuer: string;
+  displayName: string;
+  clientId: string;
+  clientSecret: string;
+  auth: AuthChoice;
+}
+export type CustomField = keyof CustomForm;
+
+const PROVIDER_ID = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+
+function clientIdError(raw: string): string | undefined {
+  const v = raw.trim();
+  if (v === '') return 'Enter the client ID from the platform’s developer console.';
+  if (/\s/.test(v)) return 'A client ID has no spaces — check that it was copied whole.';
+  if (v.length > 512) return 'That is too long to be a client ID.';
+  return undefined;
+}
+
+function authError(auth: AuthChoice, hasSecret: boolean): string | undefined {
+  if (auth !== '' && !AUTH_METHODS.includes(auth)) return 'Choose how Tokenkeep sends the secret.';
+  if ((auth === 'basic' || auth === 'post') && !hasSecret) {
+    return 'This method sends a client secret — enter one, or choose “None”.';
+  }
+  return undefined;
+}
+
+function secretError(secret: string, auth: AuthChoice): string | undefined {
+  if (secret !== '' && secret.trim() !== secret) {
+    return 'The secret starts or ends with a space — check that it was copied exactly.';
+  }
+  if (secret !== '' && auth === 'none') {
+    return 'With “None” no secret is sent. Clear the secret, or choose Basic or Form post.';
+  }
+  return undefined;
+}
+
+type RawErrors<F extends string> = Partial<Record<F, string | undefined>>;
+
+function done<A, F extends string>(errors: RawErrors<F>, args: () => A): Validation<A, F> {
+  const clean = Object.fromEntries(
+    Object.entries(errors).filter(([, v]) => v !== undefined),
+  ) as FieldErrors<F>;
+  return Object.keys(clean).length > 0 ? { ok: false, errors: clean } : { ok: true, args: args() };
+}
+
+/** The form shown under a built-in provider that needs a client ID (and maybe a secret). */
+export function validateConfigure(
+  provider: Pick<Provider, 'id' | 'needsSecret' | 'hasSecret'>,
+  form: ConfigureForm,
+): Validation<ConfigureProviderArgs, ConfigureField> {
+  const secret = form.clientSecret;
+  const haveSecret = secret !== '' || provider.hasSecret;
+  const errors: RawErrors<ConfigureField> = {
+    clientId: clientIdError(form.clientId),
+    clientSecret:
+      secretError(secret, form.auth) ??
+      (provider.needsSecret && !haveSecret
+        ? 'This platform also needs the client secret.'
+        : undefined),
+    auth: authError(form.auth, haveSecret),
+  };
+  return done(errors, () => {
+    const args: ConfigureProviderArgs = { id: provider.id, clientId: form.clientId.trim() };
+    if (secret !== '') args.clientSecret = secret;
+    if (form.auth !== '') args.auth = form.auth;
+    return args;
+  });
+}
+
+function issuerError(raw: string): string | undefined {
+  const v = raw.trim();
+  if (v === '') return 'Enter the issuer URL, for example https://auth.example.com.';
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return 'That is not a web address. It should look like https://auth.example.com.';
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    return 'The issuer must use https:// (plain http:// only for this computer).';
+  }
+  if (url.username !== '' || url.password !== '') return 'Leave the user name and password out of the URL.';
+  if (url.search !== '' || url.hash !== '') return 'The issuer URL has no “?” or “#” part.';
+  return undefined;
+}
+
+/** "Add an OpenID provider". `existingIds`: ids already in use. */
+export function validateCustom(
+  form: CustomForm,
+  existingIds: readonly string[],
+): Validation<AddCustomProviderArgs, CustomField> {
+  const id = form.id.trim();
+  const secret = form.clientSecret;
+  const errors: RawErrors<CustomField> = {
+    id:
+      id === ''
+        ? 'Choose a short id, for example my-forum.'
+        : !PROVIDER_ID.test(id)
+          ? 'Use 1–32 lowercase letters, digits and dashes (not at the start or end).'
+          : existingIds.includes(id)
+            ? 'A provider with this id already exists.'
+            : undefined,
+    issuer: issuerError(form.issuer),
+    displayName: form.displayName.trim().length > 64 ? 'Keep the name under 64 characters.' : undefined,
+    clientId: clientIdError(form.clientId),
+    clientSecret: secretError(secret, form.auth),
+    auth: authError(form.auth, secret !== ''),
+  };
+  return done(errors, () => {
+    const args: AddCustomProviderArgs = { id, issuer: form.issuer.trim(), clientId: form.clientId.trim() };
+    const name = form.displayName.trim();
+    if (name !== '') args.displayName = name;
+    if (secret !== '') args.clientSecret = secret;
+    if (form.auth !== '') args.auth = form.auth;
+    return args;
+  });
+}

@@ -1,0 +1,418 @@
+import { describe, expect, it } from 'vitest';
+import { AppError, type Connection } from '../api';
+import { accountCountText, colourSlot, connectionsReducer, displayNames, scopeChips, scopeLabel, sortConnections } from './connections';
+import { describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
+import { validateConfigure, validateCustom, type CustomForm } from './forms';
+import { claimRows, tokenPresenceText } from './inspect';
+import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
+import { HIDDEN, REVEAL_MS, hideCountdownText, revealReducer, secondsLeft, tokenKindName, type RevealState } from './reveal';
+import { EXPIRING_SOON_SECONDS, canRefresh, derivePill, needsReconnect } from './status';
+import { capitalise, expiryText, formatDuration, lastRefreshText, relativeText } from './time';
+
+const NOW = 1_700_000_000;
+
+function conn(p: Partial<Connection> = {}): Connection {
+  return { id: 'a'.repeat(32), provider: 'youtube', providerName: 'YouTube', account: 'me@x', status: 'connected', scopes: [], ...p };
+}
+
+describe('time', () => {
+  it.each([
+    [0, '0 s'],
+    [42.9, '42 s'],
+    [60, '1 min'],
+    [12 * 60 + 59, '12 min'],
+    [3600, '1 h'],
+    [3600 + 5 * 60, '1 h 5 min'],
+    [10 * 3600 + 5 * 60, '10 h'],
+    [86400, '1 day'],
+    [3 * 86400 + 100, '3 days'],
+    [-5, '0 s'],
+  ])('formatDuration(%s) = %s', (s, text) => expect(formatDuration(s)).toBe(text));
+
+  it('says when a token expires or expired', () => {
+    expect(expiryText(NOW + 12 * 60, NOW)).toBe('expires in 12 min');
+    expect(expiryText(NOW + 30, NOW)).toBe('expires in 30 s');
+    expect(expiryText(NOW - 2 * 60, NOW)).toBe('expired 2 min ago');
+    expect(expiryText(NOW, NOW)).toBe('expires now');
+    expect(expiryText(undefined, NOW)).toBe('no expiry date');
+    expect(expiryText(null, NOW)).toBe('no expiry date');
+  });
+
+  it('counts down second by second', () => {
+    const at = NOW + 61;
+    expect(expiryText(at, NOW)).toBe('expires in 1 min');
+    expect(expiryText(at, NOW + 2)).toBe('expires in 59 s');
+    expect(expiryText(at, NOW + 63)).toBe('expired 2 s ago');
+  });
+
+  it('says when a token was last refreshed', () => {
+    expect(lastRefreshText(NOW - 3 * 60, NOW)).toBe('refreshed 3 min ago');
+    expect(lastRefreshText(NOW - 10, NOW)).toBe('refreshed just now');
+    expect(lastRefreshText(undefined, NOW)).toBe('not refreshed yet');
+    expect(lastRefreshText(NOW - 2 * 86400, NOW)).toBe('refreshed 2 days ago');
+  });
+
+  it('relative and capitalised text', () => {
+    expect(relativeText(NOW + 120, NOW)).toBe('in 2 min');
+    expect(relativeText(NOW - 120, NOW)).toBe('2 min ago');
+    expect(relativeText(NOW + 5, NOW)).toBe('just now');
+    expect(capitalise('expires in 1 min')).toBe('Expires in 1 min');
+    expect(capitalise('')).toBe('');
+  });
+});
+
+describe('status pill', () => {
+  it('maps every backend status to words and a tone', () => {
+    const cases: [Connection['status'], string, string][] = [
+      ['connected', 'Connected', 'ok'],
+      ['refreshing', 'Refreshing…', 'busy'],
+      ['retrying', 'Retrying', 'warn'],
+      ['needs_reconnect', 'Needs reconnect', 'bad'],
+      ['interrupted', 'Interrupted', 'bad'],
+      ['error', 'Error', 'bad'],
+    ];
+    for (const [status, text, tone] of cases) {
+      const p = derivePill(conn({ status, expiresAt: NOW + 3600 }), NOW);
+      expect(p).toMatchObject({ kind: status, text, tone });
+      expect(p.meaning).not.toBe('');
+    }
+  });
+
+  it('derives "expiring soon" for a connected token within 10 minutes', () => {
+    expect(derivePill(conn({ expiresAt: NOW + EXPIRING_SOON_SECONDS }), NOW).kind).toBe('expiring_soon');
+    expect(derivePill(conn({ expiresAt: NOW + EXPIRING_SOON_SECONDS + 1 }), NOW).kind).toBe('connected');
+    expect(derivePill(conn({ expiresAt: NOW + 1 }), NOW).kind).toBe('expiring_soon');
+    expect(derivePill(conn({ expiresAt: NOW + 1 }), NOW).text).toBe('Expiring soon');
+  });
+
+  it('only for connected: other states keep their own pill near expiry', () => {
+    expect(derivePill(conn({ status: 'refreshing', expiresAt: NOW + 30 }), NOW).kind).toBe('refreshing');
+    expect(derivePill(conn({ status: 'retrying', expiresAt: NOW + 30 }), NOW).kind).toBe('retrying');
+  });
+
+  it('says expired when a connected token is past its expiry', () => {
+    expect(derivePill(conn({ expiresAt: NOW }), NOW).kind).toBe('expired');
+    expect(derivePill(conn({ expiresAt: NOW - 60 }), NOW).tone).toBe('warn');
+  });
+
+  it('no expiry date: plain connected', () => {
+    expect(derivePill(conn({ expiresAt: null }), NOW).kind).toBe('connected');
+  });
+
+  it('damaged records and unknown statuses', () => {
+    expect(derivePill(conn({ damaged: 'bad mac' }), NOW).kind).toBe('damaged');
+    expect(derivePill(conn({ status: 'weird' as never }), NOW).kind).toBe('error');
+  });
+
+  it('offers Reconnect only when the user must sign in again', () => {
+    expect(needsReconnect(conn({ status: 'needs_reconnect' }))).toBe(true);
+    expect(needsReconnect(conn({ status: 'interrupted' }))).toBe(true);
+    expect(needsReconnect(conn({ status: 'error' }))).toBe(true);
+    for (const s of ['connected', 'refreshing', 'retrying'] as const) expect(needsReconnect(conn({ status: s }))).toBe(false);
+    expect(needsReconnect(conn({ status: 'error', damaged: 'x' }))).toBe(false);
+    expect(canRefresh(conn({ status: 'refreshing' }))).toBe(false);
+    expect(canRefresh(conn({ status: 'needs_reconnect' }))).toBe(true);
+    expect(canRefresh(conn({ damaged: 'x' }))).toBe(false);
+  });
+});
+
+describe('error words', () => {
+  it('turns codes into plain words and keeps the server message as detail', () => {
+    const w = describeError(new AppError('provider_unreachable', 'DNS lookup failed for oauth2.googleapis.com.'));
+    expect(w.summary).toMatch(/couldn’t reach the platform/i);
+    expect(w.detail).toBe('DNS lookup failed for oauth2.googleapis.com.');
+    expect(w.code).toBe('provider_unreachable');
+  });
+
+  it('drops a detail that repeats the summary', () => {
+    expect(describeError(new AppError('declined', 'You declined — nothing was connected.')).detail).toBeNull();
+  });
+
+  it('has words for every contract code and unknown ones', () => {
+    for (const code of ['keyring_locked', 'keyring_unavailable', 'key_missing', 'wrong_key', 'store_locked', 'store', 'provider_unreachable', 'provider_rejected', 'declined', 'timeout', 'cancelled', 'busy', 'needs_reconnect', 'not_found', 'invalid', 'internal']) {
+      expect(describeError(new AppError(code, '')).summary).not.toMatch(/unexpected/i);
+    }
+    expect(describeError(new AppError('brand_new', 'x')).summary).toMatch(/unexpected/i);
+    expect(describeError('not an AppError').code).toBe('unknown');
+    expect(errorLine(new AppError('busy', 'One at a time.'))).toBe(
+      'Another sign-in is already in progress. Finish or cancel it first. One at a time.',
+    );
+  });
+
+  it('explains vault problems per code', () => {
+    expect(vaultProblem({ code: 'keyring_locked', message: 'locked' }).text).toBe(
+      'Your keyring is locked. Unlock it (for example by logging in to your desktop session), then Retry.',
+    );
+    expect(vaultProblem({ code: 'keyring_unavailable', message: 'm' }).text).toMatch(/^No keyring service is running/);
+    expect(vaultProblem({ code: 'store_locked', message: 'm' }).text).toMatch(/^Another Tokenkeep is using this profile/);
+    expect(vaultProblem({ code: 'wrong_key', message: 'm' }).text).toMatch(/does not open this vault/);
+    const p = vaultProblem({ code: 'store', message: 'Permission denied.' });
+    expect(p.detail).toBe('Permission denied.');
+    expect(p.code).toBe('store');
+    expect(vaultProblem(undefined).title).toMatch(/not open/);
+    expect(vaultProblem({ code: 'internal', message: ' ' }).detail).toBeNull();
+  });
+
+  it('vault indicator: short key id, headless, closed', () => {
+    expect(shortKeyId('3f9a1c2b7d4e5f60718293a4b5c6d7e8')).toBe('3f9a1c2b');
+    expect(shortKeyId(null)).toBeNull();
+    expect(vaultIndicator({ ready: true, keyId: '3f9a1c2b7d4e5f60718293a4b5c6d7e8', headless: false })).toMatchObject({ text: 'Vault · key 3f9a1c2b', tone: 'ok' });
+    expect(vaultIndicator({ ready: true, keyId: 'abcdef0123456789', headless: true }).text).toBe('Vault · key abcdef01 · headless');
+    expect(vaultIndicator({ ready: false, headless: true })).toMatchObject({ text: 'Vault closed · headless', tone: 'bad' });
+    expect(vaultIndicator(null).tone).toBe('pending');
+  });
+});
+
+describe('reveal state machine', () => {
+  const start = (): RevealState => revealReducer(HIDDEN, { type: 'request', kind: 'access_token', requestId: 1 });
+
+  it('request → loaded → shown for 30 s → hidden', () => {
+    let s = start();
+    expect(s.phase).toBe('loading');
+    s = revealReducer(s, { type: 'loaded', requestId: 1, value: 'SECRET', now: 1000 });
+    expect(s).toMatchObject({ phase: 'shown', kind: 'access_token', value: 'SECRET', hideAt: 1000 + REVEAL_MS });
+    expect(secondsLeft(s, 1000)).toBe(30);
+    expect(hideCountdownText(s, 1000 + 2500)).toBe('Hides in 28 s');
+    s = revealReducer(s, { type: 'tick', now: 1000 + REVEAL_MS - 1 });
+    expect(s.phase).toBe('shown');
+    s = revealReducer(s, { type: 'tick', now: 1000 + REVEAL_MS });
+    expect(s).toEqual({ phase: 'hidden' });
+    expect(JSON.stringify(s)).not.toContain('SECRET');
+    expect(secondsLeft(s, 0)).toBe(0);
+  });
+
+  it('hide drops the value at once', () => {
+    let s = revealReducer(start(), { type: 'loaded', requestId: 1, value: 'SECRET', now: 0 });
+    s = revealReducer(s, { type: 'hide' });
+    expect(s).toBe(HIDDEN);
+  });
+
+  it('ignores an answer that arrives after the dialog closed', () => {
+    let s = revealReducer(start(), { type: 'hide' });
+    s = revealReducer(s, { type: 'loaded', requestId: 1, value: 'LATE', now: 0 });
+    expect(s).toBe(HIDDEN);
+  });
+
+  it('ignores a stale answer when another token was requested', () => {
+    let s = start();
+    s = revealReducer(s, { type: 'request', kind: 'refresh_token', requestId: 2 });
+    s = revealReducer(s, { type: 'loaded', requestId: 1, value: 'OLD', now: 0 });
+    expect(s).toMatchObject({ phase: 'loading', kind: 'refresh_token' });
+    s = revealReducer(s, { type: 'loaded', requestId: 2, value: 'NEW', now: 0 });
+    expect(s).toMatchObject({ phase: 'shown', kind: 'refresh_token', value: 'NEW' });
+  });
+
+  it('requesting another token replaces the shown one', () => {
+    let s = revealReducer(start(), { type: 'loaded', requestId: 1, value: 'A', now: 0 });
+    s = revealReducer(s, { type: 'request', kind: 'id_token', requestId: 2 });
+    expect(JSON.stringify(s)).not.toContain('"A"');
+  });
+
+  it('failures are shown for their own request only', () => {
+    let s = revealReducer(start(), { type: 'failed', requestId: 9, message: 'x' });
+    expect(s.phase).toBe('loading');
+    s = revealReducer(s, { type: 'failed', requestId: 1, message: 'The vault is locked.' });
+    expect(s).toMatchObject({ phase: 'failed', message: 'The vault is locked.' });
+    expect(tokenKindName('id_token')).toBe('ID token');
+  });
+});
+
+describe('connections reducer', () => {
+  const a = conn({ id: '1'.repeat(32), providerName: 'YouTube', account: 'b@x' });
+  const b = conn({ id: '2'.repeat(32), provider: 'twitch', providerName: 'Twitch', account: 'zed' });
+  const c = conn({ id: '3'.repeat(32), providerName: 'YouTube', account: 'a@x' });
+
+  it('loads sorted by provider then account, without duplicates', () => {
+    const s = connectionsReducer([], { type: 'loaded', connections: [a, b, c, a] });
+    expect(s.map((x) => x.account)).toEqual(['zed', 'a@x', 'b@x']);
+  });
+
+  it('connection-status replaces by id or inserts', () => {
+    let s = connectionsReducer([], { type: 'loaded', connections: [a] });
+    s = connectionsReducer(s, { type: 'status', connection: { ...a, status: 'refreshing' } });
+    expect(s).toHaveLength(1);
+    expect(s[0]!.status).toBe('refreshing');
+    s = connectionsReducer(s, { type: 'status', connection: b });
+    expect(s.map((x) => x.id)).toEqual([b.id, a.id]);
+  });
+
+  it('returns the same array when nothing changed', () => {
+    const s = connectionsReducer([], { type: 'loaded', connections: [a, b] });
+    expect(connectionsReducer(s, { type: 'status', connection: { ...a } })).toBe(s);
+    expect(connectionsReducer(s, { type: 'removed', id: 'nope' })).toBe(s);
+  });
+
+  it('connection-removed deletes by id', () => {
+    const s = connectionsReducer([], { type: 'loaded', connections: [a, b] });
+    expect(connectionsReducer(s, { type: 'removed', id: a.id }).map((x) => x.id)).toEqual([b.id]);
+  });
+
+  it('a damaged record (only id + damaged, as the backend sends it) still sorts and has names', () => {
+    const d = { id: 'f'.repeat(32), damaged: 'bad tag' } as unknown as Connection;
+    const s = connectionsReducer([], { type: 'loaded', connections: [a, d] });
+    expect(s.map((x) => x.id)).toEqual([d.id, a.id]);
+    expect(displayNames(d)).toEqual({ provider: 'Unreadable record', account: 'record ffffffff' });
+    expect(displayNames(a)).toEqual({ provider: 'YouTube', account: 'b@x' });
+    expect(derivePill(d, NOW).kind).toBe('damaged');
+    expect(needsReconnect(d)).toBe(false);
+  });
+
+  it('helpers: count, chips, scope labels, colour slot', () => {
+    expect(accountCountText(1)).toBe('1 account');
+    expect(accountCountText(3)).toBe('3 accounts');
+    expect(scopeChips(['a', 'b', 'c', 'd', 'e'])).toEqual({ shown: ['a', 'b', 'c', 'd', 'e'], hidden: [] });
+    expect(scopeChips(['a', 'b', 'c', 'd', 'e', 'f'])).toEqual({ shown: ['a', 'b', 'c', 'd'], hidden: ['e', 'f'] });
+    expect(scopeLabel('https://www.googleapis.com/auth/youtube.readonly')).toBe('youtube.readonly');
+    expect(scopeLabel('openid')).toBe('openid');
+    expect(colourSlot('youtube')).toBe(colourSlot('youtube'));
+    expect(colourSlot('x')).toBeLessThan(6);
+    expect(sortConnections([])).toEqual([]);
+  });
+});
+
+describe('provider forms', () => {
+  const p = { id: 'x', needsSecret: false, hasSecret: false };
+
+  it('configure: needs a client id without spaces', () => {
+    const v = validateConfigure(p, { clientId: '  ', clientSecret: '', auth: 'none' });
+    expect(v.ok).toBe(false);
+    if (!v.ok) expect(Object.keys(v.errors)).toEqual(['clientId']);
+    const w = validateConfigure(p, { clientId: 'abc def', clientSecret: '', auth: 'none' });
+    expect(w.ok).toBe(false);
+  });
+
+  it('configure: builds the arguments, trimming the id and omitting an empty secret', () => {
+    expect(validateConfigure(p, { clientId: ' abc ', clientSecret: '', auth: 'none' })).toEqual({
+      ok: true,
+      args: { id: 'x', clientId: 'abc', auth: 'none' },
+    });
+    expect(validateConfigure(p, { clientId: 'abc', clientSecret: 's3cret', auth: 'post' })).toEqual({
+      ok: true,
+      args: { id: 'x', clientId: 'abc', clientSecret: 's3cret', auth: 'post' },
+    });
+  });
+
+  it('configure: a provider that needs a secret gets one, unless one is saved', () => {
+    const needs = { id: 'li', needsSecret: true, hasSecret: false };
+    const v = validateConfigure(needs, { clientId: 'abc', clientSecret: '', auth: 'post' });
+    expect(v.ok).toBe(false);
+    if (!v.ok) expect(v.errors.clientSecret).toMatch(/secret/);
+    expect(validateConfigure({ ...needs, hasSecret: true }, { clientId: 'abc', clientSecret: '', auth: 'post' }).ok).toBe(true);
+  });
+
+  it('configure: secret and auth method must agree', () => {
+    const basicNoSecret = validateConfigure(p, { clientId: 'abc', clientSecret: '', auth: 'basic' });
+    expect(basicNoSecret.ok).toBe(false);
+    if (!basicNoSecret.ok) expect(basicNoSecret.errors.auth).toBeDefined();
+    const noneWithSecret = validateConfigure(p, { clientId: 'abc', clientSecret: 'x', auth: 'none' });
+    expect(noneWithSecret.ok).toBe(false);
+    if (!noneWithSecret.ok) expect(noneWithSecret.errors.clientSecret).toBeDefined();
+    const padded = validateConfigure(p, { clientId: 'abc', clientSecret: ' x', auth: 'post' });
+    expect(padded.ok).toBe(false);
+  });
+
+  const form = (f: Partial<CustomForm>): CustomForm => ({
+    id: 'my-forum', issuer: 'https://auth.example.com', displayName: '', clientId: 'cid', clientSecret: '', auth: '', ...f,
+  });
+
+  it('custom: valid form gives exactly the contract arguments', () => {
+    expect(validateCustom(form({ displayName: ' My Forum ' }), ['youtube'])).toEqual({
+      ok: true,
+      args: { id: 'my-forum', issuer: 'https://auth.example.com', displayName: 'My Forum', clientId: 'cid' },
+    });
+    expect(validateCustom(form({ clientSecret: 's', auth: 'basic' }), [])).toMatchObject({
+      ok: true,
+      args: { clientSecret: 's', auth: 'basic' },
+    });
+  });
+
+  it.each([
+    ['', /short id/i],
+    ['My Forum', /lowercase/],
+    ['-x', /lowercase/],
+    ['a'.repeat(33), /lowercase/],
+    ['youtube', /already exists/],
+  ])('custom: id %j is refused', (id, msg) => {
+    const v = validateCustom(form({ id }), ['youtube']);
+    expect(v.ok).toBe(false);
+    if (!v.ok) expect(v.errors.id).toMatch(msg);
+  });
+
+  it.each([
+    ['', false],
+    ['auth.example.com', false],
+    ['http://auth.example.com', false],
+    ['https://auth.example.com/?x=1', false],
+    ['https://user:pw@auth.example.com', false],
+    ['ftp://auth.example.com', false],
+    ['https://auth.example.com/realms/creators', true],
+    ['http://127.0.0.1:47800', true],
+    ['http://localhost:8080', true],
+  ])('custom: issuer %j valid=%s', (issuer, ok) => {
+    const v = validateCustom(form({ issuer }), []);
+    expect(v.ok ? true : v.errors.issuer === undefined).toBe(ok);
+  });
+});
+
+describe('outcomes', () => {
+  it('connect outcomes in words', () => {
+    expect(connectSucceeded({ id: 'i', account: 'maya', replaced: false }).text).toBe('Connected as maya');
+    expect(connectSucceeded({ id: 'i', account: 'maya', replaced: true }).text).toBe('Reconnected as maya');
+    expect(connectFailed(new AppError('declined', 'x')).text).toBe('You declined — nothing was connected.');
+    expect(connectFailed(new AppError('timeout', 'x')).text).toBe('Timed out — nothing was connected.');
+    expect(connectFailed(new AppError('cancelled', 'x')).text).toBe('Cancelled — nothing was connected.');
+    const e = connectFailed(new AppError('provider_rejected', 'invalid_client'));
+    expect(e).toMatchObject({ tone: 'bad', detail: 'invalid_client' });
+  });
+
+  it('disconnect: revoked vs access may remain, with the manage URL', () => {
+    const ok = disconnectOutcome({ account: 'maya', provider: 'youtube', revocation: 'revoked' }, 'YouTube');
+    expect(ok.tone).toBe('ok');
+    expect(ok.text).toMatch(/confirmed/);
+    expect(ok.manageUrl).toBeNull();
+    for (const revocation of ['not_supported', 'failed', 'skipped'] as const) {
+      const o = disconnectOutcome({ account: 'maya', provider: 'x', revocation, manageUrl: 'https://x.com/settings/connected_apps', detail: 'HTTP 503' }, 'X');
+      expect(o.tone).toBe('warn');
+      expect(o.text).toMatch(/access may remain/);
+      expect(o.manageUrl).toBe('https://x.com/settings/connected_apps');
+      expect(o.detail).toBe('HTTP 503');
+    }
+    expect(disconnectOutcome({ account: 'm', provider: 'x', revocation: 'failed', manageUrl: null }, 'X').manageUrl).toBeNull();
+  });
+
+  it('providers: demo labelled and listed first, then ready, then needing setup', () => {
+    const list = [
+      { id: 'x', name: 'X', origin: 'builtin' as const, ready: false },
+      { id: 'yt', name: 'YouTube', origin: 'builtin' as const, ready: true },
+      { id: 'demo', name: 'Demo (local)', origin: 'demo' as const, ready: true },
+      { id: 'tw', name: 'Twitch', origin: 'builtin' as const, ready: true },
+    ];
+    expect(orderProviders(list).map((p) => p.id)).toEqual(['demo', 'tw', 'yt', 'x']);
+    expect(providerLabel({ name: 'whatever', origin: 'demo' })).toEqual({
+      name: 'Demo (local)',
+      note: 'Test server on this computer — no real account is involved.',
+    });
+    expect(providerLabel({ name: 'YouTube', origin: 'builtin' }).note).toBeNull();
+  });
+});
+
+describe('inspection helpers', () => {
+  it('claims become readable rows; times get dates', () => {
+    const rows = claimRows({ sub: '123', exp: NOW + 120, aud: ['a', 'b'], email_verified: true, nested: { x: 1 } }, NOW, (s) => `D${s}`);
+    expect(rows).toEqual([
+      { key: 'sub', value: '123' },
+      { key: 'exp', value: `D${NOW + 120} (in 2 min)` },
+      { key: 'aud', value: 'a, b' },
+      { key: 'email_verified', value: 'true' },
+      { key: 'nested', value: '{"x":1}' },
+    ]);
+    expect(claimRows(null, NOW, String)).toEqual([]);
+  });
+
+  it('token presence text', () => {
+    expect(tokenPresenceText({ present: true, length: 1284 })).toBe('Stored · 1,284 characters');
+    expect(tokenPresenceText({ present: true, length: 1 })).toBe('Stored · 1 character');
+    expect(tokenPresenceText({ present: true })).toBe('Stored');
+    expect(tokenPresenceText({ present: false })).toBe('Not stored');
+  });
+});

@@ -1,0 +1,83 @@
+// Stable `data-testid` hooks for the end-to-end (WebDriver) tests. The code uses these constants, so the
+// names here are the ones in the DOM. Select with `[data-testid="…"]`.
+//
+//   Header         vault-indicator (data-tone: ok|bad|pending), #profile-badge (id, existing)
+//   Vault          vault-banner (data-code: the error code), vault-retry
+//   List           connections (the list), connection-card (data-connection-id, data-status = backend
+//                  status, data-pill = shown pill: connected|refreshing|expiring_soon|expired|retrying|
+//                  needs_reconnect|interrupted|error|damaged), and inside each card: status-pill,
+//                  provider-name, account-name, expiry, last-refresh, scopes, last-error, card-error,
+//                  refresh-button, reconnect-button (hidden unless offered:
+//                  needs_reconnect / interrupted / error), inspect-button,
+//                  disconnect-button
+//                  attention (a notice from the `attention` event; data-connection-id)
+//   Empty state    #empty-title (id, existing), empty-connect-button, demo-hint
+//   Disconnect     disconnect-dialog, confirm-disconnect, cancel-disconnect,
+//                  disconnect-result (data-revocation: revoked|not_supported|failed|skipped), manage-url
+//   Connect        add-account-button, connect-panel (dialog), provider-row (data-provider-id),
+//                  provider-<id>-connect, provider-<id>-setup (opens the form), configure-form
+//                  (data-provider-id), configure-save, custom-provider-form, custom-provider-save,
+//                  connect-waiting, connect-url (the sign-in address, selectable), connect-cancel,
+//                  connect-outcome (data-outcome: ok|neutral|warn|bad), connect-close
+//   Inspect        inspect-dialog, inspect-close, token-row (data-kind, data-present), reveal-<kind>
+//                  (reveal-access_token, reveal-refresh_token, reveal-id_token), revealed-value
+//                  (only in the DOM while shown), reveal-countdown, reveal-copy, reveal-hide, jwt-claims
+
+import type { TokenKind } from './api';
+
+export const TID = {
+  vaultIndicator: 'vault-indicator',
+  vaultBanner: 'vault-banner',
+  vaultRetry: 'vault-retry',
+
+  connections: 'connections',
+  connectionCard: 'connection-card',
+  statusPill: 'status-pill',
+  providerName: 'provider-name',
+  accountName: 'account-name',
+  expiry: 'expiry',
+  lastRefresh: 'last-refresh',
+  scopes: 'scopes',
+  lastError: 'last-error',
+  cardError: 'card-error',
+  refreshButton: 'refresh-button',
+  reconnectButton: 'reconnect-button',
+  inspectButton: 'inspect-button',
+  disconnectButton: 'disconnect-button',
+  attention: 'attention',
+
+  emptyConnectButton: 'empty-connect-button',
+  demoHint: 'demo-hint',
+
+  disconnectDialog: 'disconnect-dialog',
+  confirmDisconnect: 'confirm-disconnect',
+  cancelDisconnect: 'cancel-disconnect',
+  disconnectResult: 'disconnect-result',
+  manageUrl: 'manage-url',
+
+  addAccountButton: 'add-account-button',
+  connectPanel: 'connect-panel',
+  providerRow: 'provider-row',
+  configureForm: 'configure-form',
+  configureSave: 'configure-save',
+  customProviderForm: 'custom-provider-form',
+  customProviderSave: 'custom-provider-save',
+  connectWaiting: 'connect-waiting',
+  connectUrl: 'connect-url',
+  connectCancel: 'connect-cancel',
+  connectOutcome: 'connect-outcome',
+  connectClose: 'connect-close',
+
+  inspectDialog: 'inspect-dialog',
+  inspectClose: 'inspect-close',
+  tokenRow: 'token-row',
+  revealedValue: 'revealed-value',
+  revealCountdown: 'reveal-countdown',
+  revealCopy: 'reveal-copy',
+  revealHide: 'reveal-hide',
+  jwtClaims: 'jwt-claims',
+} as const;
+
+export const providerConnectId = (id: string): string => `provider-${id}-connect`;
+export const providerSetupId = (id: string): string => `provider-${id}-setup`;
+export const revealId = (kind: TokenKind): string => `reveal-${kind}`;
