@@ -91,3 +91,46 @@ mod tests {
         assert!(SystemClock.unix_secs() > 1_577_836_800);
     }
 }
+
+/// The UTC calendar date and time of Unix seconds: `(year, month, day, hour, minute, second)`
+/// (Howard Hinnant's civil-from-days; proleptic Gregorian, no leap seconds).
+pub fn civil_utc(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        month as u32,
+        day as u32,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+    )
+}
+
+/// `2026-11-30T04:12:09Z` for Unix seconds.
+pub fn rfc3339(secs: u64) -> String {
+    let (year, month, day, hour, minute, second) = civil_utc(secs);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+#[cfg(test)]
+mod calendar_tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_010_838), "2026-11-30T03:53:58Z");
+        assert_eq!(civil_utc(4_102_444_799), (2099, 12, 31, 23, 59, 59));
+    }
+}
