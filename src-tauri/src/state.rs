@@ -10,6 +10,7 @@ use tokenkeep_core::browser::CommandBrowser;
 use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
 use tokenkeep_core::keys::KeySource;
+use tokenkeep_core::local_api::{Handler, LocalServer};
 use tokenkeep_core::profile::ProfilePaths;
 use tokenkeep_core::provider::catalog::Catalog;
 use tokenkeep_core::refresh::{RefreshEngine, Refresher};
@@ -62,6 +63,8 @@ pub(crate) struct Ready {
     pub(crate) engine: RefreshEngine,
     pub(crate) catalog: SharedCatalog,
     forwarder: JoinHandle<()>,
+    /// The socket the `tokenkeep` CLI uses while the app holds the store; `None` if it could not be opened.
+    cli: Option<LocalServer>,
 }
 
 /// The provider catalog the adapter shows, kept equal to the refresher's (both are replaced together).
@@ -217,6 +220,10 @@ impl AppState {
             return;
         };
         ready.forwarder.abort();
+        // First, so that no CLI request starts on a vault that is closing; removes cli.sock and cli.secret.
+        if let Some(cli) = &ready.cli {
+            cli.close();
+        }
         match Arc::try_unwrap(ready) {
             Ok(ready) => ready.engine.stop(ENGINE_STOP_LIMIT).await,
             // A command still holds it (a refresh the user asked for): dropping the last reference aborts the
@@ -286,6 +293,13 @@ async fn open(app: &AppHandle, paths: &ProfilePaths) -> Result<Ready, CommandErr
         catalog.clone(),
     ));
     let engine = RefreshEngine::start(refresher.clone());
+    let handler = Handler::new(refresher.clone(), paths.profile(), PROGRAM_APP);
+    // The CLI is a convenience: without its socket the app works as before, and `tokenkeep` says the store is in
+    // use. (`LocalServer::start` logs where it listens.)
+    let cli = LocalServer::start(paths, handler)
+        .await
+        .inspect_err(|error| tracing::warn!(target: LOG, %error, "the CLI socket could not be opened"))
+        .ok();
     Ok(Ready {
         vault,
         http,
@@ -293,5 +307,6 @@ async fn open(app: &AppHandle, paths: &ProfilePaths) -> Result<Ready, CommandErr
         engine,
         catalog,
         forwarder,
+        cli,
     })
 }

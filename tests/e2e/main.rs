@@ -3,5 +3,6 @@
 mod app_window;
 mod cli_connect;
 mod cli_offline;
+mod cli_socket;
 mod oauth_peer;
 mod refresh;

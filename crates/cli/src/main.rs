@@ -4,8 +4,12 @@
 //! relative times) or, with `--json`, as stable JSON. Errors go to stderr as one sentence saying what happened
 //! and what to do next; the exit status is 0 on success, 1 on failure, 2 for a usage error, 3 when `verify` found
 //! damaged records, 130 when cancelled.
+//!
+//! While the app or `tokenkeep daemon` holds the store, the read, token and refresh commands get their data from
+//! it over its CLI socket instead (`backend.rs`), and render it with the same code.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a terminal tool: printing is its job
 
+mod backend;
 mod render;
 
 use std::io::Read as _;
@@ -21,21 +25,22 @@ use tokenkeep_core::browser::{self, BrowserOpener, CommandBrowser, NoBrowser};
 use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
 use tokenkeep_core::keys::KeySource;
+use tokenkeep_core::local_api::{self, RevocationInfo, Shown, VerifyData};
 use tokenkeep_core::oauth::human_duration;
 use tokenkeep_core::profile::{self, Profile, ProfilePaths};
 use tokenkeep_core::provider::catalog::{Origin, Readiness};
 use tokenkeep_core::provider::{ClientAuth, ProviderId};
-use tokenkeep_core::refresh::{
-    EngineEvent, RefreshEngine, RefreshError, RefreshOutcome, Refresher, Revocation, Trigger,
-};
+use tokenkeep_core::refresh::{EngineEvent, RefreshEngine};
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::service::{self, AddProvider, ConnectOptions};
-use tokenkeep_core::store::{ConnectionId, PROGRAM_CLI, StoreError, TokenKind, Vault};
+use tokenkeep_core::store::{PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON, StoreError, Vault};
 use url::Url;
+
+use crate::backend::Backend;
 
 /// Tokenkeep keeps your social accounts' OAuth tokens encrypted and fresh.
 #[derive(Debug, Parser)]
-#[command(name = "tokenkeep", version, about, propagate_version = true)]
+#[command(name = "tokenkeep", version, propagate_version = true)]
 struct Cli {
     /// Profile to use (default: `dev` for debug builds, `prod` for release builds).
     #[arg(long, global = true, env = profile::ENV_PROFILE, value_name = "NAME")]
@@ -219,20 +224,38 @@ struct Context {
 
 impl Context {
     fn open_vault(&self) -> Result<Vault, StoreError> {
+        self.open_vault_as(PROGRAM_CLI)
+    }
+
+    fn open_vault_as(&self, program: &str) -> Result<Vault, StoreError> {
         let keys = KeySource::resolve(self.paths.profile())?;
-        Vault::open(&self.paths, keys, Arc::new(SystemClock), PROGRAM_CLI)
+        Vault::open(&self.paths, keys, Arc::new(SystemClock), program)
+    }
+
+    /// The vault for a command that cannot run through the app's or the daemon's socket (`what` names it):
+    /// when one of them holds the store, say where to do it instead.
+    fn open_vault_exclusive(&self, what: &str, program: &str) -> Result<Vault> {
+        match self.open_vault_as(program) {
+            Err(StoreError::Locked {
+                holder: Some(holder), ..
+            }) if backend::serves_cli(&holder) => {
+                let advice = if holder.program == PROGRAM_APP {
+                    "do this in the app window, or close the app first"
+                } else {
+                    "stop the daemon first"
+                };
+                bail!(
+                    "{what} needs the store to itself, and {} (pid {}) holds it: {advice}",
+                    backend::holder_name(&holder),
+                    holder.pid
+                )
+            }
+            other => Ok(other?),
+        }
     }
 
     fn http(&self) -> Result<SharedHttp> {
         Ok(Arc::new(ReqwestHttp::new()?))
-    }
-
-    /// The vault, a refresher over it, and the connection named by `query`.
-    fn refresher_for(&self, query: &str) -> Result<(Arc<Refresher>, ConnectionId)> {
-        let vault = Arc::new(self.open_vault()?);
-        let id = service::find_connection(&vault, query)?;
-        let refresher = service::refresher(&self.paths, vault, self.http()?, Arc::new(SystemClock))?;
-        Ok((refresher, id))
     }
 }
 
@@ -403,7 +426,7 @@ fn providers_add(ctx: &Context, request: AddProvider) -> Result<()> {
 
 fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: ConnectOptions) -> Result<()> {
     let catalog = service::catalog(&ctx.paths)?;
-    let vault = ctx.open_vault()?;
+    let vault = ctx.open_vault_exclusive("`tokenkeep connect`", PROGRAM_CLI)?;
     let http = ctx.http()?;
     let browser: Box<dyn BrowserOpener> = if no_browser {
         Box::new(NoBrowser)
@@ -452,60 +475,50 @@ fn connect(ctx: &Context, provider: &ProviderId, no_browser: bool, options: Conn
 }
 
 fn show(ctx: &Context, query: &str, json: bool, reveal: bool) -> Result<()> {
-    let vault = ctx.open_vault()?;
-    let id = service::find_connection(&vault, query)?;
-    let inspection = service::inspect(&vault, id)?;
-    let revealed: Vec<(TokenKind, SecretString)> = if reveal {
+    let Shown { data, revealed } = Backend::open(ctx)?.show(query, reveal)?;
+    if reveal {
         eprintln!(
             "tokenkeep: WARNING: printing stored token values. Anyone who sees them can act as this account; do not \
              paste them into chats, tickets or logs."
         );
-        inspection
-            .tokens
-            .iter()
-            .filter(|t| t.length.is_some())
-            .map(|t| Ok((t.kind, service::reveal(&vault, id, t.kind)?)))
-            .collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
-    let value_of = |kind: TokenKind| {
+    }
+    let value_of = |kind: &str| {
         revealed
             .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, v)| v.dangerously_expose())
+            .find(|r| r.kind == kind)
+            .map(|r| r.value.dangerously_expose())
     };
-    let meta = &inspection.meta;
+    let meta = &data.meta;
     if json {
-        let tokens: Vec<_> = inspection
+        let tokens: Vec<_> = data
             .tokens
             .iter()
             .map(|t| {
                 let mut entry = json!({
-                    "kind": t.kind.field(),
+                    "kind": t.kind,
                     "present": t.length.is_some(),
                     "length": t.length,
                     "jwt": t.jwt.as_ref().map(|j| json!({ "header": j.header, "claims": j.claims })),
                 });
-                if let Some(value) = value_of(t.kind) {
+                if let Some(value) = value_of(&t.kind) {
                     entry["value"] = json!(value);
                 }
                 entry
             })
             .collect();
         let value = json!({
-            "id": id.to_hex(),
+            "id": data.id,
             "provider": meta.provider,
             "account": meta.account,
             "subject": meta.subject,
             "scopes": meta.scopes,
-            "status": meta.status.as_str(),
+            "status": meta.status,
             "expires_at": meta.expires_at.map(render::rfc3339),
             "created_at": render::rfc3339(meta.created_at),
             "updated_at": render::rfc3339(meta.updated_at),
             "last_refresh_at": meta.last_refresh_at.map(render::rfc3339),
             "last_error": meta.last_error,
-            "key_id": inspection.key_id.to_hex(),
+            "key_id": data.key_id,
             "tokens": tokens,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -517,13 +530,13 @@ fn show(ctx: &Context, query: &str, json: bool, reveal: bool) -> Result<()> {
             format!("{} ({})", render::relative(t, now), render::rfc3339(t))
         })
     };
-    println!("connection    {}", id);
+    println!("connection    {}", data.id);
     println!("provider      {}", meta.provider);
     println!("account       {}", meta.account);
     if let Some(subject) = &meta.subject {
         println!("subject       {subject}");
     }
-    println!("status        {}", meta.status.as_str().replace('_', " "));
+    println!("status        {}", meta.status.replace('_', " "));
     if let Some(error) = &meta.last_error {
         println!("last error    {error}");
     }
@@ -538,14 +551,14 @@ fn show(ctx: &Context, query: &str, json: bool, reveal: bool) -> Result<()> {
     println!("expiry        {}", render::expiry(meta.expires_at, now));
     println!("last refresh  {}", when(meta.last_refresh_at));
     println!("connected     {}", when(Some(meta.created_at)));
-    println!("sealed with   key {}", inspection.key_id);
+    println!("sealed with   key {}", data.key_id);
     println!("tokens:");
-    for t in &inspection.tokens {
+    for t in &data.tokens {
         match t.length {
-            None => println!("  {:<14} not stored", t.kind.field()),
+            None => println!("  {:<14} not stored", t.kind),
             Some(len) => {
                 let kind = if t.jwt.is_some() { "JWT" } else { "opaque" };
-                println!("  {:<14} stored, {len} bytes, {kind}", t.kind.field());
+                println!("  {:<14} stored, {len} bytes, {kind}", t.kind);
                 if let Some(jwt) = &t.jwt {
                     for (name, value) in &jwt.claims {
                         let shown = match (name.as_str(), value.as_u64()) {
@@ -557,7 +570,7 @@ fn show(ctx: &Context, query: &str, json: bool, reveal: bool) -> Result<()> {
                         println!("      {name:<12} {shown}");
                     }
                 }
-                if let Some(value) = value_of(t.kind) {
+                if let Some(value) = value_of(&t.kind) {
                     println!("      value        {value}");
                 }
             }
@@ -566,92 +579,70 @@ fn show(ctx: &Context, query: &str, json: bool, reveal: bool) -> Result<()> {
     Ok(())
 }
 
-/// A one-shot command has no engine behind it to retry: say so instead of promising a retry.
-fn one_shot(error: RefreshError) -> anyhow::Error {
-    match error {
-        RefreshError::Retrying {
-            provider,
-            account,
-            reason,
-            ..
-        } => anyhow::anyhow!(
-            "refreshing {account} at {provider} failed ({reason}); the tokens are kept. Try again later — the app \
-             and `tokenkeep daemon` retry by themselves"
-        ),
-        other => other.into(),
-    }
-}
-
 fn token(ctx: &Context, query: &str) -> Result<()> {
-    let (refresher, id) = ctx.refresher_for(query)?;
-    let token = runtime()?.block_on(refresher.access_token(id)).map_err(one_shot)?;
+    let token = Backend::open(ctx)?.token(query)?;
     // The one place the CLI prints a token: the user asked for exactly this, for a script.
     println!("{}", token.dangerously_expose());
     Ok(())
 }
 
 fn refresh(ctx: &Context, query: &str) -> Result<()> {
-    let (refresher, id) = ctx.refresher_for(query)?;
-    let outcome = runtime()?
-        .block_on(refresher.refresh(id, Trigger::User))
-        .map_err(one_shot)?;
-    let meta = refresher.vault().get_meta(id)?;
+    let done = Backend::open(ctx)?.refresh(query)?;
     let now = render::now_secs();
-    match outcome {
-        RefreshOutcome::Refreshed { expires_at, rotated } => println!(
+    if done.refreshed {
+        println!(
             "Refreshed {} at {}: {}{}.",
-            meta.account,
-            meta.provider,
-            render::expiry(expires_at, now),
-            if rotated {
+            done.account,
+            done.provider,
+            render::expiry(done.expires_at, now),
+            if done.rotated {
                 "; the provider rotated the refresh token"
             } else {
                 ""
             }
-        ),
-        RefreshOutcome::StillFresh { expires_at } => {
-            println!(
-                "{} at {} is still fresh: {}.",
-                meta.account,
-                meta.provider,
-                render::expiry(expires_at, now)
-            )
-        }
+        );
+    } else {
+        println!(
+            "{} at {} is still fresh: {}.",
+            done.account,
+            done.provider,
+            render::expiry(done.expires_at, now)
+        );
     }
     Ok(())
 }
 
 fn disconnect(ctx: &Context, query: &str) -> Result<()> {
-    let (refresher, id) = ctx.refresher_for(query)?;
-    let report = runtime()?.block_on(refresher.disconnect(id))?;
+    let report = Backend::open(ctx)?.disconnect(query)?;
     println!(
         "Disconnected {} from {}; every token stored for it was deleted.",
         report.account, report.provider
     );
-    let by_hand = |url: &Option<Url>| match url {
+    let by_hand = |url: &Option<String>| match url {
         Some(url) => format!(" Revoke Tokenkeep's access by hand at {url}"),
         None => " Revoke Tokenkeep's access in the platform's account settings".to_owned(),
     };
     match &report.revocation {
-        Revocation::Revoked => println!("The provider confirmed that the tokens are revoked."),
-        Revocation::NotSupported { manage_url } => eprintln!(
+        RevocationInfo::Revoked => println!("The provider confirmed that the tokens are revoked."),
+        RevocationInfo::NotSupported { manage_url } => eprintln!(
             "Note: {} offers no way for apps to revoke their tokens, so access may remain at the platform.{}.",
             report.provider,
             by_hand(manage_url)
         ),
-        Revocation::Failed { reason, manage_url } => eprintln!(
+        RevocationInfo::Failed { reason, manage_url } => eprintln!(
             "Warning: the tokens could not be revoked at {} ({reason}), so access may remain at the platform.{}.",
             report.provider,
             by_hand(manage_url)
         ),
-        Revocation::Skipped { reason } => eprintln!("Note: nothing was revoked at the provider: {reason}."),
+        RevocationInfo::Skipped { reason } => eprintln!("Note: nothing was revoked at the provider: {reason}."),
         _ => {}
     }
     Ok(())
 }
 
 fn daemon(ctx: &Context) -> Result<()> {
-    let vault = Arc::new(ctx.open_vault()?);
+    // Held under its own name: the other `tokenkeep` commands then know to ask it over its socket.
+    let vault = Arc::new(ctx.open_vault_exclusive("`tokenkeep daemon`", PROGRAM_DAEMON)?);
     let refresher = service::refresher(&ctx.paths, vault, ctx.http()?, Arc::new(SystemClock))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -661,6 +652,19 @@ fn daemon(ctx: &Context) -> Result<()> {
     runtime.block_on(async {
         let mut events = refresher.subscribe();
         let engine = RefreshEngine::start(refresher.clone());
+        // Before the banner: whoever waits for it may use the socket at once.
+        let handler = local_api::Handler::new(refresher.clone(), ctx.paths.profile(), PROGRAM_DAEMON);
+        let socket = match local_api::LocalServer::start(&ctx.paths, handler).await {
+            Ok(socket) => Some(socket),
+            Err(error) => {
+                tracing::warn!(%error, "the CLI socket is not available");
+                eprintln!(
+                    "tokenkeep daemon: warning: other tokenkeep commands cannot use this profile while the daemon \
+                     runs: its CLI socket could not be opened ({error})"
+                );
+                None
+            }
+        };
         eprintln!("tokenkeep daemon: keeping this profile's connections fresh (Ctrl-C or SIGTERM stops).");
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot watch SIGTERM")?;
@@ -678,6 +682,9 @@ fn daemon(ctx: &Context) -> Result<()> {
             }
         }
         eprintln!("tokenkeep daemon: stopping…");
+        if let Some(socket) = socket {
+            socket.close();
+        }
         engine.stop(Duration::from_secs(10)).await;
         eprintln!("tokenkeep daemon: stopped.");
         Ok::<_, anyhow::Error>(())
@@ -716,50 +723,49 @@ fn report_event(event: &EngineEvent) {
 }
 
 fn list(ctx: &Context, json: bool) -> Result<()> {
-    let vault = ctx.open_vault()?;
-    let entries = service::list_connections(&vault)?;
+    let rows = Backend::open(ctx)?.list()?;
     let now = render::now_secs();
     if json {
-        let items: Vec<_> = entries
+        let items: Vec<_> = rows
             .iter()
-            .map(|e| match &e.meta {
+            .map(|row| match &row.meta {
                 Ok(m) => json!({
-                    "id": e.id.to_hex(),
+                    "id": row.id,
                     "provider": m.provider,
                     "account": m.account,
                     "scopes": m.scopes,
                     "expires_at": m.expires_at.map(render::rfc3339),
-                    "status": m.status.as_str(),
+                    "status": m.status,
                 }),
-                Err(problem) => json!({ "id": e.id.to_hex(), "status": "damaged", "error": problem.to_string() }),
+                Err(problem) => json!({ "id": row.id, "status": "damaged", "error": problem }),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
-    if entries.is_empty() {
+    if rows.is_empty() {
         println!(
             "No accounts connected yet. Connect one with `tokenkeep connect PROVIDER` (see `tokenkeep providers list`)."
         );
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = entries
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|e| match &e.meta {
+        .map(|row| match &row.meta {
             Ok(m) => vec![
-                e.id.to_hex(),
+                row.id.clone(),
                 m.provider.clone(),
                 m.account.clone(),
-                m.status.as_str().replace('_', " "),
+                m.status.replace('_', " "),
                 render::expiry(m.expires_at, now),
                 m.scopes.join(" "),
             ],
             Err(problem) => vec![
-                e.id.to_hex(),
+                row.id.clone(),
                 "?".into(),
                 "?".into(),
                 "damaged".into(),
-                problem.to_string(),
+                problem.clone(),
                 String::new(),
             ],
         })
@@ -787,29 +793,27 @@ impl std::fmt::Display for Damaged {
 impl std::error::Error for Damaged {}
 
 fn verify(ctx: &Context, json: bool) -> Result<()> {
-    let vault = ctx.open_vault()?;
-    let checked = vault.raw_records()?.len();
-    let problems = vault.verify()?;
+    let VerifyData {
+        records: checked,
+        key_id,
+        problems,
+    } = Backend::open(ctx)?.verify()?;
     if json {
         let items: Vec<_> = problems
             .iter()
-            .map(|p| json!({ "tree": p.tree, "record": p.record, "field": p.field, "problem": p.error.to_string() }))
+            .map(|p| json!({ "tree": p.tree, "record": p.record, "field": p.field, "problem": p.problem }))
             .collect();
-        let report = json!({ "records": checked, "key_id": vault.key_id().to_hex(), "ok": problems.is_empty(), "problems": items });
+        let report = json!({ "records": checked, "key_id": key_id, "ok": problems.is_empty(), "problems": items });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if problems.is_empty() {
-        println!(
-            "Checked {checked} sealed record(s) with key {}: all intact.",
-            vault.key_id()
-        );
+        println!("Checked {checked} sealed record(s) with key {key_id}: all intact.");
     } else {
         let rows: Vec<Vec<String>> = problems
             .iter()
-            .map(|p| vec![p.tree.clone(), p.record.clone(), p.field.clone(), p.error.to_string()])
+            .map(|p| vec![p.tree.clone(), p.record.clone(), p.field.clone(), p.problem.clone()])
             .collect();
         println!(
-            "Checked {checked} sealed record(s) with key {}; {} problem(s):\n",
-            vault.key_id(),
+            "Checked {checked} sealed record(s) with key {key_id}; {} problem(s):\n",
             problems.len()
         );
         println!("{}", render::table(&["tree", "record", "field", "problem"], &rows));
@@ -826,20 +830,17 @@ fn verify(ctx: &Context, json: bool) -> Result<()> {
 }
 
 fn export(ctx: &Context) -> Result<()> {
-    use base64::Engine as _;
-    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let vault = ctx.open_vault()?;
-    let rows = service::export_envelopes(&vault, ctx.paths.profile().as_str())?;
+    let rows = Backend::open(ctx)?.export_envelopes()?;
     let mut out = std::io::stdout().lock();
     for row in rows {
         let line = json!({
             "profile": row.profile,
             "tree": row.tree,
-            "record_id": hex::encode(row.record_id),
+            "record_id": row.record_id,
             "field": row.field,
-            "key_id": row.key_id.map(|k| k.to_hex()),
-            "aad": row.aad.as_deref().map(b64),
-            "envelope": b64(&row.envelope),
+            "key_id": row.key_id,
+            "aad": row.aad,
+            "envelope": row.envelope,
         });
         std::io::Write::write_all(&mut out, format!("{line}\n").as_bytes())?;
     }
@@ -847,7 +848,7 @@ fn export(ctx: &Context) -> Result<()> {
 }
 
 fn rotate_key(ctx: &Context) -> Result<()> {
-    let vault = ctx.open_vault()?;
+    let vault = ctx.open_vault_exclusive("`tokenkeep rotate-key`", PROGRAM_CLI)?;
     let report = vault.rotate_key()?;
     println!(
         "Rotated the master key: {} record(s) re-sealed under key {} (was {}); the old key was deleted from the keyring.",

@@ -13,6 +13,8 @@ pub mod crypto;
 pub mod envelope;
 pub mod http;
 pub mod keys;
+#[cfg(unix)]
+pub mod local_api;
 pub mod logging;
 pub mod oauth;
 pub mod profile;

@@ -95,7 +95,8 @@ impl ProfilePaths {
     /// `%APPDATA%\tokenkeep\Tokenkeep\data` on Windows).
     pub fn resolve(profile: Profile, home: Option<PathBuf>) -> Result<Self, ProfileError> {
         let root = match home.filter(|p| !p.as_os_str().is_empty()) {
-            Some(root) => root,
+            // Absolute, so the app and the CLI find the same directory whatever their working directories.
+            Some(root) => std::path::absolute(&root).map_err(|source| ProfileError::Io { path: root, source })?,
             None => directories::ProjectDirs::from("io", "tokenkeep", "Tokenkeep")
                 .ok_or(ProfileError::NoDataDir)?
                 .data_dir()

@@ -112,7 +112,10 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
     let existing_custom = config.custom_providers().iter().any(|s| s.id == id);
     let mut created = false;
     match (&request.issuer, builtin) {
-        (Some(issuer), true) if is_demo => config.set_demo_issuer(Some(issuer.clone()))?,
+        (Some(issuer), true) if is_demo => {
+            created = config.demo_issuer().is_none();
+            config.set_demo_issuer(Some(issuer.clone()))?;
+        }
         (Some(_), true) => {
             return Err(ServiceError::Invalid(format!(
                 "{id} is a built-in provider: its endpoints are known, so --issuer is not needed (use another name \
@@ -127,6 +130,13 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
                 discovery::discover(http, issuer, id.clone(), request.display_name.clone(), request.auth).await?;
             config.add_custom_provider(spec)?;
             created = !existing_custom;
+        }
+        (None, true) if is_demo && config.demo_issuer().is_none() => {
+            return Err(ServiceError::Invalid(
+                "demo is the local test provider: give the address of the test server with --issuer \
+                 http://127.0.0.1:PORT (`cargo xtask run` starts one and does this for you)"
+                    .into(),
+            ));
         }
         (None, false) if !existing_custom => {
             return Err(ServiceError::Invalid(format!(

@@ -69,12 +69,13 @@ pub enum StoreError {
     },
     /// Rotation was asked for in headless mode.
     #[error(
-        "rotate-key needs the OS keyring: in headless mode the key is TOKENKEEP_MASTER_KEY, which only you can \
-         change. To move a headless store to a new key, export it, set the new key, and import it"
+        "rotate-key needs the OS keyring: in headless mode the master key is the TOKENKEEP_MASTER_KEY you set, and \
+         Tokenkeep cannot hand you a new one safely. To start over with a new key, disconnect your accounts, move \
+         the store directory away (see `tokenkeep paths`) and connect them again with the new key"
     )]
     RotationNeedsKeyring,
     /// No connection has this id.
-    #[error("no connection with id {0}")]
+    #[error("no connection with id {0}; see `tokenkeep list`")]
     NotFound(ConnectionId),
     /// A record could not be read; the rest of the store is unaffected.
     #[error("connection {record}: {field} in {tree} {error}")]

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 pub const PROGRAM_APP: &str = "tokenkeep-app";
 /// Program name the command-line tool passes to `Vault::open`.
 pub const PROGRAM_CLI: &str = "tokenkeep";
+/// Program name `tokenkeep daemon` passes to `Vault::open`: like the app, it holds the store for a long time and
+/// serves the CLI over its socket (see `local_api`).
+pub const PROGRAM_DAEMON: &str = "tokenkeep-daemon";
 
 /// The process that holds a store, as it described itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +73,7 @@ impl Holder {
                 let (who, advice) = match h.program.as_str() {
                     PROGRAM_APP => ("the Tokenkeep app".to_owned(), "close it or use the app"),
                     PROGRAM_CLI => ("the tokenkeep command".to_owned(), "wait for it to finish or stop it"),
+                    PROGRAM_DAEMON => ("`tokenkeep daemon`".to_owned(), "stop it"),
                     other => (format!("{other:?}"), "close it"),
                 };
                 format!("{who} (pid {}{since}); {advice}, then try again", h.pid)

@@ -55,7 +55,7 @@ use crate::secret::{KeyId, MasterKey, SecretBytes, SecretString};
 
 pub use clients::FIELD_CLIENT_SECRET;
 pub use error::{RecordError, RecordProblem, StoreError};
-pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI};
+pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON};
 pub use model::{
     CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, TokenKind, TokenSet,
 };
