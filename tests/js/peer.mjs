@@ -69,7 +69,11 @@
 //   POST /__admin/tokens        {"account": "u1"}: every access and refresh token issued for `account` since start
 //                               (code exchange, refresh, mint), and how many are still active by the same rules as
 //                               introspection (stored, not consumed, not expired, grant alive). Answers
-//                               {"issued", "active", "activeAccess", "activeRefresh", "liveGrants"}.
+//                               {"issued", "active", "activeAccess", "activeRefresh", "liveGrants"}. With
+//                               "values": true the answer also lists every one of those tokens, active or not, as
+//                               "values": [{"kind": "AccessToken" | "RefreshToken", "value"}], oldest first, so a
+//                               test can check that none of them leaked anywhere. The tokens are in the answer on
+//                               purpose: test-only.
 // Standard endpoints are announced at /.well-known/openid-configuration (token /token, introspection
 // /token/introspection — it needs client authentication: use a confidential client — revocation
 // /token/revocation, userinfo /me).
@@ -389,7 +393,11 @@ async function admin(req, res, path) {
   if (req.method === 'POST' && path === '/__admin/tokens') {
     const body = await readJson(req);
     if (typeof body.account !== 'string') return reply(res, 400, { error: 'give "account"' });
-    return reply(res, 200, await tokensOf(body.account));
+    const answer = await tokensOf(body.account);
+    if (body.values === true) {
+      answer.values = (tokensByAccount.get(body.account) ?? []).map(([kind, value]) => ({ kind, value }));
+    }
+    return reply(res, 200, answer);
   }
   return reply(res, 404, { error: 'no such admin endpoint' });
 }

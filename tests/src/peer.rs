@@ -255,6 +255,24 @@ pub struct AccountTokens {
     pub live_grants: u64,
 }
 
+/// One token the peer issued ([`OidcPeer::issued_tokens_of`]). `Debug` shows its kind, never its value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// `AccessToken` or `RefreshToken` (oidc-provider's model names).
+    pub kind: String,
+    /// The token itself (opaque).
+    pub value: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("kind", &self.kind)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
 /// How a client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth<'a> {
@@ -610,6 +628,30 @@ impl OidcPeer {
             active_refresh: field("activeRefresh")?,
             live_grants: field("liveGrants")?,
         })
+    }
+
+    /// TEST-ONLY admin: the values of every access and refresh token the peer ever issued for `account`, active or
+    /// not, oldest first: what a test needs to prove that none of them leaked (into a page, a log, a file).
+    pub fn issued_tokens_of(&self, account: &str) -> Result<Vec<IssuedToken>> {
+        let response = self.post_json("/__admin/tokens", &json!({ "account": account, "values": true }))?;
+        let values = response.body["values"]
+            .as_array()
+            .ok_or_else(|| anyhow!("tokens answered without \"values\""))?;
+        values
+            .iter()
+            .map(|t| {
+                let field = |name: &str| {
+                    t[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("an issued token lacks {name:?}"))
+                };
+                Ok(IssuedToken {
+                    kind: field("kind")?,
+                    value: field("value")?,
+                })
+            })
+            .collect()
     }
 
     fn get(&self, path: &str) -> Result<PeerResponse> {
