@@ -161,7 +161,8 @@ function dispatch(action: ConnectionsAction, announceChanges = true): void {
 function onAttention(a: Attention): void {
   if (state.attention.some((x) => x.id === a.id && x.message === a.message)) return;
   state.attention = [...state.attention.filter((x) => x.id !== a.id), a];
-  announce(`${a.provider}, ${a.account}: ${a.message}`);
+  const name = state.connections.find((c) => c.id === a.id)?.providerName || a.provider;
+  announce(`${name}, ${a.account}: ${a.message}`);
   renderView();
 }
 
@@ -288,7 +289,10 @@ function attentionNotices(): HTMLElement {
     });
     const notice = el('div', { class: 'attention', testid: TID.attention }, [
       el('span', { class: 'attention-icon', text: '!', attrs: { 'aria-hidden': 'true' } }),
-      el('p', { class: 'attention-text' }, [el('strong', { text: `${a.provider} · ${a.account}: ` }), a.message]),
+      el('p', { class: 'attention-text' }, [
+        el('strong', { text: `${conn?.providerName || a.provider} · ${a.account}: ` }),
+        a.message,
+      ]),
       conn && conn.status !== 'connected'
         ? button('Reconnect', { small: true, variant: 'primary' }, () => cardHandlers.reconnect(conn))
         : null,

@@ -78,11 +78,16 @@ describe('status pill', () => {
     }
   });
 
-  it('derives "expiring soon" for a connected token within 10 minutes', () => {
+  it('derives "expiring soon" only when the automatic refresh looks late', () => {
     expect(derivePill(conn({ expiresAt: NOW + EXPIRING_SOON_SECONDS }), NOW).kind).toBe('expiring_soon');
     expect(derivePill(conn({ expiresAt: NOW + EXPIRING_SOON_SECONDS + 1 }), NOW).kind).toBe('connected');
     expect(derivePill(conn({ expiresAt: NOW + 1 }), NOW).kind).toBe('expiring_soon');
     expect(derivePill(conn({ expiresAt: NOW + 1 }), NOW).text).toBe('Expiring soon');
+    // A healthy hour-long token eight minutes before expiry is simply connected: the refresh is not due yet.
+    expect(derivePill(conn({ expiresAt: NOW + 480, lastRefreshAt: NOW - 3120 }), NOW).kind).toBe('connected');
+    // A 10-second token is "expiring soon" only in its last 2.5 seconds, not for its whole life.
+    expect(derivePill(conn({ expiresAt: NOW + 5, lastRefreshAt: NOW - 5 }), NOW).kind).toBe('connected');
+    expect(derivePill(conn({ expiresAt: NOW + 2, lastRefreshAt: NOW - 8 }), NOW).kind).toBe('expiring_soon');
   });
 
   it('only for connected: other states keep their own pill near expiry', () => {

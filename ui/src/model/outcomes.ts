@@ -60,7 +60,7 @@ export interface DisconnectOutcome {
 }
 
 export function disconnectOutcome(d: Disconnected, providerName: string): DisconnectOutcome {
-  const who = `${d.account} (${providerName})`;
+  const who = `${d.account} on ${providerName}`;
   const manageUrl = d.manageUrl?.trim() ? d.manageUrl.trim() : null;
   const detail = d.detail?.trim() ? d.detail.trim() : null;
   const byHand = manageUrl

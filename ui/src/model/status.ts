@@ -2,8 +2,17 @@
 
 import type { Connection, Status } from '../api';
 
-/** Within this many seconds of expiry a connected token is "expiring soon". */
-export const EXPIRING_SOON_SECONDS = 10 * 60;
+/**
+ * A connected token is "expiring soon" only when its automatic refresh looks late: within a minute of expiry, or
+ * within a quarter of its lifetime for tokens that live only minutes. Earlier, Tokenkeep simply has not needed to
+ * refresh yet, and a warning would cry wolf on a healthy connection.
+ */
+export const EXPIRING_SOON_SECONDS = 60;
+
+/** The "expiring soon" window for a token that lived `lifetime` seconds (unknown: the full minute). */
+export function expiringSoonWindow(lifetime: number | null): number {
+  return lifetime !== null && lifetime > 0 ? Math.min(EXPIRING_SOON_SECONDS, lifetime / 4) : EXPIRING_SOON_SECONDS;
+}
 
 export type PillKind =
   | 'connected'
@@ -41,7 +50,7 @@ const PILLS: Record<PillKind, Omit<Pill, 'kind'>> = {
   expiring_soon: {
     text: 'Expiring soon',
     tone: 'warn',
-    meaning: 'The token expires within 10 minutes. Tokenkeep will refresh it; you can also refresh now.',
+    meaning: 'The token is about to expire and has not been refreshed yet. Tokenkeep will refresh it; you can also refresh now.',
   },
   expired: {
     text: 'Expired',
@@ -90,13 +99,17 @@ const KNOWN: readonly Status[] = [
 ];
 
 /** Derives the pill from the backend status and the time (expiring soon / expired). */
-export function derivePill(c: Pick<Connection, 'status' | 'expiresAt' | 'damaged'>, now: number): Pill {
+export function derivePill(
+  c: Pick<Connection, 'status' | 'expiresAt' | 'damaged'> & { lastRefreshAt?: number | null },
+  now: number,
+): Pill {
   if (c.damaged) return pillFor('damaged');
   if (!KNOWN.includes(c.status)) return pillFor('error');
   if (c.status === 'connected' && typeof c.expiresAt === 'number') {
     const left = c.expiresAt - now;
     if (left <= 0) return pillFor('expired');
-    if (left <= EXPIRING_SOON_SECONDS) return pillFor('expiring_soon');
+    const lifetime = typeof c.lastRefreshAt === 'number' ? c.expiresAt - c.lastRefreshAt : null;
+    if (left <= expiringSoonWindow(lifetime)) return pillFor('expiring_soon');
   }
   return pillFor(c.status);
 }
