@@ -150,7 +150,7 @@ fn main() {
         );
         println!("  engine wakeups    {}", stats.wakeups - wake0);
         println!(
-            "  context switches  {} (all threads: tokio workers, sled's flusher, …)",
+            "  context switches  {} (all threads: tokio workers, sled's own threads)",
             ctx1.saturating_sub(ctx0)
         );
         println!("  refreshes         {} (expected 0)", stats.refreshes);

@@ -923,7 +923,9 @@ fn open_db(db_dir: &Path) -> Result<sled::Db, sled::Error> {
     let mut delay = std::time::Duration::from_millis(10);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
-        match sled::Config::new().path(db_dir).open() {
+        // IMPORTANT: no periodic background flush. Every write here is flushed before it returns (the vault's
+        // durability rule), so sled's default 500 ms flusher would only wake the process twice a second for nothing.
+        match sled::Config::new().path(db_dir).flush_every_ms(None).open() {
             Err(e) if is_lock_error(&e) && std::time::Instant::now() + delay < deadline => {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(200));
