@@ -99,7 +99,7 @@ fn run_app(app_args: &[String]) -> Result<()> {
     println!(
         "\n==> Demo (local) is a test OAuth server on this machine at {issuer}; any user name and password sign in.\n    \
          It lets you try Tokenkeep without registering an app anywhere, and forgets its grants when it stops.\n    \
-         Connect an account from a terminal with: target/debug/tokenkeep connect demo",
+         Connect an account in the window: Connect an account → Demo (local).",
         issuer = demo.issuer
     );
     println!(
