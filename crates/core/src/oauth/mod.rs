@@ -205,9 +205,7 @@ fn random_token() -> Result<SecretString, FlowError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| FlowError::Configuration(format!("no randomness available: {e}")))?;
     use base64::Engine as _;
-    let token = SecretString::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
-    register_secret(token.dangerously_expose());
-    Ok(token)
+    Ok(secret(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 impl Authorization {
@@ -232,8 +230,8 @@ impl Authorization {
         } else if !scopes.is_empty() {
             request = request.add_extra_param("scope", scopes.join(&spec.scope_separator));
         }
-        if spec.param_names.client_id != "client_id" {
-            request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
+        if let Some((name, value)) = renamed_client_id(spec, &credentials) {
+            request = request.add_extra_param(name, value);
         }
         let verifier = if spec.pkce {
             let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -429,8 +427,8 @@ async fn complete(
     if let Some(verifier) = verifier {
         request = request.set_pkce_verifier(verifier);
     }
-    if spec.param_names.client_id != "client_id" {
-        request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
+    if let Some((name, value)) = renamed_client_id(spec, credentials) {
+        request = request.add_extra_param(name, value);
     }
     let observed = ObservedHttp::new(http.clone());
     let response = request
@@ -438,18 +436,8 @@ async fn complete(
         .await
         .map_err(|e| token_error(spec, &observed, e))?;
 
-    let access = SecretString::new(response.access_token().secret().to_owned());
-    register_secret(access.dangerously_expose());
-    let refresh = response
-        .refresh_token()
-        .map(|t| SecretString::new(t.secret().to_owned()));
-    if let Some(refresh) = &refresh {
-        register_secret(refresh.dangerously_expose());
-    }
-    let id_token = response.id_token().map(|t| SecretString::new(t.to_owned()));
-    if let Some(id_token) = &id_token {
-        register_secret(id_token.dangerously_expose());
-    }
+    let (access, refresh) = take_tokens(&response);
+    let id_token = response.id_token().map(|t| secret(t.to_owned()));
     let now = now();
     let identity_error = |source| FlowError::Identity {
         provider: spec.display_name.clone(),
@@ -503,6 +491,27 @@ async fn complete(
         scopes,
         expires_at,
     })
+}
+
+/// The client id under the platform's own parameter name (TikTok's `client_key`), sent in addition to the
+/// standard `client_id` that `oauth2` always sends; `None` for platforms that kept the standard name.
+pub(crate) fn renamed_client_id(spec: &ProviderSpec, credentials: &ClientCredentials) -> Option<(String, String)> {
+    (spec.param_names.client_id != "client_id")
+        .then(|| (spec.param_names.client_id.clone(), credentials.client_id.clone()))
+}
+
+/// A secret that is registered with the log redactor the moment it exists.
+pub(crate) fn secret(value: String) -> SecretString {
+    register_secret(&value);
+    SecretString::new(value)
+}
+
+/// Moves a token response's access and refresh tokens into [`SecretString`]s (the `oauth2` copies are
+/// `Serialize` and not zeroized, so they must not outlive the response).
+pub(crate) fn take_tokens(response: &ProviderTokenResponse) -> (SecretString, Option<SecretString>) {
+    let access = secret(response.access_token().secret().to_owned());
+    let refresh = response.refresh_token().map(|t| secret(t.secret().to_owned()));
+    (access, refresh)
 }
 
 /// RFC 9207: when the provider names itself in the callback, it must be the issuer we configured.

@@ -7,7 +7,6 @@ use oauth2::{RefreshToken, RequestTokenError, TokenResponse as _};
 
 use super::{ClientCredentials, ObservedHttp, identity, oauth_client};
 use crate::http::{BoxFuture, HttpError, SharedHttp};
-use crate::logging::register_secret;
 use crate::provider::ProviderSpec;
 use crate::secret::SecretString;
 
@@ -91,8 +90,8 @@ async fn refresh_tokens_inner(
     let client = oauth_client(spec, credentials, None).map_err(|e| RefreshFailure::Configuration(e.to_string()))?;
     let token = RefreshToken::new(refresh_token.dangerously_expose().to_owned());
     let mut request = client.exchange_refresh_token(&token);
-    if spec.param_names.client_id != "client_id" {
-        request = request.add_extra_param(spec.param_names.client_id.clone(), credentials.client_id.clone());
+    if let Some((name, value)) = super::renamed_client_id(spec, credentials) {
+        request = request.add_extra_param(name, value);
     }
     let observed = ObservedHttp::new(http.clone());
     let response = request
@@ -100,22 +99,16 @@ async fn refresh_tokens_inner(
         .await
         .map_err(|e| classify(&observed, e))?;
 
-    let access = SecretString::new(response.access_token().secret().to_owned());
-    register_secret(access.dangerously_expose());
-    let refresh = response
-        .refresh_token()
-        .map(|t| SecretString::new(t.secret().to_owned()));
-    if let Some(refresh) = &refresh {
-        register_secret(refresh.dangerously_expose());
-    }
+    let (access, refresh) = super::take_tokens(&response);
     // OpenID Connect Core §12.2: a refreshed id_token must keep iss and aud; it carries no nonce.
     let id_token = match response.id_token() {
         Some(raw) => {
-            register_secret(raw);
-            let claims = identity::id_token_claims(raw).map_err(|_| RefreshFailure::Transient {
-                reason: "malformed id_token".into(),
-                retry_after: None,
-            })?;
+            let raw = super::secret(raw.to_owned());
+            let claims =
+                identity::id_token_claims(raw.dangerously_expose()).map_err(|_| RefreshFailure::Transient {
+                    reason: "malformed id_token".into(),
+                    retry_after: None,
+                })?;
             identity::validate_id_token(
                 &claims,
                 &identity::IdTokenExpectations {
@@ -126,7 +119,7 @@ async fn refresh_tokens_inner(
                 },
             )
             .map_err(|e| RefreshFailure::Rejected { error: e.to_string() })?;
-            Some(SecretString::new(raw.to_owned()))
+            Some(raw)
         }
         None => None,
     };

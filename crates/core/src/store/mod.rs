@@ -359,11 +359,7 @@ impl Vault {
         check_provider(&meta.provider)?;
         let _w = self.write_lock();
         let mut id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
-        while self
-            .connections
-            .contains_key(id.as_bytes())
-            .map_err(StoreError::db("reading connections"))?
-        {
+        while self.exists(id)? {
             id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
         }
         let now = self.clock.unix_secs();
@@ -387,11 +383,7 @@ impl Vault {
     pub fn replace_tokens(&self, id: ConnectionId, tokens: &TokenSet, meta: &ConnectionMeta) -> Result<(), StoreError> {
         check_provider(&meta.provider)?;
         let _w = self.write_lock();
-        if !self
-            .connections
-            .contains_key(id.as_bytes())
-            .map_err(StoreError::db("reading connections"))?
-        {
+        if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
         }
         let wanted = token_tree_name(&meta.provider);
@@ -457,11 +449,7 @@ impl Vault {
         // IMPORTANT: read under the write lock, so a delete (or a token replacement) cannot land between the
         // reads of one connection's records: the answer is a consistent set, or `NotFound`, never half of each.
         let _w = self.write_lock();
-        if !self
-            .connections
-            .contains_key(id.as_bytes())
-            .map_err(StoreError::db("reading connections"))?
-        {
+        if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
         }
         let access_key = token_key(id, TokenKind::Access.field());
@@ -530,11 +518,7 @@ impl Vault {
     pub fn delete_connection(&self, id: ConnectionId) -> Result<bool, StoreError> {
         let _w = self.write_lock();
         let mut writes = Vec::new();
-        if self
-            .connections
-            .contains_key(id.as_bytes())
-            .map_err(StoreError::db("reading connections"))?
-        {
+        if self.exists(id)? {
             writes.push((self.connections.clone(), vec![Op::Del(id.as_bytes().to_vec())]));
         }
         for (_, tree) in self.token_trees()? {
@@ -672,6 +656,13 @@ impl Vault {
 
     fn keys_write(&self) -> RwLockWriteGuard<'_, Keys> {
         self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether connection `id` has a metadata record.
+    fn exists(&self, id: ConnectionId) -> Result<bool, StoreError> {
+        self.connections
+            .contains_key(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))
     }
 
     fn write_lock(&self) -> MutexGuard<'_, ()> {
