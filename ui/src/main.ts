@@ -436,8 +436,10 @@ async function start(): Promise<void> {
   const content = byId('content');
   let scenario: (() => Promise<void>) | null = null;
   try {
-    if (mockRequested(window.location.search, hasTauri())) {
-      // DEV ONLY (plain browser + ?mock): never reached inside the app.
+    // DEV ONLY (`npm run dev` in a plain browser, with ?mock). `import.meta.env.DEV` is the constant `false` in
+    // a production build, so Vite drops this branch and the mock module with it: `ui/dist` holds no mock code
+    // (`src/bundle.test.ts` builds the bundle and checks).
+    if (import.meta.env.DEV && mockRequested(window.location.search, hasTauri())) {
       const mock = await import('./dev-mock');
       const m = mock.createMock(window.location.search);
       backend = m.backend;
