@@ -1,5 +1,5 @@
-//! Tauri commands, one per row of docs/IPC.md: each extracts state, calls one core function and maps the result
-//! to a DTO and the error to `{ code, message }`. Nothing else lives here.
+//! Tauri commands, one per row of docs/IPC.md: each extracts state, calls one core operation (`tokenkeep_core::ops`)
+//! and maps the result to a DTO and the error to `{ code, message }`. Nothing else lives here.
 //!
 //! Every command but `app_info`, `vault_status`, `retry_vault` and `cancel_connect` needs the open vault, and
 //! rejects with the vault's own error (e.g. `keyring_locked`) while it is not open. All of them are `async`: Tauri
@@ -7,11 +7,10 @@
 
 use tauri::{AppHandle, State};
 use tokenkeep_core::browser::BrowserError;
-use tokenkeep_core::clock::SystemClock;
+use tokenkeep_core::ops::{self, AddProvider, ConnectOptions, LocalOps, Operations as _};
 use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::service::{self, AddProvider, ConnectOptions};
-use tokenkeep_core::store::{ConnectionId, Vault};
+use tokenkeep_core::store::ConnectionId;
 use url::Url;
 
 use crate::browser::AppBrowser;
@@ -20,8 +19,8 @@ use crate::dto::{
     Revealed, VaultStatus,
 };
 use crate::error::{CommandError, ErrorCode};
-use crate::events::{self, CONNECT_PROGRESS, CONNECTION_STATUS};
-use crate::state::{AppState, Ready};
+use crate::events::{self, CONNECT_PROGRESS};
+use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, CommandError>;
 
@@ -53,10 +52,10 @@ pub(crate) async fn retry_vault(app: AppHandle, state: State<'_, AppState>) -> R
 #[tauri::command]
 pub(crate) async fn list_providers(state: State<'_, AppState>) -> Result<Vec<Provider>> {
     let ready = state.ready().await?;
-    let catalog = ready.reload_catalog(&state.paths)?;
+    let catalog = ready.ops().reload_providers()?;
     catalog
         .list()
-        .map(|p| Ok(Provider::new(p, has_secret(&ready.vault, p.id())?)))
+        .map(|p| Ok(Provider::new(p, ready.ops().has_client_secret(p.id())?)))
         .collect()
 }
 
@@ -120,9 +119,8 @@ pub(crate) async fn connect(app: AppHandle, state: State<'_, AppState>, provider
         None => AppBrowser::Desktop(app.clone()),
     };
     let flow = {
-        let (ready, app) = (ready.clone(), app.clone());
+        let (ops, app) = (ready.ops().clone(), app.clone());
         async move {
-            let catalog = ready.catalog.get();
             let name = provider.to_string();
             let mut observer = move |url: &Url, opened: std::result::Result<(), &BrowserError>| {
                 // Sent whether or not the browser opened (core has logged why not): the window offers the URL,
@@ -135,38 +133,23 @@ pub(crate) async fn connect(app: AppHandle, state: State<'_, AppState>, provider
                 };
                 events::emit(&app, CONNECT_PROGRESS, progress);
             };
-            let options = ConnectOptions::default();
-            service::connect_account(
-                &catalog,
-                &ready.vault,
-                &ready.http,
-                &browser,
-                &SystemClock,
-                &provider,
-                options,
-                &mut observer,
-            )
-            .await
+            ops.connect(&provider, ConnectOptions::default(), &browser, &mut observer)
+                .await
         }
     };
     let (task, _claim) = state.start_flow(flow)?;
-    let connected = match task.await {
-        Ok(result) => result?,
+    // The engine announces the new (or reconnected) connection as a `connection-status` event.
+    match task.await {
+        Ok(result) => Ok(Connected::from(&result?)),
         Err(tauri::Error::JoinError(error)) if error.is_cancelled() => {
             tracing::info!("sign-in cancelled by the user");
-            return Err(CommandError::cancelled());
+            Err(CommandError::cancelled())
         }
         Err(error) => {
             tracing::error!(%error, "the sign-in task failed");
-            return Err(CommandError::internal("the sign-in stopped unexpectedly"));
+            Err(CommandError::internal("the sign-in stopped unexpectedly"))
         }
-    };
-    ready.engine.schedule(connected.id);
-    // A reconnect changes an existing connection's status; a new one is news to any listener too.
-    if let Ok(view) = connection_view(&ready, connected.id) {
-        events::emit(&app, CONNECTION_STATUS, view);
     }
-    Ok(Connected::from(&connected))
 }
 
 /// Ends the running connect flow, if any; its `connect` rejects with `cancelled`.
@@ -182,8 +165,8 @@ pub(crate) async fn cancel_connect(state: State<'_, AppState>) -> Result<()> {
 #[tauri::command]
 pub(crate) async fn list_connections(state: State<'_, AppState>) -> Result<Vec<Connection>> {
     let ready = state.ready().await?;
-    let catalog = ready.catalog.get();
-    let entries = service::list_connections(&ready.vault)?;
+    let entries = ready.ops().run(ops::List {}).await?;
+    let catalog = ready.ops().engine().catalog();
     Ok(entries
         .iter()
         .map(|entry| Connection::new(entry.id, &entry.meta, &catalog))
@@ -193,53 +176,56 @@ pub(crate) async fn list_connections(state: State<'_, AppState>) -> Result<Vec<C
 /// Refreshes a connection now, through the engine, and returns its new state.
 #[tauri::command]
 pub(crate) async fn refresh_now(state: State<'_, AppState>, id: String) -> Result<ConnectionView> {
-    let id = connection_id(&id)?;
+    let connection = connection_id(&id)?.to_hex();
     let ready = state.ready().await?;
-    ready.engine.refresh_now(id).await?;
-    connection_view(&ready, id)
+    let report = ready.ops().run(ops::Refresh { connection }).await?;
+    Ok(ConnectionView::new(
+        report.id,
+        &report.meta,
+        &ready.ops().engine().catalog(),
+    ))
 }
 
 /// Revokes a connection's tokens at the provider and deletes it.
 #[tauri::command]
 pub(crate) async fn disconnect(state: State<'_, AppState>, id: String) -> Result<Disconnected> {
-    let id = connection_id(&id)?;
+    let connection = connection_id(&id)?.to_hex();
     let ready = state.ready().await?;
-    let report = ready.refresher.disconnect(id).await?;
-    ready.engine.forget(id);
-    Ok(report.into())
+    Ok(ready.ops().run(ops::Disconnect { connection }).await?.into())
 }
 
 /// Everything about a connection but its token bytes (offline).
 #[tauri::command]
 pub(crate) async fn inspect(state: State<'_, AppState>, id: String) -> Result<Inspection> {
-    let id = connection_id(&id)?;
+    let connection = connection_id(&id)?.to_hex();
     let ready = state.ready().await?;
-    let inspection = service::inspect(&ready.vault, id)?;
-    Ok(Inspection::new(inspection, &ready.catalog.get()))
+    let shown = ready
+        .ops()
+        .run(ops::Show {
+            connection,
+            reveal: false,
+        })
+        .await?;
+    Ok(Inspection::new(shown.inspection, &ready.ops().engine().catalog()))
 }
 
 /// One token's value, because the user pressed "Reveal".
 #[tauri::command]
 pub(crate) async fn reveal(state: State<'_, AppState>, id: String, kind: String) -> Result<Revealed> {
-    let id = connection_id(&id)?;
+    let connection = connection_id(&id)?.to_hex();
     let kind = crate::dto::token_kind(&kind)?;
     let ready = state.ready().await?;
-    let token = service::reveal(&ready.vault, id, kind)?;
-    // Who saw what, never the value.
-    tracing::info!(connection = %id, kind = %kind.field(), "token revealed in the window");
-    Ok(Revealed(token))
+    // Core logs who saw which kind of token, never the value.
+    Ok(Revealed(ready.ops().reveal(&connection, kind).await?))
 }
 
 async fn save_provider(state: &AppState, request: AddProvider) -> Result<Provider> {
     let ready = state.ready().await?;
-    let added = service::add_provider(&state.paths, &*ready.http, || Ok(&*ready.vault), request).await?;
-    let catalog = ready.reload_catalog(&state.paths)?;
+    let ops: &LocalOps = ready.ops();
+    let added = ops.add_provider(request).await?;
+    let catalog = ops.engine().catalog();
     let provider = catalog.get(added.provider.id()).unwrap_or(&added.provider);
-    Ok(Provider::new(provider, has_secret(&ready.vault, provider.id())?))
-}
-
-fn has_secret(vault: &Vault, provider: &ProviderId) -> Result<bool> {
-    Ok(vault.client_secret(provider.as_str())?.is_some())
+    Ok(Provider::new(provider, ops.has_client_secret(provider.id())?))
 }
 
 /// A client secret from the webview, protected from here on. Absent means "leave it as it is"; an empty string
@@ -252,11 +238,6 @@ fn connection_id(id: &str) -> Result<ConnectionId> {
     id.parse().map_err(|error: tokenkeep_core::store::InvalidConnectionId| {
         CommandError::new(ErrorCode::Invalid, error.to_string())
     })
-}
-
-fn connection_view(ready: &Ready, id: ConnectionId) -> Result<ConnectionView> {
-    let meta = ready.vault.get_meta(id)?;
-    Ok(ConnectionView::new(id, &meta, &ready.catalog.get()))
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 use tokenkeep_core::connect;
+use tokenkeep_core::ops::{self, JwtParts, TokenInspection};
 use tokenkeep_core::provider::ClientAuth;
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::provider::catalog::{Catalog, Origin, Readiness, ResolvedProvider};
-use tokenkeep_core::refresh::{DisconnectReport, Revocation, StatusChange};
+use tokenkeep_core::refresh::{DisconnectReport, Revocation};
 use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::service::{self, JwtParts, TokenInspection};
-use tokenkeep_core::store::{ConnectionId, ConnectionMeta, ConnectionStatus, RecordError, TokenKind};
+use tokenkeep_core::store::{ConnectionId, ConnectionMeta, ConnectionStatus, TokenKind};
 
 use crate::error::CommandError;
 
@@ -163,18 +164,17 @@ pub(crate) struct ConnectionView {
 }
 
 /// The name people know a provider by; the id when the provider is no longer configured.
-pub(crate) fn provider_name(catalog: &Catalog, provider: &str) -> String {
-    tokenkeep_core::provider::ProviderId::parse(provider)
-        .ok()
-        .and_then(|id| catalog.get(&id).map(|p| p.spec().display_name.clone()))
-        .unwrap_or_else(|| provider.to_owned())
+pub(crate) fn provider_name(catalog: &Catalog, provider: &ProviderId) -> String {
+    catalog
+        .get(provider)
+        .map_or_else(|| provider.to_string(), |p| p.spec().display_name.clone())
 }
 
 impl ConnectionView {
     pub(crate) fn new(id: ConnectionId, meta: &ConnectionMeta, catalog: &Catalog) -> Self {
         Self {
             id: id.to_hex(),
-            provider: meta.provider.clone(),
+            provider: meta.provider.to_string(),
             provider_name: provider_name(catalog, &meta.provider),
             account: meta.account.clone(),
             status: status(meta.status),
@@ -184,25 +184,10 @@ impl ConnectionView {
             scopes: meta.scopes.clone(),
         }
     }
-
-    /// From an engine event: the state it announces, with the scopes from `meta` (the event carries none).
-    pub(crate) fn from_change(change: &StatusChange, scopes: Vec<String>, catalog: &Catalog) -> Self {
-        Self {
-            id: change.id.to_hex(),
-            provider: change.provider.clone(),
-            provider_name: provider_name(catalog, &change.provider),
-            account: change.account.clone(),
-            status: status(change.status),
-            expires_at: change.expires_at,
-            last_refresh_at: change.last_refresh_at,
-            last_error: change.last_error.clone(),
-            scopes,
-        }
-    }
 }
 
 impl Connection {
-    pub(crate) fn new(id: ConnectionId, meta: &Result<ConnectionMeta, RecordError>, catalog: &Catalog) -> Self {
+    pub(crate) fn new(id: ConnectionId, meta: &Result<ConnectionMeta, String>, catalog: &Catalog) -> Self {
         match meta {
             Ok(meta) => Self::Readable(ConnectionView::new(id, meta, catalog)),
             Err(error) => Self::Damaged {
@@ -266,7 +251,7 @@ impl From<DisconnectReport> for Disconnected {
         };
         Self {
             account: report.account,
-            provider: report.provider,
+            provider: report.provider.to_string(),
             revocation,
             detail,
             manage_url,
@@ -318,8 +303,8 @@ pub(crate) struct Jwt {
 }
 
 impl Inspection {
-    pub(crate) fn new(inspection: service::Inspection, catalog: &Catalog) -> Self {
-        let service::Inspection {
+    pub(crate) fn new(inspection: ops::Inspection, catalog: &Catalog) -> Self {
+        let ops::Inspection {
             id,
             meta,
             key_id,
@@ -393,10 +378,14 @@ mod tests {
 
     use base64::Engine as _;
     use tokenkeep_core::clock::SystemClock;
+    use tokenkeep_core::http::LazyHttp;
     use tokenkeep_core::keys::KeySource;
+    use tokenkeep_core::ops::{LocalOps, Operations as _};
     use tokenkeep_core::profile::{Profile, ProfilePaths};
     use tokenkeep_core::provider::config::ProfileConfig;
+    use tokenkeep_core::refresh::StatusChange;
     use tokenkeep_core::secret::MasterKey;
+    use tokenkeep_core::store::RecordError;
     use tokenkeep_core::store::{PROGRAM_APP, TokenSet, Vault};
 
     use super::*;
@@ -443,14 +432,16 @@ mod tests {
         let paths = ProfilePaths::resolve(Profile::parse("test").unwrap(), Some(dir.path().into())).unwrap();
         let key = KeySource::Headless(MasterKey::generate().unwrap());
         let vault = Vault::open(&paths, key, Arc::new(SystemClock), PROGRAM_APP).unwrap();
-        let mut meta = ConnectionMeta::new("youtube", "alice@example.test");
+        let mut meta = ConnectionMeta::new(ProviderId::parse("youtube").unwrap(), "alice@example.test");
         meta.scopes = vec!["openid".into(), "email".into()];
         meta.expires_at = Some(2_000_000_000);
         meta.subject = Some("user-42".into());
         let id = vault.put_connection(meta, &tokens()).unwrap();
         let catalog = catalog();
+        let local = LocalOps::new(paths, Arc::new(vault), Arc::new(LazyHttp::new()), Arc::new(SystemClock)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 
-        let listed = service::list_connections(&vault).unwrap();
+        let listed = runtime.block_on(local.run(ops::List {})).unwrap();
         let json = serde_json::to_string(&Connection::new(listed[0].id, &listed[0].meta, &catalog)).unwrap();
         assert_no_token(&json);
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -461,14 +452,18 @@ mod tests {
         assert_eq!(value["scopes"], serde_json::json!(["openid", "email"]));
         assert!(value.get("lastError").is_none(), "absent optionals are omitted: {json}");
 
-        let inspection = Inspection::new(service::inspect(&vault, id).unwrap(), &catalog);
+        let show = ops::Show {
+            connection: id.to_hex(),
+            reveal: false,
+        };
+        let inspection = Inspection::new(runtime.block_on(local.run(show)).unwrap().inspection, &catalog);
         let json = serde_json::to_string(&inspection).unwrap();
         assert_no_token(&json);
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         // Flattened: the Connection fields sit beside the inspection's own.
         assert_eq!(value["account"], "alice@example.test");
         assert_eq!(value["subject"], "user-42");
-        assert_eq!(value["keyId"], vault.key_id().to_hex());
+        assert_eq!(value["keyId"], local.vault().key_id().to_hex());
         let tokens = value["tokens"].as_array().unwrap();
         assert_eq!(tokens.len(), 3);
         assert_eq!(tokens[0]["kind"], "access_token");
@@ -480,7 +475,11 @@ mod tests {
         assert!(value["createdAt"].as_u64().unwrap() > 0);
 
         // The one exception, on request only.
-        let revealed = Revealed(service::reveal(&vault, id, TokenKind::Refresh).unwrap());
+        let revealed = Revealed(
+            runtime
+                .block_on(local.reveal(&id.to_hex(), TokenKind::Refresh))
+                .unwrap(),
+        );
         assert!(!format!("{revealed:?}").contains(REFRESH));
         assert_eq!(
             serde_json::to_value(&revealed).unwrap(),
@@ -491,7 +490,8 @@ mod tests {
     #[test]
     fn damaged_records_show_only_id_and_problem() {
         let id = ConnectionId::from_bytes([3; 16]);
-        let json = serde_json::to_value(Connection::new(id, &Err(RecordError::Decrypt), &catalog())).unwrap();
+        let damage = Err(RecordError::Decrypt.to_string());
+        let json = serde_json::to_value(Connection::new(id, &damage, &catalog())).unwrap();
         let object = json.as_object().unwrap();
         assert_eq!(object.len(), 2, "{json}");
         assert_eq!(json["id"], id.to_hex());
@@ -502,14 +502,14 @@ mod tests {
     fn status_events_become_connections_with_the_announced_state() {
         let change = StatusChange {
             id: ConnectionId::from_bytes([9; 16]),
-            provider: "gone-provider".into(),
-            account: "bob".into(),
-            status: ConnectionStatus::NeedsReconnect,
-            expires_at: None,
-            last_refresh_at: Some(1_700_000_000),
-            last_error: Some("sign in again".into()),
+            meta: ConnectionMeta {
+                status: ConnectionStatus::NeedsReconnect,
+                last_refresh_at: Some(1_700_000_000),
+                last_error: Some("sign in again".into()),
+                ..ConnectionMeta::new(ProviderId::parse("gone-provider").unwrap(), "bob")
+            },
         };
-        let json = serde_json::to_value(ConnectionView::from_change(&change, vec![], &catalog())).unwrap();
+        let json = serde_json::to_value(ConnectionView::new(change.id, &change.meta, &catalog())).unwrap();
         assert_eq!(json["status"], "needs_reconnect");
         assert_eq!(
             json["providerName"], "gone-provider",
@@ -535,7 +535,7 @@ mod tests {
     #[test]
     fn revocation_outcomes_use_the_documented_names() {
         let report = |revocation| DisconnectReport {
-            provider: "demo".into(),
+            provider: ProviderId::parse("demo").unwrap(),
             account: "alice".into(),
             revocation,
         };

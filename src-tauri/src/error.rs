@@ -5,14 +5,15 @@
 
 use serde::Serialize;
 use tokenkeep_core::connect::ConnectError;
+use tokenkeep_core::credentials::CredentialsError;
 use tokenkeep_core::keys::KeyError;
 use tokenkeep_core::oauth::FlowError;
+use tokenkeep_core::ops::OpError;
 use tokenkeep_core::provider::ProviderError;
 use tokenkeep_core::provider::catalog::CatalogError;
 use tokenkeep_core::provider::config::ConfigError;
 use tokenkeep_core::provider::discovery::DiscoveryError;
 use tokenkeep_core::refresh::RefreshError;
-use tokenkeep_core::service::ServiceError;
 use tokenkeep_core::store::StoreError;
 
 /// The stable error codes of docs/IPC.md. The UI branches on these, so a variant's name never changes.
@@ -112,7 +113,6 @@ fn store_code(error: &StoreError) -> ErrorCode {
         StoreError::WrongKey { .. } => ErrorCode::WrongKey,
         StoreError::Locked { .. } => ErrorCode::StoreLocked,
         StoreError::NotFound(_) => ErrorCode::NotFound,
-        StoreError::InvalidProvider(_) => ErrorCode::Invalid,
         _ => ErrorCode::Store,
     }
 }
@@ -134,25 +134,25 @@ fn flow_code(error: &FlowError) -> ErrorCode {
     }
 }
 
-fn service_code(error: &ServiceError) -> ErrorCode {
+fn op_code(error: &OpError) -> ErrorCode {
     match error {
-        ServiceError::Store(e) => store_code(e),
-        ServiceError::Connect(ConnectError::Flow(e)) => flow_code(e),
-        ServiceError::Connect(ConnectError::Store(e)) => store_code(e),
-        ServiceError::Provider(ProviderError::Unknown(_)) => ErrorCode::NotFound,
-        ServiceError::Discovery(DiscoveryError::Fetch { .. }) => ErrorCode::ProviderUnreachable,
-        ServiceError::Discovery(DiscoveryError::Status { status, .. }) if *status >= 500 => {
-            ErrorCode::ProviderUnreachable
+        OpError::Store(e) => store_code(e),
+        OpError::Refresh(e) => refresh_code(e),
+        OpError::Connect(ConnectError::Flow(e)) => flow_code(e),
+        OpError::Connect(ConnectError::Store(e)) => store_code(e),
+        OpError::Credentials(CredentialsError::Store(e)) => store_code(e),
+        OpError::Provider(ProviderError::Unknown(_)) => ErrorCode::NotFound,
+        OpError::Discovery(DiscoveryError::Fetch { .. }) => ErrorCode::ProviderUnreachable,
+        OpError::Discovery(DiscoveryError::Status { status, .. }) if *status >= 500 => ErrorCode::ProviderUnreachable,
+        OpError::Config(ConfigError::Io { .. }) | OpError::Catalog(CatalogError::Config(ConfigError::Io { .. })) => {
+            ErrorCode::Internal
         }
-        ServiceError::Config(ConfigError::Io { .. })
-        | ServiceError::Catalog(CatalogError::Config(ConfigError::Io { .. })) => ErrorCode::Internal,
-        ServiceError::Provider(_)
-        | ServiceError::Discovery(_)
-        | ServiceError::Config(_)
-        | ServiceError::Catalog(_)
-        | ServiceError::Invalid(_)
-        | ServiceError::NotReady(_)
-        | ServiceError::MissingClientSecret { .. } => ErrorCode::Invalid,
+        OpError::Provider(_)
+        | OpError::Discovery(_)
+        | OpError::Config(_)
+        | OpError::Catalog(_)
+        | OpError::Invalid(_)
+        | OpError::Credentials(_) => ErrorCode::Invalid,
         _ => ErrorCode::Internal,
     }
 }
@@ -169,9 +169,9 @@ fn refresh_code(error: &RefreshError) -> ErrorCode {
     }
 }
 
-impl From<ServiceError> for CommandError {
-    fn from(error: ServiceError) -> Self {
-        Self::from_display(service_code(&error), &error)
+impl From<OpError> for CommandError {
+    fn from(error: OpError) -> Self {
+        Self::from_display(op_code(&error), &error)
     }
 }
 
@@ -195,7 +195,7 @@ impl From<KeyError> for CommandError {
 
 impl From<ProviderError> for CommandError {
     fn from(error: ProviderError) -> Self {
-        ServiceError::from(error).into()
+        OpError::from(error).into()
     }
 }
 
@@ -216,8 +216,12 @@ mod tests {
         (mapped.code, mapped.message, shown)
     }
 
-    fn flow(error: FlowError) -> ServiceError {
-        ServiceError::Connect(ConnectError::Flow(error))
+    fn flow(error: FlowError) -> OpError {
+        OpError::Connect(ConnectError::Flow(error))
+    }
+
+    fn demo() -> tokenkeep_core::provider::ProviderId {
+        tokenkeep_core::provider::ProviderId::parse("demo").unwrap()
     }
 
     #[test]
@@ -240,25 +244,27 @@ mod tests {
                 error: "invalid_grant".into(),
             })),
             code_and_message(RefreshError::NeedsReconnect {
-                provider: "demo".into(),
+                provider: demo(),
                 account: "alice".into(),
                 reason: "invalid_grant".into(),
             }),
             code_and_message(RefreshError::NotFound(id)),
             code_and_message(RefreshError::Retrying {
-                provider: "demo".into(),
+                provider: demo(),
                 account: "alice".into(),
                 reason: "network".into(),
                 retry_in: Duration::from_secs(30),
             }),
             code_and_message(RefreshError::Failed {
-                provider: "demo".into(),
+                provider: demo(),
                 account: "alice".into(),
                 reason: "invalid_client".into(),
             }),
-            code_and_message(ServiceError::Invalid("the client id is empty".into())),
-            code_and_message(ServiceError::NotReady("YouTube needs a client id".into())),
-            code_and_message(ServiceError::Discovery(DiscoveryError::Fetch {
+            code_and_message(OpError::Invalid("the client id is empty".into())),
+            code_and_message(OpError::Credentials(CredentialsError::NotReady(
+                "YouTube needs a client id".into(),
+            ))),
+            code_and_message(OpError::Discovery(DiscoveryError::Fetch {
                 url: "https://idp.example/.well-known/openid-configuration".into(),
                 source: http(),
             })),
@@ -319,10 +325,10 @@ mod tests {
 
     #[test]
     fn a_missing_client_secret_is_invalid_input_not_an_internal_error() {
-        let error = ServiceError::MissingClientSecret {
+        let error = OpError::Credentials(CredentialsError::MissingClientSecret {
             provider: "Twitch".into(),
             id: tokenkeep_core::provider::ProviderId::parse("twitch").unwrap(),
-        };
+        });
         assert_eq!(CommandError::from(error).code, ErrorCode::Invalid);
         let unknown = ProviderError::Unknown("nope".into());
         assert_eq!(CommandError::from(unknown).code, ErrorCode::NotFound);

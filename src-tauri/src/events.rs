@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use tauri::{AppHandle, Emitter};
 use tauri_plugin_notification::NotificationExt;
+use tokenkeep_core::ops::{self, LocalOps, Operations as _};
+use tokenkeep_core::provider::ProviderId;
+use tokenkeep_core::provider::catalog::Catalog;
 use tokenkeep_core::refresh::EngineEvent;
-use tokenkeep_core::service;
-use tokenkeep_core::store::{ConnectionId, Vault};
+use tokenkeep_core::store::ConnectionId;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use crate::dto::{self, ConnectionView};
-use crate::state::SharedCatalog;
 
 /// A connection's status, expiry or last refresh changed. Payload: `Connection`.
 pub(crate) const CONNECTION_STATUS: &str = "connection-status";
@@ -33,19 +34,13 @@ pub(crate) fn emit<P: serde::Serialize + Clone>(app: &AppHandle, event: &str, pa
     }
 }
 
-/// Forwards every [`EngineEvent`] to the webview until the refresher is dropped.
-pub(crate) async fn forward(
-    app: AppHandle,
-    mut events: Receiver<EngineEvent>,
-    vault: Arc<Vault>,
-    catalog: SharedCatalog,
-) {
+/// Forwards every [`EngineEvent`] to the webview until the engine is dropped. Each event carries the connection
+/// as just written, so nothing is read from the vault again — except after missed events.
+pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, ops: Arc<LocalOps>) {
     loop {
         match events.recv().await {
             Ok(EngineEvent::Status(change)) => {
-                // The event has no scopes; the record has. If it is gone or unreadable, the state is still news.
-                let scopes = vault.get_meta(change.id).map(|m| m.scopes).unwrap_or_default();
-                let connection = ConnectionView::from_change(&change, scopes, &catalog.get());
+                let connection = ConnectionView::new(change.id, &change.meta, &ops.engine().catalog());
                 emit(&app, CONNECTION_STATUS, connection);
             }
             Ok(EngineEvent::Removed(id)) => emit(&app, CONNECTION_REMOVED, dto::Removed { id: id.to_hex() }),
@@ -55,10 +50,10 @@ pub(crate) async fn forward(
                 account,
                 message,
             }) => {
-                notify(&app, id, &provider, &account, &message, &catalog);
+                notify(&app, id, &provider, &account, &message, &ops.engine().catalog());
                 let payload = dto::Attention {
                     id: id.to_hex(),
-                    provider,
+                    provider: provider.to_string(),
                     account,
                     message,
                 };
@@ -72,7 +67,7 @@ pub(crate) async fn forward(
                     missed,
                     "the window fell behind the refresh engine; re-sending every status"
                 );
-                resend_all(&app, &vault, &catalog);
+                resend_all(&app, &ops).await;
             }
             Err(RecvError::Closed) => break,
         }
@@ -80,10 +75,10 @@ pub(crate) async fn forward(
     tracing::debug!("engine events ended");
 }
 
-fn resend_all(app: &AppHandle, vault: &Vault, catalog: &SharedCatalog) {
-    let catalog = catalog.get();
-    match service::list_connections(vault) {
+async fn resend_all(app: &AppHandle, ops: &LocalOps) {
+    match ops.run(ops::List {}).await {
         Ok(entries) => {
+            let catalog = ops.engine().catalog();
             for entry in entries {
                 if let Ok(meta) = &entry.meta {
                     emit(app, CONNECTION_STATUS, ConnectionView::new(entry.id, meta, &catalog));
@@ -96,8 +91,8 @@ fn resend_all(app: &AppHandle, vault: &Vault, catalog: &SharedCatalog) {
 
 /// Shows a desktop notification for an `Attention` event. Core sends one per incident, so this does no
 /// de-duplication of its own. A notification that cannot be shown is logged and otherwise ignored.
-fn notify(app: &AppHandle, id: ConnectionId, provider: &str, account: &str, message: &str, catalog: &SharedCatalog) {
-    let provider_name = dto::provider_name(&catalog.get(), provider);
+fn notify(app: &AppHandle, id: ConnectionId, provider: &ProviderId, account: &str, message: &str, catalog: &Catalog) {
+    let provider_name = dto::provider_name(catalog, provider);
     let shown = app
         .notification()
         .builder()

@@ -1,21 +1,18 @@
-//! What every command can reach: the settings resolved at start-up, the vault once it is open (with its refresher,
-//! refresh engine and event forwarder), and the one connect flow that may be running.
+//! What every command can reach: the settings resolved at start-up, the held store once it is open (core's
+//! [`Host`]: the operations, the refresh engine and the CLI socket) with the event forwarder, and the one connect
+//! flow that may be running.
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tauri::AppHandle;
 use tauri::async_runtime::JoinHandle;
 use tokenkeep_core::browser::CommandBrowser;
-use tokenkeep_core::clock::SystemClock;
+use tokenkeep_core::host::Host;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
-use tokenkeep_core::keys::KeySource;
-use tokenkeep_core::local_api::{Handler, LocalServer};
+use tokenkeep_core::ops::LocalOps;
 use tokenkeep_core::profile::ProfilePaths;
-use tokenkeep_core::provider::catalog::Catalog;
-use tokenkeep_core::refresh::{RefreshEngine, Refresher};
-use tokenkeep_core::service;
-use tokenkeep_core::store::{PROGRAM_APP, Vault};
+use tokenkeep_core::store::PROGRAM_APP;
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock as AsyncRwLock};
 use tokio::task::AbortHandle;
 
@@ -54,44 +51,17 @@ enum Slot {
     Closed(CommandError),
 }
 
-/// An open vault and what runs on it.
+/// The held store and what runs on it.
 #[derive(Debug)]
 pub(crate) struct Ready {
-    pub(crate) vault: Arc<Vault>,
-    pub(crate) http: SharedHttp,
-    pub(crate) refresher: Arc<Refresher>,
-    pub(crate) engine: RefreshEngine,
-    pub(crate) catalog: SharedCatalog,
+    host: Host,
     forwarder: JoinHandle<()>,
-    /// The socket the `tokenkeep` CLI uses while the app holds the store; `None` if it could not be opened.
-    cli: Option<LocalServer>,
-}
-
-/// The provider catalog the adapter shows, kept equal to the refresher's (both are replaced together).
-#[derive(Debug, Clone)]
-pub(crate) struct SharedCatalog(Arc<RwLock<Arc<Catalog>>>);
-
-impl SharedCatalog {
-    fn new(catalog: Catalog) -> Self {
-        Self(Arc::new(RwLock::new(Arc::new(catalog))))
-    }
-
-    pub(crate) fn get(&self) -> Arc<Catalog> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn set(&self, catalog: Catalog) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
-    }
 }
 
 impl Ready {
-    /// Reloads the profile's providers for the window and the refresh engine (after the user changed them).
-    pub(crate) fn reload_catalog(&self, paths: &ProfilePaths) -> Result<Arc<Catalog>, CommandError> {
-        let catalog = service::catalog(paths)?;
-        self.refresher.set_catalog(catalog.clone());
-        self.catalog.set(catalog);
-        Ok(self.catalog.get())
+    /// The operations every command calls.
+    pub(crate) fn ops(&self) -> &Arc<LocalOps> {
+        self.host.ops()
     }
 }
 
@@ -206,7 +176,8 @@ impl AppState {
         }
     }
 
-    /// At exit: cancels a sign-in, stops forwarding events, and lets the refresh engine finish what is in flight.
+    /// At exit: cancels a sign-in, stops forwarding events, closes the CLI socket and lets the refresh engine
+    /// finish what is in flight.
     pub(crate) async fn shut_down(&self) {
         self.cancel_flow();
         let Ok(mut slot) = tokio::time::timeout(Duration::from_secs(1), self.vault.write()).await else {
@@ -220,16 +191,9 @@ impl AppState {
             return;
         };
         ready.forwarder.abort();
-        // First, so that no CLI request starts on a vault that is closing; removes cli.sock and cli.secret.
-        if let Some(cli) = &ready.cli {
-            cli.close();
-        }
-        match Arc::try_unwrap(ready) {
-            Ok(ready) => ready.engine.stop(ENGINE_STOP_LIMIT).await,
-            // A command still holds it (a refresh the user asked for): dropping the last reference aborts the
-            // engine; its in-flight markers make the next start retry what was cut short.
-            Err(_) => tracing::warn!(target: LOG, "commands are still running at exit; the refresh engine is aborted"),
-        }
+        // The socket first (no CLI request starts on a store that is closing; cli.sock and cli.secret are
+        // removed), then the engine.
+        ready.host.stop(ENGINE_STOP_LIMIT).await;
     }
 }
 
@@ -237,7 +201,7 @@ fn status_of(slot: &Slot, headless: bool) -> VaultStatus {
     match slot {
         Slot::Open(ready) => VaultStatus {
             ready: true,
-            key_id: Some(ready.vault.key_id().to_hex()),
+            key_id: Some(ready.ops().vault().key_id().to_hex()),
             headless,
             error: None,
         },
@@ -254,7 +218,7 @@ fn status_of(slot: &Slot, headless: bool) -> VaultStatus {
 async fn open_into(mut slot: OwnedRwLockWriteGuard<Slot>, app: &AppHandle, paths: &ProfilePaths, headless: bool) {
     *slot = match open(app, paths).await {
         Ok(ready) => {
-            tracing::info!(target: LOG, key_id = %ready.vault.key_id(), headless, "vault open; refresh engine started");
+            tracing::info!(target: LOG, key_id = %ready.ops().vault().key_id(), headless, "vault open; refresh engine started");
             Slot::Open(Arc::new(ready))
         }
         Err(error) => {
@@ -266,47 +230,19 @@ async fn open_into(mut slot: OwnedRwLockWriteGuard<Slot>, app: &AppHandle, paths
 }
 
 async fn open(app: &AppHandle, paths: &ProfilePaths) -> Result<Ready, CommandError> {
-    let opening = paths.clone();
-    let vault = tauri::async_runtime::spawn_blocking(move || {
-        let keys = KeySource::resolve(opening.profile())?;
-        Vault::open(&opening, keys, Arc::new(SystemClock), PROGRAM_APP).map_err(CommandError::from)
-    })
-    .await
-    .map_err(|error| {
-        tracing::error!(target: LOG, %error, "opening the vault panicked");
-        CommandError::internal("opening the vault failed unexpectedly")
-    })??;
-    let vault = Arc::new(vault);
     let http: SharedHttp = Arc::new(ReqwestHttp::new().map_err(|error| {
         tracing::error!(target: LOG, %error, "cannot build the HTTP client");
         CommandError::internal("cannot set up HTTPS")
     })?);
-    let catalog = SharedCatalog::new(service::catalog(paths)?);
-    let refresher = service::refresher(paths, vault.clone(), http.clone(), Arc::new(SystemClock))?;
+    let host = Host::open(paths, PROGRAM_APP, http).await?;
     // IMPORTANT: subscribe before the engine starts, so the window also hears about the refreshes the engine
     // starts at once (connections already due, refreshes a previous run left unfinished).
-    let events = refresher.subscribe();
-    let forwarder = tauri::async_runtime::spawn(crate::events::forward(
-        app.clone(),
-        events,
-        vault.clone(),
-        catalog.clone(),
-    ));
-    let engine = RefreshEngine::start(refresher.clone());
-    let handler = Handler::new(refresher.clone(), paths.profile(), PROGRAM_APP);
+    let events = host.ops().engine().subscribe();
+    let forwarder = tauri::async_runtime::spawn(crate::events::forward(app.clone(), events, host.ops().clone()));
     // The CLI is a convenience: without its socket the app works as before, and `tokenkeep` says the store is in
-    // use. (`LocalServer::start` logs where it listens.)
-    let cli = LocalServer::start(paths, handler)
-        .await
-        .inspect_err(|error| tracing::warn!(target: LOG, %error, "the CLI socket could not be opened"))
-        .ok();
-    Ok(Ready {
-        vault,
-        http,
-        refresher,
-        engine,
-        catalog,
-        forwarder,
-        cli,
-    })
+    // use. (The socket logs where it listens.)
+    if let Err(error) = host.start().await {
+        tracing::warn!(target: LOG, %error, "the CLI socket could not be opened");
+    }
+    Ok(Ready { host, forwarder })
 }

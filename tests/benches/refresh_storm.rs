@@ -18,9 +18,10 @@ use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
 use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::profile::{Profile, ProfilePaths};
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::provider::catalog::Catalog;
 use tokenkeep_core::provider::config::ProfileConfig;
-use tokenkeep_core::refresh::{RefreshOutcome, RefreshPolicy, Refresher, Trigger};
+use tokenkeep_core::refresh::{EngineParts, RefreshEngine, RefreshOutcome, RefreshPolicy};
 use tokenkeep_core::secret::{MasterKey, SecretString};
 use tokenkeep_core::store::{ConnectionMeta, TokenSet, Vault};
 use tokenkeep_e2e::peer::{MintedGrant, OidcPeer, PUBLIC_CLIENT_ID, PeerConfig};
@@ -73,13 +74,14 @@ async fn plain_client(
     Ok(started.elapsed())
 }
 
-/// Refreshes every connection through Tokenkeep's Refresher, `concurrency` at a time (its own limit).
-async fn tokenkeep(refresher: Arc<Refresher>, ids: Vec<tokenkeep_core::store::ConnectionId>) -> Result<Duration> {
+/// Refreshes every connection through Tokenkeep's refresh engine ("Refresh now"), `concurrency` at a time (its own
+/// limit).
+async fn tokenkeep(engine: Arc<RefreshEngine>, ids: Vec<tokenkeep_core::store::ConnectionId>) -> Result<Duration> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for id in ids {
-        let refresher = refresher.clone();
-        tasks.spawn(async move { refresher.refresh(id, Trigger::User).await });
+        let engine = engine.clone();
+        tasks.spawn(async move { engine.refresh_now(id).await });
     }
     let mut refreshed = 0;
     while let Some(done) = tasks.join_next().await {
@@ -114,7 +116,7 @@ fn main() -> Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut ids = Vec::with_capacity(connections);
     for (i, grant) in ours.iter().enumerate() {
-        let mut meta = ConnectionMeta::new("demo", format!("user{i}@example.test"));
+        let mut meta = ConnectionMeta::new(ProviderId::parse("demo")?, format!("user{i}@example.test"));
         meta.expires_at = Some(now + grant.expires_in);
         meta.last_refresh_at = Some(now);
         let tokens = TokenSet {
@@ -131,13 +133,13 @@ fn main() -> Result<()> {
         max_concurrent: concurrency,
         ..RefreshPolicy::default()
     };
-    let refresher = Arc::new(Refresher::new(
+    let refresher = Arc::new(RefreshEngine::new(EngineParts {
         vault,
-        Catalog::from_config(&config)?,
-        http.clone(),
-        Arc::new(SystemClock),
+        catalog: Catalog::from_config(&config)?,
+        http: http.clone(),
+        clock: Arc::new(SystemClock),
         policy,
-    ));
+    }));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -154,7 +156,7 @@ fn main() -> Result<()> {
             let p = plain_client(http.clone(), &token_endpoint, grants, concurrency).await?;
             let t = tokenkeep(refresher.clone(), ids.clone()).await?;
             println!(
-                "  plain HTTP client {:>8.1} refreshes/s   Tokenkeep Refresher {:>8.1} refreshes/s",
+                "  plain HTTP client {:>8.1} refreshes/s   Tokenkeep engine {:>8.1} refreshes/s",
                 rate(p),
                 rate(t)
             );

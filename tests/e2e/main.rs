@@ -7,3 +7,4 @@ mod cli_offline;
 mod cli_socket;
 mod oauth_peer;
 mod refresh;
+mod vault_process;

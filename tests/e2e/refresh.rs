@@ -17,9 +17,9 @@ use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::Value;
 use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::http::ReqwestHttp;
+use tokenkeep_core::ops::LocalOps;
 use tokenkeep_core::profile::{Profile, ProfilePaths};
-use tokenkeep_core::refresh::{EngineEvent, RefreshError, RefreshOutcome, RefreshPolicy, Revocation, Trigger};
-use tokenkeep_core::service;
+use tokenkeep_core::refresh::{EngineEvent, RefreshError, RefreshOutcome, RefreshPolicy, Revocation};
 use tokenkeep_core::store::{ConnectionId, ConnectionStatus, StoreError, Vault};
 use tokenkeep_e2e::cli::{PROFILE, Tokenkeep};
 use tokenkeep_e2e::peer::{ClientAuth, OidcPeer, Outage, PUBLIC_CLIENT_ID, PeerConfig};
@@ -525,20 +525,21 @@ fn refresh_disconnect_revokes_and_deletes_everything() -> Result<()> {
     Ok(())
 }
 
-/// The in-process refresher of `tk`'s profile, over `vault`, with real HTTP.
-fn refresher(tk: &Tokenkeep, vault: Arc<Vault>) -> Result<Arc<tokenkeep_core::refresh::Refresher>> {
+/// The in-process operations of `tk`'s profile, over `vault`, with real HTTP; their engine's timer does not run,
+/// so every refresh is one the test asks for.
+fn refresher(tk: &Tokenkeep, vault: Arc<Vault>) -> Result<Arc<LocalOps>> {
     let home = tk
         .profile_dir()
         .parent()
         .ok_or_else(|| anyhow!("the profile has no home"))?
         .to_path_buf();
     let paths = ProfilePaths::resolve(Profile::parse(PROFILE)?, Some(home))?;
-    Ok(service::refresher(
-        &paths,
+    Ok(Arc::new(LocalOps::new(
+        paths,
         vault,
         Arc::new(ReqwestHttp::new()?),
         Arc::new(SystemClock),
-    )?)
+    )?))
 }
 
 /// A disconnect racing a refresh of the same connection, 20 times with random head starts (in-process: the store
@@ -567,12 +568,12 @@ fn refresh_disconnect_racing_a_refresh_leaves_nothing_alive() -> Result<()> {
             let r = refresher.clone();
             let refresh = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(refresh_delay)).await;
-                r.refresh(id, Trigger::User).await
+                r.engine().refresh_now(id).await
             });
             let r = refresher.clone();
             let disconnect = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(disconnect_delay)).await;
-                r.disconnect(id).await
+                r.engine().disconnect(id).await
             });
             (refresh.await, disconnect.await)
         });
@@ -627,9 +628,9 @@ fn refresh_attention_is_raised_once_per_incident_across_manual_retries() -> Resu
     let id = seeded[0].id;
     ensure!(peer.revoke_grant_for("again")? == 1, "the peer revoked no grant");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut events = refresher.subscribe();
+    let mut events = refresher.engine().subscribe();
     for attempt in 1..=3 {
-        let result = runtime.block_on(refresher.refresh(id, Trigger::User));
+        let result = runtime.block_on(refresher.engine().refresh_now(id));
         ensure!(
             matches!(result, Err(RefreshError::NeedsReconnect { .. })),
             "attempt {attempt}: {result:?}"

@@ -144,78 +144,157 @@ fn first_line(child: &mut Child, what: &str, limit: Duration) -> Result<String> 
     Ok(line)
 }
 
-/// A private desktop session: an X display (Xvfb), a D-Bus session bus and an unlocked gnome-keyring that
-/// provides the real Secret Service, all confined to one scratch directory.
+/// How a [`HeadlessSession`]'s keyring starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyringMode {
+    /// No keyring at all: the bus has no Secret Service.
+    None,
+    /// gnome-keyring, its login keyring unlocked with [`KEYRING_PASSWORD`].
+    Unlocked,
+    /// gnome-keyring without the password: the login keyring (created earlier in the same directory) is locked.
+    Locked,
+}
+
+/// What a [`HeadlessSession`] provides.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// Start an X display (Xvfb) for windows.
+    pub display: bool,
+    /// Whether and how to start gnome-keyring.
+    pub keyring: KeyringMode,
+}
+
+impl Default for SessionOptions {
+    /// A display and an unlocked keyring: what the app needs.
+    fn default() -> Self {
+        Self {
+            display: true,
+            keyring: KeyringMode::Unlocked,
+        }
+    }
+}
+
+/// A private desktop session: an X display (Xvfb), a D-Bus session bus and gnome-keyring providing the real
+/// Secret Service, all confined to one scratch directory. A new session on the same directory finds the same
+/// keyring files again (as after a logout and login).
+///
+/// The bus activates nothing on demand: a service exists only if the session started it, so "no Secret Service"
+/// stays true without a keyring, and no stray daemon outlives a test.
 #[derive(Debug)]
 pub struct HeadlessSession {
     dir: PathBuf,
-    display: String,
+    display: Option<String>,
     bus_address: String,
     // Dropped in reverse order of start: keyring, bus, display.
-    _keyring: Guarded,
+    _keyring: Option<Guarded>,
     _bus: Guarded,
-    _xvfb: Guarded,
+    _xvfb: Option<Guarded>,
 }
 
 /// The password of the throwaway login keyring.
 pub const KEYRING_PASSWORD: &str = "tokenkeep-e2e";
 
+/// A session bus that activates nothing (no `<servicedir>`), allows everything to its own user.
+const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir=@DIR@</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
 impl HeadlessSession {
-    /// Starts Xvfb, a session bus and gnome-keyring under `dir`.
+    /// Starts Xvfb, a session bus and an unlocked gnome-keyring under `dir`.
     pub fn start(dir: &Path) -> Result<Self> {
-        for sub in ["data", "cache", "config", "runtime", "home"] {
+        Self::start_with(dir, SessionOptions::default())
+    }
+
+    /// Starts a session bus under `dir` and, as `options` say, Xvfb and gnome-keyring.
+    pub fn start_with(dir: &Path, options: SessionOptions) -> Result<Self> {
+        for sub in ["data", "cache", "config", "runtime", "home", "tk"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
         set_mode_700(&dir.join("runtime"))?;
 
-        let mut xvfb = Guarded::spawn(
-            "Xvfb",
-            Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                    "-noreset",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        )?;
-        let display = format!(":{}", first_line(xvfb.child(), "Xvfb", Duration::from_secs(15))?);
+        let (xvfb, display) = if options.display {
+            let mut xvfb = Guarded::spawn(
+                "Xvfb",
+                Command::new("Xvfb")
+                    .args([
+                        "-displayfd",
+                        "1",
+                        "-screen",
+                        "0",
+                        "1280x800x24",
+                        "-nolisten",
+                        "tcp",
+                        "-noreset",
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null()),
+            )?;
+            let display = format!(":{}", first_line(xvfb.child(), "Xvfb", Duration::from_secs(15))?);
+            (Some(xvfb), Some(display))
+        } else {
+            (None, None)
+        };
 
+        let config = dir.join("bus.conf");
+        let runtime = dir.join("runtime");
+        let runtime = runtime
+            .to_str()
+            .ok_or_else(|| anyhow!("{} is not UTF-8", runtime.display()))?;
+        std::fs::write(&config, BUS_CONFIG.replace("@DIR@", runtime))?;
         let mut bus = Guarded::spawn(
             "dbus-daemon",
             Command::new("dbus-daemon")
-                .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
-                .arg(format!("--address=unix:dir={}", dir.join("runtime").display()))
+                .arg(format!("--config-file={}", config.display()))
+                .args(["--nofork", "--nopidfile", "--print-address=1"])
+                .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
-        )?;
+        )
+        .context("apt install dbus")?;
         let bus_address = first_line(bus.child(), "dbus-daemon", Duration::from_secs(10))?;
 
-        let mut session_env = Self::env_for(dir, &display, &bus_address);
-        let mut keyring = Guarded::spawn(
-            "gnome-keyring-daemon",
-            Command::new("gnome-keyring-daemon")
-                .args(["--unlock", "--components=secrets", "--foreground"])
-                .env_clear()
-                .envs(session_env.drain(..))
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        {
-            let mut stdin = keyring
-                .child()
-                .stdin
-                .take()
-                .ok_or_else(|| anyhow!("keyring stdin not captured"))?;
-            stdin.write_all(KEYRING_PASSWORD.as_bytes())?;
-        } // closing stdin ends the password
+        let keyring = match options.keyring {
+            KeyringMode::None => None,
+            mode => {
+                let mut args = vec!["--components=secrets", "--foreground"];
+                if mode == KeyringMode::Unlocked {
+                    args.push("--unlock");
+                }
+                let mut session_env = Self::env_for(dir, display.as_deref(), &bus_address);
+                let mut keyring = Guarded::spawn(
+                    "gnome-keyring-daemon",
+                    Command::new("gnome-keyring-daemon")
+                        .args(args)
+                        .env_clear()
+                        .envs(session_env.drain(..))
+                        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )
+                .context("apt install gnome-keyring")?;
+                let mut stdin = keyring
+                    .child()
+                    .stdin
+                    .take()
+                    .ok_or_else(|| anyhow!("keyring stdin not captured"))?;
+                if mode == KeyringMode::Unlocked {
+                    stdin.write_all(KEYRING_PASSWORD.as_bytes())?;
+                }
+                drop(stdin); // closing stdin ends the password
+                Some(keyring)
+            }
+        };
         let session = Self {
             dir: dir.to_path_buf(),
             display,
@@ -224,13 +303,14 @@ impl HeadlessSession {
             _bus: bus,
             _xvfb: xvfb,
         };
-        session.wait_for_bus_name("org.freedesktop.secrets", Duration::from_secs(15))?;
+        if options.keyring != KeyringMode::None {
+            session.wait_for_bus_name("org.freedesktop.secrets", Duration::from_secs(20))?;
+        }
         Ok(session)
     }
 
-    fn env_for(dir: &Path, display: &str, bus: &str) -> Vec<(String, OsString)> {
-        vec![
-            ("DISPLAY".into(), display.into()),
+    fn env_for(dir: &Path, display: Option<&str>, bus: &str) -> Vec<(String, OsString)> {
+        let mut env: Vec<(String, OsString)> = vec![
             ("DBUS_SESSION_BUS_ADDRESS".into(), bus.into()),
             ("XDG_DATA_HOME".into(), dir.join("data").into()),
             ("XDG_CACHE_HOME".into(), dir.join("cache").into()),
@@ -240,17 +320,97 @@ impl HeadlessSession {
             // No accessibility bus: GTK would otherwise start at-spi daemons that outlive the test.
             ("NO_AT_BRIDGE".into(), "1".into()),
             ("GDK_BACKEND".into(), "x11".into()),
-        ]
+        ];
+        if let Some(display) = display {
+            env.push(("DISPLAY".into(), display.into()));
+        }
+        env
     }
 
     /// The environment a program needs to live in this session.
     pub fn env(&self) -> Vec<(String, OsString)> {
-        Self::env_for(&self.dir, &self.display, &self.bus_address)
+        Self::env_for(&self.dir, self.display.as_deref(), &self.bus_address)
+    }
+
+    /// `program` to run inside this session: the session's environment, `TOKENKEEP_HOME` in its `tk/`, and
+    /// nothing of the test process's bus or master key.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("DISPLAY")
+            .env_remove("TOKENKEEP_MASTER_KEY")
+            .envs(self.env())
+            .env("TOKENKEEP_HOME", self.dir.join("tk"));
+        command
     }
 
     /// The session's scratch directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// `secret-tool search --all service tokenkeep`: the attribute lines of every Tokenkeep item.
+    pub fn keyring_items(&self) -> Result<String> {
+        let out = self
+            .command("secret-tool")
+            .args(["search", "--all", "service", "tokenkeep"])
+            .stdin(Stdio::null())
+            .output()
+            .context("apt install libsecret-tools")?;
+        // secret-tool prints attributes on stderr and values on stdout; keep both.
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    /// The secret of Tokenkeep's keyring item for `user` (`dev/master/<key id>`).
+    pub fn keyring_lookup(&self, user: &str) -> Result<String> {
+        let out = self
+            .command("secret-tool")
+            .args(["lookup", "service", "tokenkeep", "username", user])
+            .stdin(Stdio::null())
+            .output()?;
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Replaces the secret of Tokenkeep's keyring item for `user` by hand, as another program could.
+    pub fn keyring_store(&self, user: &str, value: &str) -> Result<()> {
+        let mut child = self
+            .command("secret-tool")
+            .args([
+                "store",
+                "--label=replaced by hand",
+                "service",
+                "tokenkeep",
+                "username",
+                user,
+            ])
+            .stdin(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("secret-tool stdin not captured"))?
+            .write_all(value.as_bytes())?;
+        if !child.wait()?.success() {
+            bail!("secret-tool store failed");
+        }
+        Ok(())
+    }
+
+    /// Deletes Tokenkeep's keyring item for `user`.
+    pub fn keyring_clear(&self, user: &str) -> Result<()> {
+        let status = self
+            .command("secret-tool")
+            .args(["clear", "service", "tokenkeep", "username", user])
+            .status()?;
+        if !status.success() {
+            bail!("secret-tool clear failed");
+        }
+        Ok(())
     }
 
     fn wait_for_bus_name(&self, name: &str, limit: Duration) -> Result<()> {

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::store::{ConnectionId, ConnectionMeta, ConnectionStatus, TokenSet, Vault};
 
@@ -67,7 +68,7 @@ pub fn seed_into(vault: &Vault, peer: &OidcPeer, accounts: &[String], expires_at
             .mint(account, 1)?
             .pop()
             .ok_or_else(|| anyhow!("no grant minted for {account}"))?;
-        let mut meta = ConnectionMeta::new(DEMO, account.clone());
+        let mut meta = ConnectionMeta::new(ProviderId::parse(DEMO)?, account.clone());
         meta.subject = Some(account.clone());
         meta.scopes = MINT_SCOPE.split(' ').map(str::to_owned).collect();
         meta.expires_at = Some(expires_at);

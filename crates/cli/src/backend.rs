@@ -1,34 +1,31 @@
-//! Where the data of `list`, `show`, `verify`, `export`, `token`, `refresh` and `disconnect` comes from: the vault
-//! opened by this process, or — when the app or `tokenkeep daemon` holds the store — that process, over its
-//! authenticated socket (`tokenkeep_core::local_api`). Both return the same plain payloads, which `main.rs` renders
-//! with one piece of code, so a command prints the same either way.
+//! Where a command's operation runs: on the vault this process opens (core's `LocalOps`), or — when the app or
+//! `tokenkeep daemon` holds the store — in that process, through its authenticated socket (`local_api::Client`).
+//! Both implement `Operations` and return the operation's own output, which the commands render with one piece
+//! of code, so a command prints the same either way.
 
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
-use tokenkeep_core::clock::SystemClock;
-use tokenkeep_core::local_api::{
-    self, Client, ConnectionRow, DisconnectData, ExportRow, OpError, RefreshData, Shown, VerifyData,
-};
-use tokenkeep_core::refresh::{RefreshError, Refresher};
-use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::service;
-use tokenkeep_core::store::{Holder, PROGRAM_APP, PROGRAM_DAEMON, StoreError, Vault};
+use anyhow::{Result, anyhow, bail};
+use tokenkeep_core::http::LazyHttp;
+use tokenkeep_core::keys::KeySource;
+use tokenkeep_core::local_api::Client;
+use tokenkeep_core::ops::{LocalOps, Op, OpError, Operations as _};
+use tokenkeep_core::refresh::RefreshError;
+use tokenkeep_core::store::{Holder, PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON, StoreError, Vault};
 
-use crate::{Context, runtime};
+use crate::Context;
 
-/// The source of a command's data. Chosen once per command by [`Backend::open`].
-pub(crate) enum Backend<'a> {
-    /// This process holds the store.
-    Local { ctx: &'a Context, vault: Arc<Vault> },
-    /// The app or the daemon holds it and answers for it.
-    Remote(Box<Remote>),
+/// Where the operations of one command run. Chosen once per command by [`Backend::open`].
+pub(crate) struct Backend {
+    runtime: tokio::runtime::Runtime,
+    place: Place,
 }
 
-/// A session with the store's holder, and the runtime its calls run on.
-pub(crate) struct Remote {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
+enum Place {
+    /// This process holds the store.
+    Local(LocalOps),
+    /// The app or the daemon holds it and answers for it.
+    Remote(Client),
 }
 
 /// Whether `holder` serves the CLI over its socket (the app and the daemon do; another `tokenkeep` command
@@ -46,118 +43,95 @@ pub(crate) fn holder_name(holder: &Holder) -> &'static str {
     }
 }
 
-impl<'a> Backend<'a> {
+/// A single-threaded runtime for one command.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow!("cannot start the async runtime: {e}"))
+}
+
+impl Backend {
     /// Opens the vault; when the app or the daemon holds it, connects to that process's socket instead.
-    pub(crate) fn open(ctx: &'a Context) -> Result<Self> {
-        match ctx.open_vault() {
-            Ok(vault) => Ok(Self::Local {
-                ctx,
-                vault: Arc::new(vault),
-            }),
-            Err(StoreError::Locked {
-                holder: Some(holder), ..
-            }) if serves_cli(&holder) => Self::remote(ctx, &holder),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    fn remote(ctx: &Context, holder: &Holder) -> Result<Self> {
+    pub(crate) fn open(ctx: &Context) -> Result<Self> {
         let runtime = runtime()?;
-        match runtime.block_on(Client::connect(&ctx.paths)) {
-            Ok(client) => {
-                tracing::info!(
-                    program = %client.server().program,
-                    pid = client.server().pid,
-                    "the store is held by another process; using its CLI socket"
-                );
-                Ok(Self::Remote(Box::new(Remote { runtime, client })))
-            }
-            Err(error) => Err(anyhow!(
-                "the store is in use by {} (pid {}), and its CLI socket could not be used: {error}. If it is still \
-                 starting, try again in a moment; otherwise close it (or end process {} if it hangs), then try again",
-                holder_name(holder),
-                holder.pid,
-                holder.pid,
-            )),
-        }
+        let place = match LocalOps::open(&ctx.paths, PROGRAM_CLI, Arc::new(LazyHttp::new())) {
+            Ok(ops) => Place::Local(ops),
+            Err(OpError::Store(StoreError::Locked {
+                holder: Some(holder), ..
+            })) if serves_cli(&holder) => Place::Remote(remote(ctx, &runtime, &holder)?),
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Self { runtime, place })
     }
 
-    pub(crate) fn list(&mut self) -> Result<Vec<ConnectionRow>> {
-        match self {
-            Self::Local { vault, .. } => Ok(local_api::list(vault)?),
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.list())?),
-        }
-    }
-
-    pub(crate) fn show(&mut self, query: &str, reveal: bool) -> Result<Shown> {
-        match self {
-            Self::Local { vault, .. } => Ok(local_api::show(vault, query, reveal)?),
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.show(query, reveal))?),
-        }
-    }
-
-    pub(crate) fn verify(&mut self) -> Result<VerifyData> {
-        match self {
-            Self::Local { vault, .. } => Ok(local_api::verify(vault)?),
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.verify())?),
-        }
-    }
-
-    pub(crate) fn export_envelopes(&mut self) -> Result<Vec<ExportRow>> {
-        match self {
-            Self::Local { ctx, vault } => Ok(local_api::export_envelopes(vault, ctx.paths.profile().as_str())?),
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.export_envelopes())?),
-        }
-    }
-
-    pub(crate) fn token(&mut self, query: &str) -> Result<SecretString> {
-        match self {
-            Self::Local { ctx, vault } => {
-                let refresher = refresher(ctx, vault)?;
-                runtime()?
-                    .block_on(local_api::token(&refresher, query))
-                    .map_err(one_shot)
-            }
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.token(query))?),
-        }
-    }
-
-    pub(crate) fn refresh(&mut self, query: &str) -> Result<RefreshData> {
-        match self {
-            Self::Local { ctx, vault } => {
-                let refresher = refresher(ctx, vault)?;
-                runtime()?
-                    .block_on(local_api::refresh(&refresher, query))
-                    .map_err(one_shot)
-            }
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.refresh(query))?),
-        }
-    }
-
-    pub(crate) fn disconnect(&mut self, query: &str) -> Result<DisconnectData> {
-        match self {
-            Self::Local { ctx, vault } => {
-                let refresher = refresher(ctx, vault)?;
-                runtime()?
-                    .block_on(local_api::disconnect(&refresher, query))
-                    .map_err(one_shot)
-            }
-            Self::Remote(r) => Ok(r.runtime.block_on(r.client.disconnect(query))?),
+    /// Runs `op` where the store is.
+    pub(crate) fn run<O: Op>(&self, op: O) -> Result<O::Output> {
+        match &self.place {
+            Place::Local(ops) => self.runtime.block_on(ops.run(op)).map_err(one_shot),
+            Place::Remote(client) => Ok(self.runtime.block_on(client.run(op))?),
         }
     }
 }
 
-fn refresher(ctx: &Context, vault: &Arc<Vault>) -> Result<Arc<Refresher>> {
-    Ok(service::refresher(
+fn remote(ctx: &Context, runtime: &tokio::runtime::Runtime, holder: &Holder) -> Result<Client> {
+    match runtime.block_on(Client::connect(&ctx.paths)) {
+        Ok(client) => {
+            tracing::info!(
+                program = %client.server().program,
+                pid = client.server().pid,
+                "the store is held by another process; using its CLI socket"
+            );
+            Ok(client)
+        }
+        Err(error) => Err(anyhow!(
+            "the store is in use by {} (pid {}), and its CLI socket could not be used: {error}. If it is still \
+             starting, try again in a moment; otherwise close it (or end process {} if it hangs), then try again",
+            holder_name(holder),
+            holder.pid,
+            holder.pid,
+        )),
+    }
+}
+
+/// The operations on the store for a command that cannot run through the app's or the daemon's socket (`what`
+/// names it): when one of them holds the store, say where to do it instead.
+pub(crate) fn open_exclusive(ctx: &Context, what: &str, program: &'static str, http: LazyHttp) -> Result<LocalOps> {
+    match LocalOps::open(&ctx.paths, program, Arc::new(http)) {
+        Err(OpError::Store(StoreError::Locked {
+            holder: Some(holder), ..
+        })) if serves_cli(&holder) => bail!("{}", needs_store_to_itself(what, &holder)),
+        other => Ok(other?),
+    }
+}
+
+/// "`tokenkeep connect` needs the store to itself, and the Tokenkeep app (pid 1234) holds it: …".
+pub(crate) fn needs_store_to_itself(what: &str, holder: &Holder) -> String {
+    let advice = if holder.program == PROGRAM_APP {
+        "do this in the app window, or close the app first"
+    } else {
+        "stop the daemon first"
+    };
+    format!(
+        "{what} needs the store to itself, and {} (pid {}) holds it: {advice}",
+        holder_name(holder),
+        holder.pid
+    )
+}
+
+/// The vault alone, for `providers add` (it seals a client secret and nothing else).
+pub(crate) fn open_vault(ctx: &Context) -> Result<Vault, StoreError> {
+    let keys = KeySource::resolve(ctx.paths.profile())?;
+    Vault::open(
         &ctx.paths,
-        vault.clone(),
-        ctx.http()?,
-        Arc::new(SystemClock),
-    )?)
+        keys,
+        Arc::new(tokenkeep_core::clock::SystemClock),
+        PROGRAM_CLI,
+    )
 }
 
-/// A one-shot command has no engine behind it to retry: say so instead of promising a retry. (Through the socket
-/// the app's or daemon's engine does retry, so its own words stand.)
+/// A one-shot command has no engine timer behind it to retry: say so instead of promising a retry. (Through the
+/// socket the app's or daemon's engine does retry, so its own words stand.)
 fn one_shot(error: OpError) -> anyhow::Error {
     match error {
         OpError::Refresh(RefreshError::Retrying {

@@ -16,9 +16,10 @@ use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::http::{BoxFuture, HttpClient, HttpError, HttpRequest, HttpResponse};
 use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::profile::{Profile, ProfilePaths};
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::provider::catalog::Catalog;
 use tokenkeep_core::provider::config::ProfileConfig;
-use tokenkeep_core::refresh::{RefreshEngine, RefreshPolicy, Refresher};
+use tokenkeep_core::refresh::{EngineParts, RefreshEngine, RefreshPolicy};
 use tokenkeep_core::secret::{MasterKey, SecretString};
 use tokenkeep_core::store::{ConnectionMeta, TokenSet, Vault};
 
@@ -94,7 +95,7 @@ fn main() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let seeded = Instant::now();
     for i in 0..connections {
-        let mut meta = ConnectionMeta::new("demo", format!("user{i}@example.test"));
+        let mut meta = ConnectionMeta::new(ProviderId::parse("demo").unwrap(), format!("user{i}@example.test"));
         // Spread expiries over the next 1–24 hours: nothing is due within the idle minute.
         meta.expires_at = Some(now + 3600 + (i as u64 * 82_800 / connections as u64));
         meta.last_refresh_at = Some(now);
@@ -108,13 +109,13 @@ fn main() {
     println!("seeded {connections} connections in {:.1?}", seeded.elapsed());
 
     let http = Arc::new(CountingHttp::default());
-    let refresher = Arc::new(Refresher::new(
+    let engine = RefreshEngine::new(EngineParts {
         vault,
         catalog,
-        http.clone(),
-        Arc::new(SystemClock),
-        RefreshPolicy::default(),
-    ));
+        http: http.clone(),
+        clock: Arc::new(SystemClock),
+        policy: RefreshPolicy::default(),
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -122,7 +123,7 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let started = Instant::now();
-        let engine = RefreshEngine::start(refresher);
+        engine.start();
         while engine.stats().planned < connections as u64 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

@@ -14,6 +14,7 @@ use openssl::sign::Signer;
 use openssl::symm::{Cipher, decrypt, encrypt};
 use tokenkeep_core::crypto::{self, AeadKey, IV_LEN, TAG_LEN};
 use tokenkeep_core::envelope::{self, RecordLocation};
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::MasterKey;
 
 /// A large access token (JWTs with many claims reach this size).
@@ -151,7 +152,7 @@ fn bench_store_put_flush(c: &mut Criterion) {
         refresh: None,
         id_token: None,
     };
-    let meta = ConnectionMeta::new("github", "octocat");
+    let meta = ConnectionMeta::new(ProviderId::parse("github").unwrap(), "octocat");
     let id = vault.put_connection(meta.clone(), &set()).unwrap();
 
     let mut g = c.benchmark_group("store_put_flush");

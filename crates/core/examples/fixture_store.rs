@@ -21,6 +21,7 @@ use base64::Engine as _;
 use tokenkeep_core::clock::Clock;
 use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::profile::{Profile, ProfilePaths};
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::{MasterKey, SecretString};
 use tokenkeep_core::store::{ConnectionMeta, ConnectionStatus, PROGRAM_CLI, TokenSet, Vault};
 
@@ -67,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             MADE_AT + 3600
         )),
     );
-    let mut alice = ConnectionMeta::new("demo", "alice@example.test");
+    let mut alice = ConnectionMeta::new(ProviderId::parse("demo")?, "alice@example.test");
     alice.subject = Some("user-alice-0001".into());
     alice.scopes = vec!["openid".into(), "profile".into(), "offline_access".into()];
     alice.expires_at = Some(MADE_AT + 3600);
@@ -81,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
 
-    let mut bob = ConnectionMeta::new("demo", "bob");
+    let mut bob = ConnectionMeta::new(ProviderId::parse("demo")?, "bob");
     bob.status = ConnectionStatus::NeedsReconnect;
     bob.last_error = Some("the provider rejected the refresh token (invalid_grant): sign in again to reconnect".into());
     let bob_id = vault.put_connection(

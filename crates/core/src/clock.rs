@@ -4,8 +4,7 @@
 //! instead of calling `SystemTime::now()`, so tests can move time without sleeping.
 
 use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of the current wall-clock time.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -28,45 +27,60 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to. For tests.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<SystemTime>,
-}
+#[cfg(any(test, feature = "test-support"))]
+pub use self::manual::ManualClock;
 
-impl ManualClock {
-    /// A clock showing `unix_secs` seconds after the Unix epoch.
-    pub fn at_unix(unix_secs: u64) -> Self {
-        Self {
-            now: Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_secs)),
+/// The hand-driven clock of the tests, compiled only for them (the `test-support` feature, or this crate's own
+/// unit tests).
+#[cfg(any(test, feature = "test-support"))]
+mod manual {
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::Clock;
+
+    /// A clock that only moves when told to. For tests.
+    #[derive(Debug)]
+    pub struct ManualClock {
+        now: Mutex<SystemTime>,
+    }
+
+    impl ManualClock {
+        /// A clock showing `unix_secs` seconds after the Unix epoch.
+        pub fn at_unix(unix_secs: u64) -> Self {
+            Self {
+                now: Mutex::new(UNIX_EPOCH + Duration::from_secs(unix_secs)),
+            }
+        }
+
+        /// Sets the time.
+        pub fn set(&self, now: SystemTime) {
+            *self.lock() = now;
+        }
+
+        /// Moves the clock forward by `by`.
+        pub fn advance(&self, by: Duration) {
+            let mut now = self.lock();
+            *now += by;
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, SystemTime> {
+            // A panic while holding this lock cannot leave a half-written SystemTime behind: recover the value.
+            self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
         }
     }
 
-    /// Sets the time.
-    pub fn set(&self, now: SystemTime) {
-        *self.lock() = now;
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        let mut now = self.lock();
-        *now += by;
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SystemTime> {
-        // A panic while holding this lock cannot leave a half-written SystemTime behind: recover the value.
-        self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.lock()
+    impl Clock for ManualClock {
+        fn now(&self) -> SystemTime {
+            *self.lock()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

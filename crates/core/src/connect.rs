@@ -95,10 +95,10 @@ pub fn store_authorization(
         scopes,
         expires_at,
     } = authorized;
-    let provider = spec.id.as_str();
+    let provider = &spec.id;
     let existing = vault.list()?.into_iter().find_map(|(id, meta)| {
         let meta = meta.ok()?;
-        let same = meta.provider == provider
+        let same = &meta.provider == provider
             && match (&meta.subject, &identity.subject) {
                 (Some(a), Some(b)) => a == b,
                 _ => meta.account == identity.account,
@@ -116,7 +116,7 @@ pub fn store_authorization(
             meta.last_refresh_at = Some(now_secs);
             meta.last_error = None;
             vault.replace_tokens(id, &tokens, &meta)?;
-            tracing::info!(provider, connection = %id, "reconnected an existing account");
+            tracing::info!(provider = %provider, connection = %id, "reconnected an existing account");
             Ok(Connected {
                 id,
                 account: identity.account,
@@ -124,13 +124,13 @@ pub fn store_authorization(
             })
         }
         None => {
-            let mut meta = ConnectionMeta::new(provider, identity.account.clone());
+            let mut meta = ConnectionMeta::new(provider.clone(), identity.account.clone());
             meta.subject = identity.subject;
             meta.scopes = scopes;
             meta.expires_at = expires_at;
             meta.last_refresh_at = Some(now_secs);
             let id = vault.put_connection(meta, &tokens)?;
-            tracing::info!(provider, connection = %id, "connected a new account");
+            tracing::info!(provider = %provider, connection = %id, "connected a new account");
             Ok(Connected {
                 id,
                 account: identity.account,

@@ -18,7 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha512;
 use zeroize::Zeroizing;
 
-use crate::secret::SecretBytes;
+use crate::secret::{KeyMaterialError, SecretBytes};
 
 /// Length in bytes of an [`AeadKey`]: a 32-byte MAC key followed by a 32-byte encryption key.
 pub const KEY_LEN: usize = 64;
@@ -50,6 +50,16 @@ pub enum CryptoError {
         /// The length that was supplied.
         actual: usize,
     },
+}
+
+impl From<KeyMaterialError> for CryptoError {
+    fn from(error: KeyMaterialError) -> Self {
+        match error {
+            KeyMaterialError::Length { expected, actual } => Self::KeyLength { expected, actual },
+            // `Rng`, and anything a later `secret` adds: no key could be made.
+            _ => Self::Rng,
+        }
+    }
 }
 
 /// A 64-byte AES_256_CBC_HMAC_SHA_512 key (`MAC_KEY ‖ ENC_KEY`). Not `Clone`; zeroized on drop; `Debug` redacted.

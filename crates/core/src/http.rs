@@ -79,6 +79,35 @@ impl ReqwestHttp {
     }
 }
 
+/// A [`ReqwestHttp`] built on the first request: for one-shot commands that may never go to the network (`list`
+/// reads the vault only), so they do not pay for setting up TLS.
+#[derive(Debug, Default)]
+pub struct LazyHttp {
+    client: std::sync::OnceLock<Result<ReqwestHttp, String>>,
+}
+
+impl LazyHttp {
+    /// A client that builds itself when first used.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl HttpClient for LazyHttp {
+    fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        match self
+            .client
+            .get_or_init(|| ReqwestHttp::new().map_err(|e| e.to_string()))
+        {
+            Ok(client) => client.execute(request),
+            Err(message) => {
+                let error = HttpError::InvalidRequest(message.clone());
+                Box::pin(async move { Err(error) })
+            }
+        }
+    }
+}
+
 fn host_of(uri: &http::Uri) -> String {
     uri.authority()
         .map_or_else(|| "the server".to_owned(), ToString::to_string)

@@ -16,12 +16,11 @@
 //! # No silent fallback
 //!
 //! **Invariant:** if the keyring cannot be reached, the caller gets a [`KeyError`] that names the cause; nothing here
-//! ever falls back to an in-memory, kernel or plaintext store. [`MemoryKeyStore`] exists for tests only and is
+//! ever falls back to an in-memory, kernel or plaintext store. `MemoryKeyStore` exists for tests only and is
 //! never chosen by [`KeySource::resolve`].
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
@@ -136,7 +135,8 @@ pub enum KeyError {
     },
 }
 
-/// Where master keys are kept. Implemented by [`OsKeyring`] and, for tests, [`MemoryKeyStore`].
+/// Where master keys are kept. Implemented by [`OsKeyring`] and, for tests, `MemoryKeyStore` (feature
+/// `test-support`).
 ///
 /// Implementations only move bytes; [`store_verified`] adds the read-back check every caller should use.
 pub trait KeyStore: Send + Sync + fmt::Debug {
@@ -396,115 +396,129 @@ pub(crate) fn classify_message(message: &str) -> KeyError {
     }
 }
 
-/// Keys held in this process's memory. **For tests only**: the keys vanish when the process exits, so this is
-/// never used as a fallback (see the module's invariant). Clones share the same keys, so a test can keep a handle
-/// after giving one to a vault.
-#[doc(hidden)]
-#[derive(Debug, Clone, Default)]
-pub struct MemoryKeyStore {
-    inner: Arc<Mutex<MemoryInner>>,
-}
+#[cfg(any(test, feature = "test-support"))]
+pub use self::memory::MemoryKeyStore;
 
-#[derive(Default)]
-struct MemoryInner {
-    keys: HashMap<KeyId, MasterKey>,
-    lose_writes: bool,
-    fail_with: Option<fn() -> KeyError>,
-}
+/// The in-memory key store of the tests, compiled only for them (the `test-support` feature, or this crate's own
+/// unit tests): no build of the app or the CLI contains it.
+#[cfg(any(test, feature = "test-support"))]
+mod memory {
+    use std::collections::HashMap;
+    use std::fmt;
+    use std::sync::{Arc, Mutex, PoisonError};
 
-impl fmt::Debug for MemoryInner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ids: Vec<_> = self.keys.keys().collect();
-        ids.sort();
-        f.debug_struct("MemoryInner")
-            .field("key_ids", &ids)
-            .finish_non_exhaustive()
-    }
-}
+    use super::{KeyError, KeyStore};
+    use crate::secret::{KeyId, MasterKey};
 
-impl MemoryKeyStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// Keys held in this process's memory. **For tests only**: the keys vanish when the process exits, so this is
+    /// never used as a fallback (see the module's invariant). Clones share the same keys, so a test can keep a handle
+    /// after giving one to a vault.
+    #[derive(Debug, Clone, Default)]
+    pub struct MemoryKeyStore {
+        inner: Arc<Mutex<MemoryInner>>,
     }
 
-    /// The ids of the keys held, sorted.
-    pub fn key_ids(&self) -> Vec<KeyId> {
-        let mut ids: Vec<_> = self.lock().keys.keys().copied().collect();
-        ids.sort();
-        ids
+    #[derive(Default)]
+    struct MemoryInner {
+        keys: HashMap<KeyId, MasterKey>,
+        lose_writes: bool,
+        fail_with: Option<fn() -> KeyError>,
     }
 
-    /// Puts `key` in the store directly (no failure injection).
-    pub fn insert(&self, key: MasterKey) {
-        self.lock().keys.insert(key.id(), key);
-    }
-
-    /// Puts `key` under the name of key `id` — like a keyring entry replaced by hand.
-    pub fn replace_entry(&self, id: KeyId, key: MasterKey) {
-        self.lock().keys.insert(id, key);
-    }
-
-    /// Removes a key directly (no failure injection).
-    pub fn remove(&self, id: KeyId) {
-        self.lock().keys.remove(&id);
-    }
-
-    /// When set, `store` reports success but keeps nothing — like a keyring that silently drops writes.
-    pub fn lose_writes(&self, lose: bool) {
-        self.lock().lose_writes = lose;
-    }
-
-    /// When set, every operation fails with the error `make` builds — to simulate a locked or absent keyring.
-    pub fn fail_with(&self, make: Option<fn() -> KeyError>) {
-        self.lock().fail_with = make;
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn check(inner: &MemoryInner) -> Result<(), KeyError> {
-        inner.fail_with.map_or(Ok(()), |make| Err(make()))
-    }
-}
-
-impl KeyStore for MemoryKeyStore {
-    fn load(&self, id: KeyId) -> Result<Option<MasterKey>, KeyError> {
-        let inner = self.lock();
-        Self::check(&inner)?;
-        match inner.keys.get(&id) {
-            None => Ok(None),
-            Some(k) if k.id() != id => Err(KeyError::IdMismatch {
-                profile: "memory".into(),
-                expected: id,
-                found: k.id(),
-            }),
-            Some(k) => Ok(Some(
-                MasterKey::from_slice(k.dangerously_expose_bytes()).expect("32 bytes"),
-            )),
+    impl fmt::Debug for MemoryInner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let mut ids: Vec<_> = self.keys.keys().collect();
+            ids.sort();
+            f.debug_struct("MemoryInner")
+                .field("key_ids", &ids)
+                .finish_non_exhaustive()
         }
     }
 
-    fn store(&self, key: &MasterKey) -> Result<(), KeyError> {
-        let mut inner = self.lock();
-        Self::check(&inner)?;
-        if !inner.lose_writes {
-            let copy = MasterKey::from_slice(key.dangerously_expose_bytes()).expect("32 bytes");
-            inner.keys.insert(key.id(), copy);
+    impl MemoryKeyStore {
+        /// An empty store.
+        pub fn new() -> Self {
+            Self::default()
         }
-        Ok(())
+
+        /// The ids of the keys held, sorted.
+        pub fn key_ids(&self) -> Vec<KeyId> {
+            let mut ids: Vec<_> = self.lock().keys.keys().copied().collect();
+            ids.sort();
+            ids
+        }
+
+        /// Puts `key` in the store directly (no failure injection).
+        pub fn insert(&self, key: MasterKey) {
+            self.lock().keys.insert(key.id(), key);
+        }
+
+        /// Puts `key` under the name of key `id` — like a keyring entry replaced by hand.
+        pub fn replace_entry(&self, id: KeyId, key: MasterKey) {
+            self.lock().keys.insert(id, key);
+        }
+
+        /// Removes a key directly (no failure injection).
+        pub fn remove(&self, id: KeyId) {
+            self.lock().keys.remove(&id);
+        }
+
+        /// When set, `store` reports success but keeps nothing — like a keyring that silently drops writes.
+        pub fn lose_writes(&self, lose: bool) {
+            self.lock().lose_writes = lose;
+        }
+
+        /// When set, every operation fails with the error `make` builds — to simulate a locked or absent keyring.
+        pub fn fail_with(&self, make: Option<fn() -> KeyError>) {
+            self.lock().fail_with = make;
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+            self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        fn check(inner: &MemoryInner) -> Result<(), KeyError> {
+            inner.fail_with.map_or(Ok(()), |make| Err(make()))
+        }
     }
 
-    fn delete(&self, id: KeyId) -> Result<(), KeyError> {
-        let mut inner = self.lock();
-        Self::check(&inner)?;
-        inner.keys.remove(&id);
-        Ok(())
-    }
+    impl KeyStore for MemoryKeyStore {
+        fn load(&self, id: KeyId) -> Result<Option<MasterKey>, KeyError> {
+            let inner = self.lock();
+            Self::check(&inner)?;
+            match inner.keys.get(&id) {
+                None => Ok(None),
+                Some(k) if k.id() != id => Err(KeyError::IdMismatch {
+                    profile: "memory".into(),
+                    expected: id,
+                    found: k.id(),
+                }),
+                Some(k) => Ok(Some(
+                    MasterKey::from_slice(k.dangerously_expose_bytes()).expect("32 bytes"),
+                )),
+            }
+        }
 
-    fn describe(&self) -> String {
-        "an in-memory test key store".into()
+        fn store(&self, key: &MasterKey) -> Result<(), KeyError> {
+            let mut inner = self.lock();
+            Self::check(&inner)?;
+            if !inner.lose_writes {
+                let copy = MasterKey::from_slice(key.dangerously_expose_bytes()).expect("32 bytes");
+                inner.keys.insert(key.id(), copy);
+            }
+            Ok(())
+        }
+
+        fn delete(&self, id: KeyId) -> Result<(), KeyError> {
+            let mut inner = self.lock();
+            Self::check(&inner)?;
+            inner.keys.remove(&id);
+            Ok(())
+        }
+
+        fn describe(&self) -> String {
+            "an in-memory test key store".into()
+        }
     }
 }
 

@@ -9,17 +9,20 @@
 pub mod browser;
 pub mod clock;
 pub mod connect;
+pub mod credentials;
 pub mod crypto;
 pub mod envelope;
+#[cfg(unix)]
+pub mod host;
 pub mod http;
 pub mod keys;
 #[cfg(unix)]
 pub mod local_api;
 pub mod logging;
 pub mod oauth;
+pub mod ops;
 pub mod profile;
 pub mod provider;
 pub mod refresh;
 pub mod secret;
-pub mod service;
 pub mod store;

@@ -12,14 +12,30 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::CryptoError;
-
 /// Length in bytes of a [`MasterKey`].
 pub const MASTER_KEY_LEN: usize = 32;
 /// Length in bytes of a [`KeyId`].
 pub const KEY_ID_LEN: usize = 8;
 /// HKDF `info` label from which a [`KeyId`] is derived (see `docs/FORMAT.md`).
 const KEY_ID_INFO: &[u8] = b"tokenkeep/v1/key-id";
+
+/// Why key material could not be made. (`crypto::CryptoError` converts from it: this module sits below the
+/// cipher and knows nothing of it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyMaterialError {
+    /// The operating system's random number generator failed.
+    #[error("the operating system could not provide random bytes; retry, and report this if it persists")]
+    Rng,
+    /// Key material of the wrong length was supplied.
+    #[error("invalid key length: expected {expected} bytes, got {actual}")]
+    Length {
+        /// The required length in bytes.
+        expected: usize,
+        /// The length that was supplied.
+        actual: usize,
+    },
+}
 
 /// The 32-byte master key from which every record key is derived.
 ///
@@ -34,10 +50,10 @@ impl MasterKey {
     /// Generates a fresh key from the operating system's CSPRNG.
     ///
     /// # Errors
-    /// [`CryptoError::Rng`] if the operating system cannot provide random bytes.
-    pub fn generate() -> Result<Self, CryptoError> {
+    /// [`KeyMaterialError::Rng`] if the operating system cannot provide random bytes.
+    pub fn generate() -> Result<Self, KeyMaterialError> {
         let mut bytes = Box::new(Zeroizing::new([0u8; MASTER_KEY_LEN]));
-        getrandom::fill(&mut bytes[..]).map_err(|_| CryptoError::Rng)?;
+        getrandom::fill(&mut bytes[..]).map_err(|_| KeyMaterialError::Rng)?;
         Ok(Self::from_boxed(bytes))
     }
 
@@ -54,10 +70,10 @@ impl MasterKey {
     /// Copies a key out of a slice (for example one read from the OS keyring).
     ///
     /// # Errors
-    /// [`CryptoError::KeyLength`] unless `bytes` is exactly 32 bytes long.
-    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+    /// [`KeyMaterialError::Length`] unless `bytes` is exactly 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyMaterialError> {
         if bytes.len() != MASTER_KEY_LEN {
-            return Err(CryptoError::KeyLength {
+            return Err(KeyMaterialError::Length {
                 expected: MASTER_KEY_LEN,
                 actual: bytes.len(),
             });
@@ -94,8 +110,23 @@ impl fmt::Debug for MasterKey {
 /// It is the first 8 bytes of HKDF-SHA-256(ikm = master key, salt = empty, info = `"tokenkeep/v1/key-id"`).
 /// Being a one-way function of the key, it reveals nothing usable about it, yet tells which key sealed a record.
 /// `Debug` and `Display` print 16 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct KeyId([u8; KEY_ID_LEN]);
+
+impl From<KeyId> for String {
+    fn from(id: KeyId) -> Self {
+        id.to_hex()
+    }
+}
+
+impl TryFrom<String> for KeyId {
+    type Error = InvalidKeyId;
+
+    fn try_from(hex: String) -> Result<Self, Self::Error> {
+        Self::from_hex(&hex)
+    }
+}
 
 impl KeyId {
     fn derive(master: &[u8; MASTER_KEY_LEN]) -> Self {
@@ -337,7 +368,7 @@ mod tests {
         for len in [0, 1, 16, 31, 33, 64] {
             let err = MasterKey::from_slice(&vec![0xa5; len]).unwrap_err();
             assert!(
-                matches!(err, CryptoError::KeyLength { expected: 32, actual } if actual == len),
+                matches!(err, KeyMaterialError::Length { expected: 32, actual } if actual == len),
                 "{len}: {err:?}"
             );
         }

@@ -1,4 +1,6 @@
-//! The client: what the CLI uses when the store is held by the app or the daemon.
+//! The client: what the CLI uses when the store is held by the app or the daemon. It implements
+//! [`Operations`]: each operation is sent as its [`Request`] and its reply decoded into the operation's own
+//! output, exactly what [`LocalOps`](crate::ops::LocalOps) would have returned.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,10 +11,9 @@ use tokio::net::UnixStream;
 use zeroize::Zeroizing;
 
 use super::wire::{self, Line, LineError, Welcome};
-use super::{
-    ApiError, ConnectionRow, DisconnectData, ErrorKind, ExportRow, RefreshData, Request, SECRET_FILE, SOCKET_FILE,
-    Shown, VerifyData,
-};
+use super::{SECRET_FILE, SOCKET_FILE};
+use crate::ops::wire::{ApiError, ErrorKind, Reply};
+use crate::ops::{Op, Operations, Request};
 use crate::profile::ProfilePaths;
 use crate::secret::SecretString;
 
@@ -82,10 +83,10 @@ impl From<LineError> for ClientError {
     }
 }
 
-/// An authenticated session with the process that holds the store.
+/// An authenticated session with the process that holds the store. One request at a time (a second waits).
 #[derive(Debug)]
 pub struct Client {
-    stream: BufReader<UnixStream>,
+    stream: tokio::sync::Mutex<BufReader<UnixStream>>,
     welcome: Welcome,
 }
 
@@ -116,8 +117,11 @@ impl Client {
             .await
             .map_err(ClientError::Io)?;
         let line = read_answer(&mut stream, HELLO_LIMIT).await?;
-        let welcome = wire::parse_answer(&line)?;
-        Ok(Self { stream, welcome })
+        let welcome = Welcome::decode(&line)?;
+        Ok(Self {
+            stream: tokio::sync::Mutex::new(stream),
+            welcome,
+        })
     }
 
     /// Who answered.
@@ -125,59 +129,21 @@ impl Client {
         &self.welcome
     }
 
-    async fn call(&mut self, request: &Request) -> Result<Line, ClientError> {
-        wire::write_line(self.stream.get_mut(), &wire::request(request), HELLO_LIMIT)
+    async fn call(&self, request: &Request) -> Result<Line, ClientError> {
+        let mut stream = self.stream.lock().await;
+        wire::write_line(stream.get_mut(), &request.encode(), HELLO_LIMIT)
             .await
             .map_err(ClientError::Io)?;
-        read_answer(&mut self.stream, ANSWER_LIMIT).await
+        read_answer(&mut stream, ANSWER_LIMIT).await
     }
+}
 
-    /// `list`.
-    pub async fn list(&mut self) -> Result<Vec<ConnectionRow>, ClientError> {
-        Ok(wire::parse_answer(&self.call(&Request::List).await?)?)
-    }
+impl Operations for Client {
+    type Error = ClientError;
 
-    /// `show`, with the token values when `reveal`.
-    pub async fn show(&mut self, connection: &str, reveal: bool) -> Result<Shown, ClientError> {
-        let request = Request::Show {
-            connection: connection.to_owned(),
-            reveal,
-        };
-        Ok(wire::parse_shown(&self.call(&request).await?)?)
-    }
-
-    /// `verify`.
-    pub async fn verify(&mut self) -> Result<VerifyData, ClientError> {
-        Ok(wire::parse_answer(&self.call(&Request::Verify).await?)?)
-    }
-
-    /// `export --envelopes`.
-    pub async fn export_envelopes(&mut self) -> Result<Vec<ExportRow>, ClientError> {
-        Ok(wire::parse_answer(&self.call(&Request::ExportEnvelopes).await?)?)
-    }
-
-    /// `token`.
-    pub async fn token(&mut self, connection: &str) -> Result<SecretString, ClientError> {
-        let request = Request::Token {
-            connection: connection.to_owned(),
-        };
-        Ok(wire::parse_token(&self.call(&request).await?)?)
-    }
-
-    /// `refresh`.
-    pub async fn refresh(&mut self, connection: &str) -> Result<RefreshData, ClientError> {
-        let request = Request::Refresh {
-            connection: connection.to_owned(),
-        };
-        Ok(wire::parse_answer(&self.call(&request).await?)?)
-    }
-
-    /// `disconnect`.
-    pub async fn disconnect(&mut self, connection: &str) -> Result<DisconnectData, ClientError> {
-        let request = Request::Disconnect {
-            connection: connection.to_owned(),
-        };
-        Ok(wire::parse_answer(&self.call(&request).await?)?)
+    async fn run<O: Op>(&self, op: O) -> Result<O::Output, ClientError> {
+        let line = self.call(&op.into()).await?;
+        Ok(O::Output::decode(&line)?)
     }
 }
 

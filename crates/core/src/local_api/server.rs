@@ -1,5 +1,6 @@
 //! The server: `cli.sock` next to a fresh `cli.secret`, sessions that prove who they are before anything is
-//! answered, and the handler that runs each request on the holder's refresher.
+//! answered, and the handler that runs each request on the holder's operations — the same [`LocalOps`], engine
+//! included, that the holder's own window or timer uses.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,9 +14,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use zeroize::Zeroizing;
 
 use super::wire::{self, Line, LineError, Welcome};
-use super::{ApiError, ErrorKind, MAX_REQUEST_LINE, OpError, Request, SECRET_FILE, SOCKET_FILE};
+use super::{MAX_REQUEST_LINE, SECRET_FILE, SOCKET_FILE};
+use crate::ops::wire::{self as ops_wire, ApiError, ErrorKind, Reply as _};
+use crate::ops::{LocalOps, Request};
 use crate::profile::{Profile, ProfilePaths};
-use crate::refresh::Refresher;
 use crate::secret::SecretString;
 
 /// Log target of the server's events.
@@ -35,18 +37,18 @@ const MAX_SESSIONS: usize = 16;
 /// How long `LocalServer::start` waits for an answer on an existing socket before it calls the socket stale.
 const STALE_PROBE_LIMIT: Duration = Duration::from_secs(1);
 
-/// Runs the CLI's requests on the store's holder: its refresher (and through it the vault), its profile.
+/// Runs the CLI's requests on the store's holder: its operations (and through them its vault and engine).
 #[derive(Debug)]
 pub struct Handler {
-    refresher: Arc<Refresher>,
+    ops: Arc<LocalOps>,
     welcome: Welcome,
 }
 
 impl Handler {
-    /// A handler for `program` (e.g. [`crate::store::PROGRAM_APP`]) serving `profile` with `refresher`.
-    pub fn new(refresher: Arc<Refresher>, profile: &Profile, program: &str) -> Self {
+    /// A handler for `program` (e.g. [`crate::store::PROGRAM_APP`]) serving `profile` with `ops`.
+    pub fn new(ops: Arc<LocalOps>, profile: &Profile, program: &str) -> Self {
         Self {
-            refresher,
+            ops,
             welcome: Welcome {
                 program: program.to_owned(),
                 profile: profile.as_str().to_owned(),
@@ -55,61 +57,10 @@ impl Handler {
         }
     }
 
-    /// The answer line to `request`. Vault reads run on a blocking thread: `verify` opens every record.
+    /// The answer line to `request`.
     async fn answer(&self, request: Request) -> Line {
-        tracing::info!(target: LOG, op = request.op(), "CLI request over the local socket");
-        let refresher = self.refresher.clone();
-        let profile = self.welcome.profile.clone();
-        match request {
-            Request::List => reply(blocking(move || super::list(refresher.vault())).await, wire::ok),
-            Request::Show { connection, reveal } => {
-                if reveal {
-                    tracing::info!(target: LOG, "revealing stored token values to the CLI, as it asked");
-                }
-                let shown = blocking(move || super::show(refresher.vault(), &connection, reveal)).await;
-                reply(shown, wire::shown)
-            }
-            Request::Verify => reply(blocking(move || super::verify(refresher.vault())).await, wire::ok),
-            Request::ExportEnvelopes => reply(
-                blocking(move || super::export_envelopes(refresher.vault(), &profile)).await,
-                wire::ok,
-            ),
-            Request::Token { connection } => {
-                reply(super::token(&refresher, &connection).await.map_err(api), wire::token)
-            }
-            Request::Refresh { connection } => {
-                reply(super::refresh(&refresher, &connection).await.map_err(api), wire::ok)
-            }
-            Request::Disconnect { connection } => {
-                reply(super::disconnect(&refresher, &connection).await.map_err(api), wire::ok)
-            }
-        }
-    }
-}
-
-fn api(error: OpError) -> ApiError {
-    ApiError::from(&error)
-}
-
-fn reply<T>(result: Result<T, ApiError>, encode: impl FnOnce(&T) -> Line) -> Line {
-    match result {
-        Ok(value) => encode(&value),
-        Err(error) => wire::error(&error),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, OpError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(api),
-        Err(error) => {
-            tracing::error!(target: LOG, %error, "a CLI request panicked");
-            Err(ApiError::new(
-                ErrorKind::Failed,
-                "the request failed unexpectedly; see the log",
-            ))
-        }
+        tracing::info!(target: LOG, op = request.name(), "CLI request over the local socket");
+        request.answer(&self.ops).await
     }
 }
 
@@ -120,7 +71,7 @@ pub async fn serve(listener: UnixListener, secret: SecretString, handler: Handle
     let (secret, handler) = (Arc::new(secret), Arc::new(handler));
     let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     // IMPORTANT: sessions live in this set, owned by this future: aborting the server aborts them too, so no
-    // session outlives the app's shutdown holding the refresher.
+    // session outlives the app's shutdown holding the vault.
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
@@ -173,10 +124,10 @@ async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, o
     };
     if let Err(error) = hello {
         tracing::warn!(target: LOG, kind = ?error.kind, "refused a CLI connection without the right secret");
-        let _ = wire::write_line(&mut write, &wire::error(&error), WRITE_LIMIT).await;
+        let _ = wire::write_line(&mut write, &ops_wire::error(&error), WRITE_LIMIT).await;
         return;
     }
-    if wire::write_line(&mut write, &wire::ok(&handler.welcome), WRITE_LIMIT)
+    if wire::write_line(&mut write, &handler.welcome.encode(), WRITE_LIMIT)
         .await
         .is_err()
     {
@@ -185,9 +136,9 @@ async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, o
 
     loop {
         let (reply, go_on) = match wire::read_line(&mut reader, MAX_REQUEST_LINE, IDLE_LIMIT).await {
-            Ok(Some(line)) => match wire::parse_request(&line) {
+            Ok(Some(line)) => match Request::decode(&line) {
                 Ok(request) => (handler.answer(request).await, true),
-                Err(error) => (wire::error(&error), error.kind != ErrorKind::Protocol),
+                Err(error) => (ops_wire::error(&error), error.kind != ErrorKind::Protocol),
             },
             Ok(None) | Err(LineError::Timeout | LineError::Io(_)) => return,
             Err(LineError::TooLong) => {
@@ -195,7 +146,7 @@ async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, o
                     ErrorKind::Protocol,
                     format!("request line longer than {MAX_REQUEST_LINE} bytes"),
                 );
-                (wire::error(&error), false)
+                (ops_wire::error(&error), false)
             }
         };
         if wire::write_line(&mut write, &reply, WRITE_LIMIT).await.is_err() || !go_on {

@@ -8,13 +8,18 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 
+use super::wire;
 use super::*;
-use crate::clock::SystemClock;
+use crate::clock::{Clock as _, SystemClock};
 use crate::http::{BoxFuture, HttpClient, HttpError, HttpRequest, HttpResponse};
 use crate::keys::KeySource;
+use crate::ops::wire::Reply as _;
+use crate::ops::{self, ConnectionEntry, LocalOps, Operations as _};
 use crate::profile::{Profile, ProfilePaths};
-use crate::secret::MasterKey;
-use crate::store::{ConnectionStatus, PROGRAM_DAEMON, TokenSet};
+use crate::provider::ProviderId;
+use crate::refresh::Revocation;
+use crate::secret::{MasterKey, SecretString};
+use crate::store::{ConnectionMeta, ConnectionStatus, PROGRAM_DAEMON, TokenSet, Vault};
 
 const ACCESS: &str = "access-token-SECRET-1f2e";
 const REFRESH: &str = "refresh-token-SECRET-9a8b";
@@ -34,12 +39,16 @@ impl HttpClient for Offline {
     }
 }
 
-/// A profile with one fresh connection, its refresher, and a server on its socket.
+/// A profile with one fresh connection, its operations, and a server on its socket.
 struct Fixture {
     _dir: tempfile::TempDir,
     paths: ProfilePaths,
-    refresher: Arc<Refresher>,
+    ops: Arc<LocalOps>,
     server: LocalServer,
+}
+
+fn demo() -> ProviderId {
+    ProviderId::parse("demo").unwrap()
 }
 
 impl Fixture {
@@ -54,7 +63,7 @@ impl Fixture {
             PROGRAM_DAEMON,
         )
         .unwrap();
-        let mut meta = ConnectionMeta::new("demo", "alice");
+        let mut meta = ConnectionMeta::new(demo(), "alice");
         meta.scopes = vec!["openid".into(), "profile".into()];
         meta.expires_at = Some(4_000_000_000);
         meta.status = ConnectionStatus::Connected;
@@ -64,13 +73,14 @@ impl Fixture {
             id_token: None,
         };
         vault.put_connection(meta, &tokens).unwrap();
-        let refresher = service::refresher(&paths, Arc::new(vault), Arc::new(Offline), Arc::new(SystemClock)).unwrap();
-        let handler = Handler::new(refresher.clone(), paths.profile(), PROGRAM_DAEMON);
+        let ops =
+            Arc::new(LocalOps::new(paths.clone(), Arc::new(vault), Arc::new(Offline), Arc::new(SystemClock)).unwrap());
+        let handler = Handler::new(ops.clone(), paths.profile(), PROGRAM_DAEMON);
         let server = LocalServer::start(&paths, handler).await.unwrap();
         Self {
             _dir: dir,
             paths,
-            refresher,
+            ops,
             server,
         }
     }
@@ -98,7 +108,7 @@ async fn exchange(stream: &mut BufReader<UnixStream>, lines: &[&[u8]]) -> String
 }
 
 fn error_of(line: &str) -> ApiError {
-    wire::parse_answer::<serde_json::Value>(line.as_bytes()).unwrap_err()
+    ops::wire::parse_ok::<serde_json::Value>(line.as_bytes()).unwrap_err()
 }
 
 #[tokio::test]
@@ -108,7 +118,7 @@ async fn a_wrong_or_missing_secret_gets_one_error_line_and_nothing_else() {
 "#;
     let missing = b"{\"v\":1}\n";
     // A request sent in place of the hello, and one pipelined behind a wrong hello: neither is answered.
-    let request_first = b"{\"v\":1,\"op\":\"list\"}\n";
+    let request_first = b"{\"v\":2,\"op\":\"list\"}\n";
     for lines in [&[&wrong[..], request_first][..], &[missing], &[request_first]] {
         let mut stream = fx.raw().await;
         let out = exchange(&mut stream, lines).await;
@@ -119,10 +129,10 @@ async fn a_wrong_or_missing_secret_gets_one_error_line_and_nothing_else() {
         assert!(!out.contains("alice") && !out.contains("demo"), "{out}");
     }
     // The real secret, in a client of our own, works on the same server.
-    let mut client = Client::connect_with(fx.server.socket_path(), &fx.secret())
+    let client = Client::connect_with(fx.server.socket_path(), &fx.secret())
         .await
         .unwrap();
-    assert_eq!(client.list().await.unwrap().len(), 1);
+    assert_eq!(client.run(ops::List {}).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -142,14 +152,14 @@ async fn an_oversized_line_is_refused_and_ends_the_session() {
     stream.get_mut().write_all(b"\n").await.unwrap();
     let mut welcome = String::new();
     stream.read_line(&mut welcome).await.unwrap();
-    let welcome: Welcome = wire::parse_answer(welcome.trim_end().as_bytes()).unwrap();
+    let welcome = Welcome::decode(welcome.trim_end().as_bytes()).unwrap();
     assert_eq!(
         (welcome.program.as_str(), welcome.profile.as_str()),
         (PROGRAM_DAEMON, "test")
     );
     let mut line = huge.clone();
     line.push(b'\n');
-    let out = exchange(&mut stream, &[&line, b"{\"v\":1,\"op\":\"list\"}\n"]).await;
+    let out = exchange(&mut stream, &[&line, b"{\"v\":2,\"op\":\"list\"}\n"]).await;
     assert_eq!(out.lines().count(), 1, "{out}");
     let error = error_of(&out);
     assert_eq!(error.kind, ErrorKind::Protocol);
@@ -169,7 +179,7 @@ async fn unknown_ops_and_other_versions_are_errors() {
     let mut answer = String::new();
     stream
         .get_mut()
-        .write_all(b"{\"v\":1,\"op\":\"rotate_key\"}\n")
+        .write_all(b"{\"v\":2,\"op\":\"rotate_key\"}\n")
         .await
         .unwrap();
     stream.read_line(&mut answer).await.unwrap();
@@ -179,7 +189,7 @@ async fn unknown_ops_and_other_versions_are_errors() {
     answer.clear();
     stream
         .get_mut()
-        .write_all(b"{\"v\":1,\"op\":\"show\"}\n")
+        .write_all(b"{\"v\":2,\"op\":\"show\"}\n")
         .await
         .unwrap();
     stream.read_line(&mut answer).await.unwrap();
@@ -187,19 +197,19 @@ async fn unknown_ops_and_other_versions_are_errors() {
     answer.clear();
     stream
         .get_mut()
-        .write_all(b"{\"v\":1,\"op\":\"list\"}\n")
+        .write_all(b"{\"v\":2,\"op\":\"list\"}\n")
         .await
         .unwrap();
     stream.read_line(&mut answer).await.unwrap();
-    let rows: Vec<ConnectionRow> = wire::parse_answer(answer.trim_end().as_bytes()).unwrap();
+    let rows = Vec::<ConnectionEntry>::decode(answer.trim_end().as_bytes()).unwrap();
     assert_eq!(rows.len(), 1);
 
-    // Another version, or a line that is not JSON: one error line, then the session ends.
-    for bad in [&b"{\"v\":2,\"op\":\"list\"}\n"[..], b"list\n"] {
+    // Another version (the previous one), or a line that is not JSON: one error line, then the session ends.
+    for bad in [&b"{\"v\":1,\"op\":\"list\"}\n"[..], b"list\n"] {
         let mut stream = fx.raw().await;
         let out = exchange(
             &mut stream,
-            &[&wire::hello(&fx.secret()), b"\n", bad, b"{\"v\":1,\"op\":\"list\"}\n"],
+            &[&wire::hello(&fx.secret()), b"\n", bad, b"{\"v\":2,\"op\":\"list\"}\n"],
         )
         .await;
         let lines: Vec<&str> = out.lines().collect();
@@ -211,30 +221,46 @@ async fn unknown_ops_and_other_versions_are_errors() {
 #[tokio::test]
 async fn the_client_gets_what_the_local_operations_return() {
     let fx = Fixture::start().await;
-    let vault = fx.refresher.vault();
-    let mut client = Client::connect(&fx.paths).await.unwrap();
+    let local = &fx.ops;
+    let client = Client::connect(&fx.paths).await.unwrap();
     assert_eq!(client.server().pid, std::process::id());
 
-    assert_eq!(client.list().await.unwrap(), list(vault).unwrap());
-    assert_eq!(client.verify().await.unwrap(), verify(vault).unwrap());
     assert_eq!(
-        client.export_envelopes().await.unwrap(),
-        export_envelopes(vault, "test").unwrap()
+        client.run(ops::List {}).await.unwrap(),
+        local.run(ops::List {}).await.unwrap()
+    );
+    assert_eq!(
+        client.run(ops::Verify {}).await.unwrap(),
+        local.run(ops::Verify {}).await.unwrap()
+    );
+    assert_eq!(
+        client.run(ops::ExportEnvelopes {}).await.unwrap(),
+        local.run(ops::ExportEnvelopes {}).await.unwrap()
     );
 
-    let shown = client.show("demo:ALICE", true).await.unwrap();
-    let local = show(vault, "demo:alice", true).unwrap();
-    assert_eq!(shown.data, local.data);
+    let show = |connection: &str| ops::Show {
+        connection: connection.into(),
+        reveal: true,
+    };
+    let shown = client.run(show("demo:ALICE")).await.unwrap();
+    let here = local.run(show("demo:alice")).await.unwrap();
+    assert_eq!(shown.inspection, here.inspection);
     let revealed: Vec<(&str, &str)> = shown
         .revealed
         .iter()
-        .map(|r| (r.kind.as_str(), r.value.dangerously_expose()))
+        .map(|r| (r.kind.field(), r.value.dangerously_expose()))
         .collect();
     assert_eq!(revealed, [("access_token", ACCESS), ("refresh_token", REFRESH)]);
     assert!(!format!("{shown:?}").contains("SECRET"), "{shown:?}");
 
     // Errors carry core's message and a kind; the session survives them.
-    let missing = client.show("demo:nobody", false).await.unwrap_err();
+    let missing = client
+        .run(ops::Show {
+            connection: "demo:nobody".into(),
+            reveal: false,
+        })
+        .await
+        .unwrap_err();
     assert!(!missing.is_connection());
     assert!(
         missing.to_string().contains("no connection \"demo:nobody\""),
@@ -243,15 +269,32 @@ async fn the_client_gets_what_the_local_operations_return() {
     assert!(matches!(&missing, ClientError::Api(e) if e.kind == ErrorKind::Invalid));
 
     // The access token is fresh: returned as stored, no network.
-    assert_eq!(client.token("demo:alice").await.unwrap().dangerously_expose(), ACCESS);
+    let token = client
+        .run(ops::Token {
+            connection: "demo:alice".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(token.0.dangerously_expose(), ACCESS);
+    assert!(!format!("{token:?}").contains("SECRET"));
     // A forced refresh goes to the network, which is offline here: core's words, kind `failed`.
-    let refused = client.refresh("demo:alice").await.unwrap_err();
+    let refused = client
+        .run(ops::Refresh {
+            connection: "demo:alice".into(),
+        })
+        .await
+        .unwrap_err();
     assert!(refused.to_string().contains("alice"), "{refused}");
 
-    let gone = client.disconnect("demo:alice").await.unwrap();
+    let gone = client
+        .run(ops::Disconnect {
+            connection: "demo:alice".into(),
+        })
+        .await
+        .unwrap();
     assert_eq!((gone.provider.as_str(), gone.account.as_str()), ("demo", "alice"));
-    assert!(matches!(gone.revocation, RevocationInfo::Skipped { .. }), "{gone:?}");
-    assert!(client.list().await.unwrap().is_empty());
+    assert!(matches!(gone.revocation, Revocation::Skipped { .. }), "{gone:?}");
+    assert!(client.run(ops::List {}).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -272,7 +315,7 @@ async fn files_are_private_stale_sockets_are_replaced_and_close_removes_both() {
     );
 
     // A live socket is not taken over.
-    let handler = || Handler::new(fx.refresher.clone(), fx.paths.profile(), PROGRAM_DAEMON);
+    let handler = || Handler::new(fx.ops.clone(), fx.paths.profile(), PROGRAM_DAEMON);
     let busy = LocalServer::start(&fx.paths, handler()).await.unwrap_err();
     assert_eq!(busy.kind(), std::io::ErrorKind::AddrInUse);
 
@@ -296,4 +339,78 @@ async fn files_are_private_stale_sockets_are_replaced_and_close_removes_both() {
     again.close();
     assert!(!socket.exists() && !secret.exists());
     again.close(); // idempotent
+}
+
+/// Answers every token request with a new access token for an hour, and counts them.
+#[derive(Debug, Default)]
+struct CountingProvider {
+    token_requests: std::sync::atomic::AtomicUsize,
+}
+
+impl HttpClient for CountingProvider {
+    fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        if request.uri().path().ends_with("/token") {
+            self.token_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Box::pin(async {
+            let body = br#"{"access_token":"access-token-SECRET-new","token_type":"Bearer","expires_in":3600}"#;
+            Ok(http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .unwrap())
+        })
+    }
+}
+
+/// Regression (the socket held the `Refresher`, not the engine): a refresh asked for through the socket left the
+/// engine's plan as it was, so the engine refreshed the connection again at its old due time, a redundant request
+/// to the provider (and, with rotating refresh tokens, a needless rotation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_through_the_socket_replans_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ProfilePaths::resolve(Profile::parse("test").unwrap(), Some(dir.path().into())).unwrap();
+    paths.ensure().unwrap();
+    std::fs::write(paths.config_file(), "[demo]\nissuer = \"http://127.0.0.1:9\"\n").unwrap();
+    let vault = Vault::open(
+        &paths,
+        KeySource::Headless(MasterKey::generate().unwrap()),
+        Arc::new(SystemClock),
+        PROGRAM_DAEMON,
+    )
+    .unwrap();
+    // Issued just now for four seconds: the engine plans its refresh about two seconds from now (half the
+    // lifetime, less up to 20 % jitter).
+    let now = SystemClock.unix_secs();
+    let mut meta = ConnectionMeta::new(demo(), "alice");
+    meta.last_refresh_at = Some(now);
+    meta.expires_at = Some(now + 4);
+    let tokens = TokenSet {
+        access: SecretString::new(ACCESS.into()),
+        refresh: Some(SecretString::new(REFRESH.into())),
+        id_token: None,
+    };
+    vault.put_connection(meta, &tokens).unwrap();
+    let provider = Arc::new(CountingProvider::default());
+    let ops = Arc::new(LocalOps::new(paths.clone(), Arc::new(vault), provider.clone(), Arc::new(SystemClock)).unwrap());
+    ops.engine().start();
+    let handler = Handler::new(ops.clone(), paths.profile(), PROGRAM_DAEMON);
+    let _server = LocalServer::start(&paths, handler).await.unwrap();
+
+    let client = Client::connect(&paths).await.unwrap();
+    let refreshed = client
+        .run(ops::Refresh {
+            connection: "demo:alice".into(),
+        })
+        .await
+        .unwrap();
+    assert!(refreshed.refreshed, "{refreshed:?}");
+    // Past the old due time: the token now lives for an hour, so nothing may be due.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let requests = provider.token_requests.load(std::sync::atomic::Ordering::SeqCst);
+    ops.engine().stop(Duration::from_secs(1)).await;
+    assert_eq!(
+        requests, 1,
+        "only the refresh asked for through the socket reaches the provider"
+    );
 }

@@ -29,7 +29,7 @@ pub use self::identity::{AccountIdentity, IdentityError};
 use self::loopback::{Callback, LoopbackListener, Responder};
 pub use self::refresh::{RefreshFailure, Refreshed, refresh_tokens};
 pub use self::revoke::{RevokeError, TokenHint, revoke};
-pub use self::token_response::ProviderTokenResponse;
+use self::token_response::ProviderTokenResponse;
 use crate::http::{HttpError, HttpRequest, HttpResponse, SharedHttp};
 use crate::logging::register_secret;
 use crate::provider::{ClientAuth, ProviderSpec};
@@ -437,7 +437,7 @@ async fn complete(
         .map_err(|e| token_error(spec, &observed, e))?;
 
     let (access, refresh) = take_tokens(&response);
-    let id_token = response.id_token().map(|t| secret(t.to_owned()));
+    let id_token = response.id_token().map(|t| secret(t.dangerously_expose().to_owned()));
     let now = now();
     let identity_error = |source| FlowError::Identity {
         provider: spec.display_name.clone(),

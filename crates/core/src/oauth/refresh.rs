@@ -103,7 +103,7 @@ async fn refresh_tokens_inner(
     // OpenID Connect Core §12.2: a refreshed id_token must keep iss and aud; it carries no nonce.
     let id_token = match response.id_token() {
         Some(raw) => {
-            let raw = super::secret(raw.to_owned());
+            let raw = super::secret(raw.dangerously_expose().to_owned());
             let claims =
                 identity::id_token_claims(raw.dangerously_expose()).map_err(|_| RefreshFailure::Transient {
                     reason: "malformed id_token".into(),

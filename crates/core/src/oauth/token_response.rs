@@ -3,18 +3,24 @@
 //! Platforms bend RFC 6749 §5.1: `expires_in` as a string, scopes separated by commas or sent as an array,
 //! `token_type` missing or in odd case, extra fields everywhere. This type accepts those variations and rejects
 //! only what makes a response unusable (no access token). It exists only for the moment between the HTTP response
-//! and sealing: `oauth2` requires its responses to be `Serialize`, so the tokens are moved into
-//! [`SecretString`](crate::secret::SecretString)s (not serializable, zeroized) right away.
+//! and sealing, and is private to this crate: the tokens are moved into [`SecretString`]s (not serializable,
+//! zeroized) right away, and the id_token is one from the start.
+//!
+//! `oauth2` requires its responses to be `Debug` and `Serialize`. Both are written by hand here and print no token:
+//! `Debug` shows which tokens are present, `Serialize` writes `"<redacted>"` in their place. Nothing in Tokenkeep
+//! serializes a response; the impl exists only because the trait demands it.
 
 use std::time::Duration;
 
 use oauth2::basic::BasicTokenType;
 use oauth2::{AccessToken, RefreshToken, Scope, TokenResponse};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::secret::SecretString;
 
 /// The parsed body of a successful token response.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ProviderTokenResponse {
+#[derive(Deserialize)]
+pub(crate) struct ProviderTokenResponse {
     access_token: AccessToken,
     #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
     token_type: BasicTokenType,
@@ -24,14 +30,41 @@ pub struct ProviderTokenResponse {
     refresh_token: Option<RefreshToken>,
     #[serde(default, rename = "scope", deserialize_with = "lenient_scopes")]
     scopes: Option<Vec<Scope>>,
-    #[serde(default, deserialize_with = "lenient_string")]
-    id_token: Option<String>,
+    #[serde(default, deserialize_with = "lenient_secret")]
+    id_token: Option<SecretString>,
 }
 
 impl ProviderTokenResponse {
     /// The OpenID Connect `id_token`, when the provider sent one.
-    pub fn id_token(&self) -> Option<&str> {
-        self.id_token.as_deref()
+    pub(crate) fn id_token(&self) -> Option<&SecretString> {
+        self.id_token.as_ref()
+    }
+}
+
+impl std::fmt::Debug for ProviderTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderTokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field("scopes", &self.scopes)
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Serialize for ProviderTokenResponse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("ProviderTokenResponse", 6)?;
+        out.serialize_field("access_token", "<redacted>")?;
+        out.serialize_field("token_type", &self.token_type)?;
+        out.serialize_field("expires_in", &self.expires_in)?;
+        out.serialize_field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))?;
+        out.serialize_field("scope", &self.scopes)?;
+        out.serialize_field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))?;
+        out.end()
     }
 }
 
@@ -87,6 +120,10 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
         serde_json::Value::String(s) if !s.is_empty() => Some(s),
         _ => None,
     })
+}
+
+fn lenient_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(lenient_string(d)?.map(super::secret))
 }
 
 /// An empty or non-string refresh token is treated as "none sent", so the old one is kept.
@@ -152,6 +189,19 @@ mod tests {
             "an empty refresh token means none was sent"
         );
         assert!(r.id_token().is_none());
+    }
+
+    #[test]
+    fn neither_debug_nor_serialize_prints_a_token() {
+        let r = parse(
+            r#"{"access_token":"AT-SECRET-1","refresh_token":"RT-SECRET-2","id_token":"ID-SECRET-3","expires_in":60}"#,
+        );
+        let shown = format!("{r:?} {r:#?} {}", serde_json::to_string(&r).unwrap());
+        for secret in ["AT-SECRET-1", "RT-SECRET-2", "ID-SECRET-3"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("<redacted>") && shown.contains("60"), "{shown}");
+        assert_eq!(r.id_token().unwrap().dangerously_expose(), "ID-SECRET-3");
     }
 
     #[test]

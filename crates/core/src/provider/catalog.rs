@@ -1,9 +1,7 @@
 //! The built-in provider catalog and the user's custom providers.
 //!
-//! Built-in definitions live in `crates/core/providers/<id>.toml` and are compiled in. Each is a [`ProviderSpec`]
-//! plus an optional catalog-only `[setup]` table ([`Setup`]: where and what to register with the platform), which
-//! is split off before the spec is parsed — the OAuth flow never needs it. `demo.toml` is a template: its
-//! `{issuer}` placeholders are filled from the profile's `[demo] issuer` (see [`demo_spec`]).
+//! The built-in definitions come from [`super::builtin`]. `demo.toml` is a template: its `{issuer}` placeholders
+//! are filled from the profile's `[demo] issuer` (see [`demo_spec`]).
 //!
 //! [`Catalog`] is the resolved view that everything else reads: built-ins, the demo provider when an issuer is
 //! configured, and custom providers, each with the person's settings applied and a [`Readiness`] that says whether
@@ -13,64 +11,12 @@
 //! **Invariant:** every [`ResolvedProvider`] holds a spec that passed [`ProviderSpec::validate`] *after* the
 //! person's settings were applied.
 
-use std::sync::OnceLock;
-
-use serde::Deserialize;
 use url::Url;
 
+use super::builtin::{self, DEMO_ID, ISSUER_PLACEHOLDER, Setup};
 use super::config::{self, ConfigError, ProfileConfig, ProviderSettings};
 use super::{IdentitySource, ProviderError, ProviderId, ProviderSpec};
 use crate::profile::ProfilePaths;
-
-/// The demo provider's id.
-pub const DEMO_ID: &str = "demo";
-
-/// The placeholder in `demo.toml` replaced by the configured issuer.
-const ISSUER_PLACEHOLDER: &str = "{issuer}";
-
-/// One compiled-in definition: the file's stem (which must equal the id) and its text.
-struct Builtin {
-    file: &'static str,
-    text: &'static str,
-}
-
-/// The built-in platforms, in the order they are listed.
-const BUILTINS: &[Builtin] = &[
-    Builtin {
-        file: "youtube",
-        text: include_str!("../../providers/youtube.toml"),
-    },
-    Builtin {
-        file: "x",
-        text: include_str!("../../providers/x.toml"),
-    },
-    Builtin {
-        file: "tiktok",
-        text: include_str!("../../providers/tiktok.toml"),
-    },
-    Builtin {
-        file: "instagram",
-        text: include_str!("../../providers/instagram.toml"),
-    },
-    Builtin {
-        file: "linkedin",
-        text: include_str!("../../providers/linkedin.toml"),
-    },
-    Builtin {
-        file: "reddit",
-        text: include_str!("../../providers/reddit.toml"),
-    },
-    Builtin {
-        file: "twitch",
-        text: include_str!("../../providers/twitch.toml"),
-    },
-];
-
-/// The demo template (see the module docs).
-const DEMO_TEMPLATE: Builtin = Builtin {
-    file: DEMO_ID,
-    text: include_str!("../../providers/demo.toml"),
-};
 
 /// Errors building the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -95,18 +41,6 @@ pub enum CatalogError {
         /// What is wrong.
         message: String,
     },
-}
-
-/// How a person registers Tokenkeep with a platform: shown while a built-in provider needs setup.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Setup {
-    /// The platform's developer console, where the app is registered.
-    pub console_url: Url,
-    /// What to register there, as a phrase ("an OAuth client ID of type \"Desktop app\"").
-    pub register: String,
-    /// The redirect URI to register (`http://127.0.0.1/callback`; `:*` where the platform wants a port wildcard).
-    pub redirect_uri: String,
 }
 
 /// Where a resolved provider's definition comes from.
@@ -250,7 +184,7 @@ impl Catalog {
     pub fn from_config(config: &ProfileConfig) -> Result<Self, CatalogError> {
         let custom_ids: Vec<&ProviderId> = config.custom_providers().iter().map(|spec| &spec.id).collect();
         let mut providers = Vec::new();
-        for (spec, setup) in builtin_entries() {
+        for (spec, setup) in builtin::entries() {
             if custom_ids.contains(&&spec.id) {
                 tracing::warn!(provider = %spec.id, "a custom provider replaces the built-in provider of the same id");
                 continue;
@@ -337,40 +271,6 @@ fn check_scopes_for(spec: &ProviderSpec, scopes: &[String]) -> Result<(), String
     Ok(())
 }
 
-/// The built-in definitions (without the demo template), parsed and validated once.
-pub fn builtin() -> &'static [ProviderSpec] {
-    static SPECS: OnceLock<Vec<ProviderSpec>> = OnceLock::new();
-    SPECS.get_or_init(|| builtin_entries().iter().map(|(spec, _)| spec.clone()).collect())
-}
-
-/// Whether `id` belongs to a built-in provider, the demo provider included (custom providers cannot take it).
-pub fn is_builtin(id: &ProviderId) -> bool {
-    id.as_str() == DEMO_ID || builtin().iter().any(|spec| &spec.id == id)
-}
-
-/// How to register with the built-in platform `id`.
-pub fn builtin_setup(id: &ProviderId) -> Option<&'static Setup> {
-    builtin_entries()
-        .iter()
-        .find(|(spec, _)| &spec.id == id)
-        .and_then(|(_, setup)| setup.as_ref())
-}
-
-fn builtin_entries() -> &'static [(ProviderSpec, Option<Setup>)] {
-    static ENTRIES: OnceLock<Vec<(ProviderSpec, Option<Setup>)>> = OnceLock::new();
-    ENTRIES.get_or_init(|| {
-        BUILTINS
-            .iter()
-            .map(|builtin| {
-                // The files are compiled in and every one is parsed by the tests below, so a failure here is a
-                // bug in this build, not something a person could fix.
-                parse_builtin(builtin.file, builtin.text)
-                    .unwrap_or_else(|e| panic!("built-in provider {}.toml is invalid: {e}", builtin.file))
-            })
-            .collect()
-    })
-}
-
 /// The demo provider's definition for the peer at `issuer` (`http://127.0.0.1:PORT`, loopback only).
 pub fn demo_spec(issuer: &Url) -> Result<ProviderSpec, CatalogError> {
     let error = |message: String| CatalogError::DemoIssuer {
@@ -386,35 +286,14 @@ pub fn demo_spec(issuer: &Url) -> Result<ProviderSpec, CatalogError> {
             "it contains characters that cannot appear in an issuer".to_owned(),
         ));
     }
-    let text = DEMO_TEMPLATE.text.replace(ISSUER_PLACEHOLDER, issuer_text);
-    let (spec, _) = parse_builtin(DEMO_TEMPLATE.file, &text).map_err(|e| error(e.to_string()))?;
+    let text = builtin::DEMO_TEMPLATE.text.replace(ISSUER_PLACEHOLDER, issuer_text);
+    let (spec, _) = builtin::parse(builtin::DEMO_TEMPLATE.file, &text).map_err(|e| error(e.to_string()))?;
     Ok(spec)
-}
-
-/// Splits off the catalog-only `[setup]` table, then parses and validates the rest as a [`ProviderSpec`].
-fn parse_builtin(file: &str, text: &str) -> Result<(ProviderSpec, Option<Setup>), ProviderError> {
-    let parse = |message: String| ProviderError::Parse {
-        name: format!("{file}.toml"),
-        message,
-    };
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
-    let setup = table
-        .remove("setup")
-        .map(|value| value.try_into::<Setup>().map_err(|e| parse(format!("[setup]: {e}"))))
-        .transpose()?;
-    let spec: ProviderSpec = table.try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
-    spec.validate()?;
-    if spec.id.as_str() != file {
-        return Err(parse(format!(
-            "the id {:?} differs from the file name",
-            spec.id.as_str()
-        )));
-    }
-    Ok((spec, setup))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::builtin::{BUILTINS, builtin, builtin_setup, is_builtin};
     use super::*;
     use crate::provider::ClientAuth;
 

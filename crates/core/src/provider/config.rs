@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ClientAuth, ProviderError, ProviderId, ProviderSpec, catalog, is_loopback_host};
+use super::builtin::{self, DEMO_ID};
+use super::{ClientAuth, ProviderError, ProviderId, ProviderSpec, is_loopback_host};
 
 /// Errors reading, validating or writing the profile's configuration.
 #[derive(Debug, thiserror::Error)]
@@ -271,7 +272,7 @@ impl ProfileConfig {
     ///
     /// Refuses an invalid definition and an id used by a built-in or another custom provider.
     pub fn add_custom_provider(&mut self, spec: ProviderSpec) -> Result<(), ConfigError> {
-        if catalog::is_builtin(&spec.id) {
+        if builtin::is_builtin(&spec.id) {
             return Err(ConfigError::IdTaken {
                 id: spec.id,
                 builtin: true,
@@ -291,7 +292,7 @@ impl ProfileConfig {
     /// Removes a custom provider and its settings, and returns its definition.
     pub fn remove_custom_provider(&mut self, id: &ProviderId) -> Result<ProviderSpec, ConfigError> {
         let Some(index) = self.custom_providers.iter().position(|spec| &spec.id == id) else {
-            if catalog::is_builtin(id) {
+            if builtin::is_builtin(id) {
                 return Err(ConfigError::InvalidSetting {
                     provider: id.clone(),
                     message: "built-in providers cannot be removed (leave its client id unset to keep it unused)"
@@ -362,7 +363,7 @@ impl ProfileConfig {
     }
 
     fn ensure_known(&self, provider: &ProviderId) -> Result<(), ConfigError> {
-        if catalog::is_builtin(provider) || self.custom(provider).is_some() {
+        if builtin::is_builtin(provider) || self.custom(provider).is_some() {
             Ok(())
         } else {
             Err(ProviderError::Unknown(provider.to_string()).into())
@@ -399,7 +400,7 @@ impl ProfileConfig {
 }
 
 fn demo_id() -> ProviderId {
-    ProviderId::parse(catalog::DEMO_ID).expect("the demo id is a valid provider id")
+    ProviderId::parse(DEMO_ID).expect("the demo id is a valid provider id")
 }
 
 /// The demo peer runs on this machine: anything else would send the demo's public client somewhere real.

@@ -4,6 +4,7 @@
 //! provider) and validated once. The OAuth flow reads only the validated spec, so a platform quirk — a renamed
 //! parameter, comma-separated scopes, a non-standard token response — is a field here, never a branch in the flow.
 
+pub mod builtin;
 pub mod catalog;
 pub mod config;
 pub mod discovery;

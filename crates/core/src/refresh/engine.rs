@@ -1,42 +1,76 @@
-//! The timer: a task that sleeps until the next connection is due, refreshes it, and plans again.
+//! The engine: the one way to change a connection, and the timer that keeps connections fresh.
 //!
-//! It owns its `JoinHandle` and a command channel. It never polls every connection on an interval: the plan is a
-//! set ordered by due time (wall-clock milliseconds), and the task sleeps until the first entry — or at most
-//! [`RefreshPolicy::wake_check`](super::RefreshPolicy::wake_check), to notice a suspend or a clock change.
+//! [`RefreshEngine`] wraps the refresher. Without its timer ([`RefreshEngine::new`], as a one-shot CLI command
+//! uses it) every call runs directly; once [`RefreshEngine::start`]ed, a task sleeps until the next connection is
+//! due, refreshes it and plans again. The task owns its `JoinHandle` and a command channel. It never polls every
+//! connection on an interval: the plan is a set ordered by due time (wall-clock milliseconds), and the task sleeps
+//! until the first entry — or at most [`RefreshPolicy::wake_check`](super::RefreshPolicy::wake_check), to notice a
+//! suspend or a clock change.
+//!
+//! **Invariant:** the plan follows the refresher's events. Whoever changes a connection — the timer, "Refresh
+//! now", an on-demand token for the CLI socket, a connect, a disconnect — the change is an [`EngineEvent`], and the
+//! task re-plans that connection from it. A plan made before the change cannot fire a second refresh.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{RefreshError, RefreshOutcome, Refresher, Trigger};
-use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus};
+use super::{DisconnectReport, EngineEvent, RefreshError, RefreshOutcome, RefreshPolicy, Refresher, Trigger};
+use crate::clock::Clock;
+use crate::http::SharedHttp;
+use crate::provider::catalog::Catalog;
+use crate::secret::SecretString;
+use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, Vault};
 
 /// A wall-clock jump larger than this (relative to the monotonic clock) means a suspend or a clock change.
 const CLOCK_JUMP: Duration = Duration::from_secs(2);
 
 enum Command {
-    /// (Re)plan a connection: after a connect, a reconnect or a change the engine did not make.
-    Schedule(ConnectionId),
     /// Refresh now, answer when done.
     RefreshNow(ConnectionId, oneshot::Sender<Result<RefreshOutcome, RefreshError>>),
-    /// Stop planning a connection (it was disconnected).
-    Forget(ConnectionId),
     /// Finish the refreshes in flight and end.
     Stop,
 }
 
-/// The background refresh component. Dropping it without [`stop`](Self::stop) aborts the task.
+/// What the engine works with.
+#[derive(Debug)]
+pub struct EngineParts {
+    /// The open vault.
+    pub vault: Arc<Vault>,
+    /// The profile's providers (replace it later with [`RefreshEngine::set_catalog`]).
+    pub catalog: Catalog,
+    /// HTTP to the providers.
+    pub http: SharedHttp,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+    /// The timing rules.
+    pub policy: RefreshPolicy,
+}
+
+/// The refresh engine. Dropping it without [`stop`](Self::stop) aborts its timer task.
 #[derive(Debug)]
 pub struct RefreshEngine {
     refresher: Arc<Refresher>,
     commands: mpsc::UnboundedSender<Command>,
-    task: Option<JoinHandle<()>>,
+    timer: Mutex<Timer>,
     stats: Arc<Counters>,
+}
+
+/// Whether the timer runs.
+#[derive(Debug)]
+enum Timer {
+    /// Not started: calls run directly. Holds the command channel's receiver for [`RefreshEngine::start`].
+    Idle(mpsc::UnboundedReceiver<Command>),
+    /// The task runs.
+    Running(JoinHandle<()>),
+    /// Stopped (or never to be started again): calls run directly.
+    Stopped,
 }
 
 /// What the engine has done since it started (for diagnostics and benchmarks).
@@ -60,27 +94,66 @@ struct Counters {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Schedule(id) => write!(f, "Schedule({id})"),
             Self::RefreshNow(id, _) => write!(f, "RefreshNow({id})"),
-            Self::Forget(id) => write!(f, "Forget({id})"),
             Self::Stop => f.write_str("Stop"),
         }
     }
 }
 
 impl RefreshEngine {
-    /// Starts the engine on the current tokio runtime. Every connection already due — and every connection left
-    /// `refreshing` by a process that died — is refreshed right away.
-    pub fn start(refresher: Arc<Refresher>) -> Self {
+    /// An engine over `parts` whose timer does not run yet: every call runs directly until [`start`](Self::start).
+    pub fn new(parts: EngineParts) -> Self {
+        let EngineParts {
+            vault,
+            catalog,
+            http,
+            clock,
+            policy,
+        } = parts;
+        Self::with_refresher(Arc::new(Refresher::new(vault, catalog, http, clock, policy)))
+    }
+
+    /// An engine over a refresher the crate's tests built, its timer running.
+    #[cfg(test)]
+    pub(crate) fn started(refresher: Arc<Refresher>) -> Self {
+        let engine = Self::with_refresher(refresher);
+        engine.start();
+        engine
+    }
+
+    pub(crate) fn with_refresher(refresher: Arc<Refresher>) -> Self {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let stats = Arc::new(Counters::default());
-        let task = tokio::spawn(run(refresher.clone(), receiver, stats.clone()));
         Self {
             refresher,
             commands,
-            task: Some(task),
-            stats,
+            timer: Mutex::new(Timer::Idle(receiver)),
+            stats: Arc::new(Counters::default()),
         }
+    }
+
+    /// Starts the timer on the current tokio runtime (once; later calls do nothing). Every connection already
+    /// due — and every connection left `refreshing` by a process that died — is refreshed right away. Subscribe
+    /// before starting to hear about those refreshes too.
+    pub fn start(&self) {
+        let mut timer = self.timer();
+        if let Timer::Idle(_) = &*timer {
+            let Timer::Idle(receiver) = std::mem::replace(&mut *timer, Timer::Stopped) else {
+                unreachable!("matched just above")
+            };
+            // IMPORTANT: subscribed here, before the task exists, so that no change made from now on escapes
+            // the plan; the task lists every connection first and then follows the events.
+            let events = self.refresher.subscribe();
+            let task = tokio::spawn(run(self.refresher.clone(), receiver, events, self.stats.clone()));
+            *timer = Timer::Running(task);
+        }
+    }
+
+    fn timer(&self) -> std::sync::MutexGuard<'_, Timer> {
+        self.timer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn running(&self) -> bool {
+        matches!(&*self.timer(), Timer::Running(task) if !task.is_finished())
     }
 
     /// Counters since start.
@@ -92,54 +165,84 @@ impl RefreshEngine {
         }
     }
 
-    /// The shared refresher (for on-demand tokens, disconnects and events).
-    pub fn refresher(&self) -> &Arc<Refresher> {
-        &self.refresher
+    /// Receives every [`EngineEvent`] from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.refresher.subscribe()
     }
 
-    /// Plans `id` again (call after connecting or reconnecting it).
-    pub fn schedule(&self, id: ConnectionId) {
-        let _ = self.commands.send(Command::Schedule(id));
+    /// The vault the engine works on.
+    pub fn vault(&self) -> &Arc<Vault> {
+        self.refresher.vault()
     }
 
-    /// Stops planning `id`.
-    pub fn forget(&self, id: ConnectionId) {
-        let _ = self.commands.send(Command::Forget(id));
+    /// The providers the engine refreshes with.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.refresher.catalog()
     }
 
-    /// Refreshes `id` now through the engine (sharing its single-flight) and waits for the outcome.
+    /// Replaces the provider catalog (after the person changed providers).
+    pub fn set_catalog(&self, catalog: Catalog) {
+        self.refresher.set_catalog(catalog);
+    }
+
+    /// The timing rules.
+    pub fn policy(&self) -> &RefreshPolicy {
+        self.refresher.policy()
+    }
+
+    /// A valid access token for `id`, refreshed first when it expires within the on-demand margin.
+    pub async fn access_token(&self, id: ConnectionId) -> Result<SecretString, RefreshError> {
+        self.refresher.access_token(id).await
+    }
+
+    /// Refreshes `id` now, even when its token is still fresh (waiting for a refresh of it already in flight),
+    /// and returns the outcome.
     pub async fn refresh_now(&self, id: ConnectionId) -> Result<RefreshOutcome, RefreshError> {
-        let (reply, answer) = oneshot::channel();
-        if self.commands.send(Command::RefreshNow(id, reply)).is_err() {
-            return self.refresher.refresh(id, Trigger::User).await;
-        }
-        match answer.await {
-            Ok(result) => result,
+        if self.running() {
+            let (reply, answer) = oneshot::channel();
+            if self.commands.send(Command::RefreshNow(id, reply)).is_ok()
+                && let Ok(result) = answer.await
+            {
+                return result;
+            }
             // The engine stopped meanwhile: do it directly.
-            Err(_) => self.refresher.refresh(id, Trigger::User).await,
         }
+        self.refresher.refresh(id, Trigger::User).await
     }
 
-    /// Stops the engine, letting refreshes in flight finish for at most `limit` (then they are aborted; their
-    /// in-flight markers make the next start retry them).
-    pub async fn stop(mut self, limit: Duration) {
+    /// Revokes `id`'s tokens at the provider and deletes every record of it; see the refresher's rules.
+    pub async fn disconnect(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
+        self.refresher.disconnect(id).await
+    }
+
+    /// Tells the engine (and every listener) that `id` was just stored by a connect or reconnect, and returns
+    /// its metadata: the timer plans it from there.
+    pub fn connected(&self, id: ConnectionId) -> Result<ConnectionMeta, RefreshError> {
+        self.refresher.announce(id)
+    }
+
+    /// Stops the timer, letting refreshes in flight finish for at most `limit` (then they are aborted; their
+    /// in-flight markers make the next start retry them). Calls made afterwards run directly.
+    pub async fn stop(&self, limit: Duration) {
+        let task = match std::mem::replace(&mut *self.timer(), Timer::Stopped) {
+            Timer::Running(task) => task,
+            Timer::Idle(_) | Timer::Stopped => return,
+        };
         let _ = self.commands.send(Command::Stop);
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(limit, task).await.is_err() {
-                tracing::warn!(
-                    limit_ms = limit.as_millis() as u64,
-                    "refresh engine did not stop in time; aborting"
-                );
-                abort.abort();
-            }
+        let abort = task.abort_handle();
+        if tokio::time::timeout(limit, task).await.is_err() {
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "refresh engine did not stop in time; aborting"
+            );
+            abort.abort();
         }
     }
 }
 
 impl Drop for RefreshEngine {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Timer::Running(task) = &*self.timer() {
             task.abort();
         }
     }
@@ -203,18 +306,28 @@ fn plan_meta(refresher: &Refresher, plan: &mut Plan, id: ConnectionId, meta: &Co
     }
 }
 
-async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Command>, stats: Arc<Counters>) {
-    let mut plan = Plan::default();
+/// Plans every connection from the vault (at start, and after missing events).
+fn plan_all(refresher: &Refresher, plan: &mut Plan) {
     match refresher.vault().list() {
         Ok(entries) => {
             for (id, meta) in entries {
                 if let Ok(meta) = meta {
-                    plan_meta(&refresher, &mut plan, id, &meta);
+                    plan_meta(refresher, plan, id, &meta);
                 }
             }
         }
         Err(error) => tracing::error!(%error, "cannot list connections; the refresh engine plans nothing"),
     }
+}
+
+async fn run(
+    refresher: Arc<Refresher>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut events: broadcast::Receiver<EngineEvent>,
+    stats: Arc<Counters>,
+) {
+    let mut plan = Plan::default();
+    plan_all(&refresher, &mut plan);
     tracing::info!(planned = plan.due.len(), "refresh engine started");
 
     let mut running: JoinSet<(ConnectionId, Result<RefreshOutcome, RefreshError>)> = JoinSet::new();
@@ -251,9 +364,30 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
             .min(refresher.policy().wake_check);
         let (slept_at, wall_at) = (Instant::now(), now);
         tokio::select! {
+            event = events.recv(), if !stopping => match event {
+                // A refresh of this engine's own: it is planned again when it ends.
+                Ok(EngineEvent::Status(change)) if in_flight.contains(&change.id) => {}
+                // Someone is refreshing it right now (an on-demand token): its outcome will be announced.
+                Ok(EngineEvent::Status(change)) if change.meta.status == ConnectionStatus::Refreshing => {}
+                // Changed elsewhere (refreshed on demand or by "Refresh now" directly, connected, reconnected):
+                // plan from the state just written.
+                Ok(EngineEvent::Status(change)) => plan_meta(&refresher, &mut plan, change.id, &change.meta),
+                Ok(EngineEvent::Removed(id)) => plan.remove(id),
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    // IMPORTANT: events were dropped (a burst beyond the channel's capacity); the vault has the
+                    // truth, so plan everything from it again.
+                    tracing::warn!(missed, "the refresh engine missed events; re-planning every connection");
+                    plan = Plan::default();
+                    plan_all(&refresher, &mut plan);
+                    for id in &in_flight {
+                        plan.remove(*id);
+                    }
+                }
+                // The refresher lives as long as this task holds it: cannot happen.
+                Err(RecvError::Closed) => {}
+            },
             command = commands.recv(), if !stopping => match command {
-                Some(Command::Schedule(id)) => plan_one(&refresher, &mut plan, id),
-                Some(Command::Forget(id)) => plan.remove(id),
                 Some(Command::RefreshNow(id, reply)) => {
                     plan.remove(id);
                     waiting.entry(id).or_default().push(reply);
@@ -278,7 +412,11 @@ async fn run(refresher: Arc<Refresher>, mut commands: mpsc::UnboundedReceiver<Co
                         let Some(id) = tasks.remove(&error.id()) else { continue };
                         tracing::error!(connection = %id, "a refresh task panicked; the connection will be planned again");
                         let reason = "the refresh stopped unexpectedly".to_owned();
-                        (id, Err(RefreshError::Failed { provider: String::new(), account: String::new(), reason }))
+                        let failed = match refresher.vault().get_meta(id) {
+                            Ok(meta) => RefreshError::Failed { provider: meta.provider, account: meta.account, reason },
+                            Err(error) => error.into(),
+                        };
+                        (id, Err(failed))
                     }
                 };
                 {

@@ -1,8 +1,10 @@
 //! Keeping connections alive: refreshing tokens before they expire, classifying failures, and disconnecting.
 //!
-//! [`Refresher`] performs one refresh (or disconnect) at a time per connection and is shared by the timer-driven
-//! [`RefreshEngine`] and on-demand callers ([`Refresher::access_token`], a "Refresh now" button, the CLI), so all
-//! of them share one single-flight per connection.
+//! [`RefreshEngine`] is the only way in: every front-end, the CLI socket and the timer change a connection through
+//! it. Inside, the `Refresher` performs one refresh (or disconnect) at a time per connection, so on-demand tokens,
+//! "Refresh now", the CLI and the timer share one single-flight per connection; and every change it makes is an
+//! [`EngineEvent`], which the engine's own plan follows, so no caller can leave the plan stale (a refresh asked for
+//! elsewhere re-plans the connection instead of being repeated at its old due time).
 //!
 //! The durability rules, in order:
 //! 1. Before a refresh request is sent, the connection's status becomes `refreshing` on disk (flushed): the
@@ -27,14 +29,17 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 use url::Url;
 
-pub use self::engine::{EngineStats, RefreshEngine};
+use serde::{Deserialize, Serialize};
+
+pub use self::engine::{EngineParts, EngineStats, RefreshEngine};
 pub use self::plan::RefreshPolicy;
 use crate::clock::Clock;
+use crate::credentials::{self, CredentialsError};
 use crate::http::HttpClient;
 use crate::oauth::{self, ClientCredentials, RefreshFailure, TokenHint, human_duration};
-use crate::provider::catalog::Catalog;
+use crate::provider::ProviderId;
+use crate::provider::catalog::{Catalog, ResolvedProvider};
 use crate::secret::SecretString;
-use crate::service::{self, ServiceError};
 use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, TokenSet, Vault};
 
 /// Capacity of the event channel; a subscriber that falls further behind misses events (and should re-list).
@@ -51,7 +56,7 @@ pub enum EngineEvent {
         /// The connection.
         id: ConnectionId,
         /// Provider id.
-        provider: String,
+        provider: ProviderId,
         /// Account name.
         account: String,
         /// What happened and what to do, in words.
@@ -61,37 +66,14 @@ pub enum EngineEvent {
     Removed(ConnectionId),
 }
 
-/// A connection's new state (no token data).
+/// A connection's new state: its whole metadata as just written (no token data), so that whoever listens — the
+/// window, the daemon's log, the engine's own plan — needs no second read of the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
     /// The connection.
     pub id: ConnectionId,
-    /// Provider id.
-    pub provider: String,
-    /// Account name.
-    pub account: String,
-    /// The new status.
-    pub status: ConnectionStatus,
-    /// When the access token expires (Unix seconds).
-    pub expires_at: Option<u64>,
-    /// When the last refresh succeeded (Unix seconds).
-    pub last_refresh_at: Option<u64>,
-    /// The last failure, in words.
-    pub last_error: Option<String>,
-}
-
-impl StatusChange {
-    fn of(id: ConnectionId, meta: &ConnectionMeta) -> Self {
-        Self {
-            id,
-            provider: meta.provider.clone(),
-            account: meta.account.clone(),
-            status: meta.status,
-            expires_at: meta.expires_at,
-            last_refresh_at: meta.last_refresh_at,
-            last_error: meta.last_error.clone(),
-        }
-    }
+    /// Its metadata as stored now.
+    pub meta: ConnectionMeta,
 }
 
 /// Why a refresh, token request or disconnect did not succeed. Never contains token bytes.
@@ -105,7 +87,7 @@ pub enum RefreshError {
     #[error("{account} at {provider} needs to be reconnected: {reason}")]
     NeedsReconnect {
         /// Provider id.
-        provider: String,
+        provider: ProviderId,
         /// Account name.
         account: String,
         /// Why.
@@ -115,7 +97,7 @@ pub enum RefreshError {
     #[error("refreshing {account} at {provider} failed ({reason}); it will be retried in {}", human_duration(*retry_in))]
     Retrying {
         /// Provider id.
-        provider: String,
+        provider: ProviderId,
         /// Account name.
         account: String,
         /// The failure class.
@@ -127,7 +109,7 @@ pub enum RefreshError {
     #[error("refreshing {account} at {provider} failed: {reason}")]
     Failed {
         /// Provider id.
-        provider: String,
+        provider: ProviderId,
         /// Account name.
         account: String,
         /// What is wrong.
@@ -186,7 +168,8 @@ pub enum Trigger {
 }
 
 /// What became of the platform-side grant on disconnect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Revocation {
     /// The provider confirmed the revocation (RFC 7009).
@@ -211,19 +194,20 @@ pub enum Revocation {
 }
 
 /// The result of a disconnect: the records are gone; the revocation may not be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisconnectReport {
     /// Provider id.
-    pub provider: String,
+    pub provider: ProviderId,
     /// Account name.
     pub account: String,
     /// What happened at the provider.
     pub revocation: Revocation,
 }
 
-/// Refreshes and disconnects connections; one operation at a time per connection.
+/// Refreshes and disconnects connections; one operation at a time per connection. Private to this crate: callers
+/// go through [`RefreshEngine`], whose plan follows every change made here.
 #[derive(Debug)]
-pub struct Refresher {
+pub(crate) struct Refresher {
     vault: Arc<Vault>,
     catalog: RwLock<Arc<Catalog>>,
     http: Arc<dyn HttpClient>,
@@ -251,7 +235,7 @@ struct Memory {
 
 impl Refresher {
     /// A refresher over `vault`, resolving clients through `catalog`.
-    pub fn new(
+    pub(crate) fn new(
         vault: Arc<Vault>,
         catalog: Catalog,
         http: Arc<dyn HttpClient>,
@@ -273,26 +257,26 @@ impl Refresher {
     }
 
     /// Receives every [`EngineEvent`] from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.events.subscribe()
     }
 
     /// The vault.
-    pub fn vault(&self) -> &Arc<Vault> {
+    pub(crate) fn vault(&self) -> &Arc<Vault> {
         &self.vault
     }
 
     /// The timing rules.
-    pub fn policy(&self) -> &RefreshPolicy {
+    pub(crate) fn policy(&self) -> &RefreshPolicy {
         &self.policy
     }
 
     /// Replaces the provider catalog (after the user changed providers).
-    pub fn set_catalog(&self, catalog: Catalog) {
+    pub(crate) fn set_catalog(&self, catalog: Catalog) {
         *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
     }
 
-    fn catalog(&self) -> Arc<Catalog> {
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
@@ -319,12 +303,29 @@ impl Refresher {
     }
 
     fn publish(&self, id: ConnectionId, meta: &ConnectionMeta) {
-        self.emit(EngineEvent::Status(StatusChange::of(id, meta)));
+        self.emit(EngineEvent::Status(StatusChange { id, meta: meta.clone() }));
+    }
+
+    /// Tells every listener (and so the engine's plan) about `id` as it is stored now: after a change made
+    /// outside the refresher, such as a connect or reconnect.
+    pub(crate) fn announce(&self, id: ConnectionId) -> Result<ConnectionMeta, RefreshError> {
+        let meta = self.meta(id)?;
+        self.publish(id, &meta);
+        Ok(meta)
     }
 
     /// When the engine should next look at this connection (Unix ms), or `None` when nothing is to be done
-    /// until the user acts.
-    pub fn due_at_ms(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<u64> {
+    /// until the user acts. The start falls at random within the jitter window.
+    pub(crate) fn due_at_ms(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<u64> {
+        self.due_at_ms_with(id, meta, plan::unit_random())
+    }
+
+    /// The earliest time the connection can be due, whatever the jitter: before it, a timer refresh is early.
+    fn earliest_due_ms(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<u64> {
+        self.due_at_ms_with(id, meta, 1.0)
+    }
+
+    fn due_at_ms_with(&self, id: ConnectionId, meta: &ConnectionMeta, unit_random: f64) -> Option<u64> {
         match meta.status {
             ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error => {
                 return None;
@@ -349,16 +350,16 @@ impl Refresher {
             .last_refresh_at
             .map(|at| Duration::from_secs(meta.expires_at.unwrap_or(at).saturating_sub(at)));
         let catalog = self.catalog();
-        let provider_margin = crate::provider::ProviderId::parse(&meta.provider)
-            .ok()
-            .and_then(|p| catalog.get(&p).and_then(|p| p.spec().refresh_margin_secs))
+        let provider_margin = catalog
+            .get(&meta.provider)
+            .and_then(|p| p.spec().refresh_margin_secs)
             .map(Duration::from_secs);
         let margin = self.policy.margin(provider_margin, lifetime);
-        Some(self.policy.due_at_ms(expires_ms, margin, plan::unit_random()))
+        Some(self.policy.due_at_ms(expires_ms, margin, unit_random))
     }
 
     /// A valid access token for `id`, refreshing first when it expires within the on-demand margin.
-    pub async fn access_token(&self, id: ConnectionId) -> Result<SecretString, RefreshError> {
+    pub(crate) async fn access_token(&self, id: ConnectionId) -> Result<SecretString, RefreshError> {
         let meta = self.meta(id)?;
         if let ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted = meta.status {
             return Err(RefreshError::NeedsReconnect {
@@ -387,7 +388,7 @@ impl Refresher {
     }
 
     /// Refreshes `id` now (waiting for a refresh of it already in flight, then deciding again).
-    pub async fn refresh(&self, id: ConnectionId, trigger: Trigger) -> Result<RefreshOutcome, RefreshError> {
+    pub(crate) async fn refresh(&self, id: ConnectionId, trigger: Trigger) -> Result<RefreshOutcome, RefreshError> {
         let flight = self.flight(id);
         let _flight = flight.lock().await;
         let _permit = self.limit.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
@@ -436,6 +437,18 @@ impl Refresher {
                 expires_at: meta.expires_at,
             });
         }
+        // The timer comes at a time planned earlier. If the connection was refreshed since (a "Refresh now", a
+        // token asked for through the CLI), it is not due yet: a second request would only burn a rotation.
+        if trigger == Trigger::Timer
+            && meta.status == ConnectionStatus::Connected
+            && !self.memory().retries.contains_key(&id)
+            && self.earliest_due_ms(id, &meta).is_some_and(|at| at > self.now_ms())
+        {
+            tracing::debug!(connection = %id, "not due any more; the timer's plan was older than the last refresh");
+            return Ok(RefreshOutcome::StillFresh {
+                expires_at: meta.expires_at,
+            });
+        }
         let tokens = self.vault.tokens(id)?;
         let Some(refresh_token) = tokens.refresh.as_ref() else {
             self.memory().no_refresh_token.insert(id);
@@ -448,9 +461,9 @@ impl Refresher {
             });
         };
         let catalog = self.catalog();
-        let provider = match crate::provider::ProviderId::parse(&meta.provider).map(|p| catalog.require(&p).cloned()) {
-            Ok(Ok(provider)) => provider,
-            _ => {
+        let provider = match catalog.require(&meta.provider) {
+            Ok(provider) => provider.clone(),
+            Err(_) => {
                 let reason = format!(
                     "the provider {:?} is no longer configured in this profile",
                     meta.provider
@@ -458,9 +471,9 @@ impl Refresher {
                 return Err(self.needs_user(id, meta, previous, ConnectionStatus::Error, reason));
             }
         };
-        let credentials = match service::client_credentials(&self.vault, &provider) {
+        let credentials = match credentials::client_credentials(&self.vault, &provider) {
             Ok(credentials) => credentials,
-            Err(ServiceError::Store(e)) => return Err(e.into()),
+            Err(CredentialsError::Store(e)) => return Err(e.into()),
             Err(e) => return Err(self.needs_user(id, meta, previous, ConnectionStatus::Error, e.to_string())),
         };
 
@@ -544,7 +557,7 @@ impl Refresher {
         mut meta: ConnectionMeta,
         old: TokenSet,
         new: oauth::Refreshed,
-        provider: &crate::provider::catalog::ResolvedProvider,
+        provider: &ResolvedProvider,
         credentials: &ClientCredentials,
     ) -> Result<RefreshOutcome, RefreshError> {
         let rotated = new.refresh.is_some();
@@ -639,7 +652,7 @@ impl Refresher {
 
     async fn revoke_all(
         &self,
-        provider: &crate::provider::catalog::ResolvedProvider,
+        provider: &ResolvedProvider,
         credentials: &ClientCredentials,
         tokens: &TokenSet,
     ) -> Result<(), oauth::RevokeError> {
@@ -672,14 +685,15 @@ impl Refresher {
 
     /// Revokes the connection's tokens at the provider (RFC 7009), then deletes every record of it, atomically
     /// and flushed, whatever the revocation's outcome. A refresh in flight is overruled (rule 3).
-    pub async fn disconnect(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
+    pub(crate) async fn disconnect(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
         // IMPORTANT: mark the connection gone *before* reading its tokens: a refresh that writes after this read
         // sees the mark and revokes what it got; one that wrote before is revoked here.
         let meta = self.meta(id).or_else(|e| match e {
             // A damaged metadata record must still be deletable.
-            RefreshError::Store(e) if matches!(*e, StoreError::Record { .. }) => {
-                Ok(ConnectionMeta::new("unknown", "unknown"))
-            }
+            RefreshError::Store(e) if matches!(*e, StoreError::Record { .. }) => Ok(ConnectionMeta::new(
+                ProviderId::parse("unknown").expect("a valid provider id"),
+                "unknown",
+            )),
             other => Err(other),
         })?;
         // The mark stays for the life of the process: a refresh may still be in flight after the delete, and ids
@@ -702,9 +716,7 @@ impl Refresher {
 
     async fn revoke_and_delete(&self, id: ConnectionId, meta: &ConnectionMeta) -> Result<Revocation, RefreshError> {
         let catalog = self.catalog();
-        let provider = crate::provider::ProviderId::parse(&meta.provider)
-            .ok()
-            .and_then(|p| catalog.get(&p).cloned());
+        let provider = catalog.get(&meta.provider).cloned();
         let revocation = match (provider, self.vault.tokens(id)) {
             (None, _) => Revocation::Skipped {
                 reason: "the provider is no longer configured".into(),
@@ -717,7 +729,7 @@ impl Refresher {
                 if provider.spec().revocation_endpoint.is_none() {
                     Revocation::NotSupported { manage_url }
                 } else {
-                    match service::client_credentials(&self.vault, &provider) {
+                    match credentials::client_credentials(&self.vault, &provider) {
                         Err(e) => Revocation::Failed {
                             reason: e.to_string(),
                             manage_url,

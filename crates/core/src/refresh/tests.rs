@@ -368,7 +368,10 @@ impl Harness {
         let keys = MemoryKeyStore::new();
         let vault = Arc::new(open_vault(dir.path(), &keys, clock.clone()));
         vault
-            .set_client_secret(BASIC, &SecretString::new(CLIENT_SECRET.into()))
+            .set_client_secret(
+                &ProviderId::parse(BASIC).unwrap(),
+                &SecretString::new(CLIENT_SECRET.into()),
+            )
             .unwrap();
         let http = FakeHttp::new(clock.clone());
         let refresher = Arc::new(Refresher::new(
@@ -407,7 +410,7 @@ impl Harness {
             expires_at: Some(now.saturating_add_signed(expires_in)),
             last_refresh_at: Some(now.saturating_add_signed(expires_in) - 3600),
             status,
-            ..ConnectionMeta::new(provider, "ada@example.com")
+            ..ConnectionMeta::new(ProviderId::parse(provider).unwrap(), "ada@example.com")
         };
         let tokens = TokenSet {
             access: SecretString::new(access.into()),
@@ -451,7 +454,7 @@ fn statuses(events: &[EngineEvent]) -> Vec<ConnectionStatus> {
     events
         .iter()
         .filter_map(|e| match e {
-            EngineEvent::Status(change) => Some(change.status),
+            EngineEvent::Status(change) => Some(change.meta.status),
             _ => None,
         })
         .collect()
@@ -654,6 +657,53 @@ async fn a_fresh_token_is_not_refreshed_on_demand() {
     // "Refresh now" does refresh a fresh token.
     h.refresher.refresh(id, Trigger::User).await.unwrap();
     assert_eq!(h.http.token_requests().len(), 1);
+}
+
+/// The timer fires at a time planned earlier; a connection refreshed since (by "Refresh now", or a token asked
+/// for through the CLI) is not due any more, and the timer must not refresh it a second time.
+#[tokio::test]
+async fn a_timer_refresh_of_a_connection_that_is_no_longer_due_sends_nothing() {
+    let h = Harness::new();
+    let id = h.connect(ACME, 3600, ConnectionStatus::Connected);
+    let outcome = h.refresher.refresh(id, Trigger::Timer).await.unwrap();
+    assert_eq!(
+        outcome,
+        RefreshOutcome::StillFresh {
+            expires_at: Some(NOW + 3600)
+        }
+    );
+    assert!(h.http.seen().is_empty());
+    // Within the margin it is due, and the timer does refresh.
+    let due = h.connect(ACME, 120, ConnectionStatus::Connected);
+    assert!(matches!(
+        h.refresher.refresh(due, Trigger::Timer).await.unwrap(),
+        RefreshOutcome::Refreshed { .. }
+    ));
+    assert_eq!(h.http.token_requests().len(), 1);
+}
+
+/// The engine's plan follows every change, whoever made it: a connection refreshed outside the timer is planned
+/// from its new expiry, and the old due time passes without a request.
+#[tokio::test(start_paused = true)]
+async fn the_engine_replans_a_connection_refreshed_outside_its_timer() {
+    let (h, _clock) = paused_harness();
+    // Due in about four minutes (five-minute margin before a nine-minute expiry, less jitter).
+    let id = h.connect(ACME, 540, ConnectionStatus::Connected);
+    let engine = RefreshEngine::started(h.refresher.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(h.http.seen().is_empty(), "nothing is due yet");
+    // Refreshed on demand, as the CLI socket's `token` would (the token is fresh for an hour afterwards).
+    h.refresher.refresh(id, Trigger::User).await.unwrap();
+    assert_eq!(h.http.token_requests().len(), 1);
+    // Well past the old due time, short of the new one.
+    tokio::time::sleep(Duration::from_secs(20 * 60)).await;
+    assert_eq!(
+        h.http.token_requests().len(),
+        1,
+        "no second refresh at the old due time"
+    );
+    assert_eq!(engine.stats().refreshes, 0, "the timer started none");
+    engine.stop(Duration::from_secs(5)).await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1208,7 +1258,7 @@ async fn the_engine_refreshes_within_the_margin_before_expiry_and_not_before() {
     let expires_at = NOW + 600;
     let id = h.connect(ACME, 600, ConnectionStatus::Connected);
 
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     h.http.wait_for(|seen| seen.iter().any(Seen::is_token)).await;
 
     let request = &h.http.token_requests()[0];
@@ -1236,7 +1286,7 @@ async fn the_engine_refreshes_an_overdue_connection_at_start() {
     let expired = h.connect(ACME, -600, ConnectionStatus::Connected);
     let later = h.connect(ACME, 7200, ConnectionStatus::Connected);
 
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     h.http
         .wait_for(|seen| seen.iter().filter(|s| s.is_token()).count() >= 2)
         .await;
@@ -1275,7 +1325,7 @@ async fn the_engine_resumes_a_refresh_cut_short_with_resume_semantics() {
     });
     let mut events = h.refresher.subscribe();
 
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     loop {
         let (a, b) = (h.meta(rejected).status, h.meta(accepted).status);
         if a != ConnectionStatus::Refreshing && b != ConnectionStatus::Refreshing {
@@ -1300,7 +1350,7 @@ async fn the_engine_notices_a_wall_clock_jump_within_one_wake_check() {
     let id = h.connect(ACME, 50 * 60, ConnectionStatus::Connected);
     let wake_check = h.refresher.policy().wake_check;
 
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     // Paused time advances only once every task is idle: after this, the engine is asleep.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(h.http.seen().is_empty());
@@ -1326,7 +1376,7 @@ async fn stop_waits_for_a_refresh_in_flight_at_most_its_limit() {
     h.http
         .token_script([Answer::held(&gate, Answer::tokens(NEW_ACCESS, Some(NEW_REFRESH), 3600))]);
 
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     gate.reached().await;
     let stopping = tokio::time::Instant::now();
     engine.stop(Duration::from_secs(2)).await;
@@ -1338,7 +1388,7 @@ async fn stop_waits_for_a_refresh_in_flight_at_most_its_limit() {
 
     h.http
         .token_script([Answer::tokens(NEW_ACCESS, Some(NEW_REFRESH), 3600)]);
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     h.http
         .wait_for(|seen| seen.iter().filter(|s| s.is_token()).count() == 2)
         .await;
@@ -1361,7 +1411,7 @@ async fn stop_lets_a_refresh_in_flight_finish() {
     h.http
         .token_script([Answer::held(&gate, Answer::tokens(NEW_ACCESS, Some(NEW_REFRESH), 3600))]);
 
-    let engine = RefreshEngine::start(h.refresher.clone());
+    let engine = RefreshEngine::started(h.refresher.clone());
     gate.reached().await;
     let stopping = tokio::time::Instant::now();
     let ((), ()) = tokio::join!(engine.stop(Duration::from_secs(2)), async { gate.open() });

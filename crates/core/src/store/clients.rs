@@ -8,18 +8,19 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::{CONNECTION_ID_LEN, ConnectionId, Op, StoreError, TREE_CLIENTS, Vault, check_provider, token_key};
+use super::{CONNECTION_ID_LEN, ConnectionId, Op, StoreError, TREE_CLIENTS, Vault, token_key};
+use crate::provider::ProviderId;
 use crate::secret::SecretString;
 
 /// The field a client secret is sealed under.
 pub const FIELD_CLIENT_SECRET: &str = "client_secret";
 
 /// The record id of `provider`'s client secret.
-pub(super) fn client_record_id(provider: &str) -> ConnectionId {
+pub(super) fn client_record_id(provider: &ProviderId) -> ConnectionId {
     let digest = Sha256::new()
         .chain_update(b"tokenkeep/v1/client-record")
         .chain_update([0u8])
-        .chain_update(provider.as_bytes())
+        .chain_update(provider.as_str().as_bytes())
         .finalize();
     let mut id = [0u8; CONNECTION_ID_LEN];
     id.copy_from_slice(&digest[..CONNECTION_ID_LEN]);
@@ -37,9 +38,8 @@ impl Vault {
     /// Seals `secret` as `provider`'s client secret, replacing any previous one; flushed before it returns.
     ///
     /// # Errors
-    /// [`StoreError::InvalidProvider`], or a sealing or database failure (then nothing changed).
-    pub fn set_client_secret(&self, provider: &str, secret: &SecretString) -> Result<(), StoreError> {
-        check_provider(provider)?;
+    /// A sealing or database failure (then nothing changed).
+    pub fn set_client_secret(&self, provider: &ProviderId, secret: &SecretString) -> Result<(), StoreError> {
         let _w = self.write_lock();
         let id = client_record_id(provider);
         let sealed = {
@@ -62,7 +62,7 @@ impl Vault {
     ///
     /// # Errors
     /// [`StoreError::Record`] if the stored secret cannot be opened, or a database failure.
-    pub fn client_secret(&self, provider: &str) -> Result<Option<SecretString>, StoreError> {
+    pub fn client_secret(&self, provider: &ProviderId) -> Result<Option<SecretString>, StoreError> {
         let id = client_record_id(provider);
         let keys = self.keys_read();
         let Some(tree) = self.existing_tree(TREE_CLIENTS)? else {
@@ -83,7 +83,7 @@ impl Vault {
     ///
     /// # Errors
     /// A database failure.
-    pub fn delete_client_secret(&self, provider: &str) -> Result<bool, StoreError> {
+    pub fn delete_client_secret(&self, provider: &ProviderId) -> Result<bool, StoreError> {
         let _w = self.write_lock();
         let key = token_key(client_record_id(provider), FIELD_CLIENT_SECRET);
         let Some(tree) = self.existing_tree(TREE_CLIENTS)? else {

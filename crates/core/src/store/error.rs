@@ -89,9 +89,6 @@ pub enum StoreError {
         /// What is wrong with it.
         error: RecordError,
     },
-    /// A provider id that cannot name a token tree.
-    #[error("invalid provider id {0:?}: use 1–64 characters from a-z, 0-9, '-', '_' and '.'")]
-    InvalidProvider(String),
     /// An update tried to change the provider of a stored connection.
     #[error("a connection's provider cannot change (it is {stored:?}); delete it and connect again")]
     ProviderChanged {

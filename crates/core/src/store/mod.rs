@@ -51,6 +51,7 @@ use crate::clock::Clock;
 use crate::envelope::{self, RecordLocation};
 use crate::keys::{KeyError, KeySource, KeyStore, store_verified};
 use crate::profile::{ProfilePaths, create_private_dir};
+use crate::provider::ProviderId;
 use crate::secret::{KeyId, MasterKey, SecretBytes, SecretString};
 
 pub use clients::FIELD_CLIENT_SECRET;
@@ -224,7 +225,7 @@ impl Vault {
                 let (source, key) = match keys {
                     KeySource::Headless(key) => (Source::Headless, key),
                     KeySource::Keyring(store) => {
-                        let key = MasterKey::generate()?;
+                        let key = MasterKey::generate().map_err(crate::crypto::CryptoError::from)?;
                         store_verified(&*store, &key)?;
                         (Source::Keyring(store), key)
                     }
@@ -354,9 +355,8 @@ impl Vault {
     /// `updated_at` are set from the clock.
     ///
     /// # Errors
-    /// [`StoreError::InvalidProvider`], or a sealing or database failure (then nothing was stored).
+    /// A sealing or database failure (then nothing was stored).
     pub fn put_connection(&self, meta: ConnectionMeta, tokens: &TokenSet) -> Result<ConnectionId, StoreError> {
-        check_provider(&meta.provider)?;
         let _w = self.write_lock();
         let mut id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
         while self.exists(id)? {
@@ -381,7 +381,6 @@ impl Vault {
     /// [`StoreError::NotFound`], [`StoreError::ProviderChanged`], or a sealing or database failure (then nothing
     /// changed).
     pub fn replace_tokens(&self, id: ConnectionId, tokens: &TokenSet, meta: &ConnectionMeta) -> Result<(), StoreError> {
-        check_provider(&meta.provider)?;
         let _w = self.write_lock();
         if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
@@ -417,7 +416,9 @@ impl Vault {
         let provider = meta.provider.clone();
         f(&mut meta);
         if meta.provider != provider {
-            return Err(StoreError::ProviderChanged { stored: provider });
+            return Err(StoreError::ProviderChanged {
+                stored: provider.to_string(),
+            });
         }
         meta.updated_at = self.clock.unix_secs();
         self.write_connection(id, &meta, None)?;
@@ -867,15 +868,7 @@ impl Drop for Vault {
     }
 }
 
-fn check_provider(provider: &str) -> Result<(), StoreError> {
-    if model::valid_provider_id(provider) {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidProvider(provider.to_owned()))
-    }
-}
-
-fn token_tree_name(provider: &str) -> String {
+fn token_tree_name(provider: &ProviderId) -> String {
     format!("{TOKEN_TREE_PREFIX}{provider}")
 }
 

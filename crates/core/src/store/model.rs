@@ -1,13 +1,16 @@
 //! What the vault stores: connections, their metadata and their tokens.
 //!
-//! **Invariant:** none of these types is `Serialize`. What the webview may see is a DTO in the adapter; the sealed
-//! payload format is private to [`super`] ([`MetaPayload`]).
+//! **Invariant:** [`TokenSet`] is not `Serialize` and never will be. The metadata types are plain data and
+//! serializable (the CLI socket carries them), but their *sealed* form is [`MetaPayload`], private to [`super`] and
+//! versioned on its own, so the wire and the disk never share a format by accident. What the webview sees is a
+//! DTO in the adapter.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::provider::ProviderId;
 use crate::secret::SecretString;
 
 /// Length in bytes of a [`ConnectionId`].
@@ -15,7 +18,8 @@ pub const CONNECTION_ID_LEN: usize = 16;
 
 /// A connection's record id: 16 random bytes, shown as 32 hex digits. Never derived from the account name, so it
 /// reveals nothing about whose tokens a record holds.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct ConnectionId([u8; CONNECTION_ID_LEN]);
 
 impl ConnectionId {
@@ -64,6 +68,20 @@ impl fmt::Debug for ConnectionId {
 #[error("invalid connection id: expected 32 hex digits, as printed by Tokenkeep")]
 pub struct InvalidConnectionId;
 
+impl From<ConnectionId> for String {
+    fn from(id: ConnectionId) -> Self {
+        id.to_hex()
+    }
+}
+
+impl TryFrom<String> for ConnectionId {
+    type Error = InvalidConnectionId;
+
+    fn try_from(hex: String) -> Result<Self, Self::Error> {
+        hex.parse()
+    }
+}
+
 impl FromStr for ConnectionId {
     type Err = InvalidConnectionId;
 
@@ -74,8 +92,9 @@ impl FromStr for ConnectionId {
     }
 }
 
-/// Where a connection stands. New states may be added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a connection stands. New states may be added. Serialized under its stable name ([`Self::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ConnectionStatus {
     /// Tokens are valid.
@@ -129,11 +148,11 @@ impl fmt::Display for ConnectionStatus {
 
 /// Everything about a connection except its tokens. Sealed as one record (field `meta`) because the account name
 /// and subject are personal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionMeta {
-    /// Provider id (`google`, `github`, …): 1–64 characters from `a-z`, `0-9`, `-`, `_`, `.`.
-    /// It names the token tree (`tokens/<provider>`), so it cannot change once stored.
-    pub provider: String,
+    /// The provider (`youtube`, `demo`, …). It names the token tree (`tokens/<provider>`), so it cannot change
+    /// once stored.
+    pub provider: ProviderId,
     /// The account as the user recognises it (e-mail, login).
     pub account: String,
     /// The provider's stable subject identifier (`sub`), if known.
@@ -156,9 +175,9 @@ pub struct ConnectionMeta {
 
 impl ConnectionMeta {
     /// A freshly connected account with no scopes, expiry or history; timestamps are set by the vault.
-    pub fn new(provider: impl Into<String>, account: impl Into<String>) -> Self {
+    pub fn new(provider: ProviderId, account: impl Into<String>) -> Self {
         Self {
-            provider: provider.into(),
+            provider,
             account: account.into(),
             subject: None,
             scopes: Vec::new(),
@@ -172,14 +191,17 @@ impl ConnectionMeta {
     }
 }
 
-/// Which token of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which token of a connection. Serialized under its field name ([`Self::field`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TokenKind {
     /// The access token.
+    #[serde(rename = "access_token")]
     Access,
     /// The refresh token.
+    #[serde(rename = "refresh_token")]
     Refresh,
     /// The OpenID Connect ID token.
+    #[serde(rename = "id_token")]
     Id,
 }
 
@@ -248,7 +270,7 @@ impl From<&ConnectionMeta> for MetaPayload {
     fn from(m: &ConnectionMeta) -> Self {
         Self {
             v: META_PAYLOAD_VERSION,
-            provider: m.provider.clone(),
+            provider: m.provider.to_string(),
             account: m.account.clone(),
             subject: m.subject.clone(),
             scopes: m.scopes.clone(),
@@ -270,7 +292,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             return Err(());
         }
         Ok(Self {
-            provider: p.provider,
+            provider: ProviderId::parse(&p.provider).map_err(|_| ())?,
             account: p.account,
             subject: p.subject,
             scopes: p.scopes,
@@ -282,14 +304,6 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             last_error: p.last_error,
         })
     }
-}
-
-/// Whether `provider` is a valid provider id (it becomes part of a tree name).
-pub(super) fn valid_provider_id(provider: &str) -> bool {
-    (1..=64).contains(&provider.len())
-        && provider
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -316,12 +330,20 @@ mod tests {
 
     #[test]
     fn provider_ids_are_validated() {
-        for ok in ["google", "github", "my-idp.example_1"] {
-            assert!(valid_provider_id(ok), "{ok}");
+        // A provider id names a tree: the type admits only ids that are safe there.
+        for ok in ["google", "github", "my-idp-1"] {
+            assert!(ProviderId::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Google", "a/b", "a b", &"x".repeat(65)] {
-            assert!(!valid_provider_id(bad), "{bad}");
+        for bad in ["", "Google", "a/b", "a b", "my-idp.example_1", &"x".repeat(65)] {
+            assert!(ProviderId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stored_payload_with_an_impossible_provider_is_unreadable() {
+        let mut payload = MetaPayload::from(&ConnectionMeta::new(ProviderId::parse("demo").unwrap(), "alice"));
+        payload.provider = "Not/A/Provider".into();
+        assert!(ConnectionMeta::try_from(payload).is_err());
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Vault {
         }
 
         let old = self.key_id();
-        let new_key = MasterKey::generate()?;
+        let new_key = MasterKey::generate().map_err(crate::crypto::CryptoError::from)?;
         let new = new_key.id();
         let mut plan = Vec::with_capacity(16);
         plan.extend_from_slice(old.as_bytes());

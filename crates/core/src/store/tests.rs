@@ -7,6 +7,10 @@ use crate::clock::ManualClock;
 use crate::keys::MemoryKeyStore;
 use crate::profile::Profile;
 
+fn pid(id: &str) -> ProviderId {
+    ProviderId::parse(id).unwrap()
+}
+
 fn paths(tmp: &Path) -> ProfilePaths {
     ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(tmp.to_owned())).unwrap()
 }
@@ -110,30 +114,36 @@ fn client_secrets_are_sealed_per_provider_and_survive_rotation() {
     let paths = paths(tmp.path());
     let keys = MemoryKeyStore::new();
     let vault = open(&paths, &keys).unwrap();
-    assert!(vault.client_secret("twitch").unwrap().is_none());
+    assert!(vault.client_secret(&pid("twitch")).unwrap().is_none());
     vault
-        .set_client_secret("twitch", &SecretString::new("twitch-client-secret-1".into()))
+        .set_client_secret(&pid("twitch"), &SecretString::new("twitch-client-secret-1".into()))
         .unwrap();
     vault
-        .set_client_secret("reddit", &SecretString::new("reddit-client-secret-2".into()))
+        .set_client_secret(&pid("reddit"), &SecretString::new("reddit-client-secret-2".into()))
         .unwrap();
     vault
-        .set_client_secret("twitch", &SecretString::new("twitch-client-secret-3".into()))
+        .set_client_secret(&pid("twitch"), &SecretString::new("twitch-client-secret-3".into()))
         .unwrap();
     assert_eq!(
-        vault.client_secret("twitch").unwrap().unwrap().dangerously_expose(),
+        vault
+            .client_secret(&pid("twitch"))
+            .unwrap()
+            .unwrap()
+            .dangerously_expose(),
         "twitch-client-secret-3"
     );
     assert!(
-        vault
-            .set_client_secret("Not A Provider", &SecretString::new("x".into()))
-            .is_err()
+        ProviderId::parse("Not A Provider").is_err(),
+        "no secret can be stored under an id that cannot name a record"
     );
 
     // Sealed on disk, bound to its provider: a secret copied under another provider's record does not open.
     let clients = vault.db.open_tree(TREE_CLIENTS).unwrap();
     let reddit = clients
-        .get(token_key(clients::client_record_id("reddit"), FIELD_CLIENT_SECRET))
+        .get(token_key(
+            clients::client_record_id(&pid("reddit")),
+            FIELD_CLIENT_SECRET,
+        ))
         .unwrap()
         .unwrap();
     assert!(
@@ -142,24 +152,31 @@ fn client_secrets_are_sealed_per_provider_and_survive_rotation() {
     );
     clients
         .insert(
-            token_key(clients::client_record_id("twitch"), FIELD_CLIENT_SECRET),
+            token_key(clients::client_record_id(&pid("twitch")), FIELD_CLIENT_SECRET),
             reddit,
         )
         .unwrap();
-    assert!(matches!(vault.client_secret("twitch"), Err(StoreError::Record { .. })));
+    assert!(matches!(
+        vault.client_secret(&pid("twitch")),
+        Err(StoreError::Record { .. })
+    ));
     let problems = vault.verify().unwrap();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].tree, TREE_CLIENTS);
 
-    assert!(vault.delete_client_secret("twitch").unwrap());
-    assert!(!vault.delete_client_secret("twitch").unwrap());
+    assert!(vault.delete_client_secret(&pid("twitch")).unwrap());
+    assert!(!vault.delete_client_secret(&pid("twitch")).unwrap());
     let report = vault.rotate_key().unwrap();
     assert_eq!(
         report.resealed, 1,
         "the remaining client secret is re-sealed under the new key"
     );
     assert_eq!(
-        vault.client_secret("reddit").unwrap().unwrap().dangerously_expose(),
+        vault
+            .client_secret(&pid("reddit"))
+            .unwrap()
+            .unwrap()
+            .dangerously_expose(),
         "reddit-client-secret-2"
     );
     let raw = vault.raw_records().unwrap();

@@ -13,7 +13,7 @@ use sha2::{Sha256, Sha512};
 use tokenkeep_core::envelope::{self, RecordLocation};
 use tokenkeep_core::secret::MasterKey;
 
-const FORMAT_MD: &str = include_str!("../../../docs/FORMAT.md");
+const FORMAT_MD: &str = include_str!("../../../../docs/FORMAT.md");
 
 /// A location, as the document names its parts.
 struct Loc<'a> {

@@ -1,0 +1,157 @@
+//! The command line, as clap reads it. Only the shape of the arguments lives here; what each command does is in
+//! `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokenkeep_core::profile;
+use tokenkeep_core::provider::ClientAuth;
+use url::Url;
+
+/// Tokenkeep keeps your social accounts' OAuth tokens encrypted and fresh.
+#[derive(Debug, Parser)]
+#[command(name = "tokenkeep", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Profile to use (default: `dev` for debug builds, `prod` for release builds).
+    #[arg(long, global = true, env = profile::ENV_PROFILE, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// Directory holding every profile's data (default: the platform's data directory).
+    #[arg(long, global = true, env = profile::ENV_HOME, value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+    /// Also print log messages to stderr.
+    #[arg(long, short, global = true)]
+    pub(crate) verbose: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List, add or configure providers (platforms you can connect to).
+    Providers {
+        #[command(subcommand)]
+        command: ProvidersCommand,
+    },
+    /// Connect an account: sign in through your browser, then the tokens are sealed in the vault.
+    Connect {
+        /// The provider id (see `tokenkeep providers list`).
+        provider: String,
+        /// Do not open a browser; print the sign-in link instead.
+        #[arg(long)]
+        no_browser: bool,
+        /// Ask for these scopes instead of the provider's defaults (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Give up after this many seconds without an answer from the browser.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Show one connection offline: metadata, stored token kinds, expiry, key id, decoded JWT claims.
+    Show {
+        /// The connection: its id, or provider:account.
+        connection: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also print the stored token values (a warning goes to stderr).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Print a valid access token for scripts (refreshing it first when it is about to expire).
+    Token {
+        /// The connection: its id, or provider:account.
+        connection: String,
+    },
+    /// Refresh a connection's tokens now.
+    Refresh {
+        /// The connection: its id, or provider:account.
+        connection: String,
+    },
+    /// Revoke a connection's tokens at the provider and delete everything stored for it.
+    Disconnect {
+        /// The connection: its id, or provider:account.
+        connection: String,
+    },
+    /// Run the refresh engine in the foreground (servers, tests): keeps every connection fresh, logs status
+    /// changes, stops cleanly on Ctrl-C / SIGTERM.
+    Daemon,
+    /// List connected accounts (offline: reads the vault only).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open and check every record offline; list the damaged ones (exit status 3 when there are any).
+    Verify {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every sealed record for audits and independent decryption (JSON lines; no plaintext).
+    Export {
+        /// Export the sealed envelopes with their AAD (the only export there is; the flag says what you get).
+        #[arg(long, required = true)]
+        envelopes: bool,
+    },
+    /// Create a new master key and re-seal every record under it (needs the OS keyring).
+    RotateKey,
+    /// Show where this profile keeps its data.
+    Paths {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvidersCommand {
+    /// List the providers this profile can connect to, and what each still needs.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a custom OpenID provider by discovery, or set the client of a built-in one.
+    Add {
+        /// Provider id: a built-in one (`youtube`, `twitch`, …) or a new one for a custom provider.
+        name: String,
+        /// Issuer URL of a custom OpenID provider (its /.well-known/openid-configuration is read).
+        #[arg(long, value_name = "URL")]
+        issuer: Option<Url>,
+        /// Name to show for a custom provider.
+        #[arg(long, value_name = "TEXT")]
+        display_name: Option<String>,
+        /// The OAuth client id you registered with the platform.
+        #[arg(long, value_name = "ID")]
+        client_id: Option<String>,
+        /// Read the client secret from standard input (it is sealed in the vault, never written to a file).
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// How the client authenticates at the token endpoint.
+        #[arg(long, value_enum, value_name = "METHOD")]
+        auth: Option<AuthArg>,
+        /// Scopes to ask for instead of the defaults (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// Public client: no secret, PKCE only.
+    None,
+    /// client_secret_basic: HTTP Basic authentication.
+    Basic,
+    /// client_secret_post: id and secret in the request body.
+    Post,
+}
+
+impl From<AuthArg> for ClientAuth {
+    fn from(value: AuthArg) -> Self {
+        match value {
+            AuthArg::None => Self::None,
+            AuthArg::Basic => Self::ClientSecretBasic,
+            AuthArg::Post => Self::ClientSecretPost,
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `list`, `show`, `verify` and `export --envelopes`: what is stored, offline.
+
+use std::io::Write as _;
+
+use anyhow::Result;
+use tokenkeep_core::ops::{ExportEnvelopes, List, Show, Shown, Verify, VerifyReport};
+
+use super::Damaged;
+use crate::Context;
+use crate::backend::Backend;
+use crate::output::{self, ExportJson, ListJson, ProblemJson, SecretBuf, ShowJson, VerifyJson};
+use crate::render;
+
+/// `list`.
+pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
+    let entries = Backend::open(ctx)?.run(List {})?;
+    if json {
+        let items: Vec<ListJson<'_>> = entries.iter().map(ListJson::from).collect();
+        return output::print_json(&items);
+    }
+    if entries.is_empty() {
+        println!(
+            "No accounts connected yet. Connect one with `tokenkeep connect PROVIDER` (see `tokenkeep providers list`)."
+        );
+        return Ok(());
+    }
+    let now = render::now_secs();
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| match &entry.meta {
+            Ok(m) => vec![
+                entry.id.to_hex(),
+                m.provider.to_string(),
+                m.account.clone(),
+                m.status.as_str().replace('_', " "),
+                render::expiry(m.expires_at, now),
+                m.scopes.join(" "),
+            ],
+            Err(problem) => vec![
+                entry.id.to_hex(),
+                "?".into(),
+                "?".into(),
+                "damaged".into(),
+                problem.clone(),
+                String::new(),
+            ],
+        })
+        .collect();
+    println!(
+        "{}",
+        render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
+    );
+    Ok(())
+}
+
+/// `show CONNECTION [--json] [--reveal]`. With `--reveal`, the values go from their `SecretString`s into a
+/// zeroized buffer and from there to stdout, and nowhere else.
+pub(super) fn show(ctx: &Context, connection: String, json: bool, reveal: bool) -> Result<()> {
+    let shown = Backend::open(ctx)?.run(Show { connection, reveal })?;
+    if reveal {
+        eprintln!(
+            "tokenkeep: WARNING: printing stored token values. Anyone who sees them can act as this account; do not \
+             paste them into chats, tickets or logs."
+        );
+    }
+    let mut out = SecretBuf::with_capacity(8 * 1024);
+    if json {
+        serde_json::to_writer_pretty(&mut out, &ShowJson::from(&shown))?;
+        out.write_all(b"\n")?;
+    } else {
+        write_show_text(&mut out, &shown)?;
+    }
+    out.print()?;
+    Ok(())
+}
+
+fn write_show_text(out: &mut SecretBuf, shown: &Shown) -> std::io::Result<()> {
+    let (data, meta) = (&shown.inspection, &shown.inspection.meta);
+    let now = render::now_secs();
+    let when = |t: Option<u64>| {
+        t.map_or("never".to_owned(), |t| {
+            format!("{} ({})", render::relative(t, now), render::rfc3339(t))
+        })
+    };
+    writeln!(out, "connection    {}", data.id)?;
+    writeln!(out, "provider      {}", meta.provider)?;
+    writeln!(out, "account       {}", meta.account)?;
+    if let Some(subject) = &meta.subject {
+        writeln!(out, "subject       {subject}")?;
+    }
+    writeln!(out, "status        {}", meta.status.as_str().replace('_', " "))?;
+    if let Some(error) = &meta.last_error {
+        writeln!(out, "last error    {error}")?;
+    }
+    writeln!(
+        out,
+        "scopes        {}",
+        if meta.scopes.is_empty() {
+            "(none reported)".to_owned()
+        } else {
+            meta.scopes.join(" ")
+        }
+    )?;
+    writeln!(out, "expiry        {}", render::expiry(meta.expires_at, now))?;
+    writeln!(out, "last refresh  {}", when(meta.last_refresh_at))?;
+    writeln!(out, "connected     {}", when(Some(meta.created_at)))?;
+    writeln!(out, "sealed with   key {}", data.key_id)?;
+    writeln!(out, "tokens:")?;
+    for t in &data.tokens {
+        let kind = t.kind.field();
+        match t.length {
+            None => writeln!(out, "  {kind:<14} not stored")?,
+            Some(len) => {
+                let form = if t.jwt.is_some() { "JWT" } else { "opaque" };
+                writeln!(out, "  {kind:<14} stored, {len} bytes, {form}")?;
+                if let Some(jwt) = &t.jwt {
+                    for (name, value) in &jwt.claims {
+                        let shown = match (name.as_str(), value.as_u64()) {
+                            ("exp" | "iat" | "nbf" | "auth_time", Some(t)) => {
+                                format!("{value} ({})", render::rfc3339(t))
+                            }
+                            _ => value.to_string(),
+                        };
+                        writeln!(out, "      {name:<12} {shown}")?;
+                    }
+                }
+                if let Some(value) = shown.revealed(t.kind) {
+                    // Straight from the SecretString into the zeroized buffer: `write_all`, not a format string.
+                    out.write_all(b"      value        ")?;
+                    out.write_all(value.dangerously_expose().as_bytes())?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `verify [--json]`.
+pub(super) fn verify(ctx: &Context, json: bool) -> Result<()> {
+    let VerifyReport {
+        records: checked,
+        key_id,
+        problems,
+    } = Backend::open(ctx)?.run(Verify {})?;
+    if json {
+        output::print_json(&VerifyJson {
+            key_id: key_id.to_hex(),
+            ok: problems.is_empty(),
+            problems: problems.iter().map(ProblemJson::from).collect(),
+            records: checked,
+        })?;
+    } else if problems.is_empty() {
+        println!("Checked {checked} sealed record(s) with key {key_id}: all intact.");
+    } else {
+        let rows: Vec<Vec<String>> = problems
+            .iter()
+            .map(|p| vec![p.tree.clone(), p.record.clone(), p.field.clone(), p.problem.clone()])
+            .collect();
+        println!(
+            "Checked {checked} sealed record(s) with key {key_id}; {} problem(s):\n",
+            problems.len()
+        );
+        println!("{}", render::table(&["tree", "record", "field", "problem"], &rows));
+        println!(
+            "\nThe other records are intact and usable. Nothing was deleted: disconnect or reconnect the affected \
+             accounts, or restore the store from a backup."
+        );
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Damaged(problems.len()).into())
+    }
+}
+
+/// `export --envelopes`: one JSON line per sealed record.
+pub(super) fn export(ctx: &Context) -> Result<()> {
+    let envelopes = Backend::open(ctx)?.run(ExportEnvelopes {})?;
+    let mut out = std::io::stdout().lock();
+    for envelope in &envelopes {
+        serde_json::to_writer(&mut out, &ExportJson::from(envelope))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}

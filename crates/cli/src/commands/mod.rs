@@ -1,0 +1,109 @@
+//! One module per group of commands; each function reads its arguments, runs one core operation and prints the
+//! result. [`exec`] dispatches.
+
+mod connect;
+mod connections;
+mod daemon;
+mod keys;
+mod paths;
+mod providers;
+mod tokens;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use tokenkeep_core::ops::{AddProvider, ConnectOptions};
+use tokenkeep_core::provider::ProviderId;
+
+use crate::Context;
+use crate::args::{Command, ProvidersCommand};
+
+/// Exit status of `verify` when it found damaged records (1 means it could not check at all).
+pub(crate) const EXIT_DAMAGED: u8 = 3;
+
+/// A sign-in the person cancelled (exit status 130).
+#[derive(Debug)]
+pub(crate) struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled; nothing was connected")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// `verify` found damage: a distinct exit status, the report is already printed.
+#[derive(Debug)]
+pub(crate) struct Damaged(pub(crate) usize);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} damaged record(s); nothing was changed or deleted", self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+/// Runs `command`.
+pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
+    match command {
+        Command::Providers {
+            command: ProvidersCommand::List { json },
+        } => providers::list(ctx, json),
+        Command::Providers {
+            command:
+                ProvidersCommand::Add {
+                    name,
+                    issuer,
+                    display_name,
+                    client_id,
+                    client_secret_stdin,
+                    auth,
+                    scopes,
+                },
+        } => {
+            let client_secret = if client_secret_stdin {
+                Some(providers::read_secret_stdin()?)
+            } else {
+                None
+            };
+            let request = AddProvider {
+                id: ProviderId::parse(&name)?,
+                issuer,
+                display_name,
+                client_id,
+                client_secret,
+                auth: auth.map(Into::into),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+            };
+            providers::add(ctx, request)
+        }
+        Command::Connect {
+            provider,
+            no_browser,
+            scopes,
+            timeout,
+        } => {
+            let options = ConnectOptions {
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                timeout: Duration::from_secs(timeout),
+            };
+            connect::exec(ctx, &ProviderId::parse(&provider)?, no_browser, options)
+        }
+        Command::Show {
+            connection,
+            json,
+            reveal,
+        } => connections::show(ctx, connection, json, reveal),
+        Command::Token { connection } => tokens::token(ctx, connection),
+        Command::Refresh { connection } => tokens::refresh(ctx, connection),
+        Command::Disconnect { connection } => tokens::disconnect(ctx, connection),
+        Command::Daemon => daemon::exec(ctx),
+        Command::List { json } => connections::list(ctx, json),
+        Command::Verify { json } => connections::verify(ctx, json),
+        Command::Export { envelopes: _ } => connections::export(ctx),
+        Command::RotateKey => keys::rotate(ctx),
+        Command::Paths { json } => paths::exec(ctx, json),
+    }
+}

@@ -1,0 +1,27 @@
+//! `paths`: where this profile keeps its data.
+
+use anyhow::Result;
+
+use crate::Context;
+use crate::output::{self, PathsJson};
+
+/// `paths [--json]`.
+pub(super) fn exec(ctx: &Context, json: bool) -> Result<()> {
+    let paths = &ctx.paths;
+    if json {
+        output::print_json(&PathsJson {
+            config: &paths.config_file(),
+            dir: paths.dir(),
+            logs: &paths.logs_dir(),
+            profile: paths.profile().as_str(),
+            store: &paths.store_dir(),
+        })?;
+    } else {
+        println!("profile  {}", paths.profile());
+        println!("data     {}", paths.dir().display());
+        println!("store    {}", paths.store_dir().display());
+        println!("logs     {}", paths.logs_dir().display());
+        println!("config   {}", paths.config_file().display());
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `providers list` and `providers add`: the profile's providers. They read and write `config.toml`; only a
+//! client secret needs the vault, so they work while the app runs.
+
+use std::io::Read as _;
+
+use anyhow::{Context as _, Result, bail};
+use tokenkeep_core::http::LazyHttp;
+use tokenkeep_core::ops::{self, AddProvider};
+use tokenkeep_core::provider::catalog::Readiness;
+use tokenkeep_core::secret::SecretString;
+
+use crate::Context;
+use crate::backend::{open_vault, runtime};
+use crate::output::{self, ProviderJson};
+use crate::render;
+
+/// The client secret piped in on standard input (the trailing newline removed), protected from here on.
+pub(super) fn read_secret_stdin() -> Result<SecretString> {
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the client secret from standard input")?;
+    let secret = text.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        bail!("no client secret on standard input (pipe it in, e.g. `printf %s \"$SECRET\" | tokenkeep …`)");
+    }
+    Ok(SecretString::new(secret.to_owned()))
+}
+
+/// `providers list`.
+pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
+    let catalog = ops::catalog(&ctx.paths)?;
+    if json {
+        let items: Vec<ProviderJson<'_>> = catalog.list().map(ProviderJson::from).collect();
+        return output::print_json(&items);
+    }
+    let rows: Vec<Vec<String>> = catalog
+        .list()
+        .map(|p| {
+            let spec = p.spec();
+            let state = if p.is_ready() {
+                "ready".to_owned()
+            } else {
+                "needs a client id".to_owned()
+            };
+            vec![
+                spec.id.to_string(),
+                spec.display_name.clone(),
+                output::origin_name(p.origin()).to_owned(),
+                state,
+            ]
+        })
+        .collect();
+    println!("{}", render::table(&["id", "name", "kind", "state"], &rows));
+    let waiting = catalog.list().filter(|p| !p.is_ready()).count();
+    if waiting > 0 {
+        println!(
+            "\n{waiting} provider(s) need a client id before you can connect: `tokenkeep providers add NAME --client-id \
+             ID` (see `tokenkeep providers list --json` for where to register)."
+        );
+    }
+    Ok(())
+}
+
+/// `providers add`.
+pub(super) fn add(ctx: &Context, request: AddProvider) -> Result<()> {
+    let http = LazyHttp::new();
+    let added = runtime()?.block_on(ops::add_provider(&ctx.paths, &http, || open_vault(ctx), request))?;
+    let spec = added.provider.spec();
+    let verb = if added.created { "Added" } else { "Updated" };
+    println!("{verb} provider {} ({}).", spec.id, spec.display_name);
+    if added.secret_stored {
+        println!("Its client secret is sealed in the vault.");
+    }
+    match added.provider.readiness() {
+        Readiness::Ready => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        Readiness::NeedsClientId { message } => println!("{message}"),
+        _ => {}
+    }
+    Ok(())
+}

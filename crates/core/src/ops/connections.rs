@@ -1,0 +1,458 @@
+//! Reading what is stored, offline: list, show (with an explicit reveal), verify, export of the sealed envelopes.
+//! Nothing here goes to the network or changes a record.
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{self, ApiError, Line, Reply, plain_reply};
+use super::{LocalOps, Op, OpError, jwt};
+use crate::secret::{KeyId, SecretString};
+use crate::store::{ConnectionId, ConnectionMeta, RecordProblem, StoreError, TokenKind, TokenSet, Vault};
+
+/// Every connection, ordered by provider then account (damaged records last, by id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct List {}
+
+/// One connection in detail; with `reveal`, also the values of its stored tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Show {
+    /// An id (32 hex digits) or `provider:account`.
+    pub connection: String,
+    /// Also return the stored token values (the person asked to see them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reveal: bool,
+}
+
+/// Opens every sealed record and reports the damaged ones (their presence is data, not an error).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verify {}
+
+/// Every sealed record with the AAD it is bound to, for audits and independent decryption. Decrypts nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportEnvelopes {}
+
+/// One connection as listed: its metadata, or why its record cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionEntry {
+    /// The connection id.
+    pub id: ConnectionId,
+    /// The metadata, or what is wrong with its record, in words.
+    pub meta: Result<ConnectionMeta, String>,
+}
+
+/// One token of a connection as [`Show`] describes it: never its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInspection {
+    /// Which token.
+    pub kind: TokenKind,
+    /// Its length in bytes, or `None` when the connection has no token of this kind.
+    pub length: Option<usize>,
+    /// Its header and claims, when it is a JWT. The signature is neither checked nor returned.
+    pub jwt: Option<JwtParts>,
+}
+
+impl TokenInspection {
+    /// Whether the connection has a token of this kind.
+    pub fn is_present(&self) -> bool {
+        self.length.is_some()
+    }
+}
+
+/// The decoded header and claims of a JWT (RFC 7519): what a person may read in a token without being able to
+/// reuse it, since the signature is left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JwtParts {
+    /// The JOSE header (`alg`, `kid`, `typ`, …).
+    pub header: serde_json::Map<String, serde_json::Value>,
+    /// The claims (`iss`, `sub`, `exp`, …).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything known about a connection except its token bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Its metadata.
+    pub meta: ConnectionMeta,
+    /// The id of the master key the store is sealed with.
+    pub key_id: KeyId,
+    /// One entry per [`TokenKind`], in [`TokenKind::ALL`] order, present or not.
+    pub tokens: Vec<TokenInspection>,
+}
+
+/// A stored token value the person asked to see. Not `Serialize`; `Debug` is redacted.
+#[derive(Debug)]
+pub struct RevealedToken {
+    /// Which token.
+    pub kind: TokenKind,
+    /// The value.
+    pub value: SecretString,
+}
+
+/// What [`Show`] returns: the description, and the token values when they were asked for.
+#[derive(Debug)]
+pub struct Shown {
+    /// The description (no token bytes).
+    pub inspection: Inspection,
+    /// The values of the stored tokens, in [`TokenKind::ALL`] order, when revealed; empty otherwise.
+    pub revealed: Vec<RevealedToken>,
+}
+
+impl Shown {
+    /// The revealed value of `kind`, if it was revealed.
+    pub fn revealed(&self, kind: TokenKind) -> Option<&SecretString> {
+        self.revealed.iter().find(|r| r.kind == kind).map(|r| &r.value)
+    }
+}
+
+/// What [`Verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Sealed records checked.
+    pub records: usize,
+    /// The store's key id.
+    pub key_id: KeyId,
+    /// The damaged records.
+    pub problems: Vec<Problem>,
+}
+
+/// One damaged record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The tree.
+    pub tree: String,
+    /// The record id (hex).
+    pub record: String,
+    /// The field.
+    pub field: String,
+    /// What is wrong, in words.
+    pub problem: String,
+}
+
+impl From<&RecordProblem> for Problem {
+    fn from(p: &RecordProblem) -> Self {
+        Self {
+            tree: p.tree.clone(),
+            record: p.record.clone(),
+            field: p.field.clone(),
+            problem: p.error.to_string(),
+        }
+    }
+}
+
+/// One sealed record as it is stored: where it lives, the AAD it is bound to and its envelope — no plaintext.
+/// Enough for an independent decoder with the master key (`docs/FORMAT.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportedEnvelope {
+    /// The profile (part of the AAD).
+    pub profile: String,
+    /// The tree.
+    pub tree: String,
+    /// The record id (16 bytes).
+    pub record_id: ConnectionId,
+    /// The field.
+    pub field: String,
+    /// The key id in the envelope's header, when the header is readable.
+    pub key_id: Option<KeyId>,
+    /// The AAD the envelope is bound to (`None` when its header is unreadable).
+    #[serde(with = "base64_opt")]
+    pub aad: Option<Vec<u8>>,
+    /// The envelope bytes as stored.
+    #[serde(with = "base64_bytes")]
+    pub envelope: Vec<u8>,
+}
+
+plain_reply!(Vec<ConnectionEntry>, Inspection, VerifyReport, Vec<ExportedEnvelope>);
+
+impl Op for List {
+    type Output = Vec<ConnectionEntry>;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        local.blocking(list).await
+    }
+}
+
+impl Op for Show {
+    type Output = Shown;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        if self.reveal {
+            // Who asked for what, never the values.
+            tracing::info!("revealing stored token values, as asked");
+        }
+        local
+            .blocking(move |vault| {
+                let id = find_connection(vault, &self.connection)?;
+                let tokens = vault.tokens(id)?;
+                let inspection = inspect(vault, id, &tokens)?;
+                let revealed = if self.reveal {
+                    // Moved out of the token set, not copied: each value exists once, zeroized when dropped.
+                    let TokenSet {
+                        access,
+                        refresh,
+                        id_token,
+                    } = tokens;
+                    [
+                        (TokenKind::Access, Some(access)),
+                        (TokenKind::Refresh, refresh),
+                        (TokenKind::Id, id_token),
+                    ]
+                    .into_iter()
+                    .filter_map(|(kind, value)| value.map(|value| RevealedToken { kind, value }))
+                    .collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(Shown { inspection, revealed })
+            })
+            .await
+    }
+}
+
+impl Op for Verify {
+    type Output = VerifyReport;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        local
+            .blocking(|vault| {
+                let records = vault.raw_records()?.len();
+                let problems = vault.verify()?;
+                Ok(VerifyReport {
+                    records,
+                    key_id: vault.key_id(),
+                    problems: problems.iter().map(Problem::from).collect(),
+                })
+            })
+            .await
+    }
+}
+
+impl Op for ExportEnvelopes {
+    type Output = Vec<ExportedEnvelope>;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let profile = local.paths().profile().as_str().to_owned();
+        local.blocking(move |vault| export_envelopes(vault, &profile)).await
+    }
+}
+
+/// Every connection, ordered by provider then account (damaged records last, by id).
+pub(super) fn list(vault: &Vault) -> Result<Vec<ConnectionEntry>, OpError> {
+    let mut entries: Vec<ConnectionEntry> = vault
+        .list()?
+        .into_iter()
+        .map(|(id, meta)| ConnectionEntry {
+            id,
+            meta: meta.map_err(|error| error.to_string()),
+        })
+        .collect();
+    entries.sort_by(|a, b| match (&a.meta, &b.meta) {
+        (Ok(x), Ok(y)) => {
+            (&x.provider, x.account.to_lowercase(), a.id).cmp(&(&y.provider, y.account.to_lowercase(), b.id))
+        }
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.id.cmp(&b.id),
+    });
+    Ok(entries)
+}
+
+/// Finds a connection by its id (32 hex digits) or as `provider:account` (the account compared without case).
+pub(super) fn find_connection(vault: &Vault, query: &str) -> Result<ConnectionId, OpError> {
+    if let Ok(id) = query.parse::<ConnectionId>() {
+        return match vault.get_meta(id) {
+            Ok(_) | Err(StoreError::Record { .. }) => Ok(id),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let Some((provider, account)) = query.split_once(':') else {
+        return Err(OpError::Invalid(format!(
+            "{query:?} is neither a connection id (32 hex digits) nor provider:account; see `tokenkeep list`"
+        )));
+    };
+    let matches: Vec<ConnectionId> = vault
+        .list()?
+        .into_iter()
+        .filter_map(|(id, meta)| {
+            let meta = meta.ok()?;
+            (meta.provider.as_str() == provider && meta.account.eq_ignore_ascii_case(account)).then_some(id)
+        })
+        .collect();
+    match matches.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(OpError::Invalid(format!(
+            "no connection {query:?}; see `tokenkeep list`"
+        ))),
+        _ => Err(OpError::Invalid(format!(
+            "{query:?} matches {} connections; use the connection id from `tokenkeep list`",
+            matches.len()
+        ))),
+    }
+}
+
+/// Describes connection `id` for a person: its metadata, which tokens it holds and how long they are, and the
+/// header and claims of those that are JWTs. No token byte leaves this function.
+fn inspect(vault: &Vault, id: ConnectionId, tokens: &TokenSet) -> Result<Inspection, OpError> {
+    let meta = vault.get_meta(id)?;
+    let tokens = TokenKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let token = tokens.get(kind);
+            TokenInspection {
+                kind,
+                length: token.map(SecretString::len),
+                jwt: token.and_then(|t| jwt::decode(t.dangerously_expose())),
+            }
+        })
+        .collect();
+    Ok(Inspection {
+        id,
+        meta,
+        key_id: vault.key_id(),
+        tokens,
+    })
+}
+
+/// The stored token of `kind` of connection `id`, even when it has expired.
+pub(super) fn reveal(vault: &Vault, id: ConnectionId, kind: TokenKind) -> Result<SecretString, OpError> {
+    let tokens = vault.tokens(id)?;
+    let token = match kind {
+        TokenKind::Access => Some(tokens.access),
+        TokenKind::Refresh => tokens.refresh,
+        TokenKind::Id => tokens.id_token,
+    };
+    token.ok_or_else(|| {
+        OpError::Invalid(format!(
+            "this connection has no {}: the provider did not issue one",
+            kind.field().replace('_', " ")
+        ))
+    })
+}
+
+fn export_envelopes(vault: &Vault, profile: &str) -> Result<Vec<ExportedEnvelope>, OpError> {
+    Ok(vault
+        .raw_records()?
+        .into_iter()
+        .map(|raw| {
+            let header = crate::envelope::peek_header(&raw.envelope).ok();
+            let aad = header.map(|h| {
+                crate::envelope::aad(
+                    &crate::envelope::RecordLocation {
+                        profile,
+                        tree: &raw.tree,
+                        record_id: raw.record_id.as_bytes(),
+                        field: &raw.field,
+                    },
+                    &h,
+                )
+            });
+            ExportedEnvelope {
+                profile: profile.to_owned(),
+                tree: raw.tree,
+                record_id: raw.record_id,
+                field: raw.field,
+                key_id: header.map(|h| h.key_id),
+                aad,
+                envelope: raw.envelope,
+            }
+        })
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// `Shown` on the wire: the one reply besides the access token that carries token bytes.
+// ---------------------------------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct ShownOut<'a> {
+    inspection: &'a Inspection,
+    revealed: Vec<RevealedOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct RevealedOut<'a> {
+    kind: TokenKind,
+    value: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ShownIn {
+    inspection: Inspection,
+    revealed: Vec<RevealedIn>,
+}
+
+#[derive(Deserialize)]
+struct RevealedIn {
+    kind: TokenKind,
+    value: String,
+}
+
+impl Reply for Shown {
+    fn encode(&self) -> Line {
+        wire::ok(&ShownOut {
+            inspection: &self.inspection,
+            revealed: self
+                .revealed
+                .iter()
+                .map(|r| RevealedOut {
+                    kind: r.kind,
+                    value: r.value.dangerously_expose(),
+                })
+                .collect(),
+        })
+    }
+
+    fn decode(line: &[u8]) -> Result<Self, ApiError> {
+        let shown: ShownIn = wire::parse_ok(line)?;
+        Ok(Self {
+            inspection: shown.inspection,
+            revealed: shown
+                .revealed
+                .into_iter()
+                .map(|r| RevealedToken {
+                    kind: r.kind,
+                    value: SecretString::new(r.value),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Bytes as standard base64 on the wire (envelopes are binary; JSON arrays of numbers would be four times larger).
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod base64_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => super::base64_bytes::serialize(bytes, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+        use base64::Engine as _;
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
+}

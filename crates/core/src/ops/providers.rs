@@ -1,0 +1,139 @@
+//! The providers a profile can connect to: its catalog, and adding or configuring one (`providers add`).
+//!
+//! These work on the profile's `config.toml` and need the vault only to seal a client secret, so the CLI can
+//! list and configure providers while the app holds the store.
+
+use url::Url;
+
+use super::OpError;
+use crate::http::HttpClient;
+use crate::profile::ProfilePaths;
+use crate::provider::catalog::{Catalog, ResolvedProvider};
+use crate::provider::config::ProfileConfig;
+use crate::provider::{ClientAuth, ProviderId, builtin, discovery};
+use crate::secret::SecretString;
+use crate::store::{StoreError, Vault};
+
+/// What `providers add` should do.
+#[derive(Debug)]
+pub struct AddProvider {
+    /// The provider id: a built-in one (configure it) or a new custom one (then `issuer` is required).
+    pub id: ProviderId,
+    /// Issuer to discover a custom OpenID provider from (or, for `demo`, the local test peer's issuer).
+    pub issuer: Option<Url>,
+    /// Name to show for a custom provider (default: the issuer's host).
+    pub display_name: Option<String>,
+    /// The OAuth client id registered with the platform.
+    pub client_id: Option<String>,
+    /// The client secret, sealed in the vault (never written to config.toml).
+    pub client_secret: Option<SecretString>,
+    /// Client authentication method (default: the provider's, or `none` for discovered ones).
+    pub auth: Option<ClientAuth>,
+    /// Scopes to ask for instead of the defaults.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// What `providers add` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedProvider {
+    /// The provider as it now resolves.
+    pub provider: ResolvedProvider,
+    /// Whether a new custom provider was created (as opposed to settings changed).
+    pub created: bool,
+    /// Whether a client secret was stored.
+    pub secret_stored: bool,
+}
+
+/// Loads the profile's provider catalog (built-ins, the demo when configured, custom providers).
+pub fn catalog(paths: &ProfilePaths) -> Result<Catalog, OpError> {
+    Ok(Catalog::load(paths)?)
+}
+
+/// Adds a custom OpenID provider by discovery, or configures a built-in one (client id, method, scopes, secret).
+/// `vault` is called only when a secret must be stored: it opens the vault (the CLI), or lends one that is already
+/// open (`|| Ok(&vault)`: the app, which holds the store's lock for its whole life).
+pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
+    paths: &ProfilePaths,
+    http: &dyn HttpClient,
+    vault: impl FnOnce() -> Result<V, StoreError>,
+    request: AddProvider,
+) -> Result<AddedProvider, OpError> {
+    let config_path = paths.config_file();
+    let mut config = ProfileConfig::load(&config_path)?;
+    let id = request.id.clone();
+    let is_demo = id.as_str() == builtin::DEMO_ID;
+    let builtin = builtin::is_builtin(&id);
+    let existing_custom = config.custom_providers().iter().any(|s| s.id == id);
+    let mut created = false;
+    match (&request.issuer, builtin) {
+        (Some(issuer), true) if is_demo => {
+            created = config.demo_issuer().is_none();
+            config.set_demo_issuer(Some(issuer.clone()))?;
+        }
+        (Some(_), true) => {
+            return Err(OpError::Invalid(format!(
+                "{id} is a built-in provider: its endpoints are known, so --issuer is not needed (use another name \
+                 to add a custom provider)"
+            )));
+        }
+        (Some(issuer), false) => {
+            if existing_custom {
+                config.remove_custom_provider(&id)?;
+            }
+            let spec =
+                discovery::discover(http, issuer, id.clone(), request.display_name.clone(), request.auth).await?;
+            config.add_custom_provider(spec)?;
+            created = !existing_custom;
+        }
+        (None, true) if is_demo && config.demo_issuer().is_none() => {
+            return Err(OpError::Invalid(
+                "demo is the local test provider: give the address of the test server with --issuer \
+                 http://127.0.0.1:PORT (`cargo xtask run` starts one and does this for you)"
+                    .into(),
+            ));
+        }
+        (None, false) if !existing_custom => {
+            return Err(OpError::Invalid(format!(
+                "{id} is not a known provider: give --issuer URL to add it as a custom OpenID provider"
+            )));
+        }
+        (None, _) => {}
+    }
+    if let Some(client_id) = &request.client_id {
+        if client_id.trim().is_empty() {
+            return Err(OpError::Invalid("the client id is empty".into()));
+        }
+        config.set_client(&id, client_id.trim(), request.auth)?;
+    } else if request.auth.is_some() && !created {
+        return Err(OpError::Invalid(
+            "--auth needs --client-id (the method belongs to a client)".into(),
+        ));
+    }
+    if let Some(scopes) = request.scopes.clone() {
+        config.set_scopes(&id, Some(scopes))?;
+    }
+    // Validate the whole result before saving anything: a setting that breaks the catalog is refused here.
+    let resolved = Catalog::from_config(&config)?.require(&id)?.clone();
+    if resolved.needs_client_secret() && request.client_secret.is_none() && request.client_id.is_some() {
+        tracing::info!(provider = %id, "the client authenticates with a secret; none was given with this change");
+    }
+    let mut secret_stored = false;
+    if let Some(secret) = &request.client_secret {
+        if !resolved.needs_client_secret() {
+            return Err(OpError::Invalid(format!(
+                "{} uses no client authentication (auth none), so a client secret would never be sent: add \
+                 --auth basic or --auth post, or leave the secret out",
+                resolved.spec().display_name
+            )));
+        }
+        std::borrow::Borrow::<Vault>::borrow(&vault()?).set_client_secret(&id, secret)?;
+        secret_stored = true;
+    }
+    config.save(&config_path)?;
+    tracing::info!(provider = %id, created, secret_stored, "provider settings saved");
+    Ok(AddedProvider {
+        provider: resolved,
+        created,
+        secret_stored,
+    })
+}

@@ -1,0 +1,117 @@
+//! Using and changing a connection's tokens — always through the refresh engine, whoever asks: a valid access
+//! token, a refresh now, and a disconnect that revokes at the provider.
+
+use serde::{Deserialize, Serialize};
+
+use super::connections::find_connection;
+use super::wire::{self, ApiError, Line, Reply, plain_reply};
+use super::{LocalOps, Op, OpError};
+use crate::refresh::{DisconnectReport, RefreshOutcome};
+use crate::secret::SecretString;
+use crate::store::{ConnectionId, ConnectionMeta};
+
+/// A valid access token, refreshed first when it is about to expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    /// An id or `provider:account`.
+    pub connection: String,
+}
+
+/// Refresh now, even when the token is still fresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refresh {
+    /// An id or `provider:account`.
+    pub connection: String,
+}
+
+/// Revoke the connection's tokens at the provider and delete everything stored for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disconnect {
+    /// An id or `provider:account`.
+    pub connection: String,
+}
+
+/// What [`Token`] returns. Not `Serialize`; `Debug` is redacted.
+#[derive(Debug)]
+pub struct AccessToken(pub SecretString);
+
+/// What [`Refresh`] did, and the connection as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshReport {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Its metadata after the refresh (new expiry, status).
+    pub meta: ConnectionMeta,
+    /// Whether new tokens were sealed (`false`: the token was still fresh, e.g. refreshed just before).
+    pub refreshed: bool,
+    /// Whether the provider rotated the refresh token.
+    pub rotated: bool,
+}
+
+plain_reply!(RefreshReport, DisconnectReport);
+
+impl Op for Token {
+    type Output = AccessToken;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let id = local
+            .blocking(move |vault| find_connection(vault, &self.connection))
+            .await?;
+        Ok(AccessToken(local.engine().access_token(id).await?))
+    }
+}
+
+impl Op for Refresh {
+    type Output = RefreshReport;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let id = local
+            .blocking(move |vault| find_connection(vault, &self.connection))
+            .await?;
+        let outcome = local.engine().refresh_now(id).await?;
+        let meta = local.blocking(move |vault| Ok(vault.get_meta(id)?)).await?;
+        let (refreshed, rotated) = match outcome {
+            RefreshOutcome::Refreshed { rotated, .. } => (true, rotated),
+            RefreshOutcome::StillFresh { .. } => (false, false),
+        };
+        Ok(RefreshReport {
+            id,
+            meta,
+            refreshed,
+            rotated,
+        })
+    }
+}
+
+impl Op for Disconnect {
+    type Output = DisconnectReport;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let id = local
+            .blocking(move |vault| find_connection(vault, &self.connection))
+            .await?;
+        Ok(local.engine().disconnect(id).await?)
+    }
+}
+
+#[derive(Serialize)]
+struct TokenOut<'a> {
+    token: &'a str,
+}
+
+#[derive(Deserialize)]
+struct TokenIn {
+    token: String,
+}
+
+impl Reply for AccessToken {
+    fn encode(&self) -> Line {
+        wire::ok(&TokenOut {
+            token: self.0.dangerously_expose(),
+        })
+    }
+
+    fn decode(line: &[u8]) -> Result<Self, ApiError> {
+        wire::parse_ok::<TokenIn>(line).map(|t| Self(SecretString::new(t.token)))
+    }
+}
