@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "add_custom_provider",
     "connect",
     "cancel_connect",
+    "paste_sign_in_address",
     "list_connections",
     "refresh_now",
     "disconnect",

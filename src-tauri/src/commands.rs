@@ -5,8 +5,10 @@
 //! rejects with the vault's own error (e.g. `keyring_locked`) while it is not open. All of them are `async`: Tauri
 //! runs synchronous commands on the main thread, and vault reads, however short, do not belong there.
 
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, Manager as _, State};
 use tokenkeep_core::browser::BrowserError;
+use tokenkeep_core::connect::ConnectObserver;
+use tokenkeep_core::http::BoxFuture;
 use tokenkeep_core::ops::{self, AddProvider, ConnectOptions, LocalOps, Operations as _};
 use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::SecretString;
@@ -76,6 +78,7 @@ pub(crate) async fn configure_provider(
         client_secret: secret(client_secret),
         auth: auth.map(Into::into),
         scopes: None,
+        redirect_uri: None,
     };
     save_provider(&state, request).await
 }
@@ -105,6 +108,7 @@ pub(crate) async fn add_custom_provider(
         client_secret: secret(client_secret),
         auth: auth.map(Into::into),
         scopes: None,
+        redirect_uri: None,
     };
     save_provider(&state, request).await
 }
@@ -121,17 +125,9 @@ pub(crate) async fn connect(app: AppHandle, state: State<'_, AppState>, provider
     let flow = {
         let (ops, app) = (ready.ops().clone(), app.clone());
         async move {
-            let name = provider.to_string();
-            let mut observer = move |url: &Url, opened: std::result::Result<(), &BrowserError>| {
-                // Sent whether or not the browser opened (core has logged why not): the window offers the URL,
-                // up front when the browser did not start.
-                let progress = ConnectProgress {
-                    provider: name.clone(),
-                    stage: "waiting_for_browser",
-                    url: url.to_string(),
-                    opened: opened.is_ok(),
-                };
-                events::emit(&app, CONNECT_PROGRESS, progress);
+            let mut observer = WindowObserver {
+                app,
+                provider: provider.to_string(),
             };
             ops.connect(&provider, ConnectOptions::default(), &browser, &mut observer)
                 .await
@@ -149,6 +145,52 @@ pub(crate) async fn connect(app: AppHandle, state: State<'_, AppState>, provider
             tracing::error!(%error, "the sign-in task failed");
             Err(CommandError::internal("the sign-in stopped unexpectedly"))
         }
+    }
+}
+
+/// The address the browser landed on, for a sign-in whose platform redirects to an https page (the flow said so
+/// with `connect-progress` stage `waiting_for_paste`). It is checked exactly like a loopback callback.
+#[tauri::command]
+pub(crate) async fn paste_sign_in_address(state: State<'_, AppState>, address: String) -> Result<()> {
+    if state.paste(SecretString::new(address)) {
+        Ok(())
+    } else {
+        Err(CommandError::new(
+            ErrorCode::Invalid,
+            "no sign-in is waiting for an address: start connecting again",
+        ))
+    }
+}
+
+/// What the window learns while a sign-in runs: `connect-progress` events, and the pasted address.
+struct WindowObserver {
+    app: AppHandle,
+    provider: String,
+}
+
+impl ConnectObserver for WindowObserver {
+    fn authorization_url(&mut self, url: &Url, opened: std::result::Result<(), &BrowserError>) {
+        // Sent whether or not the browser opened (core has logged why not): the window offers the URL, up front
+        // when the browser did not start.
+        let progress = ConnectProgress {
+            provider: self.provider.clone(),
+            stage: "waiting_for_browser",
+            url: url.to_string(),
+            opened: opened.is_ok(),
+        };
+        events::emit(&self.app, CONNECT_PROGRESS, progress);
+    }
+
+    fn pasted_address(&mut self, redirect: &Url) -> BoxFuture<'_, Option<SecretString>> {
+        let waiting = self.app.state::<AppState>().expect_paste();
+        let progress = ConnectProgress {
+            provider: self.provider.clone(),
+            stage: "waiting_for_paste",
+            url: redirect.to_string(),
+            opened: true,
+        };
+        events::emit(&self.app, CONNECT_PROGRESS, progress);
+        Box::pin(async move { waiting.await.ok() })
     }
 }
 

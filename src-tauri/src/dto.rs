@@ -46,6 +46,8 @@ pub(crate) enum Auth {
     None,
     Basic,
     Post,
+    #[serde(rename = "basic-id")]
+    BasicId,
 }
 
 impl From<Auth> for ClientAuth {
@@ -54,6 +56,7 @@ impl From<Auth> for ClientAuth {
             Auth::None => Self::None,
             Auth::Basic => Self::ClientSecretBasic,
             Auth::Post => Self::ClientSecretPost,
+            Auth::BasicId => Self::ClientIdBasic,
         }
     }
 }
@@ -64,6 +67,7 @@ impl From<ClientAuth> for Auth {
             ClientAuth::None => Self::None,
             ClientAuth::ClientSecretBasic => Self::Basic,
             ClientAuth::ClientSecretPost => Self::Post,
+            ClientAuth::ClientIdBasic => Self::BasicId,
         }
     }
 }
@@ -101,7 +105,7 @@ impl Provider {
                 spec.display_name
             )),
             Readiness::Ready => None,
-            Readiness::NeedsClientId { message } => Some(message.clone()),
+            Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message } => Some(message.clone()),
             _ => Some(format!("{} cannot be connected yet", spec.display_name)),
         };
         // Built-ins say what the platform wants registered (sometimes `:*` for "any port"); others get the URI

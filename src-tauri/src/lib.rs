@@ -97,6 +97,7 @@ pub fn run() -> ExitCode {
             commands::add_custom_provider,
             commands::connect,
             commands::cancel_connect,
+            commands::paste_sign_in_address,
             commands::list_connections,
             commands::refresh_now,
             commands::disconnect,

@@ -12,6 +12,7 @@ use tokenkeep_core::host::Host;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
 use tokenkeep_core::ops::LocalOps;
 use tokenkeep_core::profile::ProfilePaths;
+use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::store::PROGRAM_APP;
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock as AsyncRwLock};
 use tokio::task::AbortHandle;
@@ -43,6 +44,8 @@ pub(crate) struct AppState {
     vault: Arc<AsyncRwLock<Slot>>,
     /// The running connect flow, if any (one at a time).
     connect: Mutex<Option<Flow>>,
+    /// Where `paste_sign_in_address` hands the pasted address to a flow that waits for one.
+    paste: Mutex<Option<tokio::sync::oneshot::Sender<SecretString>>>,
 }
 
 #[derive(Debug)]
@@ -98,6 +101,23 @@ impl AppState {
                 "the vault was never opened",
             )))),
             connect: Mutex::new(None),
+            paste: Mutex::new(None),
+        }
+    }
+
+    /// Makes the running flow wait for a pasted address; the receiver resolves when one is pasted (or gives
+    /// `Err` when the flow is cancelled or another wait replaces this one).
+    pub(crate) fn expect_paste(&self) -> tokio::sync::oneshot::Receiver<SecretString> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        *self.paste.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    /// Hands `address` to the flow waiting for it; `false` when none waits.
+    pub(crate) fn paste(&self, address: SecretString) -> bool {
+        match self.paste.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(tx) => tx.send(address).is_ok(),
+            None => false,
         }
     }
 
@@ -167,6 +187,7 @@ impl AppState {
 
     /// Aborts the running connect flow; returns whether there was one. Dropping the flow closes its loopback port.
     pub(crate) fn cancel_flow(&self) -> bool {
+        self.paste.lock().unwrap_or_else(PoisonError::into_inner).take();
         match self.connect.lock().unwrap_or_else(PoisonError::into_inner).take() {
             Some(flow) => {
                 flow.abort.abort();

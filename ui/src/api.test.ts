@@ -129,6 +129,7 @@ describe('every command in docs/IPC.md', () => {
     ],
     ['connect', () => api.connect('demo'), { provider: 'demo' }],
     ['cancel_connect', () => api.cancelConnect(), undefined],
+    ['paste_sign_in_address', () => api.pasteSignInAddress('https://x/?code=c&state=s'), { address: 'https://x/?code=c&state=s' }],
     ['list_connections', () => api.listConnections(), undefined],
     ['refresh_now', () => api.refreshNow(id), { id }],
     ['disconnect', () => api.disconnect(id), { id }],
@@ -148,7 +149,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['addCustomProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'refreshNow', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['addCustomProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

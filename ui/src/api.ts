@@ -72,8 +72,8 @@ export interface VaultStatus {
   error?: CommandError | null;
 }
 
-export type Auth = 'none' | 'basic' | 'post';
-export const AUTH_METHODS: readonly Auth[] = ['none', 'basic', 'post'];
+export type Auth = 'none' | 'basic' | 'post' | 'basic-id';
+export const AUTH_METHODS: readonly Auth[] = ['none', 'basic', 'post', 'basic-id'];
 
 export type ProviderOrigin = 'builtin' | 'demo' | 'custom';
 
@@ -174,7 +174,11 @@ export interface AddCustomProviderArgs {
 
 export interface ConnectProgress {
   provider: string;
-  stage: 'waiting_for_browser';
+  /**
+   * `waiting_for_browser`: `url` is the sign-in page. `waiting_for_paste`: the platform sends the browser to the
+   * registered https page `url`; the person pastes the address it landed on (`pasteSignInAddress`).
+   */
+  stage: 'waiting_for_browser' | 'waiting_for_paste';
   url: string;
   /** Whether the browser could be started; when not, the URL must be opened by hand. */
   opened: boolean;
@@ -294,6 +298,9 @@ export const addCustomProvider = (args: AddCustomProviderArgs): Promise<Provider
 export const connect = (provider: string): Promise<Connected> =>
   call<Connected>('connect', { provider });
 export const cancelConnect = (): Promise<null> => call<null>('cancel_connect');
+/** The address the browser landed on, for a sign-in waiting for it (`connect-progress` `waiting_for_paste`). */
+export const pasteSignInAddress = (address: string): Promise<null> =>
+  call<null>('paste_sign_in_address', { address });
 export const listConnections = (): Promise<Connection[]> =>
   call<Connection[]>('list_connections');
 export const refreshNow = (id: string): Promise<Connection> =>
@@ -342,6 +349,7 @@ export interface Backend {
   addCustomProvider(args: AddCustomProviderArgs): Promise<Provider>;
   connect(provider: string): Promise<Connected>;
   cancelConnect(): Promise<null>;
+  pasteSignInAddress(address: string): Promise<null>;
   listConnections(): Promise<Connection[]>;
   refreshNow(id: string): Promise<Connection>;
   disconnect(id: string): Promise<Disconnected>;
@@ -360,6 +368,7 @@ export const tauriBackend: Backend = {
   addCustomProvider,
   connect,
   cancelConnect,
+  pasteSignInAddress,
   listConnections,
   refreshNow,
   disconnect,

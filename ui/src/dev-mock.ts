@@ -227,6 +227,10 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
           dialog === 'outcome' ? 700 : 2500,
         );
       }),
+    pasteSignInAddress: async () => {
+      await sleep(200);
+      return null;
+    },
     cancelConnect: async () => {
       await sleep(200);
       pendingConnect?.reject(new AppError('cancelled', 'The sign-in was cancelled.'));

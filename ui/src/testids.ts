@@ -65,6 +65,8 @@ export const TID = {
   connectWaiting: 'connect-waiting',
   connectUrl: 'connect-url',
   connectCancel: 'connect-cancel',
+  connectPasteInput: 'connect-paste-input',
+  connectPasteSend: 'connect-paste-send',
   connectOutcome: 'connect-outcome',
   connectClose: 'connect-close',
 

@@ -25,6 +25,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+// Parsed once per run and matched once: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// List, add or configure providers (platforms you can connect to).
@@ -103,6 +105,7 @@ pub(crate) enum Command {
     },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProvidersCommand {
     /// List the providers this profile can connect to, and what each still needs.
@@ -133,6 +136,10 @@ pub(crate) enum ProvidersCommand {
         /// Scopes to ask for instead of the defaults (repeatable).
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
+        /// The https page registered as the app's redirect, for platforms that redirect only to https (you then
+        /// paste the address the browser lands on).
+        #[arg(long, value_name = "URL")]
+        redirect_uri: Option<Url>,
     },
 }
 
@@ -144,6 +151,8 @@ pub(crate) enum AuthArg {
     Basic,
     /// client_secret_post: id and secret in the request body.
     Post,
+    /// HTTP Basic with the client id and an empty password (Reddit's installed apps: no secret).
+    BasicId,
 }
 
 impl From<AuthArg> for ClientAuth {
@@ -152,6 +161,7 @@ impl From<AuthArg> for ClientAuth {
             AuthArg::None => Self::None,
             AuthArg::Basic => Self::ClientSecretBasic,
             AuthArg::Post => Self::ClientSecretPost,
+            AuthArg::BasicId => Self::ClientIdBasic,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::io::Write as _;
 
 use serde::Serialize;
 use tokenkeep_core::ops::{ConnectionEntry, ExportedEnvelope, Inspection, Problem, Shown};
-use tokenkeep_core::provider::catalog::{Origin, Readiness, ResolvedProvider};
+use tokenkeep_core::provider::catalog::{Origin, ResolvedProvider};
 use tokenkeep_core::store::ConnectionStatus;
 use zeroize::Zeroizing;
 
@@ -103,10 +103,7 @@ impl<'a> From<&'a ResolvedProvider> for ProviderJson<'a> {
             id: spec.id.as_str(),
             issuer: spec.issuer.as_deref(),
             name: &spec.display_name,
-            needs: match p.readiness() {
-                Readiness::NeedsClientId { message } => Some(message),
-                _ => None,
-            },
+            needs: p.readiness().message(),
             origin: origin_name(p.origin()),
             ready: p.is_ready(),
             scopes: &spec.scopes,

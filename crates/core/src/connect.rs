@@ -10,9 +10,10 @@ use url::Url;
 
 use crate::browser::{BrowserError, BrowserOpener};
 use crate::clock::Clock;
-use crate::http::SharedHttp;
-use crate::oauth::{Authorization, Authorized, ClientCredentials, FlowError};
+use crate::http::{BoxFuture, SharedHttp};
+use crate::oauth::{Authorization, Authorized, ClientCredentials, FlowError, PasteSource};
 use crate::provider::ProviderSpec;
+use crate::secret::SecretString;
 use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, Vault};
 
 /// Why connecting failed.
@@ -38,15 +39,35 @@ pub struct Connected {
     pub replaced: bool,
 }
 
-/// What the caller learns while the flow runs.
+/// What the caller learns while the flow runs, and what it gives.
 pub trait ConnectObserver: Send {
     /// The authorization URL is ready; `opened` says whether the browser could be started (if not, show the URL).
     fn authorization_url(&mut self, url: &Url, opened: Result<(), &BrowserError>);
+
+    /// For platforms that redirect to an https page (`redirect = "paste"`): ask the person for the address the
+    /// browser landed on, `redirect` followed by `?code=…`; `None` when they gave up. The default gives none (a
+    /// caller that cannot ask: the flow then ends with a clear error).
+    fn pasted_address(&mut self, redirect: &Url) -> BoxFuture<'_, Option<SecretString>> {
+        let _ = redirect;
+        Box::pin(async { None })
+    }
 }
 
 impl<F: FnMut(&Url, Result<(), &BrowserError>) + Send> ConnectObserver for F {
     fn authorization_url(&mut self, url: &Url, opened: Result<(), &BrowserError>) {
         self(url, opened)
+    }
+}
+
+/// The observer as the flow's source of a pasted address.
+struct Paste<'a> {
+    observer: &'a mut dyn ConnectObserver,
+    redirect: Url,
+}
+
+impl PasteSource for Paste<'_> {
+    fn pasted_address(&mut self) -> BoxFuture<'_, Option<SecretString>> {
+        self.observer.pasted_address(&self.redirect)
     }
 }
 
@@ -78,7 +99,13 @@ pub async fn connect(
         tracing::warn!(%error, "could not open the browser; the URL is shown instead");
     }
     observer.authorization_url(authorization.authorize_url(), opened.as_ref().map(|_| ()));
-    let authorized = authorization.finish(http, || clock.now(), request.timeout).await?;
+    let mut paste = Paste {
+        redirect: authorization.redirect_uri().clone(),
+        observer,
+    };
+    let authorized = authorization
+        .finish(http, || clock.now(), request.timeout, &mut paste)
+        .await?;
     Ok(store_authorization(vault, request.spec, authorized, clock.now())?)
 }
 
@@ -94,6 +121,7 @@ pub fn store_authorization(
         tokens,
         scopes,
         expires_at,
+        session_ends_at,
     } = authorized;
     let provider = &spec.id;
     let existing = vault.list()?.into_iter().find_map(|(id, meta)| {
@@ -115,6 +143,7 @@ pub fn store_authorization(
             meta.status = ConnectionStatus::Connected;
             meta.last_refresh_at = Some(now_secs);
             meta.last_error = None;
+            meta.session_ends_at = session_ends_at;
             vault.replace_tokens(id, &tokens, &meta)?;
             tracing::info!(provider = %provider, connection = %id, "reconnected an existing account");
             Ok(Connected {
@@ -129,6 +158,7 @@ pub fn store_authorization(
             meta.scopes = scopes;
             meta.expires_at = expires_at;
             meta.last_refresh_at = Some(now_secs);
+            meta.session_ends_at = session_ends_at;
             let id = vault.put_connection(meta, &tokens)?;
             tracing::info!(provider = %provider, connection = %id, "connected a new account");
             Ok(Connected {

@@ -38,7 +38,9 @@ pub fn client_credentials(vault: &Vault, provider: &ResolvedProvider) -> Result<
     let spec = provider.spec();
     let client_id = match (provider.readiness(), provider.client_id()) {
         (Readiness::Ready, Some(id)) => id.to_owned(),
-        (Readiness::NeedsClientId { message }, _) => return Err(CredentialsError::NotReady(message.clone())),
+        (Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message }, _) => {
+            return Err(CredentialsError::NotReady(message.clone()));
+        }
         _ => {
             return Err(CredentialsError::NotReady(format!(
                 "{} has no client id configured",

@@ -15,6 +15,7 @@ export const AUTH_LABELS: Record<Auth, string> = {
   none: 'None — public client, no secret',
   basic: 'HTTP Basic — secret in a header',
   post: 'Form post — secret in the request body',
+  'basic-id': 'HTTP Basic with the client id only — no secret (Reddit installed apps)',
 };
 
 export type FieldErrors<F extends string> = Partial<Record<F, string>>;
@@ -62,8 +63,8 @@ function secretError(secret: string, auth: AuthChoice): string | undefined {
   if (secret !== '' && secret.trim() !== secret) {
     return 'The secret starts or ends with a space — check that it was copied exactly.';
   }
-  if (secret !== '' && auth === 'none') {
-    return 'With “None” no secret is sent. Clear the secret, or choose Basic or Form post.';
+  if (secret !== '' && (auth === 'none' || auth === 'basic-id')) {
+    return 'With this method no secret is sent. Clear the secret, or choose Basic or Form post.';
   }
   return undefined;
 }

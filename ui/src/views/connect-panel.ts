@@ -35,7 +35,17 @@ export interface ConnectPanelDeps {
 
 type Flow =
   | { phase: 'idle' }
-  | { phase: 'running'; provider: string; name: string; url: string | null; opened: boolean; cancelling: boolean }
+  | {
+      phase: 'running';
+      provider: string;
+      name: string;
+      url: string | null;
+      opened: boolean;
+      cancelling: boolean;
+      /** The registered https page whose address the person pastes, when the platform redirects there. */
+      pastePage: string | null;
+      pasteError: string | null;
+    }
   | { phase: 'done'; provider: string; outcome: ConnectOutcome };
 
 export class ConnectPanel {
@@ -105,7 +115,16 @@ export class ConnectPanel {
     this.open();
     const p = this.deps.providers()?.find((x) => x.id === providerId);
     const name = p ? providerLabel(p).name : providerId;
-    this.flow = { phase: 'running', provider: providerId, name, url: null, opened: true, cancelling: false };
+    this.flow = {
+      phase: 'running',
+      provider: providerId,
+      name,
+      url: null,
+      opened: true,
+      cancelling: false,
+      pastePage: null,
+      pasteError: null,
+    };
     this.renderFlow();
     this.renderProviders();
     this.focusFlow();
@@ -130,7 +149,27 @@ export class ConnectPanel {
   /** `connect-progress`: the browser was opened with this URL. */
   progress(p: ConnectProgress): void {
     if (this.flow.phase !== 'running' || this.flow.provider !== p.provider) return;
-    this.flow = { ...this.flow, url: p.url, opened: p.opened };
+    this.flow =
+      p.stage === 'waiting_for_paste'
+        ? { ...this.flow, pastePage: p.url }
+        : { ...this.flow, url: p.url, opened: p.opened };
+    this.renderFlow();
+  }
+
+  /** Sends the address the person pasted; the flow goes on (or fails with a clear reason) on its own. */
+  private async paste(address: string): Promise<void> {
+    if (this.flow.phase !== 'running') return;
+    if (address.trim() === '') {
+      this.flow = { ...this.flow, pasteError: 'Paste the whole address from the browser’s address bar.' };
+      this.renderFlow();
+      return;
+    }
+    try {
+      await this.deps.backend.pasteSignInAddress(address.trim());
+      if (this.flow.phase === 'running') this.flow = { ...this.flow, pastePage: null, pasteError: null };
+    } catch (err) {
+      if (this.flow.phase === 'running') this.flow = { ...this.flow, pasteError: errorLine(err) };
+    }
     this.renderFlow();
   }
 
@@ -184,6 +223,28 @@ export class ConnectPanel {
               }),
               copyableText(f.url, TID.connectUrl, 'sign-in address'),
             ]);
+      const pastePage = f.pastePage;
+      const paste =
+        pastePage === null
+          ? null
+          : (() => {
+              const input = el('input', {
+                class: 'input',
+                testid: TID.connectPasteInput,
+                attrs: { type: 'url', 'aria-label': 'The address the browser landed on', placeholder: `${pastePage}?code=…` },
+              });
+              const send = button('Continue', { testid: TID.connectPasteSend }, () => void this.paste(input.value));
+              return el('div', { class: 'flow-paste' }, [
+                el('p', {
+                  class: 'field-hint',
+                  text: `After you approve, ${f.name} opens your registered page ${pastePage}. It may show an error — that is fine. Copy the whole address from the browser’s address bar and paste it here.`,
+                }),
+                el('div', { class: 'flow-paste-row' }, [input, send]),
+                f.pasteError === null
+                  ? null
+                  : el('p', { class: 'inline-error', text: f.pasteError, attrs: { role: 'alert' } }),
+              ]);
+            })();
       region.replaceChildren(
         el('section', { class: 'flow flow--waiting', testid: TID.connectWaiting, attrs: { 'aria-busy': 'true' } }, [
           el('div', { class: 'spinner', attrs: { 'aria-hidden': 'true' } }),
@@ -194,6 +255,7 @@ export class ConnectPanel {
               text: `Sign in to ${f.name} in the browser window that opened and approve access. Tokenkeep continues on its own when you are done.`,
             }),
             url,
+            paste,
             el('p', { class: 'inline-error flow-cancel-error', attrs: { role: 'alert' } }),
           ]),
           cancel,

@@ -61,6 +61,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                     client_secret_stdin,
                     auth,
                     scopes,
+                    redirect_uri,
                 },
         } => {
             let client_secret = if client_secret_stdin {
@@ -76,6 +77,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                 client_secret,
                 auth: auth.map(Into::into),
                 scopes: (!scopes.is_empty()).then_some(scopes),
+                redirect_uri,
             };
             providers::add(ctx, request)
         }

@@ -38,11 +38,12 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         .list()
         .map(|p| {
             let spec = p.spec();
-            let state = if p.is_ready() {
-                "ready".to_owned()
-            } else {
-                "needs a client id".to_owned()
-            };
+            let state = match p.readiness() {
+                Readiness::Ready => "ready",
+                Readiness::NeedsRedirectUri { .. } => "needs a redirect URI",
+                _ => "needs a client id",
+            }
+            .to_owned();
             vec![
                 spec.id.to_string(),
                 spec.display_name.clone(),
@@ -52,11 +53,24 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         })
         .collect();
     println!("{}", render::table(&["id", "name", "kind", "state"], &rows));
-    let waiting = catalog.list().filter(|p| !p.is_ready()).count();
+    let waiting = catalog
+        .list()
+        .filter(|p| matches!(p.readiness(), Readiness::NeedsClientId { .. }))
+        .count();
     if waiting > 0 {
         println!(
             "\n{waiting} provider(s) need a client id before you can connect: `tokenkeep providers add NAME --client-id \
              ID` (see `tokenkeep providers list --json` for where to register)."
+        );
+    }
+    let paste = catalog
+        .list()
+        .filter(|p| matches!(p.readiness(), Readiness::NeedsRedirectUri { .. }))
+        .count();
+    if paste > 0 {
+        println!(
+            "{paste} provider(s) redirect only to an https page: give the one you registered with `tokenkeep \
+             providers add NAME --redirect-uri https://…`."
         );
     }
     Ok(())
@@ -74,7 +88,7 @@ pub(super) fn add(ctx: &Context, request: AddProvider) -> Result<()> {
     }
     match added.provider.readiness() {
         Readiness::Ready => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
-        Readiness::NeedsClientId { message } => println!("{message}"),
+        Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message } => println!("{message}"),
         _ => {}
     }
     Ok(())

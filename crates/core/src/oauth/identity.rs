@@ -11,7 +11,7 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use crate::http::HttpClient;
-use crate::provider::IdentitySource;
+use crate::provider::{IdentitySource, ProviderSpec};
 use crate::secret::SecretString;
 
 /// How far the provider's clock may be from ours when checking `exp`.
@@ -67,7 +67,8 @@ pub(crate) fn id_token_claims(id_token: &str) -> Result<serde_json::Map<String, 
 /// What an `id_token` must match.
 #[derive(Debug)]
 pub(crate) struct IdTokenExpectations<'a> {
-    pub(crate) issuer: Option<&'a str>,
+    /// The issuer and its aliases; empty when the provider has no issuer to check.
+    pub(crate) issuers: Vec<&'a str>,
     pub(crate) client_id: &'a str,
     pub(crate) nonce: Option<&'a SecretString>,
     pub(crate) now: SystemTime,
@@ -78,8 +79,11 @@ pub(crate) fn validate_id_token(
     claims: &serde_json::Map<String, serde_json::Value>,
     expect: &IdTokenExpectations<'_>,
 ) -> Result<(), IdentityError> {
-    if let Some(issuer) = expect.issuer
-        && claims.get("iss").and_then(|v| v.as_str()) != Some(issuer)
+    if !expect.issuers.is_empty()
+        && !claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .is_some_and(|iss| expect.issuers.contains(&iss))
     {
         return Err(IdentityError::InvalidIdToken("it was issued by another issuer"));
     }
@@ -105,9 +109,9 @@ pub(crate) fn validate_id_token(
     Ok(())
 }
 
-/// Follows a dotted path (`data.user.display_name`) into a JSON object.
+/// Follows a dotted path (`data.user.display_name`, `items.0.snippet.title`) into JSON.
 fn claim<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.').try_fold(value, |v, key| v.get(key))
+    super::dialect::json_path(value, path)
 }
 
 fn claim_text(value: &serde_json::Value, path: &str) -> Option<String> {
@@ -132,13 +136,14 @@ pub(crate) fn identity_from_claims(
     Ok(AccountIdentity { account, subject })
 }
 
-/// Asks the userinfo endpoint who the access token belongs to.
+/// Asks the userinfo endpoint who the access token belongs to (with the provider's headers).
 pub(crate) async fn fetch_userinfo(
+    spec: &ProviderSpec,
     http: &dyn HttpClient,
     endpoint: &url::Url,
     access_token: &SecretString,
 ) -> Result<serde_json::Value, IdentityError> {
-    let request = http::Request::get(endpoint.as_str())
+    let mut request = http::Request::get(endpoint.as_str())
         .header(
             http::header::AUTHORIZATION,
             format!("Bearer {}", access_token.dangerously_expose()),
@@ -146,6 +151,7 @@ pub(crate) async fn fetch_userinfo(
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
         .map_err(|e| IdentityError::Userinfo(e.to_string()))?;
+    super::dialect::add_headers(spec, &mut request);
     let response = http
         .execute(request)
         .await
@@ -161,13 +167,13 @@ pub(crate) async fn fetch_userinfo(
 
 /// Establishes the identity the way the provider is configured to give it.
 pub(crate) async fn identify(
-    source: &IdentitySource,
+    spec: &ProviderSpec,
     http: &dyn HttpClient,
-    userinfo_endpoint: Option<&url::Url>,
     id_token_claims: Option<&serde_json::Map<String, serde_json::Value>>,
     access_token: &SecretString,
 ) -> Result<AccountIdentity, IdentityError> {
-    match source {
+    let userinfo_endpoint = spec.userinfo_endpoint.as_ref();
+    match &spec.identity {
         IdentitySource::IdToken { account_claims } => {
             let claims = id_token_claims.ok_or(IdentityError::MissingIdToken)?;
             let mut merged = claims.clone();
@@ -179,7 +185,7 @@ pub(crate) async fn identify(
                 .filter(|c| c.as_str() != "sub")
                 .any(|c| claim_text(&serde_json::Value::Object(claims.clone()), c).is_some());
             if !has_display_claim && let Some(endpoint) = userinfo_endpoint {
-                match fetch_userinfo(http, endpoint, access_token).await {
+                match fetch_userinfo(spec, http, endpoint, access_token).await {
                     Ok(serde_json::Value::Object(info)) if info.get("sub") == claims.get("sub") => {
                         for (k, v) in info {
                             merged.entry(k).or_insert(v);
@@ -196,7 +202,14 @@ pub(crate) async fn identify(
             subject_claim,
         } => {
             let endpoint = userinfo_endpoint.ok_or_else(|| IdentityError::Userinfo("no endpoint configured".into()))?;
-            let info = fetch_userinfo(http, endpoint, access_token).await?;
+            let mut info = fetch_userinfo(spec, http, endpoint, access_token).await?;
+            // With an id_token too (YouTube: the channel from the API, the Google account from OpenID), its claims
+            // fill what the endpoint's answer lacks, so `email` can stand in for an account without a channel.
+            if let (Some(claims), serde_json::Value::Object(object)) = (id_token_claims, &mut info) {
+                for (key, value) in claims {
+                    object.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
             identity_from_claims(&info, account_claims, subject_claim)
         }
     }
@@ -213,7 +226,7 @@ mod tests {
 
     fn expect<'a>(nonce: &'a SecretString) -> IdTokenExpectations<'a> {
         IdTokenExpectations {
-            issuer: Some("http://127.0.0.1:9"),
+            issuers: vec!["http://127.0.0.1:9"],
             client_id: "client",
             nonce: Some(nonce),
             now: UNIX_EPOCH + Duration::from_secs(1_000_000),
@@ -260,6 +273,26 @@ mod tests {
         let mut claims = base.as_object().unwrap().clone();
         claims.insert("exp".into(), serde_json::json!(1_000_000 - 200));
         validate_id_token(&claims, &expect(&nonce)).unwrap();
+    }
+
+    #[test]
+    fn an_issuer_alias_is_accepted_and_nothing_else() {
+        // Google: "The value of iss in the ID token is equal to accounts.google.com or https://accounts.google.com."
+        let nonce = SecretString::new("n-123".into());
+        let expect = IdTokenExpectations {
+            issuers: vec!["https://accounts.google.com", "accounts.google.com"],
+            ..expect(&nonce)
+        };
+        for (iss, ok) in [
+            ("https://accounts.google.com", true),
+            ("accounts.google.com", true),
+            ("http://accounts.google.com", false),
+            ("https://accounts.google.com.evil", false),
+        ] {
+            let claims = serde_json::json!({"iss": iss, "aud": "client", "exp": 1_000_100, "nonce": "n-123"});
+            let result = validate_id_token(claims.as_object().unwrap(), &expect);
+            assert_eq!(result.is_ok(), ok, "{iss}: {result:?}");
+        }
     }
 
     #[test]

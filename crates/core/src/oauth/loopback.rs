@@ -185,7 +185,32 @@ async fn handle(mut stream: TcpStream, expected: &Expected) -> Option<(Callback,
         let _ = write_page(&mut stream, 404, "Not found", "Nothing here. Return to Tokenkeep.").await;
         return None;
     }
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(request.query.as_bytes())
+    match callback_from_query(&request.query, &expected.state) {
+        Ok(callback) => Some((callback, Responder { stream })),
+        Err(StateMismatch) => {
+            tracing::warn!("loopback listener: rejected a callback whose state is missing or does not match");
+            let _ = write_page(
+                &mut stream,
+                400,
+                "Sign-in not recognised",
+                "This sign-in response does not belong to the sign-in Tokenkeep started. If you are connecting an \
+                 account, finish it in the browser tab Tokenkeep opened, or start again from Tokenkeep.",
+            )
+            .await;
+            None
+        }
+    }
+}
+
+/// The `state` of a callback is missing or is not the one this sign-in sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StateMismatch;
+
+/// Reads an authorization response's query (RFC 6749 §4.1.2): the `state` must be ours (compared in constant
+/// time), then the code or the error, and `iss` (RFC 9207). Shared by the loopback listener and the pasted
+/// address of the paste flow, so both are checked alike.
+pub(crate) fn callback_from_query(query: &str, state: &SecretString) -> Result<Callback, StateMismatch> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let get = |name: &str| {
@@ -195,28 +220,19 @@ async fn handle(mut stream: TcpStream, expected: &Expected) -> Option<(Callback,
         if values.next().is_some() { Err(()) } else { Ok(first) }
     };
     let state_ok = match get("state") {
-        Ok(Some(state)) => bool::from(state.as_bytes().ct_eq(expected.state.dangerously_expose().as_bytes())),
+        Ok(Some(sent)) => bool::from(sent.as_bytes().ct_eq(state.dangerously_expose().as_bytes())),
         _ => false,
     };
     if !state_ok {
-        tracing::warn!("loopback listener: rejected a callback whose state is missing or does not match");
-        let _ = write_page(
-            &mut stream,
-            400,
-            "Sign-in not recognised",
-            "This sign-in response does not belong to the sign-in Tokenkeep started. If you are connecting an \
-             account, finish it in the browser tab Tokenkeep opened, or start again from Tokenkeep.",
-        )
-        .await;
-        return None;
+        return Err(StateMismatch);
     }
     let (Ok(code), Ok(error), Ok(iss), Ok(description)) =
         (get("code"), get("error"), get("iss"), get("error_description"))
     else {
-        return Some((Callback::Malformed, Responder { stream }));
+        return Ok(Callback::Malformed);
     };
     let iss = iss.map(str::to_owned);
-    let callback = match (code, error) {
+    Ok(match (code, error) {
         (_, Some(error)) => Callback::Error {
             error: printable(error, 64),
             description: description.map(|d| printable(d, 300)),
@@ -230,8 +246,7 @@ async fn handle(mut stream: TcpStream, expected: &Expected) -> Option<(Callback,
             }
         }
         _ => Callback::Malformed,
-    };
-    Some((callback, Responder { stream }))
+    })
 }
 
 /// Keeps provider-supplied text printable and short before it reaches a page, a log or an error message.

@@ -8,6 +8,9 @@
 //! errors carry only provider error codes and short descriptions, and every secret is registered with the log
 //! redactor the moment it exists.
 
+mod dialect;
+#[cfg(test)]
+mod flow_tests;
 mod identity;
 mod loopback;
 mod refresh;
@@ -15,7 +18,7 @@ mod revoke;
 mod token_response;
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use oauth2::basic::{BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
 use oauth2::{
@@ -25,14 +28,15 @@ use oauth2::{
 };
 use url::Url;
 
+pub(crate) use self::dialect::validate;
 pub use self::identity::{AccountIdentity, IdentityError};
 use self::loopback::{Callback, LoopbackListener, Responder};
-pub use self::refresh::{RefreshFailure, Refreshed, refresh_tokens};
+pub use self::refresh::{Grant, RefreshFailure, Refreshed, refresh_tokens};
 pub use self::revoke::{RevokeError, TokenHint, revoke};
 use self::token_response::ProviderTokenResponse;
 use crate::http::{HttpError, HttpRequest, HttpResponse, SharedHttp};
 use crate::logging::register_secret;
-use crate::provider::{ClientAuth, ProviderSpec};
+use crate::provider::{ClientAuth, Pkce, ProviderSpec, RedirectMode};
 use crate::secret::SecretString;
 use crate::store::TokenSet;
 
@@ -96,6 +100,12 @@ pub enum FlowError {
     /// The callback had the right state but neither a code nor an error.
     #[error("the provider's sign-in response was malformed (no authorization code)")]
     MalformedCallback,
+    /// The pasted address cannot be this sign-in's answer (the message says why; it never repeats the address).
+    #[error("the pasted address was refused: {0}")]
+    PastedAddress(String),
+    /// No address was pasted.
+    #[error("no address was pasted; nothing was connected")]
+    NoAddressPasted,
     /// The token endpoint refused the code.
     #[error("{provider} refused to issue tokens: {error}")]
     TokenRejected {
@@ -143,16 +153,36 @@ pub struct Authorized {
     pub tokens: TokenSet,
     /// Scopes granted (as reported by the provider, else as requested).
     pub scopes: Vec<String>,
-    /// When the access token expires (Unix seconds), if the provider said.
+    /// When the access token expires (Unix seconds), if the provider said (or its definition has a default).
     pub expires_at: Option<u64>,
+    /// When the session ends for good (the refresh token's end), if known: only a new sign-in extends it.
+    pub session_ends_at: Option<u64>,
 }
 
-/// An authorization in progress: the listener is bound and the URL is ready for the browser.
+/// Where an authorization waits for the browser's answer.
+#[derive(Debug)]
+enum Receiver {
+    /// A loopback listener, bound, not yet waiting.
+    Loopback(LoopbackListener),
+    /// The person pastes the address the browser landed on (a registered https page).
+    Paste,
+}
+
+/// The address the person copied from the browser, for platforms that redirect to an https page
+/// ([`RedirectMode::Paste`](crate::provider::RedirectMode)). `None`: they gave up.
+pub trait PasteSource: Send {
+    /// Waits for the pasted address.
+    fn pasted_address(&mut self) -> crate::http::BoxFuture<'_, Option<SecretString>>;
+}
+
+/// An authorization in progress: the listener is bound (or the paste is expected) and the URL is ready for the
+/// browser.
 #[derive(Debug)]
 pub struct Authorization {
     spec: ProviderSpec,
     credentials: ClientCredentials,
-    listener: LoopbackListener,
+    receiver: Receiver,
+    redirect_uri: Url,
     authorize_url: Url,
     state: SecretString,
     verifier: Option<PkceCodeVerifier>,
@@ -189,11 +219,17 @@ pub(crate) fn oauth_client(
     let mut client = oauth2::Client::new(ClientId::new(credentials.client_id.clone()))
         .set_token_uri(TokenUrl::from_url(spec.token_endpoint.clone()))
         .set_auth_type(match spec.client_auth {
-            ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+            ClientAuth::ClientSecretBasic | ClientAuth::ClientIdBasic => AuthType::BasicAuth,
             ClientAuth::None | ClientAuth::ClientSecretPost => AuthType::RequestBody,
         });
-    if let Some(secret) = &credentials.client_secret {
-        client = client.set_client_secret(ClientSecret::new(secret.dangerously_expose().to_owned()));
+    match (spec.client_auth, &credentials.client_secret) {
+        // Basic with the client id and an empty password (Reddit's installed apps): `oauth2` sends the id in the
+        // body instead when there is no secret at all.
+        (ClientAuth::ClientIdBasic, _) => client = client.set_client_secret(ClientSecret::new(String::new())),
+        (_, Some(secret)) => {
+            client = client.set_client_secret(ClientSecret::new(secret.dangerously_expose().to_owned()));
+        }
+        (_, None) => {}
     }
     if let Some(redirect) = redirect {
         client = client.set_redirect_uri(RedirectUrl::from_url(redirect.clone()));
@@ -215,10 +251,26 @@ impl Authorization {
         credentials: ClientCredentials,
         scopes: Option<Vec<String>>,
     ) -> Result<Self, FlowError> {
-        let listener = LoopbackListener::bind(&spec.loopback_host, spec.redirect_port, &spec.redirect_path)
-            .await
-            .map_err(FlowError::Listener)?;
-        let client = oauth_client(spec, &credentials, Some(listener.redirect_uri()))?
+        let (receiver, redirect_uri) = match spec.redirect {
+            RedirectMode::Loopback => {
+                let listener = LoopbackListener::bind(&spec.loopback_host, spec.redirect_port, &spec.redirect_path)
+                    .await
+                    .map_err(FlowError::Listener)?;
+                let uri = listener.redirect_uri().clone();
+                (Receiver::Loopback(listener), uri)
+            }
+            RedirectMode::Paste => {
+                let uri = spec.redirect_uri.clone().ok_or_else(|| {
+                    FlowError::Configuration(format!(
+                        "{} redirects only to an https page registered with it: set that address with \
+                         `tokenkeep providers add {} --redirect-uri https://…` (or in the app)",
+                        spec.display_name, spec.id
+                    ))
+                })?;
+                (Receiver::Paste, uri)
+            }
+        };
+        let client = oauth_client(spec, &credentials, Some(&redirect_uri))?
             .set_auth_uri(AuthUrl::from_url(spec.authorization_endpoint.clone()));
         let scopes = scopes.unwrap_or_else(|| spec.scopes.clone());
         let state = random_token()?;
@@ -233,13 +285,23 @@ impl Authorization {
         if let Some((name, value)) = renamed_client_id(spec, &credentials) {
             request = request.add_extra_param(name, value);
         }
-        let verifier = if spec.pkce {
-            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-            register_secret(verifier.secret());
-            request = request.set_pkce_challenge(challenge);
-            Some(verifier)
-        } else {
-            None
+        let verifier = match spec.pkce {
+            Pkce::Off => None,
+            Pkce::S256 => {
+                let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+                register_secret(verifier.secret());
+                request = request.set_pkce_challenge(challenge);
+                Some(verifier)
+            }
+            Pkce::Hex => {
+                // TikTok's desktop flow: the same verifier and digest, the challenge written in hex.
+                let (_, verifier) = PkceCodeChallenge::new_random_sha256();
+                register_secret(verifier.secret());
+                request = request
+                    .add_extra_param("code_challenge", dialect::hex_challenge(verifier.secret()))
+                    .add_extra_param("code_challenge_method", "S256");
+                Some(verifier)
+            }
         };
         let nonce = if scopes.iter().any(|s| s == "openid") {
             Some(random_token()?)
@@ -253,11 +315,12 @@ impl Authorization {
             request = request.add_extra_param(name.clone(), value.clone());
         }
         let (authorize_url, _state) = request.url();
-        tracing::info!(provider = %spec.id, redirect = %listener.redirect_uri(), "authorization started");
+        tracing::info!(provider = %spec.id, redirect = %redirect_uri, "authorization started");
         Ok(Self {
             spec: spec.clone(),
             credentials,
-            listener,
+            receiver,
+            redirect_uri,
             authorize_url,
             state,
             verifier,
@@ -271,40 +334,60 @@ impl Authorization {
         &self.authorize_url
     }
 
-    /// The loopback redirect URI this authorization listens on.
+    /// The redirect URI of this authorization: the loopback listener's, or the registered https page's.
     pub fn redirect_uri(&self) -> &Url {
-        self.listener.redirect_uri()
+        &self.redirect_uri
     }
 
-    /// Waits (at most `timeout`) for the browser, then completes the authorization. Drop the future to cancel.
+    /// Whether the person must paste the address the browser lands on (an https redirect).
+    pub fn needs_paste(&self) -> bool {
+        matches!(self.receiver, Receiver::Paste)
+    }
+
+    /// Waits (at most `timeout`) for the browser — the loopback callback, or the address `paste` hands over —
+    /// then completes the authorization. Drop the future to cancel.
     pub async fn finish(
         self,
         http: &SharedHttp,
         now: impl Fn() -> SystemTime,
         timeout: Duration,
+        paste: &mut dyn PasteSource,
     ) -> Result<Authorized, FlowError> {
         let Self {
             spec,
             credentials,
-            listener,
+            receiver,
+            redirect_uri,
             authorize_url: _,
             state,
             verifier,
             nonce,
             scopes,
         } = self;
-        let redirect = listener.redirect_uri().clone();
-        let (callback, responder) = tokio::time::timeout(timeout, listener.wait(&state))
-            .await
-            .map_err(|_| {
-                tracing::warn!(provider = %spec.id, timeout_secs = timeout.as_secs(), "authorization timed out");
-                FlowError::Timeout(timeout)
-            })?;
+        let timed_out = || {
+            tracing::warn!(provider = %spec.id, timeout_secs = timeout.as_secs(), "authorization timed out");
+            FlowError::Timeout(timeout)
+        };
+        let (callback, responder) = match receiver {
+            Receiver::Loopback(listener) => {
+                let (callback, responder) = tokio::time::timeout(timeout, listener.wait(&state))
+                    .await
+                    .map_err(|_| timed_out())?;
+                (callback, Some(responder))
+            }
+            Receiver::Paste => {
+                let pasted = tokio::time::timeout(timeout, paste.pasted_address())
+                    .await
+                    .map_err(|_| timed_out())?
+                    .ok_or(FlowError::NoAddressPasted)?;
+                (pasted_callback(&redirect_uri, &pasted, &state)?, None)
+            }
+        };
         // From here on the port is closed: exactly one callback was accepted.
         let result = complete(
             &spec,
             &credentials,
-            &redirect,
+            &redirect_uri,
             callback,
             verifier,
             nonce.as_ref(),
@@ -313,9 +396,8 @@ impl Authorization {
             now,
         )
         .await;
-        match &result {
-            Ok(done) => {
-                tracing::info!(provider = %spec.id, "account connected");
+        match (&result, responder) {
+            (Ok(done), Some(responder)) => {
                 responder
                     .respond(
                         200,
@@ -327,13 +409,45 @@ impl Authorization {
                     )
                     .await;
             }
-            Err(error) => {
-                tracing::warn!(provider = %spec.id, %error, "authorization failed");
-                respond_error(responder, error).await;
-            }
+            (Err(error), Some(responder)) => respond_error(responder, error).await,
+            (_, None) => {}
+        }
+        match &result {
+            Ok(_) => tracing::info!(provider = %spec.id, "account connected"),
+            Err(error) => tracing::warn!(provider = %spec.id, %error, "authorization failed"),
         }
         result
     }
+}
+
+/// Checks a pasted address as the loopback listener checks a callback: it must be the registered redirect page
+/// (scheme, host, port and path; Meta appends `#_`, and any fragment is ignored) and carry our `state`.
+fn pasted_callback(redirect: &Url, pasted: &SecretString, state: &SecretString) -> Result<Callback, FlowError> {
+    let text = pasted.dangerously_expose().trim();
+    let Ok(url) = Url::parse(text) else {
+        return Err(FlowError::PastedAddress(
+            "that is not a web address: copy the whole address from the browser's address bar".into(),
+        ));
+    };
+    let same_page = url.scheme() == redirect.scheme()
+        && url.host_str() == redirect.host_str()
+        && url.port_or_known_default() == redirect.port_or_known_default()
+        && url.path().trim_end_matches('/') == redirect.path().trim_end_matches('/');
+    if !same_page {
+        return Err(FlowError::PastedAddress(format!(
+            "it is not the page this sign-in returns to ({}): copy the address of the tab that opened after you \
+             approved",
+            redirect.as_str()
+        )));
+    }
+    loopback::callback_from_query(url.query().unwrap_or_default(), state).map_err(|_| {
+        tracing::warn!("paste: refused an address whose state is missing or does not match");
+        FlowError::PastedAddress(
+            "it does not belong to the sign-in Tokenkeep started (its state does not match): start again and paste \
+             the address of that sign-in"
+                .into(),
+        )
+    })
 }
 
 async fn respond_error(responder: Responder, error: &FlowError) {
@@ -430,15 +544,25 @@ async fn complete(
     if let Some((name, value)) = renamed_client_id(spec, credentials) {
         request = request.add_extra_param(name, value);
     }
-    let observed = ObservedHttp::new(http.clone());
+    let observed = ObservedHttp::for_spec(http.clone(), spec);
     let response = request
         .request_async(&observed)
         .await
         .map_err(|e| token_error(spec, &observed, e))?;
 
-    let (access, refresh) = take_tokens(&response);
+    let (mut access, refresh) = take_tokens(&response);
     let id_token = response.id_token().map(|t| secret(t.dangerously_expose().to_owned()));
     let now = now();
+    let mut expires_in = response.expires_in();
+    // Meta's platforms: the code buys a short-lived token, which is traded at once for a long-lived one.
+    if let Some(call) = &spec.long_lived {
+        let long = dialect::token_call(spec, call, credentials, Some(&access), None, &observed)
+            .await
+            .map_err(|error| call_error(spec, "the long-lived token exchange", error))?;
+        let (long_access, _) = take_tokens(&long);
+        access = long_access;
+        expires_in = long.expires_in();
+    }
     let identity_error = |source| FlowError::Identity {
         provider: spec.display_name.clone(),
         source,
@@ -449,7 +573,7 @@ async fn complete(
             identity::validate_id_token(
                 &claims,
                 &identity::IdTokenExpectations {
-                    issuer: spec.issuer.as_deref(),
+                    issuers: issuers(spec),
                     client_id: &credentials.client_id,
                     nonce,
                     now,
@@ -462,35 +586,57 @@ async fn complete(
         None if nonce.is_some() => return Err(identity_error(IdentityError::MissingIdToken)),
         None => None,
     };
-    let identity = identity::identify(
-        &spec.identity,
-        &**http,
-        spec.userinfo_endpoint.as_ref(),
-        claims.as_ref(),
-        &access,
-    )
-    .await
-    .map_err(identity_error)?;
+    let identity = identity::identify(spec, &**http, claims.as_ref(), &access)
+        .await
+        .map_err(identity_error)?;
     let scopes = response
         .scopes()
         .map(|granted| granted.iter().map(|s| s.to_string()).collect())
         .unwrap_or(requested_scopes);
-    let expires_at = response.expires_in().map(|ttl| {
-        now.duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_add(ttl)
-            .as_secs()
-    });
     Ok(Authorized {
         identity,
         tokens: TokenSet {
             access,
-            refresh,
+            refresh: if spec.refresh == crate::provider::RefreshStyle::None {
+                None
+            } else {
+                refresh
+            },
             id_token,
         },
         scopes,
-        expires_at,
+        expires_at: dialect::expires_at(now, expires_in, spec),
+        session_ends_at: dialect::session_ends_at(now, response.refresh_expires_in(), spec),
     })
+}
+
+/// The issuers an `iss` may name: the configured one and its aliases (empty when the provider has no issuer).
+pub(crate) fn issuers(spec: &ProviderSpec) -> Vec<&str> {
+    spec.issuer
+        .as_deref()
+        .into_iter()
+        .chain(spec.issuer_aliases.iter().map(String::as_str))
+        .collect()
+}
+
+/// A failed call to one of the platform's own token endpoints, as a flow error.
+fn call_error(spec: &ProviderSpec, what: &str, error: dialect::CallError) -> FlowError {
+    let provider = spec.display_name.clone();
+    match error {
+        dialect::CallError::Http(source) => FlowError::TokenEndpoint { provider, source },
+        dialect::CallError::Refused { status, code } => FlowError::TokenRejected {
+            provider,
+            error: format!(
+                "{what}: HTTP {status}{}",
+                code.map(|c| format!(" ({c})")).unwrap_or_default()
+            ),
+        },
+        dialect::CallError::Malformed => FlowError::MalformedTokenResponse {
+            provider,
+            status: 200,
+            detail: format!("{what} answered with no access token"),
+        },
+    }
 }
 
 /// The client id under the platform's own parameter name (TikTok's `client_key`), sent in addition to the
@@ -514,10 +660,11 @@ pub(crate) fn take_tokens(response: &ProviderTokenResponse) -> (SecretString, Op
     (access, refresh)
 }
 
-/// RFC 9207: when the provider names itself in the callback, it must be the issuer we configured.
+/// RFC 9207: when the provider names itself in the callback, it must be the issuer we configured (or one of its
+/// aliases).
 fn check_issuer(spec: &ProviderSpec, iss: Option<&str>) -> Result<(), FlowError> {
     match (spec.issuer.as_deref(), iss) {
-        (Some(expected), Some(got)) if expected != got => Err(FlowError::IssuerMismatch {
+        (Some(expected), Some(got)) if !issuers(spec).contains(&got) => Err(FlowError::IssuerMismatch {
             expected: expected.to_owned(),
             got: got.chars().take(200).collect(),
         }),
@@ -525,11 +672,15 @@ fn check_issuer(spec: &ProviderSpec, iss: Option<&str>) -> Result<(), FlowError>
     }
 }
 
-/// Remembers the status and `Retry-After` of the last response, which `oauth2`'s errors do not carry.
+/// Remembers the status and `Retry-After` of the last response, which `oauth2`'s errors do not carry; adds the
+/// provider's headers to every request and unwraps token responses that the provider wraps in another object.
 #[derive(Debug)]
 pub(crate) struct ObservedHttp {
     http: SharedHttp,
     last: Arc<Mutex<Option<ResponseFacts>>>,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    unwrap: Option<String>,
+    error_codes: std::collections::BTreeMap<String, String>,
 }
 
 /// What is worth knowing about a failed response, without its body.
@@ -540,15 +691,41 @@ pub(crate) struct ResponseFacts {
 }
 
 impl ObservedHttp {
-    pub(crate) fn new(http: SharedHttp) -> Self {
+    /// For requests to `spec`'s endpoints: its headers, and its token response shape.
+    pub(crate) fn for_spec(http: SharedHttp, spec: &ProviderSpec) -> Self {
         Self {
             http,
             last: Arc::default(),
+            headers: dialect::headers(spec),
+            unwrap: spec.token_response_path.clone(),
+            error_codes: spec.error_codes.clone(),
         }
     }
 
-    pub(crate) async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let response = self.http.execute(request).await?;
+    pub(crate) async fn call(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        for (name, value) in &self.headers {
+            if !request.headers().contains_key(name) {
+                request.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        let mut response = self.http.execute(request).await?;
+        if response.status() == http::StatusCode::OK
+            && let Some(path) = &self.unwrap
+            && let Some(inner) = dialect::unwrap_body(response.body(), path)
+        {
+            *response.body_mut() = inner;
+        }
+        // Some platforms (Reddit) answer a refused token request with HTTP 200 and an OAuth error body; read it as
+        // the error it is (RFC 6749 §5.2 says 400), not as a malformed success.
+        if response.status() == http::StatusCode::OK && dialect::is_error_body(response.body()) {
+            *response.status_mut() = http::StatusCode::BAD_REQUEST;
+        }
+        // Error bodies of other shapes, read as the OAuth errors the definition says they are.
+        if response.status().is_client_error()
+            && let Some(oauth) = dialect::oauth_error_body(response.body(), &self.error_codes)
+        {
+            *response.body_mut() = oauth;
+        }
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)

@@ -1,13 +1,13 @@
 //! The refresh-token grant (RFC 6749 §6), and how its failures are classified.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use oauth2::basic::BasicErrorResponse;
 use oauth2::{RefreshToken, RequestTokenError, TokenResponse as _};
 
-use super::{ClientCredentials, ObservedHttp, identity, oauth_client};
+use super::{ClientCredentials, ObservedHttp, dialect, identity, oauth_client};
 use crate::http::{BoxFuture, HttpError, SharedHttp};
-use crate::provider::ProviderSpec;
+use crate::provider::{ProviderSpec, RefreshStyle};
 use crate::secret::SecretString;
 
 /// New tokens from a successful refresh.
@@ -21,8 +21,20 @@ pub struct Refreshed {
     pub id_token: Option<SecretString>,
     /// Scopes of the new token, when the provider said.
     pub scopes: Option<Vec<String>>,
-    /// When the new access token expires (Unix seconds), when the provider said.
+    /// When the new access token expires (Unix seconds), when the provider said (or the definition's default).
     pub expires_at: Option<u64>,
+    /// When the session ends for good, when the provider said (`refresh_expires_in`).
+    pub session_ends_at: Option<u64>,
+}
+
+/// What a refresh presents to the platform: its refresh token, or — for platforms that refresh with the
+/// long-lived access token itself — that token.
+#[derive(Debug, Clone, Copy)]
+pub enum Grant<'a> {
+    /// The refresh-token grant (RFC 6749 §6).
+    RefreshToken(&'a SecretString),
+    /// The platform's own call with the access token ([`RefreshStyle::AccessToken`]).
+    AccessToken(&'a SecretString),
 }
 
 /// Why a refresh failed, sorted by what should happen next. Reasons never contain token bytes.
@@ -66,21 +78,88 @@ impl RefreshFailure {
     }
 }
 
-/// Exchanges `refresh_token` for new tokens.
+/// Exchanges `grant` for new tokens, the way the provider refreshes.
 ///
 /// Returns a boxed `Send` future (not an `async fn`) so callers can spawn it: the borrowed arguments otherwise
 /// trip rustc's "`Send` is not general enough" limitation (rust-lang/rust#102211).
 pub fn refresh_tokens<'a>(
     spec: &'a ProviderSpec,
     credentials: &'a ClientCredentials,
-    refresh_token: &'a SecretString,
+    grant: Grant<'a>,
     http: &'a SharedHttp,
     now: SystemTime,
 ) -> BoxFuture<'a, Result<Refreshed, RefreshFailure>> {
-    Box::pin(refresh_tokens_inner(spec, credentials, refresh_token, http, now))
+    Box::pin(async move {
+        match (grant, &spec.refresh) {
+            (Grant::RefreshToken(token), RefreshStyle::RefreshToken) => {
+                refresh_grant(spec, credentials, token, http, now).await
+            }
+            (Grant::AccessToken(token), RefreshStyle::AccessToken { call, .. }) => {
+                access_token_refresh(spec, credentials, call, token, http, now).await
+            }
+            _ => Err(RefreshFailure::Configuration(format!(
+                "{} cannot be refreshed this way; sign in again",
+                spec.display_name
+            ))),
+        }
+    })
 }
 
-async fn refresh_tokens_inner(
+/// Meta's refresh: the long-lived access token buys a new one (no refresh token exists).
+async fn access_token_refresh(
+    spec: &ProviderSpec,
+    credentials: &ClientCredentials,
+    call: &crate::provider::TokenCall,
+    access: &SecretString,
+    http: &SharedHttp,
+    now: SystemTime,
+) -> Result<Refreshed, RefreshFailure> {
+    let observed = ObservedHttp::for_spec(http.clone(), spec);
+    let response = dialect::token_call(spec, call, credentials, Some(access), None, &observed)
+        .await
+        .map_err(|error| {
+            let retry_after = observed.last().and_then(|f| f.retry_after);
+            match error {
+                dialect::CallError::Http(HttpError::Timeout { .. }) => RefreshFailure::Transient {
+                    reason: "timeout".into(),
+                    retry_after,
+                },
+                dialect::CallError::Http(e @ HttpError::InvalidRequest(_)) => {
+                    RefreshFailure::Configuration(e.to_string())
+                }
+                dialect::CallError::Http(_) => RefreshFailure::Transient {
+                    reason: "network".into(),
+                    retry_after,
+                },
+                dialect::CallError::Refused { status, code } if status >= 500 || status == 429 => {
+                    RefreshFailure::Transient {
+                        reason: format!("HTTP {status}{}", code.map(|c| format!(" ({c})")).unwrap_or_default()),
+                        retry_after,
+                    }
+                }
+                // Meta answers an expired or revoked token with 400 and an OAuthException (code 190): the
+                // grant is gone.
+                dialect::CallError::Refused { status, code } => RefreshFailure::GrantRejected {
+                    error: code.unwrap_or_else(|| format!("HTTP {status}")),
+                },
+                dialect::CallError::Malformed => RefreshFailure::Transient {
+                    reason: "malformed response".into(),
+                    retry_after,
+                },
+            }
+        })?;
+    let (access, _) = super::take_tokens(&response);
+    Ok(Refreshed {
+        access,
+        refresh: None,
+        id_token: None,
+        scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
+        expires_at: dialect::expires_at(now, response.expires_in(), spec),
+        session_ends_at: None,
+    })
+}
+
+async fn refresh_grant(
     spec: &ProviderSpec,
     credentials: &ClientCredentials,
     refresh_token: &SecretString,
@@ -93,7 +172,7 @@ async fn refresh_tokens_inner(
     if let Some((name, value)) = super::renamed_client_id(spec, credentials) {
         request = request.add_extra_param(name, value);
     }
-    let observed = ObservedHttp::new(http.clone());
+    let observed = ObservedHttp::for_spec(http.clone(), spec);
     let response = request
         .request_async(&observed)
         .await
@@ -112,7 +191,7 @@ async fn refresh_tokens_inner(
             identity::validate_id_token(
                 &claims,
                 &identity::IdTokenExpectations {
-                    issuer: spec.issuer.as_deref(),
+                    issuers: super::issuers(spec),
                     client_id: &credentials.client_id,
                     nonce: None,
                     now,
@@ -123,19 +202,21 @@ async fn refresh_tokens_inner(
         }
         None => None,
     };
-    let expires_at = response.expires_in().map(|ttl| {
-        now.duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_add(ttl)
-            .as_secs()
-    });
     let scopes = response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect());
     Ok(Refreshed {
         access,
         refresh,
         id_token,
         scopes,
-        expires_at,
+        expires_at: dialect::expires_at(now, response.expires_in(), spec),
+        // Only what the platform says now: a lifetime the definition assumes counts from the sign-in, and a
+        // refresh does not extend it (Spotify).
+        session_ends_at: response.refresh_expires_in().map(|secs| {
+            now.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                .saturating_add(secs)
+        }),
     })
 }
 

@@ -1,16 +1,18 @@
-//! Token revocation (RFC 7009).
+//! Token revocation: RFC 7009 by default, and the platforms' own variants as their definitions describe them
+//! ([`RevocationStyle`](crate::provider::RevocationStyle): which token, `POST` or `DELETE`, body or query, the parameter names, with or without the
+//! client's authentication).
 //!
 //! Written here rather than through `oauth2`'s `revoke_token`, which refuses every non-HTTPS endpoint, including
 //! the loopback ones RFC 8252 test and demo providers use; provider validation already requires HTTPS for every
-//! endpoint that is not on 127.0.0.1/localhost. The request is a plain form POST with the client's
-//! authentication (RFC 6749 §2.3.1); per RFC 7009 §2.2 any 200 means the token is no longer valid.
+//! endpoint that is not on 127.0.0.1/localhost. Per RFC 7009 §2.2 a 200 means the token is no longer valid; the
+//! platforms' variants answer 200 or 204 with bodies of their own (`OK`, `{"success": true}`).
 
 use base64::Engine as _;
 use url::Url;
 
-use super::ClientCredentials;
+use super::{ClientCredentials, dialect};
 use crate::http::{BoxFuture, HttpClient};
-use crate::provider::{ClientAuth, ProviderSpec};
+use crate::provider::{ClientAuth, Method, ParamsIn, ProviderSpec, RevocationAuth, TokenRole};
 use crate::secret::SecretString;
 
 /// Which token is being revoked (the `token_type_hint`).
@@ -31,10 +33,26 @@ impl TokenHint {
     }
 }
 
+impl From<TokenRole> for TokenHint {
+    fn from(role: TokenRole) -> Self {
+        match role {
+            TokenRole::Access => Self::AccessToken,
+            TokenRole::Refresh => Self::RefreshToken,
+        }
+    }
+}
+
 /// Why a revocation failed (never contains the token).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct RevokeError(String);
+
+impl RevokeError {
+    /// A failure described by `message` (which must not contain a token).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 /// Revokes `token` at `endpoint`.
 ///
@@ -52,15 +70,9 @@ pub fn revoke<'a>(
         let request = build_request(spec, endpoint, credentials, token, hint)?;
         let response = http.execute(request).await.map_err(|e| RevokeError(e.to_string()))?;
         match response.status().as_u16() {
-            200 => Ok(()),
+            200 | 204 => Ok(()),
             status => {
-                let code = serde_json::from_slice::<serde_json::Value>(response.body())
-                    .ok()
-                    .and_then(|v| {
-                        v.get("error")
-                            .and_then(|e| e.as_str())
-                            .map(|e| e.chars().take(64).collect::<String>())
-                    });
+                let code = dialect::error_code(response.body());
                 Err(RevokeError(match code {
                     Some(code) => format!("the provider answered HTTP {status} ({code})"),
                     None => format!("the provider answered HTTP {status}"),
@@ -78,30 +90,72 @@ fn build_request(
     token: &SecretString,
     hint: TokenHint,
 ) -> Result<crate::http::HttpRequest, RevokeError> {
+    let style = &spec.revocation;
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.append_pair("token", token.dangerously_expose())
-        .append_pair("token_type_hint", hint.as_str());
-    let mut request = http::Request::post(endpoint.as_str())
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(http::header::ACCEPT, "application/json");
-    match (spec.client_auth, &credentials.client_secret) {
-        (ClientAuth::ClientSecretBasic, Some(secret)) => {
-            // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic authentication.
-            let pair = format!("{}:{}", enc(&credentials.client_id), enc(secret.dangerously_expose()));
-            let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
-            request = request.header(http::header::AUTHORIZATION, value);
-        }
-        (ClientAuth::ClientSecretPost, Some(secret)) => {
-            form.append_pair(&spec.param_names.client_id, &credentials.client_id)
-                .append_pair("client_secret", secret.dangerously_expose());
-        }
-        _ => {
-            form.append_pair(&spec.param_names.client_id, &credentials.client_id);
+    let mut params = url::form_urlencoded::Serializer::new(String::new());
+    params.append_pair(&style.token_param, token.dangerously_expose());
+    if !style.hint_param.is_empty() {
+        params.append_pair(&style.hint_param, hint.as_str());
+    }
+    let mut basic = None;
+    if style.client_auth == RevocationAuth::ClientId {
+        params.append_pair(&spec.param_names.client_id, &credentials.client_id);
+    }
+    if style.client_auth == RevocationAuth::Client {
+        match (spec.client_auth, &credentials.client_secret) {
+            (ClientAuth::ClientSecretBasic, Some(secret)) => {
+                // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic authentication.
+                basic = Some(format!(
+                    "{}:{}",
+                    enc(&credentials.client_id),
+                    enc(secret.dangerously_expose())
+                ));
+            }
+            (ClientAuth::ClientIdBasic, _) => basic = Some(format!("{}:", enc(&credentials.client_id))),
+            (ClientAuth::ClientSecretPost, Some(secret)) => {
+                params
+                    .append_pair(&spec.param_names.client_id, &credentials.client_id)
+                    .append_pair("client_secret", secret.dangerously_expose());
+            }
+            _ => {
+                params.append_pair(&spec.param_names.client_id, &credentials.client_id);
+            }
         }
     }
-    let body = zeroize::Zeroizing::new(form.finish());
-    request
-        .body(body.as_bytes().to_vec())
-        .map_err(|e| RevokeError(e.to_string()))
+    let encoded = zeroize::Zeroizing::new(params.finish());
+    let in_query = style.params_in == ParamsIn::Query || style.method != Method::Post;
+    let mut url = endpoint.clone();
+    if in_query {
+        let query = match url.query() {
+            Some(existing) if !existing.is_empty() => {
+                zeroize::Zeroizing::new(format!("{existing}&{}", encoded.as_str()))
+            }
+            _ => zeroize::Zeroizing::new(encoded.as_str().to_owned()),
+        };
+        url.set_query(Some(&query));
+    }
+    let method = match style.method {
+        Method::Post => http::Method::POST,
+        Method::Get => http::Method::GET,
+        Method::Delete => http::Method::DELETE,
+    };
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(url.as_str())
+        .header(http::header::ACCEPT, "application/json");
+    if !in_query {
+        request = request.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    if let Some(pair) = basic {
+        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let body = if in_query {
+        Vec::new()
+    } else {
+        encoded.as_bytes().to_vec()
+    };
+    let mut request = request.body(body).map_err(|e| RevokeError(e.to_string()))?;
+    dialect::add_headers(spec, &mut request);
+    Ok(request)
 }

@@ -32,12 +32,21 @@ pub(crate) struct ProviderTokenResponse {
     scopes: Option<Vec<Scope>>,
     #[serde(default, deserialize_with = "lenient_secret")]
     id_token: Option<SecretString>,
+    /// How long the refresh token (the session) lasts: TikTok says `refresh_expires_in`; Google, LinkedIn and
+    /// Pinterest say `refresh_token_expires_in`; most platforms say nothing.
+    #[serde(default, alias = "refresh_token_expires_in", deserialize_with = "lenient_seconds")]
+    refresh_expires_in: Option<u64>,
 }
 
 impl ProviderTokenResponse {
     /// The OpenID Connect `id_token`, when the provider sent one.
     pub(crate) fn id_token(&self) -> Option<&SecretString> {
         self.id_token.as_ref()
+    }
+
+    /// The refresh token's lifetime in seconds, when the provider said (`refresh_expires_in`).
+    pub(crate) fn refresh_expires_in(&self) -> Option<u64> {
+        self.refresh_expires_in
     }
 }
 
@@ -50,6 +59,7 @@ impl std::fmt::Debug for ProviderTokenResponse {
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
             .field("scopes", &self.scopes)
             .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .field("refresh_expires_in", &self.refresh_expires_in)
             .finish()
     }
 }
@@ -57,13 +67,14 @@ impl std::fmt::Debug for ProviderTokenResponse {
 impl Serialize for ProviderTokenResponse {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
-        let mut out = serializer.serialize_struct("ProviderTokenResponse", 6)?;
+        let mut out = serializer.serialize_struct("ProviderTokenResponse", 7)?;
         out.serialize_field("access_token", "<redacted>")?;
         out.serialize_field("token_type", &self.token_type)?;
         out.serialize_field("expires_in", &self.expires_in)?;
         out.serialize_field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))?;
         out.serialize_field("scope", &self.scopes)?;
         out.serialize_field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))?;
+        out.serialize_field("refresh_expires_in", &self.refresh_expires_in)?;
         out.end()
     }
 }

@@ -31,6 +31,8 @@ pub struct AddProvider {
     pub auth: Option<ClientAuth>,
     /// Scopes to ask for instead of the defaults.
     pub scopes: Option<Vec<String>>,
+    /// The https page registered with the platform, for platforms whose redirect is pasted back.
+    pub redirect_uri: Option<Url>,
 }
 
 /// What `providers add` did.
@@ -111,6 +113,9 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
     }
     if let Some(scopes) = request.scopes.clone() {
         config.set_scopes(&id, Some(scopes))?;
+    }
+    if let Some(uri) = request.redirect_uri.clone() {
+        config.set_redirect_uri(&id, uri)?;
     }
     // Validate the whole result before saving anything: a setting that breaks the catalog is refused here.
     let resolved = Catalog::from_config(&config)?.require(&id)?.clone();

@@ -54,6 +54,30 @@ pub(super) const BUILTINS: &[Builtin] = &[
         file: "twitch",
         text: include_str!("../../providers/twitch.toml"),
     },
+    Builtin {
+        file: "facebook",
+        text: include_str!("../../providers/facebook.toml"),
+    },
+    Builtin {
+        file: "instagram-facebook",
+        text: include_str!("../../providers/instagram-facebook.toml"),
+    },
+    Builtin {
+        file: "threads",
+        text: include_str!("../../providers/threads.toml"),
+    },
+    Builtin {
+        file: "pinterest",
+        text: include_str!("../../providers/pinterest.toml"),
+    },
+    Builtin {
+        file: "kick",
+        text: include_str!("../../providers/kick.toml"),
+    },
+    Builtin {
+        file: "spotify",
+        text: include_str!("../../providers/spotify.toml"),
+    },
 ];
 
 /// The demo template (see the module docs).

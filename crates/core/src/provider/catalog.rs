@@ -15,7 +15,7 @@ use url::Url;
 
 use super::builtin::{self, DEMO_ID, ISSUER_PLACEHOLDER, Setup};
 use super::config::{self, ConfigError, ProfileConfig, ProviderSettings};
-use super::{IdentitySource, ProviderError, ProviderId, ProviderSpec};
+use super::{IdentitySource, ProviderError, ProviderId, ProviderSpec, RedirectMode};
 use crate::profile::ProfilePaths;
 
 /// Errors building the catalog.
@@ -67,6 +67,21 @@ pub enum Readiness {
         /// A sentence for people.
         message: String,
     },
+    /// The platform redirects only to an https page, and none is set; `message` says what to do.
+    NeedsRedirectUri {
+        /// A sentence for people.
+        message: String,
+    },
+}
+
+impl Readiness {
+    /// What is missing, in words; `None` when ready.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Self::Ready => None,
+            Self::NeedsClientId { message } | Self::NeedsRedirectUri { message } => Some(message),
+        }
+    }
 }
 
 /// A provider with the person's settings applied: what the OAuth flow and the UI read.
@@ -81,10 +96,22 @@ pub struct ResolvedProvider {
 impl ResolvedProvider {
     fn new(spec: ProviderSpec, origin: Origin, setup: Option<Setup>) -> Self {
         let readiness = match &spec.client_id {
-            Some(_) => Readiness::Ready,
             None => Readiness::NeedsClientId {
                 message: needs_client_id_message(&spec, setup.as_ref()),
             },
+            Some(_) if spec.redirect == RedirectMode::Paste && spec.redirect_uri.is_none() => {
+                Readiness::NeedsRedirectUri {
+                    message: format!(
+                        "{name} sends the browser back only to an https page registered with it: register an https \
+                         address you control as the app's redirect URI, then give it to Tokenkeep \
+                         (`tokenkeep providers add {id} --redirect-uri https://…`). After you approve, you copy \
+                         the address the browser lands on into Tokenkeep.",
+                        name = spec.display_name,
+                        id = spec.id
+                    ),
+                }
+            }
+            Some(_) => Readiness::Ready,
         };
         Self {
             spec,
@@ -138,6 +165,18 @@ impl ResolvedProvider {
 fn needs_client_id_message(spec: &ProviderSpec, setup: Option<&Setup>) -> String {
     let name = &spec.display_name;
     match setup {
+        Some(setup) if spec.redirect == RedirectMode::Paste => format!(
+            "{name} needs a client id: register {} at {}, with an https address you control as its redirect URI, then \
+             enter its client id{} and that address in Tokenkeep (after you approve a sign-in, you paste the address \
+             the browser lands on)",
+            setup.register,
+            setup.console_url,
+            if spec.client_auth.needs_secret() {
+                ", secret"
+            } else {
+                ""
+            },
+        ),
         Some(setup) => format!(
             "{name} needs a client id: register {} at {} with the redirect URI {}, then enter its client id{} in \
              Tokenkeep",
@@ -252,6 +291,9 @@ fn apply_settings(spec: &mut ProviderSpec, settings: &ProviderSettings) -> Resul
         check_scopes_for(spec, scopes)?;
         spec.scopes = scopes.clone();
     }
+    if let Some(uri) = &settings.redirect_uri {
+        spec.redirect_uri = Some(uri.clone());
+    }
     spec.validate().map_err(|e| e.to_string())
 }
 
@@ -326,6 +368,17 @@ mod tests {
         for spec in builtin() {
             let setup = builtin_setup(&spec.id).unwrap_or_else(|| panic!("{} has no [setup]", spec.id));
             assert_eq!(setup.console_url.scheme(), "https", "{}", spec.id);
+            // A pasted redirect: the person registers an https page of their own.
+            if spec.redirect == RedirectMode::Paste {
+                assert!(
+                    setup.redirect_uri.starts_with("https://"),
+                    "{}: {}",
+                    spec.id,
+                    setup.redirect_uri
+                );
+                assert!(spec.redirect_uri.is_none(), "{}: the page is the person's own", spec.id);
+                continue;
+            }
             // The URI to register names the host and path the flow will use.
             let expected = format!("http://{}", spec.loopback_host);
             assert!(
@@ -435,7 +488,7 @@ mod tests {
     #[test]
     fn scope_overrides_that_cannot_work_are_refused() {
         let mut config = ProfileConfig::default();
-        config.set_scopes(&id("youtube"), Some(vec!["email".into()])).unwrap();
+        config.set_scopes(&id("linkedin"), Some(vec!["email".into()])).unwrap();
         let err = Catalog::from_config(&config).unwrap_err();
         assert!(err.to_string().contains("must include \"openid\""), "{err}");
 

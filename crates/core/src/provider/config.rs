@@ -123,6 +123,18 @@ pub struct DemoSettings {
     pub issuer: Url,
 }
 
+/// What [`ProfileConfig::put_custom_provider`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Imported {
+    /// A new provider.
+    Added,
+    /// The custom provider of the same id was replaced.
+    Replaced,
+    /// The definition overrides the built-in provider of the same id.
+    OverridesBuiltIn,
+}
+
 /// A person's settings for one provider, applied over its definition by the catalog.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,11 +148,15 @@ pub struct ProviderSettings {
     /// Scopes to request instead of the definition's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The https page registered with the platform, for platforms whose redirect is pasted back
+    /// (`redirect = "paste"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<Url>,
 }
 
 impl ProviderSettings {
     fn is_empty(&self) -> bool {
-        self.client_id.is_none() && self.client_auth.is_none() && self.scopes.is_none()
+        self.client_id.is_none() && self.client_auth.is_none() && self.scopes.is_none() && self.redirect_uri.is_none()
     }
 }
 
@@ -289,6 +305,40 @@ impl ProfileConfig {
         Ok(())
     }
 
+    /// Adds `spec` as a custom provider, or replaces the custom provider of the same id (`providers import`).
+    /// An id of a built-in provider is allowed: the imported definition then overrides the built-in one (its
+    /// settings stay).
+    pub fn put_custom_provider(&mut self, spec: ProviderSpec) -> Result<Imported, ConfigError> {
+        if spec.id.as_str() == DEMO_ID {
+            return Err(ConfigError::IdTaken {
+                id: spec.id,
+                builtin: true,
+            });
+        }
+        spec.validate()?;
+        let overrides = builtin::is_builtin(&spec.id);
+        let imported = match self.custom_providers.iter_mut().find(|s| s.id == spec.id) {
+            Some(existing) => {
+                *existing = spec;
+                Imported::Replaced
+            }
+            None => {
+                self.custom_providers.push(spec);
+                if overrides {
+                    Imported::OverridesBuiltIn
+                } else {
+                    Imported::Added
+                }
+            }
+        };
+        Ok(imported)
+    }
+
+    /// The custom definition named `id`, if any (an imported one may override a built-in).
+    pub fn custom_provider(&self, id: &ProviderId) -> Option<&ProviderSpec> {
+        self.custom(id)
+    }
+
     /// Removes a custom provider and its settings, and returns its definition.
     pub fn remove_custom_provider(&mut self, id: &ProviderId) -> Result<ProviderSpec, ConfigError> {
         let Some(index) = self.custom_providers.iter().position(|spec| &spec.id == id) else {
@@ -301,7 +351,10 @@ impl ProfileConfig {
             }
             return Err(ProviderError::Unknown(id.to_string()).into());
         };
-        self.providers.remove(id);
+        // An imported override of a built-in: the built-in comes back, and the person's settings stay with it.
+        if !builtin::is_builtin(id) {
+            self.providers.remove(id);
+        }
         Ok(self.custom_providers.remove(index))
     }
 
@@ -355,6 +408,19 @@ impl ProfileConfig {
         if settings.is_empty() {
             self.providers.remove(provider);
         }
+        Ok(())
+    }
+
+    /// Sets the https page registered with `provider` as its redirect (for pasted redirects).
+    pub fn set_redirect_uri(&mut self, provider: &ProviderId, uri: Url) -> Result<(), ConfigError> {
+        self.ensure_known(provider)?;
+        if uri.scheme() != "https" || uri.host_str().is_none() {
+            return Err(ConfigError::InvalidSetting {
+                provider: provider.clone(),
+                message: format!("the redirect URI {uri} must be an https address"),
+            });
+        }
+        self.providers.entry(provider.clone()).or_default().redirect_uri = Some(uri);
         Ok(())
     }
 

@@ -15,7 +15,10 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{ClientAuth, IdentitySource, ParamNames, ProviderError, ProviderId, ProviderSpec, is_loopback_host};
+use super::{
+    ClientAuth, IdentitySource, ParamNames, Pkce, ProviderError, ProviderId, ProviderSpec, RedirectMode, RefreshStyle,
+    RevocationStyle, is_loopback_host,
+};
 use crate::http::{HttpClient, HttpError};
 
 /// The path OpenID Connect Discovery appends to the issuer.
@@ -238,7 +241,21 @@ pub async fn discover(
         scope_separator: " ".to_owned(),
         client_auth,
         client_id: None,
-        pkce: true,
+        pkce: Pkce::S256,
+        issuer_aliases: Vec::new(),
+        http_headers: BTreeMap::new(),
+        revocation: RevocationStyle::default(),
+        long_lived: None,
+        refresh: RefreshStyle::RefreshToken,
+        default_expires_in_secs: None,
+        session_lifetime_secs: None,
+        session_warning_secs: None,
+        token_response_path: None,
+        error_codes: BTreeMap::new(),
+        validation: None,
+        redirect: RedirectMode::Loopback,
+        redirect_uri: None,
+        invalid_grant_hint: None,
         authorize_params: BTreeMap::new(),
         param_names: ParamNames::default(),
         identity: IdentitySource::IdToken {
@@ -296,6 +313,8 @@ fn method_name(auth: ClientAuth) -> &'static str {
         ClientAuth::None => "none",
         ClientAuth::ClientSecretBasic => "client_secret_basic",
         ClientAuth::ClientSecretPost => "client_secret_post",
+        // Not a registered method name: Basic with an empty password is `client_secret_basic` with "" as secret.
+        ClientAuth::ClientIdBasic => "client_secret_basic",
     }
 }
 
@@ -539,7 +558,7 @@ mod tests {
             ClientAuth::None,
             "public client preferred when listed"
         );
-        assert!(spec.pkce && spec.client_id.is_none());
+        assert!(spec.pkce.is_on() && spec.client_id.is_none());
         assert!(matches!(spec.identity, IdentitySource::IdToken { .. }));
     }
 
@@ -558,7 +577,7 @@ mod tests {
             ["openid", "email"],
             "no unlisted profile, no offline_access"
         );
-        assert!(spec.pkce, "PKCE stays on even when S256 is not listed");
+        assert!(spec.pkce.is_on(), "PKCE stays on even when S256 is not listed");
         assert_eq!(spec.display_name, "idp.example.com");
 
         let issuer = url("https://idp.example.com");

@@ -118,20 +118,25 @@ pub enum ClientAuth {
     /// `client_secret_post`: id and secret in the form body.
     #[serde(alias = "post")]
     ClientSecretPost,
+    /// HTTP Basic with the client id and an EMPTY password: a public client that the platform still wants in an
+    /// `Authorization` header (Reddit's installed apps, which have no secret).
+    #[serde(alias = "basic-id")]
+    ClientIdBasic,
 }
 
 impl ClientAuth {
     /// Whether this method needs a client secret.
     pub fn needs_secret(self) -> bool {
-        !matches!(self, Self::None)
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
     }
 
-    /// The name used in TOML, the CLI (`none|basic|post`) and the UI.
+    /// The name used in the CLI (`none|basic|post|basic-id`) and the UI (and accepted in TOML).
     pub fn short_name(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::ClientSecretBasic => "basic",
             Self::ClientSecretPost => "post",
+            Self::ClientIdBasic => "basic-id",
         }
     }
 }
@@ -165,6 +170,228 @@ fn default_account_claims() -> Vec<String> {
 
 fn default_subject_claim() -> String {
     "sub".to_owned()
+}
+
+/// How the PKCE code challenge is derived from the verifier (RFC 7636 §4.2), or no PKCE at all.
+///
+/// In TOML: `"s256"` (the standard: base64url of SHA-256), `"hex"` (TikTok's desktop flow: the hex encoding of
+/// SHA-256, with `code_challenge_method=S256`), `"off"` (for platforms that refuse a `code_verifier`, such as
+/// LinkedIn's standard flow). `true` and `false` are read as `"s256"` and `"off"`, as older definitions wrote them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pkce {
+    /// `code_challenge = BASE64URL(SHA256(verifier))`, method `S256`.
+    #[default]
+    S256,
+    /// `code_challenge = HEX(SHA256(verifier))`, method `S256`.
+    Hex,
+    /// No PKCE parameters are sent.
+    Off,
+}
+
+impl Pkce {
+    /// Whether a verifier is made and sent.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
+
+    /// The name used in TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::S256 => "s256",
+            Self::Hex => "hex",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl Serialize for Pkce {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pkce {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Flag(bool),
+            Name(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Flag(true) => Ok(Self::S256),
+            Written::Flag(false) => Ok(Self::Off),
+            Written::Name(name) => match name.as_str() {
+                "s256" | "S256" => Ok(Self::S256),
+                "hex" => Ok(Self::Hex),
+                "off" | "none" => Ok(Self::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "pkce = {other:?} is not a PKCE method: use \"s256\", \"hex\" or \"off\""
+                ))),
+            },
+        }
+    }
+}
+
+/// Which token a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    /// The access token.
+    Access,
+    /// The refresh token.
+    Refresh,
+}
+
+impl TokenRole {
+    /// `access` or `refresh`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+/// HTTP methods a provider's extra endpoints use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// `GET`, parameters in the query.
+    Get,
+    /// `POST`, parameters as a form body (`application/x-www-form-urlencoded`) unless said otherwise.
+    #[default]
+    Post,
+    /// `DELETE`, parameters in the query.
+    Delete,
+}
+
+/// Where a request's parameters go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamsIn {
+    /// A form body (RFC 6749 and RFC 7009 style).
+    #[default]
+    Body,
+    /// The query string (Kick's revocation, every `GET` and `DELETE`).
+    Query,
+}
+
+/// How the platform revokes tokens (RFC 7009 by default: a form POST of the refresh token, then the access token,
+/// each with `token_type_hint` and the client's authentication). Each token is revoked on its own: one failure
+/// never skips the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RevocationStyle {
+    /// Which tokens the endpoint takes, in the order they are revoked (TikTok and Twitch: the access token only).
+    pub tokens: Vec<TokenRole>,
+    /// The HTTP method (Facebook: `DELETE /me/permissions`).
+    pub method: Method,
+    /// Where the parameters go (Kick: the query string).
+    pub params_in: ParamsIn,
+    /// The name of the token parameter (`token`; Facebook's `access_token`).
+    pub token_param: String,
+    /// The name of the hint parameter, or `""` to send none (`token_type_hint`; Kick's `token_hint_type`).
+    pub hint_param: String,
+    /// How the client identifies itself: as at the token endpoint (`client`), by its id alone (`client_id`:
+    /// Twitch), or not at all (`none`: Facebook's Graph call, Kick).
+    pub client_auth: RevocationAuth,
+}
+
+/// How the client identifies itself to the revocation endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationAuth {
+    /// As at the token endpoint (the client's `client_auth`).
+    #[default]
+    Client,
+    /// The client id only, in the parameters.
+    ClientId,
+    /// Not at all: the token is enough.
+    None,
+}
+
+impl Default for RevocationStyle {
+    fn default() -> Self {
+        Self {
+            tokens: vec![TokenRole::Refresh, TokenRole::Access],
+            method: Method::Post,
+            params_in: ParamsIn::Body,
+            token_param: "token".into(),
+            hint_param: "token_type_hint".into(),
+            client_auth: RevocationAuth::Client,
+        }
+    }
+}
+
+/// The values a [`TokenCall`]'s parameters may name.
+pub const PLACEHOLDERS: [&str; 4] = ["{client_id}", "{client_secret}", "{access_token}", "{refresh_token}"];
+
+/// A request to one of the platform's non-standard token endpoints: a long-lived token exchange, or a refresh
+/// that takes the access token itself. Parameter values may name `{client_id}`, `{client_secret}`,
+/// `{access_token}` and `{refresh_token}`; nothing else is substituted. The answer is read like a token response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCall {
+    /// The endpoint.
+    pub url: Url,
+    /// The HTTP method (Meta's exchanges are `GET`s).
+    #[serde(default)]
+    pub method: Method,
+    /// The parameters, in the query for `GET`, in a form body for `POST`.
+    pub params: BTreeMap<String, String>,
+}
+
+/// How connections of this platform are refreshed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "grant", deny_unknown_fields)]
+pub enum RefreshStyle {
+    /// The refresh-token grant of RFC 6749 §6 at the token endpoint (the default).
+    #[default]
+    RefreshToken,
+    /// A call that takes the (long-lived) access token and returns a new one (Instagram's `ig_refresh_token`,
+    /// Threads' `th_refresh_token`), allowed only once the token is `min_age_secs` old.
+    AccessToken {
+        /// The refresh call.
+        #[serde(flatten)]
+        call: TokenCall,
+        /// How old the token must be before the platform refreshes it (Instagram, Threads: 24 hours).
+        #[serde(default)]
+        min_age_secs: u64,
+    },
+    /// The platform cannot refresh: when the token ends, the person signs in again (Facebook Pages, Kick without
+    /// refresh). A refresh token, if one comes, is ignored.
+    None,
+}
+
+/// Checking a token with the platform on a timer, where the platform requires it (Twitch: at start and hourly).
+/// A token the platform no longer accepts makes the connection need a reconnect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validation {
+    /// The endpoint, called with `GET` and the access token in the `Authorization` header.
+    pub url: Url,
+    /// How often.
+    pub interval_secs: u64,
+    /// The scheme of the `Authorization` header (`Bearer`; Twitch's validate wants `OAuth`).
+    #[serde(default = "default_bearer")]
+    pub scheme: String,
+}
+
+fn default_bearer() -> String {
+    "Bearer".to_owned()
+}
+
+/// How the browser's answer reaches Tokenkeep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectMode {
+    /// A loopback listener receives the callback (RFC 8252 §7.3).
+    #[default]
+    Loopback,
+    /// The platform redirects only to a registered https page (Instagram, Threads, Facebook): the person copies
+    /// the address the browser lands on and pastes it into Tokenkeep, which checks it exactly like a callback.
+    Paste,
 }
 
 /// Names of request parameters, for platforms that renamed the standard ones (TikTok's `client_key`).
@@ -219,9 +446,58 @@ pub struct ProviderSpec {
     /// A client id shipped with the definition (the demo provider); others are configured by the user.
     #[serde(default)]
     pub client_id: Option<String>,
-    /// Use PKCE (S256). Only turn off for platforms that reject it.
-    #[serde(default = "default_true")]
-    pub pkce: bool,
+    /// PKCE and how the challenge is encoded. Only `off` for platforms that reject it.
+    #[serde(default)]
+    pub pkce: Pkce,
+    /// Other spellings of the issuer the platform uses in `iss` (Google: `accounts.google.com` without the scheme).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuer_aliases: Vec<String>,
+    /// Headers sent with every request to the platform (Reddit wants a descriptive `User-Agent`). `{version}` is
+    /// Tokenkeep's version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub http_headers: BTreeMap<String, String>,
+    /// How tokens are revoked, when `revocation_endpoint` is set.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub revocation: RevocationStyle,
+    /// A call right after the code exchange that trades the short-lived access token for a long-lived one (Meta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_lived: Option<TokenCall>,
+    /// How connections are refreshed.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub refresh: RefreshStyle,
+    /// The access token's lifetime when the token response gives no `expires_in` (Instagram's short-lived
+    /// token: one hour). Unset: such a token is taken to live until the platform says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_expires_in_secs: Option<u64>,
+    /// The refresh token's (or the session's) absolute lifetime when the token response does not say
+    /// (`refresh_expires_in`); Tokenkeep warns before it ends, since only a new sign-in extends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_lifetime_secs: Option<u64>,
+    /// How long before the session's absolute end the person is told (default: 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_warning_secs: Option<u64>,
+    /// Error bodies that are not OAuth's (Twitch's `{"status", "message"}`, Pinterest's `{"code", "message"}`), read
+    /// as OAuth error codes: a fragment of the `message` (compared without case) → the code it means, e.g.
+    /// `"invalid refresh token" = "invalid_grant"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_codes: BTreeMap<String, String>,
+    /// Where the token response's fields sit, as a dotted path (`data`, `data.0`), for platforms that wrap them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_response_path: Option<String>,
+    /// Checking tokens with the platform on a timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
+    /// How the browser's answer comes back.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub redirect: RedirectMode,
+    /// For `redirect = "paste"`: the https page registered with the platform, which the browser lands on. Usually
+    /// the person's own setting (`providers add ID --redirect-uri URL`), since they registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<Url>,
+    /// A message added when the platform rejects a refresh (`invalid_grant`), saying the likely cause (Google:
+    /// apps in "Testing" get refresh tokens that die after 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_grant_hint: Option<String>,
     /// Extra authorize parameters (`access_type = "offline"`, `prompt = "consent"`).
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
@@ -254,14 +530,28 @@ fn default_scope_separator() -> String {
 fn default_client_auth() -> ClientAuth {
     ClientAuth::None
 }
-fn default_true() -> bool {
-    true
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 fn default_loopback_host() -> String {
     "127.0.0.1".to_owned()
 }
 fn default_redirect_path() -> String {
     "/callback".to_owned()
+}
+
+/// An endpoint must be https, or plain http on a loopback host (test peers, emulations).
+fn check_secure(provider: &str, endpoint: &'static str, url: &Url) -> Result<(), ProviderError> {
+    let loopback = url.host_str().is_some_and(is_loopback_host);
+    if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
+        Ok(())
+    } else {
+        Err(ProviderError::InsecureEndpoint {
+            provider: provider.to_owned(),
+            endpoint,
+            url: url.to_string(),
+        })
+    }
 }
 
 /// True for hosts that never leave the machine.
@@ -299,15 +589,7 @@ impl ProviderSpec {
         ];
         for (endpoint, url) in endpoints {
             let Some(url) = url else { continue };
-            let loopback = url.host_str().is_some_and(is_loopback_host);
-            let secure = url.scheme() == "https" || (url.scheme() == "http" && loopback);
-            if !secure {
-                return Err(ProviderError::InsecureEndpoint {
-                    provider,
-                    endpoint,
-                    url: url.to_string(),
-                });
-            }
+            check_secure(&provider, endpoint, url)?;
         }
         let invalid = |message: &str| ProviderError::Invalid {
             provider: provider.clone(),
@@ -342,6 +624,55 @@ impl ProviderSpec {
         {
             return Err(invalid("client_id is empty"));
         }
+        let calls = [
+            ("long_lived", self.long_lived.as_ref()),
+            (
+                "refresh",
+                match &self.refresh {
+                    RefreshStyle::AccessToken { call, .. } => Some(call),
+                    _ => None,
+                },
+            ),
+        ];
+        for (name, call) in calls {
+            let Some(call) = call else { continue };
+            check_secure(&provider, name, &call.url)?;
+            for (param, value) in &call.params {
+                if value.starts_with('{') && !PLACEHOLDERS.contains(&value.as_str()) {
+                    return Err(invalid(&format!(
+                        "[{name}] parameter {param} = {value:?} names no known value: use one of {}",
+                        PLACEHOLDERS.join(", ")
+                    )));
+                }
+            }
+        }
+        if let Some(validation) = &self.validation {
+            check_secure(&provider, "validation", &validation.url)?;
+            if validation.interval_secs < 60 {
+                return Err(invalid("[validation] interval_secs must be at least 60"));
+            }
+        }
+        if let Some(uri) = &self.redirect_uri
+            && uri.scheme() != "https"
+        {
+            return Err(invalid(
+                "redirect_uri is for platforms that redirect to an https page: it must start with https://",
+            ));
+        }
+        for (name, value) in &self.http_headers {
+            let value = value.replace("{version}", "0");
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(&value).is_err() {
+                return Err(invalid(&format!("[http_headers] {name:?} is not a valid HTTP header")));
+            }
+        }
+        if self.revocation.tokens.is_empty() {
+            return Err(invalid(
+                "[revocation] tokens is empty: leave revocation_endpoint out instead",
+            ));
+        }
+        if self.revocation.token_param.is_empty() {
+            return Err(invalid("[revocation] token_param is empty"));
+        }
         Ok(())
     }
 
@@ -368,7 +699,7 @@ mod tests {
         let spec = ProviderSpec::from_toml("example", MINIMAL).unwrap();
         assert_eq!(spec.scope_separator, " ");
         assert_eq!(spec.client_auth, ClientAuth::None);
-        assert!(spec.pkce);
+        assert_eq!(spec.pkce, Pkce::S256);
         assert_eq!(spec.loopback_host, "127.0.0.1");
         assert_eq!(spec.redirect_path, "/callback");
         assert_eq!(spec.param_names.client_id, "client_id");

@@ -294,14 +294,14 @@ fn plan_one(refresher: &Refresher, plan: &mut Plan, id: ConnectionId) {
 }
 
 fn plan_meta(refresher: &Refresher, plan: &mut Plan, id: ConnectionId, meta: &ConnectionMeta) {
-    match refresher.due_at_ms(id, meta) {
+    match refresher.next_due(id, meta) {
         // Only a process that died mid-refresh leaves `refreshing` on disk: this engine's own refreshes always
         // end in another status before they are planned again.
-        Some(at) if meta.status == ConnectionStatus::Refreshing => {
+        Some((at, _)) if meta.status == ConnectionStatus::Refreshing => {
             tracing::warn!(connection = %id, provider = %meta.provider, "a refresh was interrupted; retrying it once");
             plan.set(id, at, Trigger::Resume);
         }
-        Some(at) => plan.set(id, at, Trigger::Timer),
+        Some((at, trigger)) => plan.set(id, at, trigger),
         None => plan.remove(id),
     }
 }

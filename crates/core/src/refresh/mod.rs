@@ -37,13 +37,18 @@ use crate::clock::Clock;
 use crate::credentials::{self, CredentialsError};
 use crate::http::HttpClient;
 use crate::oauth::{self, ClientCredentials, RefreshFailure, TokenHint, human_duration};
-use crate::provider::ProviderId;
+use crate::provider::TokenRole;
 use crate::provider::catalog::{Catalog, ResolvedProvider};
+use crate::provider::{ProviderId, RefreshStyle};
 use crate::secret::SecretString;
 use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, TokenSet, Vault};
 
 /// Capacity of the event channel; a subscriber that falls further behind misses events (and should re-list).
 const EVENT_CAPACITY: usize = 1024;
+
+/// How long before a session's absolute end the person is told, unless the provider says otherwise.
+// IMPORTANT: a week, so that someone who opens Tokenkeep once a week still sees it in time.
+const DEFAULT_SESSION_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What happened to a connection, for the window, desktop notifications and the CLI daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +142,17 @@ fn is_attention(status: ConnectionStatus) -> bool {
     )
 }
 
+/// What a token check with the platform said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Validated {
+    /// The token is still accepted.
+    Accepted,
+    /// The platform no longer accepts it (or it expired).
+    Refused,
+    /// No verdict (offline, no such check).
+    Unknown,
+}
+
 /// The result of a refresh request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -165,6 +181,8 @@ pub enum Trigger {
     User,
     /// Start-up found this connection's in-flight marker: its last refresh was cut short.
     Resume,
+    /// The platform requires its tokens to be checked regularly (Twitch's `/validate`).
+    Validate,
 }
 
 /// What became of the platform-side grant on disconnect.
@@ -231,6 +249,10 @@ struct Memory {
     /// Connections whose refresh was cut short by a crash and not yet completed: an `invalid_grant` on any of
     /// their retries means "interrupted", even after transient failures in between.
     resumed: HashSet<ConnectionId>,
+    /// When each connection's token was last checked with its platform (Unix ms), for platforms that require it.
+    validated: HashMap<ConnectionId, u64>,
+    /// Connections told that their session ends soon (once per process and session end).
+    session_warned: HashMap<ConnectionId, u64>,
 }
 
 impl Refresher {
@@ -314,8 +336,38 @@ impl Refresher {
         Ok(meta)
     }
 
-    /// When the engine should next look at this connection (Unix ms), or `None` when nothing is to be done
-    /// until the user acts. The start falls at random within the jitter window.
+    /// When the engine should next look at this connection (Unix ms) and why, or `None` when nothing is to be
+    /// done until the user acts: the refresh (its start at random within the jitter window), or — when earlier —
+    /// a check the platform requires, or the warning before the session's absolute end.
+    pub(crate) fn next_due(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<(u64, Trigger)> {
+        let refresh = self.due_at_ms(id, meta).map(|at| (at, Trigger::Timer));
+        if !matches!(meta.status, ConnectionStatus::Connected | ConnectionStatus::Retrying) {
+            return refresh;
+        }
+        let catalog = self.catalog();
+        let spec = catalog.get(&meta.provider).map(|p| p.spec());
+        let memory = self.memory();
+        let validate = spec.and_then(|s| s.validation.as_ref()).map(|v| {
+            let last = memory.validated.get(&id).copied().unwrap_or(0);
+            (
+                last.saturating_add(v.interval_secs.saturating_mul(1000)),
+                Trigger::Validate,
+            )
+        });
+        let warn = match (meta.session_ends_at, spec) {
+            (Some(end), Some(spec)) if memory.session_warned.get(&id) != Some(&end) => {
+                let before = spec.session_warning_secs.unwrap_or(DEFAULT_SESSION_WARNING.as_secs());
+                Some((end.saturating_sub(before).saturating_mul(1000), Trigger::Timer))
+            }
+            _ => None,
+        };
+        [refresh, validate, warn]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
+    }
+
+    /// When the connection's token should be refreshed (Unix ms). See [`Self::next_due`].
     pub(crate) fn due_at_ms(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<u64> {
         self.due_at_ms_with(id, meta, plan::unit_random())
     }
@@ -350,12 +402,16 @@ impl Refresher {
             .last_refresh_at
             .map(|at| Duration::from_secs(meta.expires_at.unwrap_or(at).saturating_sub(at)));
         let catalog = self.catalog();
-        let provider_margin = catalog
-            .get(&meta.provider)
-            .and_then(|p| p.spec().refresh_margin_secs)
-            .map(Duration::from_secs);
+        let spec = catalog.get(&meta.provider).map(|p| p.spec());
+        let provider_margin = spec.and_then(|s| s.refresh_margin_secs).map(Duration::from_secs);
         let margin = self.policy.margin(provider_margin, lifetime);
-        Some(self.policy.due_at_ms(expires_ms, margin, unit_random))
+        let due = self.policy.due_at_ms(expires_ms, margin, unit_random);
+        // Platforms that refresh with the access token do so only once it is old enough (Instagram: 24 hours).
+        let old_enough = match (spec.map(|s| &s.refresh), meta.last_refresh_at) {
+            (Some(RefreshStyle::AccessToken { min_age_secs, .. }), Some(at)) => at.saturating_add(*min_age_secs),
+            _ => 0,
+        };
+        Some(due.max(old_enough.saturating_mul(1000)))
     }
 
     /// A valid access token for `id`, refreshing first when it expires within the on-demand margin.
@@ -437,6 +493,19 @@ impl Refresher {
                 expires_at: meta.expires_at,
             });
         }
+        self.warn_if_session_ends_soon(id, &meta);
+        if trigger == Trigger::Validate {
+            match self.validate(id, &meta).await {
+                // Still accepted: nothing else to do until the next check or the refresh.
+                Validated::Accepted | Validated::Unknown => {
+                    return Ok(RefreshOutcome::StillFresh {
+                        expires_at: meta.expires_at,
+                    });
+                }
+                // No longer accepted: a refresh decides (a new token, or a reconnect when the grant is gone).
+                Validated::Refused => {}
+            }
+        }
         // The timer comes at a time planned earlier. If the connection was refreshed since (a "Refresh now", a
         // token asked for through the CLI), it is not due yet: a second request would only burn a rotation.
         if trigger == Trigger::Timer
@@ -450,7 +519,14 @@ impl Refresher {
             });
         }
         let tokens = self.vault.tokens(id)?;
-        let Some(refresh_token) = tokens.refresh.as_ref() else {
+        let catalog = self.catalog();
+        let style = catalog.get(&meta.provider).map(|p| p.spec().refresh.clone());
+        let grant = match &style {
+            Some(RefreshStyle::AccessToken { .. }) => Some(oauth::Grant::AccessToken(&tokens.access)),
+            Some(RefreshStyle::None) => None,
+            Some(RefreshStyle::RefreshToken) | None => tokens.refresh.as_ref().map(oauth::Grant::RefreshToken),
+        };
+        let Some(grant) = grant else {
             self.memory().no_refresh_token.insert(id);
             if self.expires_within(&meta, Duration::ZERO) || trigger == Trigger::User {
                 let reason = "the access token expired and this provider issued no refresh token: sign in again";
@@ -460,7 +536,15 @@ impl Refresher {
                 expires_at: meta.expires_at,
             });
         };
-        let catalog = self.catalog();
+        // A token the platform refreshes only once it is old enough: asking earlier would be refused.
+        if let (Some(RefreshStyle::AccessToken { min_age_secs, .. }), Some(at)) = (&style, meta.last_refresh_at)
+            && at.saturating_add(*min_age_secs).saturating_mul(1000) > self.now_ms()
+        {
+            tracing::debug!(connection = %id, "too young to refresh at this platform; it stays as it is");
+            return Ok(RefreshOutcome::StillFresh {
+                expires_at: meta.expires_at,
+            });
+        }
         let provider = match catalog.require(&meta.provider) {
             Ok(provider) => provider.clone(),
             Err(_) => {
@@ -483,14 +567,7 @@ impl Refresher {
             .update_meta(id, |m| m.status = ConnectionStatus::Refreshing)?;
         self.publish(id, &meta);
         tracing::debug!(provider = %meta.provider, connection = %id, ?trigger, "refreshing");
-        let result = oauth::refresh_tokens(
-            provider.spec(),
-            &credentials,
-            refresh_token,
-            &self.http,
-            self.clock.now(),
-        )
-        .await;
+        let result = oauth::refresh_tokens(provider.spec(), &credentials, grant, &self.http, self.clock.now()).await;
         match result {
             Ok(new) => {
                 self.store_refreshed(id, meta, tokens, new, &provider, &credentials)
@@ -535,9 +612,15 @@ impl Refresher {
                         ),
                     )
                 } else {
+                    let hint = provider
+                        .spec()
+                        .invalid_grant_hint
+                        .as_ref()
+                        .map(|hint| format!(" ({hint})"))
+                        .unwrap_or_default();
                     (
                         ConnectionStatus::NeedsReconnect,
-                        format!("{failure}: sign in again to reconnect"),
+                        format!("{failure}: sign in again to reconnect{hint}"),
                     )
                 };
                 tracing::warn!(provider = %meta.provider, connection = %id, class = failure.class(), "refresh rejected");
@@ -573,6 +656,9 @@ impl Refresher {
         };
         meta.status = ConnectionStatus::Connected;
         meta.expires_at = new.expires_at;
+        if new.session_ends_at.is_some() {
+            meta.session_ends_at = new.session_ends_at;
+        }
         if let Some(scopes) = new.scopes {
             meta.scopes = scopes;
         }
@@ -650,6 +736,8 @@ impl Refresher {
         }
     }
 
+    /// Revokes the tokens the platform's endpoint takes, in its order. Each is revoked on its own: when one fails
+    /// the next is still tried, and every failure is reported.
     async fn revoke_all(
         &self,
         provider: &ResolvedProvider,
@@ -660,27 +748,90 @@ impl Refresher {
         let Some(endpoint) = spec.revocation_endpoint.as_ref() else {
             return Ok(());
         };
-        // The refresh token first: revoking it ends the grant at most providers (RFC 7009 §2.1).
-        if let Some(refresh) = &tokens.refresh {
-            oauth::revoke(
-                spec,
-                endpoint,
-                credentials,
-                refresh,
-                TokenHint::RefreshToken,
-                &*self.http,
-            )
-            .await?;
+        let mut failures = Vec::new();
+        for role in &spec.revocation.tokens {
+            let token = match role {
+                TokenRole::Access => Some(&tokens.access),
+                TokenRole::Refresh => tokens.refresh.as_ref(),
+            };
+            let Some(token) = token else { continue };
+            let hint = TokenHint::from(*role);
+            if let Err(error) = oauth::revoke(spec, endpoint, credentials, token, hint, &*self.http).await {
+                tracing::warn!(provider = %spec.id, token = ?hint, %error, "revocation failed");
+                failures.push(format!("the {} token: {error}", role.name()));
+            }
         }
-        oauth::revoke(
-            spec,
-            endpoint,
-            credentials,
-            &tokens.access,
-            TokenHint::AccessToken,
-            &*self.http,
-        )
-        .await
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(oauth::RevokeError::new(failures.join("; ")))
+        }
+    }
+
+    /// Tells the person once, a while before the session's absolute end, that only a new sign-in extends it.
+    fn warn_if_session_ends_soon(&self, id: ConnectionId, meta: &ConnectionMeta) {
+        let Some(end) = meta.session_ends_at else { return };
+        let catalog = self.catalog();
+        let Some(provider) = catalog.get(&meta.provider) else {
+            return;
+        };
+        let before = provider
+            .spec()
+            .session_warning_secs
+            .unwrap_or(DEFAULT_SESSION_WARNING.as_secs());
+        let now = self.clock.unix_secs();
+        if now.saturating_add(before) < end || self.memory().session_warned.get(&id) == Some(&end) {
+            return;
+        }
+        self.memory().session_warned.insert(id, end);
+        let when = if end > now {
+            format!("in {}", human_duration(Duration::from_secs(end - now)))
+        } else {
+            "now".to_owned()
+        };
+        self.emit(EngineEvent::Attention {
+            id,
+            provider: meta.provider.clone(),
+            account: meta.account.clone(),
+            message: format!(
+                "this connection ends {when} ({}): {} lets a sign-in last only so long, and refreshing does not \
+                 extend it — reconnect before then to keep it working",
+                crate::clock::rfc3339(end),
+                provider.spec().display_name
+            ),
+        });
+    }
+
+    /// Checks the access token with the platform (Twitch's `/validate`), as its rules require.
+    async fn validate(&self, id: ConnectionId, meta: &ConnectionMeta) -> Validated {
+        let catalog = self.catalog();
+        let Some(provider) = catalog.get(&meta.provider) else {
+            return Validated::Unknown;
+        };
+        let Some(validation) = provider.spec().validation.clone() else {
+            return Validated::Unknown;
+        };
+        self.memory().validated.insert(id, self.now_ms());
+        // An expired token is not checked: its refresh is due, and that is the check.
+        if self.expires_within(meta, Duration::ZERO) {
+            return Validated::Refused;
+        }
+        let tokens = match self.vault.tokens(id) {
+            Ok(tokens) => tokens,
+            Err(_) => return Validated::Unknown,
+        };
+        match oauth::validate(provider.spec(), &validation, &tokens.access, &*self.http).await {
+            Ok(true) => Validated::Accepted,
+            Ok(false) => {
+                tracing::warn!(provider = %meta.provider, connection = %id, "the platform no longer accepts the token");
+                Validated::Refused
+            }
+            Err(error) => {
+                // Offline or the platform failing: no verdict; the next check comes at the next interval.
+                tracing::info!(provider = %meta.provider, connection = %id, %error, "could not validate the token");
+                Validated::Unknown
+            }
+        }
     }
 
     /// Revokes the connection's tokens at the provider (RFC 7009), then deletes every record of it, atomically
@@ -703,6 +854,8 @@ impl Refresher {
         let mut memory = self.memory();
         memory.retries.remove(&id);
         memory.no_refresh_token.remove(&id);
+        memory.validated.remove(&id);
+        memory.session_warned.remove(&id);
         drop(memory);
         let revocation = result?;
         self.emit(EngineEvent::Removed(id));

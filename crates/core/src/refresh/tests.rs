@@ -36,6 +36,14 @@ const ACME: &str = "acme";
 const BASIC: &str = "basic-idp";
 /// Public client without a revocation endpoint.
 const NO_REVOKE: &str = "no-revoke";
+/// Reddit's dialect: Basic with the id and an empty password, a User-Agent, errors as HTTP 200.
+const BASIC_ID: &str = "basic-id-idp";
+/// Twitch's dialect: revocation of the access token with the client id only, `{status, message}` errors.
+const ACCESS_REVOKE: &str = "access-revoke";
+/// Instagram's dialect: refresh with the access token by GET, once it is a day old.
+const IG: &str = "ig-style";
+/// Kick's dialect: revocation parameters in the query, `token_hint_type`, no client authentication.
+const QUERY_REVOKE: &str = "query-revoke";
 const MANAGE_URL: &str = "https://provider.example/connections";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -46,8 +54,10 @@ const MANAGE_URL: &str = "https://provider.example/connections";
 #[derive(Debug, Clone)]
 struct Seen {
     url: String,
+    method: String,
     form: BTreeMap<String, String>,
     authorization: Option<String>,
+    user_agent: Option<String>,
     /// The wall clock (the refresher's) when the request arrived.
     wall: SystemTime,
     /// Tokio's clock when the request arrived (paused in engine tests).
@@ -56,11 +66,17 @@ struct Seen {
 
 impl Seen {
     fn is_token(&self) -> bool {
-        self.url.ends_with("/token")
+        self.url.ends_with("/token") || self.url.contains("/refresh_access_token")
     }
 
     fn is_revoke(&self) -> bool {
-        self.url.ends_with("/revoke")
+        self.url.ends_with("/revoke") || self.url.contains("/revoke?")
+    }
+
+    /// The query parameters of the request's URL.
+    fn query(&self) -> BTreeMap<String, String> {
+        let url = Url::parse(&self.url).expect("an absolute URL");
+        url.query_pairs().into_owned().collect()
     }
 
     fn field(&self, name: &str) -> Option<&str> {
@@ -259,10 +275,15 @@ impl HttpClient for FakeHttp {
     fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
         let seen = Seen {
             url: request.uri().to_string(),
+            method: request.method().to_string(),
             form: url::form_urlencoded::parse(request.body()).into_owned().collect(),
             authorization: request
                 .headers()
                 .get(http::header::AUTHORIZATION)
+                .map(|v| v.to_str().expect("ASCII header").to_owned()),
+            user_agent: request
+                .headers()
+                .get(http::header::USER_AGENT)
                 .map(|v| v.to_str().expect("ASCII header").to_owned()),
             wall: self.clock.now(),
             at: tokio::time::Instant::now(),
@@ -339,7 +360,37 @@ fn catalog() -> Catalog {
     config
         .add_custom_provider(spec(NO_REVOKE, &format!("manage_access_url = \"{MANAGE_URL}\"")))
         .unwrap();
-    for id in [ACME, BASIC, NO_REVOKE] {
+    config
+        .add_custom_provider(spec(
+            BASIC_ID,
+            &format!(
+                "client_auth = \"client_id_basic\"\n{revoke}\n[http_headers]\nUser-Agent = \"desktop:io.tokenkeep:{{version}} (test)\""
+            ),
+        ))
+        .unwrap();
+    config
+        .add_custom_provider(spec(
+            ACCESS_REVOKE,
+            &format!(
+                "client_auth = \"client_secret_post\"\n{revoke}\n[revocation]\ntokens = [\"access\"]\nhint_param = \"\"\nclient_auth = \"client_id\"\n[error_codes]\n\"invalid refresh token\" = \"invalid_grant\""
+            ),
+        ))
+        .unwrap();
+    config
+        .add_custom_provider(spec(
+            IG,
+            "client_auth = \"client_secret_post\"\n[refresh]\ngrant = \"access_token\"\nmethod = \"GET\"\nurl = \"http://127.0.0.1:1/refresh_access_token\"\nparams = { grant_type = \"ig_refresh_token\", access_token = \"{access_token}\" }\nmin_age_secs = 86400",
+        ))
+        .unwrap();
+    config
+        .add_custom_provider(spec(
+            QUERY_REVOKE,
+            &format!(
+                "{revoke}\n[revocation]\nparams_in = \"query\"\nhint_param = \"token_hint_type\"\nclient_auth = \"none\""
+            ),
+        ))
+        .unwrap();
+    for id in [ACME, BASIC, NO_REVOKE, BASIC_ID, ACCESS_REVOKE, IG, QUERY_REVOKE] {
         config
             .set_client(&ProviderId::parse(id).unwrap(), CLIENT_ID, None)
             .unwrap();
@@ -367,12 +418,14 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let keys = MemoryKeyStore::new();
         let vault = Arc::new(open_vault(dir.path(), &keys, clock.clone()));
-        vault
-            .set_client_secret(
-                &ProviderId::parse(BASIC).unwrap(),
-                &SecretString::new(CLIENT_SECRET.into()),
-            )
-            .unwrap();
+        for id in [BASIC, ACCESS_REVOKE, IG] {
+            vault
+                .set_client_secret(
+                    &ProviderId::parse(id).unwrap(),
+                    &SecretString::new(CLIENT_SECRET.into()),
+                )
+                .unwrap();
+        }
         let http = FakeHttp::new(clock.clone());
         let refresher = Arc::new(Refresher::new(
             vault.clone(),
@@ -704,6 +757,172 @@ async fn the_engine_replans_a_connection_refreshed_outside_its_timer() {
     );
     assert_eq!(engine.stats().refreshes, 0, "the timer started none");
     engine.stop(Duration::from_secs(5)).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Platform dialects, as their definitions describe them
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Regression (issue 11, revocation order): `revoke_all` stopped at the first failure, so when the refresh token's
+/// revocation failed the access token was never revoked. Each token is revoked on its own now.
+#[tokio::test]
+async fn a_failed_revocation_of_one_token_does_not_skip_the_other() {
+    let h = Harness::new();
+    let id = h.connect(ACME, 3000, ConnectionStatus::Connected);
+    h.http.respond(|seen| match seen.field("token_type_hint") {
+        Some("refresh_token") => Answer::oauth_error(503, "temporarily_unavailable"),
+        _ => Answer::ok(),
+    });
+    let report = h.refresher.disconnect(id).await.unwrap();
+    let tokens: Vec<_> = h
+        .http
+        .revocations()
+        .iter()
+        .map(|r| r.field("token").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        tokens,
+        [Some(OLD_REFRESH.to_owned()), Some(OLD_ACCESS.to_owned())],
+        "both were tried"
+    );
+    let Revocation::Failed { reason, .. } = &report.revocation else {
+        panic!("{report:?}")
+    };
+    assert!(
+        reason.contains("the refresh token") && reason.contains("503"),
+        "{reason}"
+    );
+    assert!(!reason.contains(OLD_REFRESH), "{reason}");
+}
+
+/// Reddit: "The 'password' for non-confidential clients (installed apps) is an empty string", and every request
+/// carries a descriptive User-Agent (https://github.com/reddit-archive/reddit/wiki/OAuth2).
+#[tokio::test]
+async fn an_installed_app_authenticates_with_its_id_and_an_empty_password_and_its_user_agent() {
+    let h = Harness::new();
+    let id = h.connect(BASIC_ID, -10, ConnectionStatus::Connected);
+    h.refresher.refresh(id, Trigger::User).await.unwrap();
+    let request = &h.http.token_requests()[0];
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:"))
+    );
+    assert_eq!(request.authorization.as_deref(), Some(expected.as_str()));
+    assert!(request.field("client_secret").is_none());
+    assert_eq!(
+        request.user_agent.as_deref(),
+        Some(format!("desktop:io.tokenkeep:{} (test)", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    // Reddit answers a refused refresh with HTTP 200 and an OAuth error: read as the rejection it is.
+    h.http.token_script([Answer::json(200, r#"{"error":"invalid_grant"}"#)]);
+    let err = h.refresher.refresh(id, Trigger::User).await.unwrap_err();
+    assert!(matches!(err, RefreshError::NeedsReconnect { .. }), "{err}");
+    h.refresher.disconnect(id).await.unwrap();
+    let revoke = &h.http.revocations()[0];
+    assert_eq!(revoke.authorization.as_deref(), Some(expected.as_str()));
+    assert!(revoke.user_agent.is_some());
+}
+
+/// Twitch: revocation takes the access token with `client_id` and `token` only; `{"status":400,"message":"Invalid
+/// refresh token"}` means the grant is gone (https://dev.twitch.tv/docs/authentication/revoke-tokens,
+/// https://dev.twitch.tv/docs/authentication/refresh-tokens).
+#[tokio::test]
+async fn access_token_revocation_and_foreign_error_shapes_follow_the_definition() {
+    let h = Harness::new();
+    let id = h.connect(ACCESS_REVOKE, -10, ConnectionStatus::Connected);
+    h.http
+        .token_script([Answer::json(400, r#"{"status":400,"message":"Invalid refresh token"}"#)]);
+    let err = h.refresher.refresh(id, Trigger::User).await.unwrap_err();
+    assert!(
+        matches!(err, RefreshError::NeedsReconnect { .. }),
+        "a rejected grant, not a retry: {err}"
+    );
+    let report = h.refresher.disconnect(id).await.unwrap();
+    assert_eq!(report.revocation, Revocation::Revoked);
+    let revocations = h.http.revocations();
+    assert_eq!(revocations.len(), 1, "only the access token");
+    let form = &revocations[0].form;
+    assert_eq!(form.get("token").map(String::as_str), Some(OLD_ACCESS));
+    assert_eq!(form.get("client_id").map(String::as_str), Some(CLIENT_ID));
+    assert!(
+        !form.contains_key("client_secret") && !form.contains_key("token_type_hint"),
+        "{form:?}"
+    );
+}
+
+/// Kick: `POST /oauth/revoke?token=…&token_hint_type=…`, parameters in the query, no client authentication.
+#[tokio::test]
+async fn revocation_parameters_can_go_in_the_query() {
+    let h = Harness::new();
+    let id = h.connect(QUERY_REVOKE, 3000, ConnectionStatus::Connected);
+    h.http.respond(|_| Answer::Http {
+        status: 200,
+        headers: vec![("content-type", "text/plain".into())],
+        body: "OK".into(),
+    });
+    let report = h.refresher.disconnect(id).await.unwrap();
+    assert_eq!(report.revocation, Revocation::Revoked);
+    let revocations = h.http.revocations();
+    assert_eq!(revocations.len(), 2);
+    let query = revocations[1].query();
+    assert_eq!(query.get("token").map(String::as_str), Some(OLD_ACCESS));
+    assert_eq!(query.get("token_hint_type").map(String::as_str), Some("access_token"));
+    assert!(
+        revocations[1].form.is_empty() && !query.contains_key("client_id"),
+        "{revocations:?}"
+    );
+}
+
+/// Instagram: GET graph.instagram.com/refresh_access_token?grant_type=ig_refresh_token&access_token=…, for a token
+/// "at least 24 hours old but has not expired"; no refresh token exists
+/// (https://developers.facebook.com/documentation/instagram-platform/reference/refresh_access_token).
+#[tokio::test]
+async fn a_platform_that_refreshes_with_the_access_token_is_asked_only_once_the_token_is_old_enough() {
+    let h = Harness::new();
+    // Issued an hour ago for 60 days: too young to refresh.
+    let now = h.clock.unix_secs();
+    let meta = ConnectionMeta {
+        expires_at: Some(now + 60 * 86_400),
+        last_refresh_at: Some(now - 3600),
+        ..ConnectionMeta::new(ProviderId::parse(IG).unwrap(), "creator")
+    };
+    let tokens = TokenSet {
+        access: SecretString::new(OLD_ACCESS.into()),
+        refresh: None,
+        id_token: None,
+    };
+    let id = h.vault.put_connection(meta, &tokens).unwrap();
+    let due = h.refresher.due_at_ms(id, &h.meta(id)).unwrap();
+    assert!(
+        due >= (now - 3600 + 86_400) * 1000,
+        "planned no earlier than a day after issue"
+    );
+    assert!(matches!(
+        h.refresher.refresh(id, Trigger::User).await.unwrap(),
+        RefreshOutcome::StillFresh { .. }
+    ));
+    assert!(h.http.seen().is_empty(), "nothing is sent for a token under a day old");
+
+    // A day and a half old: refreshed by GET with the access token, the new token replaces it.
+    h.vault
+        .update_meta(id, |m| m.last_refresh_at = Some(now - 36 * 3600))
+        .unwrap();
+    h.http.token_script([Answer::json(
+        200,
+        &format!(r#"{{"access_token":"{NEW_ACCESS}","token_type":"bearer","expires_in":5184000}}"#),
+    )]);
+    let outcome = h.refresher.refresh(id, Trigger::User).await.unwrap();
+    assert!(
+        matches!(outcome, RefreshOutcome::Refreshed { rotated: false, .. }),
+        "{outcome:?}"
+    );
+    let request = &h.http.token_requests()[0];
+    assert_eq!(request.method, "GET");
+    let query = request.query();
+    assert_eq!(query.get("grant_type").map(String::as_str), Some("ig_refresh_token"));
+    assert_eq!(query.get("access_token").map(String::as_str), Some(OLD_ACCESS));
+    assert_eq!(h.tokens(id), (NEW_ACCESS.to_owned(), None));
+    assert_eq!(h.meta(id).expires_at, Some(now + 5_184_000));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

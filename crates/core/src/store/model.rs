@@ -171,6 +171,10 @@ pub struct ConnectionMeta {
     pub last_refresh_at: Option<u64>,
     /// The last failure, in words for the user. Must never contain token bytes.
     pub last_error: Option<String>,
+    /// When the session ends for good (the refresh token's absolute end), if the platform said: only a new
+    /// sign-in extends it (Unix seconds).
+    #[serde(default)]
+    pub session_ends_at: Option<u64>,
 }
 
 impl ConnectionMeta {
@@ -187,6 +191,7 @@ impl ConnectionMeta {
             updated_at: 0,
             last_refresh_at: None,
             last_error: None,
+            session_ends_at: None,
         }
     }
 }
@@ -261,6 +266,9 @@ pub(super) struct MetaPayload {
     pub(super) updated_at: u64,
     pub(super) last_refresh_at: Option<u64>,
     pub(super) last_error: Option<String>,
+    /// Added later within version 1: absent in older records, ignored by older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) session_ends_at: Option<u64>,
 }
 
 /// Version of [`MetaPayload`] this build writes and reads.
@@ -280,6 +288,7 @@ impl From<&ConnectionMeta> for MetaPayload {
             updated_at: m.updated_at,
             last_refresh_at: m.last_refresh_at,
             last_error: m.last_error.clone(),
+            session_ends_at: m.session_ends_at,
         }
     }
 }
@@ -302,6 +311,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             updated_at: p.updated_at,
             last_refresh_at: p.last_refresh_at,
             last_error: p.last_error,
+            session_ends_at: p.session_ends_at,
         })
     }
 }
