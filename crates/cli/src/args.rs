@@ -141,6 +141,25 @@ pub(crate) enum ProvidersCommand {
         #[arg(long, value_name = "URL")]
         redirect_uri: Option<Url>,
     },
+    /// Add or replace a provider from a definition file in the catalog's own TOML format (see `providers export`
+    /// and docs/PROVIDERS.md); an id of a built-in provider overrides it.
+    Import {
+        /// The definition file.
+        file: PathBuf,
+    },
+    /// Print a provider's definition in the catalog's TOML format (a built-in's file as shipped).
+    Export {
+        /// The provider id.
+        name: String,
+    },
+    /// Remove a custom (or imported) provider; refused while connections use it.
+    Remove {
+        /// The provider id.
+        name: String,
+        /// Disconnect its connections first (each is revoked at the provider and deleted).
+        #[arg(long)]
+        with_connections: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -81,6 +81,15 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
             };
             providers::add(ctx, request)
         }
+        Command::Providers {
+            command: ProvidersCommand::Import { file },
+        } => providers::import(ctx, &file),
+        Command::Providers {
+            command: ProvidersCommand::Export { name },
+        } => providers::export(ctx, &ProviderId::parse(&name)?),
+        Command::Providers {
+            command: ProvidersCommand::Remove { name, with_connections },
+        } => providers::remove(ctx, ProviderId::parse(&name)?, with_connections),
         Command::Connect {
             provider,
             no_browser,

@@ -5,12 +5,14 @@ use std::io::Read as _;
 
 use anyhow::{Context as _, Result, bail};
 use tokenkeep_core::http::LazyHttp;
-use tokenkeep_core::ops::{self, AddProvider};
+use tokenkeep_core::ops::{self, AddProvider, RemoveProvider};
+use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::provider::catalog::Readiness;
+use tokenkeep_core::provider::config::Imported;
 use tokenkeep_core::secret::SecretString;
 
 use crate::Context;
-use crate::backend::{open_vault, runtime};
+use crate::backend::{Backend, open_vault, runtime};
 use crate::output::{self, ProviderJson};
 use crate::render;
 
@@ -91,5 +93,46 @@ pub(super) fn add(ctx: &Context, request: AddProvider) -> Result<()> {
         Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message } => println!("{message}"),
         _ => {}
     }
+    Ok(())
+}
+
+/// `providers import FILE`.
+pub(super) fn import(ctx: &Context, file: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file
+        .file_name()
+        .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let imported = ops::import_provider(&ctx.paths, &name, &text)?;
+    let spec = imported.provider.spec();
+    let verb = match imported.how {
+        Imported::Replaced => "Replaced",
+        Imported::OverridesBuiltIn => "Imported (overriding the built-in definition of the same id)",
+        _ => "Imported",
+    };
+    println!("{verb} provider {} ({}).", spec.id, spec.display_name);
+    match imported.provider.readiness().message() {
+        None => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        Some(message) => println!("{message}"),
+    }
+    Ok(())
+}
+
+/// `providers export ID`.
+pub(super) fn export(ctx: &Context, id: &ProviderId) -> Result<()> {
+    let text = ops::export_provider(&ctx.paths, id)?;
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(())
+}
+
+/// `providers remove ID [--with-connections]`.
+pub(super) fn remove(ctx: &Context, id: ProviderId, with_connections: bool) -> Result<()> {
+    let removed = Backend::open(ctx)?.run(RemoveProvider { id, with_connections })?;
+    for report in &removed.disconnected {
+        println!("Disconnected {} from {}.", report.account, report.provider);
+    }
+    println!("Removed provider {}.", removed.id);
     Ok(())
 }

@@ -30,7 +30,10 @@ pub use self::connections::{
     ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Problem, RevealedToken, Show,
     Shown, TokenInspection, Verify, VerifyReport,
 };
-pub use self::providers::{AddProvider, AddedProvider, add_provider, catalog};
+pub use self::providers::{
+    AddProvider, AddedProvider, ImportedProvider, RemoveProvider, RemovedProvider, add_provider, catalog,
+    export_provider, import_provider,
+};
 pub use self::tokens::{AccessToken, Disconnect, Refresh, RefreshReport, Token};
 use self::wire::{ApiError, ErrorKind, Line, Reply};
 use crate::browser::BrowserOpener;
@@ -184,6 +187,7 @@ requests! {
     Token(Token) = "token",
     Refresh(Refresh) = "refresh",
     Disconnect(Disconnect) = "disconnect",
+    RemoveProvider(RemoveProvider) = "remove_provider",
 }
 
 fn reply<T: Reply>(result: Result<T, OpError>) -> Line {

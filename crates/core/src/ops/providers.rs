@@ -142,3 +142,108 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
         secret_stored,
     })
 }
+
+/// What `providers import` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedProvider {
+    /// The provider as it now resolves.
+    pub provider: ResolvedProvider,
+    /// Added, replaced, or overriding a built-in.
+    pub how: crate::provider::config::Imported,
+}
+
+/// Adds or replaces a provider from a definition in the catalog's own TOML format (`name` names the file in
+/// messages). The whole profile is validated with it before anything is written: a definition that does not
+/// parse, uses plain http off loopback, or breaks the catalog leaves `config.toml` exactly as it was.
+pub fn import_provider(paths: &ProfilePaths, name: &str, text: &str) -> Result<ImportedProvider, OpError> {
+    let (spec, _setup) = builtin::parse_definition(name, text)?;
+    let id = spec.id.clone();
+    let config_path = paths.config_file();
+    let mut config = ProfileConfig::load(&config_path)?;
+    let how = config.put_custom_provider(spec)?;
+    let provider = Catalog::from_config(&config)?.require(&id)?.clone();
+    config.save(&config_path)?;
+    tracing::info!(provider = %id, ?how, "provider imported");
+    Ok(ImportedProvider { provider, how })
+}
+
+/// A provider's definition in the catalog's TOML format: a built-in's file as shipped (comments and `[setup]`
+/// included), a custom provider's definition as stored, the demo's as resolved.
+pub fn export_provider(paths: &ProfilePaths, id: &ProviderId) -> Result<String, OpError> {
+    let config = ProfileConfig::load(&paths.config_file())?;
+    if let Some(custom) = config.custom_provider(id) {
+        return Ok(custom.to_toml()?);
+    }
+    if let Some(text) = builtin::source(id) {
+        return Ok(text.to_owned());
+    }
+    let catalog = Catalog::from_config(&config)?;
+    Ok(catalog.require(id)?.spec().to_toml()?)
+}
+
+/// Removes a custom provider (an imported override of a built-in gives the built-in back). Refused while
+/// connections use it, unless `with_connections`: then each is disconnected first (revoked at the provider,
+/// deleted), through the engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoveProvider {
+    /// The provider.
+    pub id: ProviderId,
+    /// Disconnect its connections first instead of refusing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_connections: bool,
+}
+
+/// What [`RemoveProvider`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemovedProvider {
+    /// The provider.
+    pub id: ProviderId,
+    /// The connections disconnected first.
+    pub disconnected: Vec<crate::refresh::DisconnectReport>,
+}
+
+super::wire::plain_reply!(RemovedProvider);
+
+impl super::Op for RemoveProvider {
+    type Output = RemovedProvider;
+
+    async fn run(self, local: &super::LocalOps) -> Result<Self::Output, OpError> {
+        let config_path = local.paths().config_file();
+        let mut config = ProfileConfig::load(&config_path)?;
+        if config.custom_provider(&self.id).is_none() {
+            // The same refusals as the config gives (built-in, unknown), before anything is disconnected.
+            config.remove_custom_provider(&self.id)?;
+        }
+        let id = self.id.clone();
+        let using: Vec<crate::store::ConnectionId> = local
+            .blocking(move |vault| {
+                Ok(vault
+                    .list()?
+                    .into_iter()
+                    .filter_map(|(cid, meta)| meta.ok().filter(|m| m.provider == id).map(|_| cid))
+                    .collect())
+            })
+            .await?;
+        if !using.is_empty() && !self.with_connections {
+            return Err(OpError::Invalid(format!(
+                "{} connection(s) use {}: disconnect them first, or remove it with --with-connections (each is then \
+                 revoked at the provider and deleted)",
+                using.len(),
+                self.id
+            )));
+        }
+        let mut disconnected = Vec::new();
+        for cid in using {
+            disconnected.push(local.engine().disconnect(cid).await?);
+        }
+        let mut config = ProfileConfig::load(&config_path)?;
+        config.remove_custom_provider(&self.id)?;
+        config.save(&config_path)?;
+        local.reload_providers()?;
+        tracing::info!(provider = %self.id, disconnected = disconnected.len(), "provider removed");
+        Ok(RemovedProvider {
+            id: self.id,
+            disconnected,
+        })
+    }
+}

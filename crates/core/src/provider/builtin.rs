@@ -109,6 +109,11 @@ pub fn is_builtin(id: &ProviderId) -> bool {
     id.as_str() == DEMO_ID || builtin().iter().any(|spec| &spec.id == id)
 }
 
+/// The shipped file of the built-in platform `id` (not the demo template).
+pub fn source(id: &ProviderId) -> Option<&'static str> {
+    BUILTINS.iter().find(|b| b.file == id.as_str()).map(|b| b.text)
+}
+
 /// How to register with the built-in platform `id`.
 pub fn builtin_setup(id: &ProviderId) -> Option<&'static Setup> {
     entries()
@@ -134,22 +139,107 @@ pub(super) fn entries() -> &'static [(ProviderSpec, Option<Setup>)] {
 
 /// Splits off the catalog-only `[setup]` table, then parses and validates the rest as a [`ProviderSpec`].
 pub(super) fn parse(file: &str, text: &str) -> Result<(ProviderSpec, Option<Setup>), ProviderError> {
-    let parse = |message: String| ProviderError::Parse {
-        name: format!("{file}.toml"),
-        message,
-    };
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| parse(e.to_string()))?;
-    let setup = table
-        .remove("setup")
-        .map(|value| value.try_into::<Setup>().map_err(|e| parse(format!("[setup]: {e}"))))
-        .transpose()?;
-    let spec: ProviderSpec = table.try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
-    spec.validate()?;
+    let (spec, setup) = parse_definition(&format!("{file}.toml"), text)?;
     if spec.id.as_str() != file {
-        return Err(parse(format!(
-            "the id {:?} differs from the file name",
-            spec.id.as_str()
-        )));
+        return Err(ProviderError::Parse {
+            name: format!("{file}.toml"),
+            message: format!("the id {:?} differs from the file name", spec.id.as_str()),
+        });
     }
     Ok((spec, setup))
+}
+
+/// Parses and validates a definition in the catalog's own format (a [`ProviderSpec`] and an optional `[setup]`
+/// table), as `providers import` reads a file. Every error names the field and, where the text has it, its line
+/// (`name` is the file, for messages).
+pub fn parse_definition(name: &str, text: &str) -> Result<(ProviderSpec, Option<Setup>), ProviderError> {
+    let error = |message: String| ProviderError::Parse {
+        name: name.to_owned(),
+        message,
+    };
+    // `[setup]` is not part of the spec: parse it on its own, and blank its lines out of the spec's text so that
+    // the line numbers of every other error stay those of the file.
+    let (spec_text, setup_text) = split_setup(text);
+    let setup = match setup_text {
+        Some(setup_text) => Some(
+            toml::from_str::<SetupFile>(&setup_text)
+                .map_err(|e| error(one_line(&e)))?
+                .setup,
+        ),
+        None => None,
+    };
+    let spec: ProviderSpec = toml::from_str(&spec_text).map_err(|e| error(one_line(&e)))?;
+    spec.validate().map_err(|e| match line_of_field(text, &e) {
+        Some(line) => error(format!("{e} (line {line})")),
+        None => e,
+    })?;
+    Ok((spec, setup))
+}
+
+#[derive(Deserialize)]
+struct SetupFile {
+    setup: Setup,
+}
+
+/// The text without its `[setup]` table (blank lines in its place), and that table alone (padded with blank lines
+/// so its line numbers are the file's).
+fn split_setup(text: &str) -> (String, Option<String>) {
+    let mut spec = String::with_capacity(text.len());
+    let mut setup = String::new();
+    let mut in_setup = false;
+    let mut found = false;
+    for line in text.lines() {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            in_setup = header.trim_end() == "[setup]";
+            found |= in_setup;
+        }
+        let (keep, blank) = if in_setup {
+            (&mut setup, &mut spec)
+        } else {
+            (&mut spec, &mut setup)
+        };
+        keep.push_str(line);
+        keep.push('\n');
+        blank.push('\n');
+    }
+    (spec, found.then_some(setup))
+}
+
+/// A TOML error as one line: `line 5, column 1: unknown field ...` (toml's own text spans several lines, with the
+/// offending line quoted).
+fn one_line(error: &toml::de::Error) -> String {
+    let message = error.message().trim();
+    match error.span() {
+        Some(span) => {
+            // The span is into the text toml parsed, whose lines are the file's (see `split_setup`).
+            let line = error.to_string().lines().next().and_then(|first| {
+                first
+                    .strip_prefix("TOML parse error at line ")
+                    .map(|rest| rest.split(',').next().unwrap_or(rest).to_owned())
+            });
+            match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => format!("at byte {}: {message}", span.start),
+            }
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// The line of the field a validation error is about, when the error names one that the text sets.
+fn line_of_field(text: &str, error: &ProviderError) -> Option<usize> {
+    let field = match error {
+        ProviderError::InsecureEndpoint { endpoint, .. } => match *endpoint {
+            "long_lived" | "refresh" | "validation" => format!("[{endpoint}]"),
+            other => format!("{other}_endpoint"),
+        },
+        _ => return None,
+    };
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.starts_with(&field) && (field.starts_with('[') || line[field.len()..].trim_start().starts_with('='))
+        })
+        .map(|index| index + 1)
 }
