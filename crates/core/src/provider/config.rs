@@ -249,7 +249,11 @@ impl ProfileConfig {
             path: path.to_owned(),
             message: format!("cannot serialize: {e}"),
         })?;
-        write_atomically(path, format!("{HEADER}{body}").as_bytes())
+        let text = format!("{HEADER}{body}");
+        // What is written must load back: a file that the next start refuses would lock the person out of every
+        // provider (a secret-looking value in an imported definition, for one, is refused here, not on the next read).
+        Self::parse(path, &text)?;
+        write_atomically(path, text.as_bytes())
     }
 
     /// The custom providers, in the order they were added.
@@ -523,7 +527,10 @@ fn find_secret_key(table: &toml::Table, prefix: &str) -> Option<String> {
         } else {
             format!("{prefix}.{key}")
         };
-        if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+        // A placeholder (`access_token = "{access_token}"` in a platform's token call) names what Tokenkeep fills
+        // in from the vault at request time: a template, not a secret.
+        let placeholder = value.as_str().is_some_and(|v| super::PLACEHOLDERS.contains(&v));
+        if SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) && !placeholder {
             return Some(path);
         }
         let found = match value {
@@ -751,6 +758,38 @@ mod tests {
         let nested = "[[custom_provider]]\nid = \"a\"\nrefresh_token = \"rt-hunter2\"\n";
         let err = ProfileConfig::parse(Path::new("c.toml"), nested).unwrap_err();
         assert!(matches!(err, ConfigError::SecretInFile { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn placeholders_in_token_calls_are_templates_not_secrets() {
+        let mut spec = custom("ig-like");
+        spec.long_lived = Some(
+            toml::from_str(
+                "url = \"https://graph.example/access_token\"\nmethod = \"GET\"\n\
+                 params = { grant_type = \"ig_exchange_token\", client_secret = \"{client_secret}\", \
+                 access_token = \"{access_token}\" }",
+            )
+            .unwrap(),
+        );
+        let mut config = ProfileConfig::default();
+        config.add_custom_provider(spec.clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        config.save(&path).unwrap();
+        assert_eq!(ProfileConfig::load(&path).unwrap().custom_providers(), &[spec.clone()]);
+
+        // A literal value under a secret's name is a secret: refused before anything is written.
+        let mut leaky = spec;
+        leaky.id = ProviderId::parse("leaky").unwrap();
+        if let Some(call) = leaky.long_lived.as_mut() {
+            call.params.insert("client_secret".into(), "hunter2-literal".into());
+        }
+        let before = std::fs::read(&path).unwrap();
+        config.add_custom_provider(leaky).unwrap();
+        let err = config.save(&path).unwrap_err();
+        assert!(matches!(err, ConfigError::SecretInFile { .. }), "{err:?}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the file changed");
     }
 
     #[test]
