@@ -242,6 +242,7 @@ mod tests {
             code_and_message(flow(FlowError::TokenRejected {
                 provider: "Demo".into(),
                 error: "invalid_grant".into(),
+                description: None,
             })),
             code_and_message(RefreshError::NeedsReconnect {
                 provider: demo(),

@@ -60,6 +60,10 @@ pub fn client_credentials(vault: &Vault, provider: &ResolvedProvider) -> Result<
     } else {
         None
     };
+    // Masked wherever it might appear: a log line, or a platform's error text that echoes the request.
+    if let Some(secret) = &client_secret {
+        crate::logging::register_secret(secret.dangerously_expose());
+    }
     Ok(ClientCredentials {
         client_id,
         client_secret,

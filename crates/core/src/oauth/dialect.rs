@@ -100,6 +100,8 @@ pub(crate) enum CallError {
         status: u16,
         /// The platform's error code, if it said one.
         code: Option<String>,
+        /// The platform's own words, made safe to show ([`error_description`]).
+        description: Option<String>,
     },
     /// A 200 whose body is not a token response.
     Malformed,
@@ -121,6 +123,7 @@ pub(crate) async fn token_call(
         return Err(CallError::Refused {
             status,
             code: error_code(response.body()),
+            description: error_description(response.body()),
         });
     }
     serde_json::from_slice(response.body()).map_err(|_| CallError::Malformed)
@@ -234,7 +237,11 @@ pub(crate) fn oauth_error_body(body: &[u8], codes: &std::collections::BTreeMap<S
         .iter()
         .find(|(fragment, _)| message.contains(&fragment.to_lowercase()))
         .map(|(_, code)| code)?;
-    serde_json::to_vec(&serde_json::json!({ "error": code })).ok()
+    let mut oauth = serde_json::json!({ "error": code });
+    if let Some(words) = error_description(body) {
+        oauth["error_description"] = words.into();
+    }
+    serde_json::to_vec(&oauth).ok()
 }
 
 /// Whether a body is an OAuth error rather than a token response: an `error` string and no `access_token`.
@@ -256,6 +263,34 @@ pub(crate) fn error_code(body: &[u8]) -> Option<String> {
         _ => return None,
     };
     Some(code.chars().filter(|c| !c.is_control()).take(64).collect())
+}
+
+/// How much of a platform's error text is shown.
+const DESCRIPTION_CHARS: usize = 200;
+
+/// The platform's explanation in an error body — OAuth's `error_description`, Instagram's `error_message`, Meta's
+/// `error.message`, Twitch's and Pinterest's `message` — made safe to show: printable characters only, at most
+/// 200 of them, and any secret the process knows (the code, the verifier, a token, the client secret) masked,
+/// so a hostile platform that echoes a request cannot make Tokenkeep print it.
+pub(crate) fn error_description(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = ["error_description", "error_message", "message"]
+        .iter()
+        .find_map(|name| value.get(name).and_then(serde_json::Value::as_str))
+        .or_else(|| value.get("error")?.get("message")?.as_str())?;
+    safe_description(text)
+}
+
+/// Provider-supplied text as it may appear in an error message (see [`error_description`]); `None` when nothing
+/// printable is left.
+pub(crate) fn safe_description(text: &str) -> Option<String> {
+    let printable: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(DESCRIPTION_CHARS)
+        .collect();
+    let shown = crate::logging::Redactor.redact(printable.split_whitespace().collect::<Vec<_>>().join(" ").as_str());
+    (!shown.is_empty()).then_some(shown)
 }
 
 #[cfg(test)]
@@ -301,7 +336,7 @@ mod tests {
         let codes = [("invalid refresh token".to_owned(), "invalid_grant".to_owned())].into();
         assert_eq!(
             oauth_error_body(br#"{"status":400,"message":"Invalid refresh token"}"#, &codes).unwrap(),
-            br#"{"error":"invalid_grant"}"#
+            br#"{"error":"invalid_grant","error_description":"Invalid refresh token"}"#
         );
         assert!(oauth_error_body(br#"{"status":400,"message":"something else"}"#, &codes).is_none());
         assert!(
@@ -322,5 +357,45 @@ mod tests {
             "OAuthException"
         );
         assert!(error_code(b"not json").is_none());
+    }
+
+    #[test]
+    fn descriptions_are_the_platforms_words_made_safe() {
+        let said = |body: &str| error_description(body.as_bytes());
+        assert_eq!(
+            said(r#"{"error":"invalid_request","error_description":"Code verifier or code challenge is invalid.","log_id":"x"}"#)
+                .as_deref(),
+            Some("Code verifier or code challenge is invalid.")
+        );
+        assert_eq!(
+            said(r#"{"error_type":"OAuthException","code":400,"error_message":"Invalid platform app"}"#).as_deref(),
+            Some("Invalid platform app")
+        );
+        assert_eq!(
+            said(r#"{"error":{"message":"Error validating client secret.","type":"OAuthException","code":1}}"#)
+                .as_deref(),
+            Some("Error validating client secret.")
+        );
+        assert_eq!(
+            said(r#"{"status":400,"message":"Invalid refresh token"}"#).as_deref(),
+            Some("Invalid refresh token")
+        );
+        assert_eq!(said(r#"{"error":"invalid_grant"}"#), None);
+        assert_eq!(said(r#"{"error_description":"\u001b\u0007\n\t "}"#), None);
+        // Control characters go, length is bounded.
+        let long = format!(r#"{{"error_description":"a\u0007b\nc{}"}}"#, "x".repeat(500));
+        let shown = said(&long).unwrap();
+        assert!(
+            shown.starts_with("a b c") && shown.chars().count() <= DESCRIPTION_CHARS,
+            "{shown}"
+        );
+        // A hostile platform that echoes a secret it was sent does not get it printed.
+        crate::logging::register_secret("verifier-echoed-back-0123456789");
+        let echoed =
+            said(r#"{"error_description":"bad verifier verifier-echoed-back-0123456789 (code=abcdefgh123)"}"#).unwrap();
+        assert!(
+            !echoed.contains("verifier-echoed-back-0123456789") && !echoed.contains("abcdefgh123"),
+            "{echoed}"
+        );
     }
 }

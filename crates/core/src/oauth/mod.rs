@@ -107,12 +107,14 @@ pub enum FlowError {
     #[error("no address was pasted; nothing was connected")]
     NoAddressPasted,
     /// The token endpoint refused the code.
-    #[error("{provider} refused to issue tokens: {error}")]
+    #[error("{provider} refused to issue tokens: {error}{}", quoted(.description.as_deref()))]
     TokenRejected {
         /// Provider display name.
         provider: String,
         /// The OAuth `error` code (`invalid_grant`, `invalid_client`, …).
         error: String,
+        /// The platform's own explanation (printable, short, secrets masked), which often says what to fix.
+        description: Option<String>,
     },
     /// The token endpoint could not be reached.
     #[error("could not reach {provider}'s token endpoint: {source}")]
@@ -476,6 +478,11 @@ pub fn human_duration(d: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// ` ("words")` after an error code, or nothing.
+fn quoted(description: Option<&str>) -> String {
+    description.map(|d| format!(" (\"{d}\")")).unwrap_or_default()
+}
+
 fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     chars
@@ -624,12 +631,17 @@ fn call_error(spec: &ProviderSpec, what: &str, error: dialect::CallError) -> Flo
     let provider = spec.display_name.clone();
     match error {
         dialect::CallError::Http(source) => FlowError::TokenEndpoint { provider, source },
-        dialect::CallError::Refused { status, code } => FlowError::TokenRejected {
+        dialect::CallError::Refused {
+            status,
+            code,
+            description,
+        } => FlowError::TokenRejected {
             provider,
             error: format!(
                 "{what}: HTTP {status}{}",
                 code.map(|c| format!(" ({c})")).unwrap_or_default()
             ),
+            description,
         },
         dialect::CallError::Malformed => FlowError::MalformedTokenResponse {
             provider,
@@ -766,7 +778,14 @@ fn token_error(
     match error {
         RequestTokenError::ServerResponse(response) => FlowError::TokenRejected {
             provider,
-            error: response.error().as_ref().chars().take(64).collect(),
+            error: response
+                .error()
+                .as_ref()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect(),
+            description: response.error_description().and_then(|d| dialect::safe_description(d)),
         },
         RequestTokenError::Request(source) => FlowError::TokenEndpoint { provider, source },
         RequestTokenError::Parse(_, _) => FlowError::MalformedTokenResponse {

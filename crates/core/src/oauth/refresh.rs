@@ -131,7 +131,7 @@ async fn access_token_refresh(
                     reason: "network".into(),
                     retry_after,
                 },
-                dialect::CallError::Refused { status, code } if status >= 500 || status == 429 => {
+                dialect::CallError::Refused { status, code, .. } if status >= 500 || status == 429 => {
                     RefreshFailure::Transient {
                         reason: format!("HTTP {status}{}", code.map(|c| format!(" ({c})")).unwrap_or_default()),
                         retry_after,
@@ -139,7 +139,7 @@ async fn access_token_refresh(
                 }
                 // Meta answers an expired or revoked token with 400 and an OAuthException (code 190): the
                 // grant is gone.
-                dialect::CallError::Refused { status, code } => RefreshFailure::GrantRejected {
+                dialect::CallError::Refused { status, code, .. } => RefreshFailure::GrantRejected {
                     error: code.unwrap_or_else(|| format!("HTTP {status}")),
                 },
                 dialect::CallError::Malformed => RefreshFailure::Transient {
