@@ -528,7 +528,9 @@ impl Refresher {
         };
         let Some(grant) = grant else {
             self.memory().no_refresh_token.insert(id);
-            if self.expires_within(&meta, Duration::ZERO) || trigger == Trigger::User {
+            // Only an expired token ends such a connection; "Refresh now" on a valid one changes nothing (the
+            // platform cannot refresh it; the person learns when it expires).
+            if self.expires_within(&meta, Duration::ZERO) {
                 let reason = "the access token expired and this provider issued no refresh token: sign in again";
                 return Err(self.needs_user(id, meta, previous, ConnectionStatus::NeedsReconnect, reason.into()));
             }

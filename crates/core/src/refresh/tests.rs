@@ -44,6 +44,8 @@ const ACCESS_REVOKE: &str = "access-revoke";
 const IG: &str = "ig-style";
 /// Kick's dialect: revocation parameters in the query, `token_hint_type`, no client authentication.
 const QUERY_REVOKE: &str = "query-revoke";
+/// Twitch's validation rule: the access token is checked at start and hourly (`Authorization: OAuth …`).
+const VALIDATE: &str = "validate-style";
 const MANAGE_URL: &str = "https://provider.example/connections";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -390,7 +392,22 @@ fn catalog() -> Catalog {
             ),
         ))
         .unwrap();
-    for id in [ACME, BASIC, NO_REVOKE, BASIC_ID, ACCESS_REVOKE, IG, QUERY_REVOKE] {
+    config
+        .add_custom_provider(spec(
+            VALIDATE,
+            "[validation]\nurl = \"http://127.0.0.1:1/validate\"\ninterval_secs = 3600\nscheme = \"OAuth\"",
+        ))
+        .unwrap();
+    for id in [
+        ACME,
+        BASIC,
+        NO_REVOKE,
+        BASIC_ID,
+        ACCESS_REVOKE,
+        IG,
+        QUERY_REVOKE,
+        VALIDATE,
+    ] {
         config
             .set_client(&ProviderId::parse(id).unwrap(), CLIENT_ID, None)
             .unwrap();
@@ -923,6 +940,73 @@ async fn a_platform_that_refreshes_with_the_access_token_is_asked_only_once_the_
     assert_eq!(query.get("access_token").map(String::as_str), Some(OLD_ACCESS));
     assert_eq!(h.tokens(id), (NEW_ACCESS.to_owned(), None));
     assert_eq!(h.meta(id).expires_at, Some(now + 5_184_000));
+}
+
+#[tokio::test]
+async fn refresh_now_without_a_refresh_token_leaves_a_valid_connection_alone() {
+    let h = Harness::new();
+    // LinkedIn's standard apps, Facebook's user tokens: a long-lived access token and no way to refresh it.
+    let id = h.connect_with(ACME, 30 * 86_400, ConnectionStatus::Connected, OLD_ACCESS, None);
+    let outcome = h.refresher.refresh(id, Trigger::User).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::StillFresh { .. }), "{outcome:?}");
+    assert_eq!(
+        h.meta(id).status,
+        ConnectionStatus::Connected,
+        "a valid token does not need a reconnect"
+    );
+    assert!(h.http.seen().is_empty(), "nothing to ask the platform");
+
+    // Once it has expired, only signing in again helps, and the connection says so.
+    let expired = h.connect_with(ACME, -60, ConnectionStatus::Connected, OLD_ACCESS, None);
+    let err = h.refresher.refresh(expired, Trigger::User).await.unwrap_err();
+    assert!(matches!(err, RefreshError::NeedsReconnect { .. }), "{err:?}");
+    assert_eq!(h.meta(expired).status, ConnectionStatus::NeedsReconnect);
+}
+
+#[tokio::test]
+async fn a_platform_that_requires_validation_is_checked_hourly_and_a_refused_token_is_refreshed() {
+    let h = Harness::new();
+    let id = h.connect(VALIDATE, 4 * 3600, ConnectionStatus::Connected);
+    let now_ms = h.clock.unix_secs() * 1000;
+    // Never checked yet: the check is due now, long before the refresh.
+    let (at, trigger) = h.refresher.next_due(id, &h.meta(id)).unwrap();
+    assert_eq!(trigger, Trigger::Validate);
+    assert!(at <= now_ms, "the first check is due at once");
+
+    let accepted = |seen: &Seen| {
+        if seen.url.ends_with("/validate") {
+            Answer::json(200, r#"{"client_id":"tokenkeep-client","expires_in":14000}"#)
+        } else {
+            default_answer(seen)
+        }
+    };
+    h.http.respond(accepted);
+    let outcome = h.refresher.refresh(id, Trigger::Validate).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::StillFresh { .. }), "{outcome:?}");
+    let seen = h.http.seen();
+    assert_eq!(seen.len(), 1, "only the check: {seen:?}");
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some(format!("OAuth {OLD_ACCESS}").as_str())
+    );
+    assert_eq!(h.tokens(id), (OLD_ACCESS.to_owned(), Some(OLD_REFRESH.to_owned())));
+    // The next check is an hour later.
+    let (at, trigger) = h.refresher.next_due(id, &h.meta(id)).unwrap();
+    assert_eq!((at, trigger), (now_ms + 3_600_000, Trigger::Validate));
+
+    // The person revoked the app at the platform: the check fails, and the refresh decides at once.
+    h.http.respond(|seen: &Seen| {
+        if seen.url.ends_with("/validate") {
+            Answer::json(401, r#"{"status":401,"message":"invalid access token"}"#)
+        } else {
+            default_answer(seen)
+        }
+    });
+    let outcome = h.refresher.refresh(id, Trigger::Validate).await.unwrap();
+    assert!(matches!(outcome, RefreshOutcome::Refreshed { .. }), "{outcome:?}");
+    assert_eq!(h.http.token_requests().len(), 1);
+    assert_eq!(h.tokens(id), (NEW_ACCESS.to_owned(), Some(NEW_REFRESH.to_owned())));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
