@@ -5,6 +5,7 @@ mod app_window;
 mod cli_connect;
 mod cli_offline;
 mod cli_socket;
+mod dialects;
 mod oauth_peer;
 mod refresh;
 mod vault_process;

@@ -211,6 +211,11 @@ impl Tokenkeep {
         CliProcess::start(self.command(args), args, None)
     }
 
+    /// Starts `tokenkeep ARGS` with stdin kept open, for input it asks for later ([`CliProcess::send_line`]).
+    pub fn spawn_interactive(&self, args: &[&str]) -> Result<CliProcess> {
+        CliProcess::start_with(self.command(args), args, Input::Later)
+    }
+
     /// Runs `tokenkeep ARGS` and fails (with its stderr) unless it exits 0.
     pub fn ok(&self, args: &[&str], stdin: Option<&str>) -> Result<CliOutput> {
         let output = self.run(args, stdin)?;
@@ -268,22 +273,56 @@ pub struct CliProcess {
     stderr_lines: Receiver<String>,
     /// Closed (`Disconnected`) when both pipes have reached end of file.
     pipes_closed: Receiver<()>,
+    /// Standard input, when it is written while the command runs.
+    stdin: Option<std::process::ChildStdin>,
+}
+
+/// What a started command gets on stdin.
+enum Input<'a> {
+    /// Nothing (`/dev/null`).
+    None,
+    /// This text, then end of file.
+    Now(&'a str),
+    /// A pipe kept open for [`CliProcess::send_line`].
+    Later,
 }
 
 impl CliProcess {
-    fn start(mut command: Command, args: &[&str], stdin: Option<&str>) -> Result<Self> {
+    fn start(command: Command, args: &[&str], stdin: Option<&str>) -> Result<Self> {
+        Self::start_with(command, args, stdin.map_or(Input::None, Input::Now))
+    }
+
+    /// Writes `line` and a newline to the command's stdin (started with [`Tokenkeep::spawn_interactive`]).
+    pub fn send_line(&mut self, line: &str) -> Result<()> {
+        let pipe = self.stdin.as_mut().ok_or_else(|| anyhow!("stdin is not open"))?;
+        pipe.write_all(line.as_bytes())?;
+        pipe.write_all(b"\n")?;
+        pipe.flush()?;
+        Ok(())
+    }
+
+    fn start_with(mut command: Command, args: &[&str], input: Input<'_>) -> Result<Self> {
         let mut child: Child = command
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if matches!(input, Input::None) {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .spawn()
             .context("could not start the built tokenkeep binary")?;
         let started = Instant::now();
-        if let Some(text) = stdin {
-            let mut pipe = child.stdin.take().ok_or_else(|| anyhow!("stdin not captured"))?;
-            pipe.write_all(text.as_bytes())?;
-        } // closing stdin ends the input
+        let mut kept_stdin = None;
+        match input {
+            Input::Now(text) => {
+                let mut pipe = child.stdin.take().ok_or_else(|| anyhow!("stdin not captured"))?;
+                pipe.write_all(text.as_bytes())?;
+            } // closing stdin ends the input
+            Input::Later => kept_stdin = child.stdin.take(),
+            Input::None => {}
+        }
         let (pipes_open, pipes_closed) = mpsc::channel::<()>();
         let mut out = child.stdout.take().ok_or_else(|| anyhow!("stdout not captured"))?;
         let out_guard = pipes_open.clone();
@@ -325,6 +364,7 @@ impl CliProcess {
             stderr,
             stderr_lines,
             pipes_closed,
+            stdin: kept_stdin,
         })
     }
 

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 pub mod cli;
 pub mod peer;
+pub mod platforms;
 pub mod seed;
 
 /// The workspace root.

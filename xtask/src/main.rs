@@ -27,6 +27,8 @@ const TEST_PACKAGES: &[&str] = &[
     // The independent envelope decoder (tests/py) runs in a venv; `unshare` (util-linux) isolates the network.
     "python3-venv",
     "util-linux",
+    // A day passes for the platform dialect tests (Instagram and Threads refresh only day-old tokens).
+    "faketime",
 ];
 /// tauri-driver must match Tauri 2: an unpinned install picks a 3.0 alpha.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";
