@@ -9,6 +9,7 @@ use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
 use tokenkeep_core::ops::OpError;
 use tokenkeep_core::refresh::{EngineEvent, StatusChange};
 use tokenkeep_core::store::{ConnectionStatus, PROGRAM_DAEMON, StoreError};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Context;
 use crate::backend::{needs_store_to_itself, serves_cli};
@@ -23,6 +24,10 @@ pub(super) fn exec(ctx: &Context) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        // IMPORTANT: the handlers before anything that says the daemon runs (the banner, the log line of the
+        // engine): a SIGTERM that arrives earlier would otherwise kill it with the default action, mid-start.
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         // Held under its own name: the other `tokenkeep` commands then know to ask it over its socket.
         let host = match Host::open(&ctx.paths, PROGRAM_DAEMON, http).await {
             Err(OpError::Store(StoreError::Locked {
@@ -40,8 +45,6 @@ pub(super) fn exec(ctx: &Context) -> Result<()> {
             );
         }
         eprintln!("tokenkeep daemon: keeping this profile's connections fresh (Ctrl-C or SIGTERM stops).");
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot watch SIGTERM")?;
         loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -51,7 +54,7 @@ pub(super) fn exec(ctx: &Context) -> Result<()> {
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tokio::signal::ctrl_c() => break,
+                _ = interrupt.recv() => break,
                 _ = terminate.recv() => break,
             }
         }
