@@ -79,6 +79,7 @@ pub(crate) async fn configure_provider(
         auth: auth.map(Into::into),
         scopes: None,
         redirect_uri: None,
+        instance: None,
     };
     save_provider(&state, request).await
 }
@@ -109,6 +110,7 @@ pub(crate) async fn add_custom_provider(
         auth: auth.map(Into::into),
         scopes: None,
         redirect_uri: None,
+        instance: None,
     };
     save_provider(&state, request).await
 }

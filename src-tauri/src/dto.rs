@@ -105,7 +105,9 @@ impl Provider {
                 spec.display_name
             )),
             Readiness::Ready => None,
-            Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message } => Some(message.clone()),
+            Readiness::NeedsClientId { message }
+            | Readiness::NeedsRedirectUri { message }
+            | Readiness::NeedsInstance { message } => Some(message.clone()),
             _ => Some(format!("{} cannot be connected yet", spec.display_name)),
         };
         // Built-ins say what the platform wants registered (sometimes `:*` for "any port"); others get the URI

@@ -112,12 +112,12 @@ fn configure(tk: &Tokenkeep, case: &Case, preset: &str) -> Result<()> {
 
 /// `tokenkeep connect ID`, the browser being the follow script; for a paste platform, the landing address is
 /// pasted once the browser has written it. Returns the run's output (whatever its exit code).
-fn connect(tk: &Tokenkeep, case: &Case, landing: &std::path::Path) -> Result<CliOutput> {
+fn connect(tk: &Tokenkeep, case: &Case, provider: &str, landing: &std::path::Path) -> Result<CliOutput> {
     if !case.paste {
-        return tk.run(&["connect", case.id, "--timeout", "30"], None);
+        return tk.run(&["connect", provider, "--timeout", "30"], None);
     }
     let _ = std::fs::remove_file(landing);
-    let mut process = tk.spawn_interactive(&["connect", case.id, "--timeout", "30"])?;
+    let mut process = tk.spawn_interactive(&["connect", provider, "--timeout", "30"])?;
     let deadline = Instant::now() + LANDING_LIMIT;
     let address = loop {
         if let Ok(text) = std::fs::read_to_string(landing) {
@@ -144,14 +144,13 @@ fn connect(tk: &Tokenkeep, case: &Case, landing: &std::path::Path) -> Result<Cli
 }
 
 /// The only connection `list --json` shows, after checking its provider, account and status.
-fn only_connection(tk: &Tokenkeep, case: &Case, status: &str) -> Result<Value> {
+fn only_connection(tk: &Tokenkeep, case: &Case, provider: &str, status: &str) -> Result<Value> {
     let list = tk.list_json()?;
     ensure!(list.len() == 1, "expected one connection, `list` shows {list:?}");
     let entry = list.into_iter().next().ok_or_else(|| anyhow!("empty list"))?;
     ensure!(
-        entry["provider"] == case.id && entry["account"] == case.account && entry["status"] == status,
-        "expected {}:{} {status}, `list` shows {entry}",
-        case.id,
+        entry["provider"] == provider && entry["account"] == case.account && entry["status"] == status,
+        "expected {provider}:{} {status}, `list` shows {entry}",
         case.account
     );
     Ok(entry)
@@ -195,14 +194,27 @@ fn ensure_not_shown(tk: &Tokenkeep, outputs: &[&CliOutput], secrets: &[&str]) ->
     Ok(())
 }
 
-/// The whole life of one connection at `case`'s platform. Returns the emulation for case-specific follow-ups.
+/// The whole life of one connection at `case`'s platform, from its shipped preset. Returns the emulation for
+/// case-specific follow-ups.
 fn connect_refresh_disconnect(case: &Case) -> Result<Platform> {
     let test = format!("dialect-{}", case.id);
     let platform = Platform::start(case.id)?;
     let (tk, landing) = installation(&test)?;
     configure(&tk, case, &platform.moved_preset(case.id)?)?;
+    lifecycle(case, case.id, &platform, &tk, &landing)?;
+    Ok(platform)
+}
 
-    let connected = connect(&tk, case, &landing)?;
+/// Connect, token, refresh and disconnect at `provider` (configured in `tk`), checked at the platform.
+fn lifecycle(
+    case: &Case,
+    provider: &str,
+    platform: &Platform,
+    tk: &Tokenkeep,
+    landing: &std::path::Path,
+) -> Result<()> {
+    let tk = tk.clone();
+    let connected = connect(&tk, case, provider, landing)?;
     connected
         .ensure_code(0)
         .with_context(|| format!("platform log:\n{}", platform.log()))?;
@@ -211,17 +223,17 @@ fn connect_refresh_disconnect(case: &Case) -> Result<Platform> {
         "connect printed {:?}",
         connected.stdout
     );
-    let entry = only_connection(&tk, case, "connected")?;
+    let entry = only_connection(&tk, case, provider, "connected")?;
     let id = entry["id"]
         .as_str()
         .ok_or_else(|| anyhow!("no id in {entry}"))?
         .to_owned();
     let (access, refresh) = stored_tokens(&tk, &id)?;
     // A long-lived token where the platform has one (Meta's exchange): the short-lived one is never kept.
-    ensure_active(&platform, &access, "access", "the stored access token")?;
+    ensure_active(platform, &access, "access", "the stored access token")?;
     match (case.refresh, &refresh) {
         (Refresh::Rotates | Refresh::Keeps, Some(refresh)) => {
-            ensure_active(&platform, refresh, "refresh", "the stored refresh token")?;
+            ensure_active(platform, refresh, "refresh", "the stored refresh token")?;
         }
         (Refresh::Rotates | Refresh::Keeps, None) => bail!("no refresh token was stored"),
         (Refresh::Never | Refresh::AfterADay, Some(_)) => bail!("a refresh token was stored, none was issued"),
@@ -270,7 +282,7 @@ fn connect_refresh_disconnect(case: &Case) -> Result<Platform> {
         ensure!(access_now == access, "the access token changed without a refresh");
     } else {
         ensure!(access_now != access, "the refresh stored no new access token");
-        ensure_active(&platform, &access_now, "access", "the refreshed access token")?;
+        ensure_active(platform, &access_now, "access", "the refreshed access token")?;
     }
     match case.refresh {
         Refresh::Rotates => {
@@ -278,7 +290,7 @@ fn connect_refresh_disconnect(case: &Case) -> Result<Platform> {
             let new = refresh_now
                 .as_deref()
                 .ok_or_else(|| anyhow!("the refresh token is gone"))?;
-            ensure_active(&platform, new, "refresh", "the rotated refresh token")?;
+            ensure_active(platform, new, "refresh", "the rotated refresh token")?;
         }
         Refresh::Keeps => ensure!(refresh_now == refresh, "the refresh token changed"),
         Refresh::Never | Refresh::AfterADay => ensure!(refresh_now.is_none(), "a refresh token appeared"),
@@ -321,7 +333,7 @@ fn connect_refresh_disconnect(case: &Case) -> Result<Platform> {
         CLIENT_SECRET,
     ];
     ensure_not_shown(&tk, &outputs.iter().collect::<Vec<_>>(), &secrets)?;
-    Ok(platform)
+    Ok(())
 }
 
 /// A preset changed in one setting: `from` (a whole line) replaced by `to`.
@@ -340,7 +352,7 @@ fn ensure_refused(case: &Case, platform: &Platform, preset: &str, refusal: &str,
     let (tk, landing) = installation(&format!("dialect-{}-refused", case.id))?;
     configure(&tk, case, preset)?;
     let before = platform.refused()?.len();
-    let output = connect(&tk, case, &landing)?;
+    let output = connect(&tk, case, case.id, &landing)?;
     ensure!(output.status.code() != Some(0), "connect succeeded:\n{}", output.stdout);
     ensure!(
         output.stderr.contains(shown),
@@ -475,7 +487,7 @@ fn twitch_force_verify_validation_and_revoke_with_client_id() -> Result<()> {
     // revoked at Twitch ends in "reconnect" at once, not at its expiry.
     let (tk, landing) = installation("dialect-twitch-validate")?;
     configure(&tk, &case, &platform.moved_preset("twitch")?)?;
-    connect(&tk, &case, &landing)?.ensure_code(0)?;
+    connect(&tk, &case, case.id, &landing)?.ensure_code(0)?;
     let validate = "GET /id.twitch.tv/oauth2/validate";
     let before = platform.requests(validate)?;
     let tokens_before = platform.requests("POST /id.twitch.tv/oauth2/token")?;
@@ -488,14 +500,14 @@ fn twitch_force_verify_validation_and_revoke_with_client_id() -> Result<()> {
         platform.requests("POST /id.twitch.tv/oauth2/token")? == tokens_before,
         "a valid token was refreshed instead of only validated"
     );
-    only_connection(&tk, &case, "connected")?;
+    only_connection(&tk, &case, case.id, "connected")?;
 
     platform.revoke_all()?;
     {
         let mut daemon = tk.spawn(&["daemon"])?;
         daemon.wait_for_stderr_line(Duration::from_secs(30), |l| l.contains("ATTENTION twitch:"))?;
     }
-    only_connection(&tk, &case, "needs_reconnect")?;
+    only_connection(&tk, &case, case.id, "needs_reconnect")?;
     let refused = platform.refused()?;
     ensure!(
         refused == ["twitch: invalid access token", "twitch: Invalid refresh token"],
@@ -590,4 +602,100 @@ fn spotify_public_pkce_client_on_an_ip_literal() -> Result<()> {
         revoke: Revoke::NotOffered,
     })
     .map(drop)
+}
+
+/// Mastodon, on the shipped template: `providers add mastodon --instance` registers Tokenkeep at the server for the
+/// exact loopback redirect, the server becomes a provider of its own, and its connection lives and ends there.
+fn mastodon(dialect: &str, pkce: bool) -> Result<()> {
+    let case = Case {
+        id: "mastodon",
+        secret: true,
+        paste: false,
+        account: "ada",
+        refresh: Refresh::Never,
+        revoke: Revoke::AtPlatform,
+    };
+    let platform = Platform::start(dialect)?;
+    let (tk, landing) = installation(&format!("dialect-{dialect}"))?;
+
+    // The template cannot be connected, nor configured like a platform of one server.
+    let template = tk.run(&["connect", "mastodon"], None)?;
+    ensure!(
+        template.status.code() != Some(0) && template.stderr.contains("--instance"),
+        "connecting the template: {template:?}"
+    );
+    let by_hand = tk.run(&["providers", "add", "mastodon", "--client-id", "x"], None)?;
+    ensure!(
+        by_hand.status.code() != Some(0) && by_hand.stderr.contains("--instance"),
+        "a client id for the template: {by_hand:?}"
+    );
+
+    let origin = platform.origin();
+    let port = origin
+        .rsplit(':')
+        .next()
+        .ok_or_else(|| anyhow!("no port in {origin}"))?;
+    let provider = format!("127-0-0-1-{port}");
+    let added = tk.ok(&["providers", "add", "mastodon", "--instance", &origin], None)?;
+    ensure!(
+        added
+            .stdout
+            .contains(&format!("Added provider {provider} (Mastodon (127.0.0.1:{port}))"))
+            && added.stdout.contains(&format!("tokenkeep connect {provider}")),
+        "`providers add mastodon --instance` printed {:?}",
+        added.stdout
+    );
+    let notes = platform.notes()?;
+    let registered = notes
+        .iter()
+        .find(|n| n.starts_with("apps: registered Tokenkeep for "))
+        .ok_or_else(|| anyhow!("nothing was registered: {notes:?}"))?;
+    ensure!(
+        registered.ends_with("/callback with read:accounts write:statuses write:media")
+            && registered.contains("for http://127.0.0.1:"),
+        "registered {registered:?}"
+    );
+    // The client id is configuration; the secret the server issued is only in the vault.
+    let config = std::fs::read_to_string(tk.config_file())?;
+    ensure!(
+        config.contains("client_id = \"cid-") && !config.contains("csecret-"),
+        "config.toml:\n{config}"
+    );
+    let sealed = tk
+        .open_vault()?
+        .client_secret(&tokenkeep_core::provider::ProviderId::parse(&provider)?)?
+        .ok_or_else(|| anyhow!("no client secret sealed"))?;
+    ensure!(
+        sealed.dangerously_expose().starts_with("csecret-"),
+        "another secret was sealed"
+    );
+
+    let again = tk.run(&["providers", "add", "mastodon", "--instance", &origin], None)?;
+    ensure!(
+        again.status.code() != Some(0) && again.stderr.contains("already added"),
+        "adding the server twice: {again:?}"
+    );
+
+    lifecycle(&case, &provider, &platform, &tk, &landing)?;
+    let expected = if pkce {
+        "authorize: PKCE S256"
+    } else {
+        "authorize: no PKCE"
+    };
+    let notes = platform.notes()?;
+    ensure!(
+        notes.iter().any(|n| n == expected),
+        "expected {expected:?} in {notes:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn mastodon_registers_itself_at_a_current_server_and_uses_pkce() -> Result<()> {
+    mastodon("mastodon", true)
+}
+
+#[test]
+fn mastodon_before_4_3_has_no_metadata_and_no_pkce() -> Result<()> {
+    mastodon("mastodon-legacy", false)
 }

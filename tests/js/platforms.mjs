@@ -16,7 +16,8 @@
 // Account: "ada" (display names per platform below).
 //
 // TEST-ONLY admin endpoints (no platform has them):
-//   GET  /__admin/state            {"tokens": [{kind, active, age}], "requests": {path: count}, "refused": [...]}
+//   GET  /__admin/state            {"tokens": [{kind, active, age}], "requests": {path: count}, "refused": [...],
+//                                  "notes": [...]}
 //   POST /__admin/clock {"advance": SECONDS}   moves this server's clock (token ages, expiries) forward
 //   POST /__admin/revoke-all       makes every token inactive "behind the app's back"
 //   POST /__admin/introspect {"token": VALUE}  -> {"known", "kind", "active", "age"} for a token the test holds
@@ -44,6 +45,9 @@ const codes = new Map();
 const tokens = new Map();
 const requests = {};
 const refused = [];
+/** What happened that a test may want to see (not refusals): "authorize: PKCE S256". */
+const notes = [];
+const note = (text) => notes.push(text);
 
 function issue(kind, ttl, scope) {
   const value = random(kind);
@@ -784,6 +788,117 @@ dialects.spotify = {
   },
 };
 
+// Mastodon (any server; this emulation is one server at its origin, so routes have no host prefix).
+// https://docs.joinmastodon.org/methods/apps/: POST /api/v1/apps (form or JSON) with client_name and redirect_uris
+//   required, scopes (default "read"); 422 {"error": "Validation failed: ..."}; the answer has client_id and
+//   client_secret. Mastodon "only supports provisioning confidential clients".
+// https://docs.joinmastodon.org/methods/oauth/: authorize — redirect_uri "must match one of the redirect_uris
+//   declared during app registration", scope "must be a subset of scopes declared during app registration",
+//   code_challenge_method "must be S256" (4.3.0+); token — client_id and client_secret required, redirect_uri "must
+//   match the redirect_uri used during the Authorization request", code_verifier "required if PKCE is used";
+//   answer {access_token, token_type, scope, created_at} (no expiry, no refresh token); 401 invalid_client;
+//   revoke — client_id, client_secret, token; 200 {}; 403 unauthorized_client for a token not the client's;
+//   /.well-known/oauth-authorization-server (4.3.0+, 404 before) with app_registration_endpoint.
+// https://docs.joinmastodon.org/methods/accounts/#verify_credentials: 401 {"error": "The access token is invalid"}.
+// The loopback port is matched exactly here (the conservative reading of "must match").
+const apps = new Map(); // client_id -> {secret, redirectUris, scopes}
+function mastodonRoutes({ metadata }) {
+  const oauthError = (res, status, error, description) => refuse(res, status, { error, error_description: description }, `mastodon: ${error}: ${description}`);
+  const routes = {
+    'POST /api/v1/apps': async (req, res, _url, body) => {
+      const type = req.headers['content-type'] ?? '';
+      let p;
+      if (type.startsWith('application/json')) {
+        const j = JSON.parse(body || '{}');
+        p = new Map(Object.entries(j).map(([k, v]) => [k, Array.isArray(v) ? v.join('\n') : String(v)]));
+      } else {
+        p = new Map(new URLSearchParams(body));
+      }
+      const name = p.get('client_name');
+      const uris = (p.get('redirect_uris') ?? '').split(/\s+/).filter(Boolean);
+      if (!name) return refuse(res, 422, { error: "Validation failed: Application name can't be blank" }, 'apps: no name');
+      if (uris.length === 0 || !uris.every((u) => { try { return Boolean(new URL(u)); } catch { return false; } })) {
+        return refuse(res, 422, { error: 'Validation failed: Redirect URI must be an absolute URI.' }, 'apps: redirect');
+      }
+      const client_id = random('cid');
+      const client_secret = random('csecret');
+      const scopes = (p.get('scopes') ?? 'read').split(/\s+/).filter(Boolean);
+      apps.set(client_id, { secret: client_secret, redirectUris: uris, scopes });
+      note(`apps: registered ${name} for ${uris.join(' ')} with ${scopes.join(' ')}`);
+      return send(res, 200, { id: String(apps.size), name, website: null, scopes, redirect_uri: uris.join('\n'), redirect_uris: uris, client_id, client_secret, client_secret_expires_at: 0 });
+    },
+    'GET /oauth/authorize': (req, res, url) => {
+      const q = url.searchParams;
+      const app = apps.get(q.get('client_id') ?? '');
+      const page = (why) => refuse(res, 400, `The redirect uri included is not valid. (${why})`, `authorize: ${why}`);
+      if (!app) return page('unknown client');
+      if (!app.redirectUris.includes(q.get('redirect_uri') ?? '')) return page(`redirect_uri ${q.get('redirect_uri')} was not registered`);
+      const scope = (q.get('scope') ?? 'read').split(/[\s+]+/).filter(Boolean);
+      if (!scope.every((s) => app.scopes.includes(s))) return page(`scope ${scope.join(' ')} is not a subset of ${app.scopes.join(' ')}`);
+      const challenge = q.get('code_challenge');
+      if (metadata && challenge && q.get('code_challenge_method') !== 'S256') return page('code_challenge_method must be S256');
+      note(`authorize: ${challenge && metadata ? 'PKCE S256' : 'no PKCE'}`);
+      const code = random('code');
+      codes.set(code, { redirectUri: q.get('redirect_uri'), challenge: metadata ? challenge : null, scope: scope.join(' '), clientId: q.get('client_id'), used: false });
+      const target = new URL(q.get('redirect_uri'));
+      target.searchParams.set('code', code);
+      if (q.get('state') !== null) target.searchParams.set('state', q.get('state'));
+      res.writeHead(302, { location: target.toString() });
+      res.end();
+    },
+    'POST /oauth/token': async (req, res, _url, body) => {
+      const p = form(req, body);
+      if (!p) return oauthError(res, 400, 'invalid_request', 'The request is missing a required parameter.');
+      const [id, secret] = basic(req) ?? [p.get('client_id'), p.get('client_secret')];
+      const app = apps.get(id ?? '');
+      if (!app || app.secret !== secret) return oauthError(res, 401, 'invalid_client', 'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.');
+      if (p.get('grant_type') !== 'authorization_code') return oauthError(res, 400, 'unsupported_grant_type', 'The authorization grant type is not supported by the authorization server.');
+      const entry = codes.get(p.get('code') ?? '');
+      const invalid = () => oauthError(res, 400, 'invalid_grant', 'The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.');
+      if (!entry || entry.used || entry.clientId !== id || entry.redirectUri !== p.get('redirect_uri')) return invalid();
+      if (entry.challenge && sha256(p.get('code_verifier') ?? '').toString('base64url') !== entry.challenge) return invalid();
+      entry.used = true;
+      const token = issue('access', null, entry.scope);
+      tokens.get(token).clientId = id;
+      return send(res, 200, { access_token: token, token_type: 'Bearer', scope: entry.scope, created_at: now() });
+    },
+    'POST /oauth/revoke': async (req, res, _url, body) => {
+      const p = form(req, body);
+      const [id, secret] = basic(req) ?? [p?.get('client_id'), p?.get('client_secret')];
+      const app = apps.get(id ?? '');
+      const t = tokens.get(p?.get('token') ?? '');
+      if (!app || app.secret !== secret || (t && t.clientId !== id)) return oauthError(res, 403, 'unauthorized_client', 'You are not authorized to revoke this token');
+      if (t) t.active = false;
+      return send(res, 200, {});
+    },
+    'GET /api/v1/accounts/verify_credentials': (req, res) => {
+      if (!live(bearer(req) ?? '', 'access')) return refuse(res, 401, { error: 'The access token is invalid' }, 'verify_credentials: token');
+      return send(res, 200, { id: '109348', username: 'ada', acct: 'ada', display_name: 'Ada Lovelace', url: `${origin}/@ada` });
+    },
+  };
+  // Before 4.3 the document does not exist: "requesting this endpoint will result in a 404 Not Found error".
+  routes['GET /.well-known/oauth-authorization-server'] = (req, res) => send(res, 404, 'The page you are looking for isn\'t here.');
+  if (metadata) {
+    routes['GET /.well-known/oauth-authorization-server'] = (req, res) => send(res, 200, {
+      issuer: `${origin}/`,
+      service_documentation: 'https://docs.joinmastodon.org/',
+      authorization_endpoint: `${origin}/oauth/authorize`,
+      token_endpoint: `${origin}/oauth/token`,
+      app_registration_endpoint: `${origin}/api/v1/apps`,
+      revocation_endpoint: `${origin}/oauth/revoke`,
+      scopes_supported: ['read', 'read:accounts', 'write', 'write:statuses', 'write:media', 'profile', 'follow', 'push'],
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
+      grant_types_supported: ['authorization_code', 'client_credentials'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    });
+  }
+  return routes;
+}
+dialects.mastodon = { routes: mastodonRoutes({ metadata: true }) };
+// Mastodon before 4.3: no metadata document (404), PKCE parameters ignored.
+dialects['mastodon-legacy'] = { routes: mastodonRoutes({ metadata: false }) };
+
 // ---- The server ------------------------------------------------------------------------------------------------
 
 const dialect = dialects[dialectName];
@@ -804,6 +919,7 @@ const server = http.createServer(async (req, res) => {
         tokens: [...tokens.entries()].map(([value, t]) => ({ kind: t.kind, active: live(value) !== null, age: now() - t.issued })),
         requests,
         refused,
+        notes,
       });
     }
     if (url.pathname === '/__admin/clock' && req.method === 'POST') {

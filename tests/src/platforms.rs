@@ -142,6 +142,16 @@ impl Platform {
         Ok(())
     }
 
+    /// What the emulation noted that is not a refusal (`"authorize: PKCE S256"`), in order.
+    pub fn notes(&self) -> Result<Vec<String>> {
+        Ok(self.state()?["notes"]
+            .as_array()
+            .ok_or_else(|| anyhow!("the state has no notes"))?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// How often `METHOD /path` (e.g. `"GET /id.twitch.tv/oauth2/validate"`) was requested.
     pub fn requests(&self, key: &str) -> Result<u64> {
         Ok(self.state()?["requests"][key].as_u64().unwrap_or(0))

@@ -140,6 +140,10 @@ pub(crate) enum ProvidersCommand {
         /// paste the address the browser lands on).
         #[arg(long, value_name = "URL")]
         redirect_uri: Option<Url>,
+        /// Your server, for a platform that runs on many (`mastodon --instance mastodon.social`): Tokenkeep
+        /// registers itself there and adds the server as a provider of its own.
+        #[arg(long, value_name = "SERVER")]
+        instance: Option<String>,
     },
     /// Add or replace a provider from a definition file in the catalog's own TOML format (see `providers export`
     /// and docs/PROVIDERS.md); an id of a built-in provider overrides it.

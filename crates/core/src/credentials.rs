@@ -38,7 +38,12 @@ pub fn client_credentials(vault: &Vault, provider: &ResolvedProvider) -> Result<
     let spec = provider.spec();
     let client_id = match (provider.readiness(), provider.client_id()) {
         (Readiness::Ready, Some(id)) => id.to_owned(),
-        (Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message }, _) => {
+        (
+            Readiness::NeedsClientId { message }
+            | Readiness::NeedsRedirectUri { message }
+            | Readiness::NeedsInstance { message },
+            _,
+        ) => {
             return Err(CredentialsError::NotReady(message.clone()));
         }
         _ => {

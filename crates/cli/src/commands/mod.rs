@@ -62,6 +62,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                     auth,
                     scopes,
                     redirect_uri,
+                    instance,
                 },
         } => {
             let client_secret = if client_secret_stdin {
@@ -78,6 +79,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                 auth: auth.map(Into::into),
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 redirect_uri,
+                instance,
             };
             providers::add(ctx, request)
         }

@@ -43,6 +43,7 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
             let state = match p.readiness() {
                 Readiness::Ready => "ready",
                 Readiness::NeedsRedirectUri { .. } => "needs a redirect URI",
+                Readiness::NeedsInstance { .. } => "needs your server",
                 _ => "needs a client id",
             }
             .to_owned();
@@ -75,6 +76,16 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
              providers add NAME --redirect-uri https://…`."
         );
     }
+    for template in catalog
+        .list()
+        .filter(|p| matches!(p.readiness(), Readiness::NeedsInstance { .. }))
+    {
+        println!(
+            "{} runs on many servers: add yours with `tokenkeep providers add {} --instance https://your.server`.",
+            template.spec().display_name,
+            template.id()
+        );
+    }
     Ok(())
 }
 
@@ -90,7 +101,9 @@ pub(super) fn add(ctx: &Context, request: AddProvider) -> Result<()> {
     }
     match added.provider.readiness() {
         Readiness::Ready => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
-        Readiness::NeedsClientId { message } | Readiness::NeedsRedirectUri { message } => println!("{message}"),
+        Readiness::NeedsClientId { message }
+        | Readiness::NeedsRedirectUri { message }
+        | Readiness::NeedsInstance { message } => println!("{message}"),
         _ => {}
     }
     Ok(())

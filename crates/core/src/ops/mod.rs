@@ -82,6 +82,9 @@ pub enum OpError {
     /// OpenID discovery failed.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+    /// Registering at a server of a platform of many servers failed.
+    #[error(transparent)]
+    Instance(#[from] crate::provider::instance::InstanceError),
     /// A bug: the operation stopped unexpectedly (the log has the details).
     #[error("{0}")]
     Internal(String),

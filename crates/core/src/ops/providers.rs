@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::profile::ProfilePaths;
 use crate::provider::catalog::{Catalog, ResolvedProvider};
 use crate::provider::config::ProfileConfig;
-use crate::provider::{ClientAuth, ProviderId, builtin, discovery};
+use crate::provider::{ClientAuth, ProviderId, builtin, discovery, instance};
 use crate::secret::SecretString;
 use crate::store::{StoreError, Vault};
 
@@ -33,6 +33,9 @@ pub struct AddProvider {
     pub scopes: Option<Vec<String>>,
     /// The https page registered with the platform, for platforms whose redirect is pasted back.
     pub redirect_uri: Option<Url>,
+    /// For a platform of many servers (`id` names its template, `mastodon`): the person's server, where Tokenkeep
+    /// registers itself; the server becomes a provider of its own.
+    pub instance: Option<String>,
 }
 
 /// What `providers add` did.
@@ -60,9 +63,21 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
     vault: impl FnOnce() -> Result<V, StoreError>,
     request: AddProvider,
 ) -> Result<AddedProvider, OpError> {
+    if let Some(server) = request.instance.clone() {
+        return add_instance(paths, http, vault, request, &server).await;
+    }
     let config_path = paths.config_file();
     let mut config = ProfileConfig::load(&config_path)?;
     let id = request.id.clone();
+    if Catalog::from_config(&config)?
+        .get(&id)
+        .is_some_and(|p| p.spec().is_template())
+    {
+        return Err(OpError::Invalid(format!(
+            "{id} runs on many servers: name yours with --instance (for example `tokenkeep providers add {id} \
+             --instance mastodon.social`); Tokenkeep registers itself there"
+        )));
+    }
     let is_demo = id.as_str() == builtin::DEMO_ID;
     let builtin = builtin::is_builtin(&id);
     let existing_custom = config.custom_providers().iter().any(|s| s.id == id);
@@ -140,6 +155,68 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
         provider: resolved,
         created,
         secret_stored,
+    })
+}
+
+/// `providers add TEMPLATE --instance SERVER`: registers Tokenkeep at the server (see [`instance::register`]) and
+/// adds the server as a provider of its own, its client id in config.toml and its secret in the vault. Nothing is
+/// kept unless the registration succeeded; a server already added is refused (registering again would strand the
+/// connections made with the first client).
+async fn add_instance<V: std::borrow::Borrow<Vault>>(
+    paths: &ProfilePaths,
+    http: &dyn HttpClient,
+    vault: impl FnOnce() -> Result<V, StoreError>,
+    request: AddProvider,
+    server: &str,
+) -> Result<AddedProvider, OpError> {
+    if request.client_id.is_some()
+        || request.client_secret.is_some()
+        || request.auth.is_some()
+        || request.issuer.is_some()
+        || request.redirect_uri.is_some()
+        || request.display_name.is_some()
+    {
+        return Err(OpError::Invalid(
+            "--instance registers Tokenkeep at the server, which issues the client itself: leave out --client-id, \
+             --client-secret-stdin, --auth, --issuer, --redirect-uri and --display-name"
+                .into(),
+        ));
+    }
+    let config_path = paths.config_file();
+    let mut config = ProfileConfig::load(&config_path)?;
+    let catalog = Catalog::from_config(&config)?;
+    let template = catalog.require(&request.id)?;
+    if !template.spec().is_template() {
+        return Err(OpError::Invalid(format!(
+            "{} has one server: --instance is for platforms that run on many (mastodon)",
+            template.spec().display_name
+        )));
+    }
+    let server = instance::server_origin(server)?;
+    let id = instance::provider_id(&server)?;
+    if let Some(existing) = catalog.get(&id) {
+        return Err(OpError::Invalid(format!(
+            "{server} is already added, as {} (provider {id}): connect with `tokenkeep connect {id}`; to register \
+             Tokenkeep there again, remove it first (`tokenkeep providers remove {id}`)",
+            existing.spec().display_name
+        )));
+    }
+    if let Some(scopes) = &request.scopes {
+        crate::provider::config::check_scopes(scopes).map_err(OpError::Invalid)?;
+    }
+    let registration = instance::register(http, template.spec(), &server, id.clone(), request.scopes).await?;
+    config.add_custom_provider(registration.spec)?;
+    config.set_client(&id, &registration.client_id, None)?;
+    let resolved = Catalog::from_config(&config)?.require(&id)?.clone();
+    // The secret first: a saved provider without it could not sign in, a sealed secret without a provider is inert
+    // (and replaced if the server is added again).
+    std::borrow::Borrow::<Vault>::borrow(&vault()?).set_client_secret(&id, &registration.client_secret)?;
+    config.save(&config_path)?;
+    tracing::info!(provider = %id, "server added");
+    Ok(AddedProvider {
+        provider: resolved,
+        created: true,
+        secret_stored: true,
     })
 }
 

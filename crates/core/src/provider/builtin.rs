@@ -78,6 +78,10 @@ pub(super) const BUILTINS: &[Builtin] = &[
         file: "spotify",
         text: include_str!("../../providers/spotify.toml"),
     },
+    Builtin {
+        file: "mastodon",
+        text: include_str!("../../providers/mastodon.toml"),
+    },
 ];
 
 /// The demo template (see the module docs).
@@ -157,6 +161,9 @@ pub fn parse_definition(name: &str, text: &str) -> Result<(ProviderSpec, Option<
         name: name.to_owned(),
         message,
     };
+    // An instance template's `{instance}` becomes a name that never resolves until a server is chosen
+    // (`provider::instance`); lengths of lines change, their number does not.
+    let text = &text.replace(super::INSTANCE_PLACEHOLDER, super::TEMPLATE_ORIGIN);
     // `[setup]` is not part of the spec: parse it on its own, and blank its lines out of the spec's text so that
     // the line numbers of every other error stay those of the file.
     let (spec_text, setup_text) = split_setup(text);

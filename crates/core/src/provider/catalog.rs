@@ -72,6 +72,12 @@ pub enum Readiness {
         /// A sentence for people.
         message: String,
     },
+    /// A template of a platform that runs on many servers (Mastodon): the person names their server, and
+    /// Tokenkeep registers there (`providers add ID --instance URL`), which adds that server as a provider.
+    NeedsInstance {
+        /// A sentence for people.
+        message: String,
+    },
 }
 
 impl Readiness {
@@ -79,7 +85,9 @@ impl Readiness {
     pub fn message(&self) -> Option<&str> {
         match self {
             Self::Ready => None,
-            Self::NeedsClientId { message } | Self::NeedsRedirectUri { message } => Some(message),
+            Self::NeedsClientId { message } | Self::NeedsRedirectUri { message } | Self::NeedsInstance { message } => {
+                Some(message)
+            }
         }
     }
 }
@@ -96,6 +104,15 @@ pub struct ResolvedProvider {
 impl ResolvedProvider {
     fn new(spec: ProviderSpec, origin: Origin, setup: Option<Setup>) -> Self {
         let readiness = match &spec.client_id {
+            _ if spec.is_template() => Readiness::NeedsInstance {
+                message: format!(
+                    "{name} runs on many servers: add yours (`tokenkeep providers add {id} --instance \
+                     https://your.server`, or in the window), and Tokenkeep registers itself there — no developer \
+                     account needed",
+                    name = spec.display_name,
+                    id = spec.id
+                ),
+            },
             None => Readiness::NeedsClientId {
                 message: needs_client_id_message(&spec, setup.as_ref()),
             },
@@ -366,6 +383,12 @@ mod tests {
     #[test]
     fn every_builtin_says_how_to_set_it_up_and_is_consistent_with_it() {
         for spec in builtin() {
+            if spec.is_template() {
+                // Nothing to register by hand: Tokenkeep registers itself at the person's server.
+                assert!(builtin_setup(&spec.id).is_none(), "{}", spec.id);
+                assert!(spec.client_id.is_none(), "{}", spec.id);
+                continue;
+            }
             let setup = builtin_setup(&spec.id).unwrap_or_else(|| panic!("{} has no [setup]", spec.id));
             assert_eq!(setup.console_url.scheme(), "https", "{}", spec.id);
             // A pasted redirect: the person registers an https page of their own.
@@ -416,10 +439,18 @@ mod tests {
         assert_eq!(get("reddit").authorize_params["duration"], "permanent");
         assert_eq!(get("x").client_auth, ClientAuth::None);
         assert!(get("twitch").authorize_params["claims"].contains("preferred_username"));
-        assert!(
-            !builtin().iter().any(|s| s.id.as_str() == "mastodon"),
-            "Mastodon needs a per-instance flow"
+        let mastodon = get("mastodon");
+        assert!(mastodon.is_template());
+        assert_eq!(
+            mastodon.token_endpoint.as_str(),
+            "https://instance.invalid/oauth/token",
+            "a template never reaches a network"
         );
+        let catalog = Catalog::from_config(&ProfileConfig::default()).unwrap();
+        let Readiness::NeedsInstance { message } = catalog.get(&id("mastodon")).unwrap().readiness() else {
+            panic!("a template is not connectable")
+        };
+        assert!(message.contains("--instance"), "{message}");
     }
 
     #[test]

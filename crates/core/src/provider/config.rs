@@ -503,7 +503,7 @@ pub(super) fn check_client_id(client_id: &str) -> Result<(), String> {
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`, and at least one of them.
-pub(super) fn check_scopes(scopes: &[String]) -> Result<(), String> {
+pub(crate) fn check_scopes(scopes: &[String]) -> Result<(), String> {
     if scopes.is_empty() {
         return Err(
             "the scope list is empty: list at least one scope, or remove the override to use the defaults".to_owned(),

@@ -268,6 +268,7 @@ pub async fn discover(
         redirect_port: None,
         refresh_margin_secs: None,
         demo: false,
+        instance: None,
     };
     spec.validate()?;
     Ok(spec)

@@ -8,6 +8,7 @@ pub mod builtin;
 pub mod catalog;
 pub mod config;
 pub mod discovery;
+pub mod instance;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -324,6 +325,47 @@ impl Default for RevocationStyle {
     }
 }
 
+/// What an instance template writes for the server's origin (`"{instance}/oauth/token"`); the person's server takes
+/// its place when Tokenkeep registers there ([`instance`]).
+pub const INSTANCE_PLACEHOLDER: &str = "{instance}";
+
+/// The origin a template's endpoints have until a server is chosen: a name that can never resolve (RFC 6761 §6.4),
+/// so a template can be parsed, listed and exported, but never reaches a network.
+pub const TEMPLATE_ORIGIN: &str = "https://instance.invalid";
+
+/// A platform that runs on many servers, each its own authorization server (Mastodon): the definition is a
+/// template until the person names their server, and Tokenkeep registers an app there itself (no developer
+/// console), keeping the client it gets as that server's own provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    /// The server this definition belongs to, once registered there; unset in the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Url>,
+    /// Path of the server's RFC 8414 metadata (`/.well-known/oauth-authorization-server`), read for its endpoints
+    /// and for PKCE support (`code_challenge_methods_supported`). A server without it (Mastodon before 4.3) keeps
+    /// the template's endpoints, and PKCE is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_path: Option<String>,
+    /// Path of the app registration endpoint (`/api/v1/apps`), used unless the metadata names one
+    /// (`app_registration_endpoint`).
+    pub registration_path: String,
+    /// The name the app registers under (shown to the person on the server's consent page).
+    pub client_name: String,
+    /// Whether PKCE S256 was found supported at registration (recorded for `providers show`; `pkce` is what is used).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pkce_supported: bool,
+}
+
+impl InstanceSpec {
+    /// The origin the endpoints must share: the server's, or [`TEMPLATE_ORIGIN`] in the template.
+    pub fn effective_origin(&self) -> Url {
+        self.origin
+            .clone()
+            .unwrap_or_else(|| Url::parse(TEMPLATE_ORIGIN).expect("a valid constant URL"))
+    }
+}
+
 /// The values a [`TokenCall`]'s parameters may name.
 pub const PLACEHOLDERS: [&str; 4] = ["{client_id}", "{client_secret}", "{access_token}", "{refresh_token}"];
 
@@ -522,6 +564,9 @@ pub struct ProviderSpec {
     /// Marks definitions that exist only for local testing (the demo provider), so the UI can label them.
     #[serde(default)]
     pub demo: bool,
+    /// For platforms that run on many servers: the template, or the server this definition was registered at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceSpec>,
 }
 
 fn default_scope_separator() -> String {
@@ -673,7 +718,60 @@ impl ProviderSpec {
         if self.revocation.token_param.is_empty() {
             return Err(invalid("[revocation] token_param is empty"));
         }
+        if let Some(instance) = &self.instance {
+            self.validate_instance(instance).map_err(|m| invalid(&m))?;
+        }
         Ok(())
+    }
+
+    /// An instance's endpoints all live on its server (a metadata document cannot send tokens elsewhere), and its
+    /// paths are plain paths.
+    fn validate_instance(&self, instance: &InstanceSpec) -> Result<(), String> {
+        let origin = instance.effective_origin();
+        if let Some(server) = &instance.origin {
+            let loopback = server.host_str().is_some_and(is_loopback_host);
+            if !(server.scheme() == "https" || (server.scheme() == "http" && loopback)) {
+                return Err(format!("[instance] origin {server} must use https"));
+            }
+            if server.path() != "/" || server.query().is_some() || server.fragment().is_some() {
+                return Err(format!(
+                    "[instance] origin {server} must be a bare origin, without a path"
+                ));
+            }
+        }
+        for (name, path) in [
+            ("registration_path", Some(&instance.registration_path)),
+            ("metadata_path", instance.metadata_path.as_ref()),
+        ] {
+            let Some(path) = path else { continue };
+            if !path.starts_with('/') || path.contains(['?', '#']) {
+                return Err(format!("[instance] {name} must be a plain path starting with '/'"));
+            }
+        }
+        if instance.client_name.trim().is_empty() {
+            return Err("[instance] client_name is empty".into());
+        }
+        let endpoints = [
+            ("authorization_endpoint", Some(&self.authorization_endpoint)),
+            ("token_endpoint", Some(&self.token_endpoint)),
+            ("revocation_endpoint", self.revocation_endpoint.as_ref()),
+            ("userinfo_endpoint", self.userinfo_endpoint.as_ref()),
+        ];
+        for (name, url) in endpoints {
+            if let Some(url) = url
+                && url.origin() != origin.origin()
+            {
+                return Err(format!(
+                    "{name} {url} is not on the server {origin}: an instance's endpoints are all its own (write                      them as \"{INSTANCE_PLACEHOLDER}/path\" in a template)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this is an instance template (Mastodon before a server is named): listed, never connected.
+    pub fn is_template(&self) -> bool {
+        self.instance.as_ref().is_some_and(|i| i.origin.is_none())
     }
 
     /// Whether `openid` is among the default scopes (then a nonce is sent and an `id_token` expected).
