@@ -46,12 +46,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use fantoccini::elements::Element;
-use fantoccini::error::CmdError;
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use tokenkeep_e2e::cli::{PROFILE, Tokenkeep};
 use tokenkeep_e2e::peer::{OidcPeer, PeerChange, PeerConfig, tokenkeep_browser};
 use tokenkeep_e2e::seed::{DEMO, add_demo};
+use tokenkeep_e2e::window::{SETTLE_FRAMES, Ui, tid};
 use tokenkeep_e2e::{HeadlessSession, TauriDriver, built_binary, scratch_dir, screenshot_dir};
 
 /// The login name the login driver signs in with (the peer's account id).
@@ -67,11 +66,6 @@ const SHORT_TTL: u64 = 10;
 const LONG_TTL: u64 = 300;
 /// What the app logs for each desktop notification (`src-tauri/src/events.rs`, `NOTIFICATION_SENT`).
 const NOTIFICATION_SENT: &str = "desktop notification sent";
-
-/// Waits two animation frames so the screenshot shows what was just rendered, not a stale frame.
-// The same script as in `app_window.rs`: a cold Mesa shader cache can otherwise give a stale frame.
-const SETTLE_FRAMES: &str =
-    "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));";
 
 /// Timings go to the captured test output (`--no-capture` shows them).
 #[expect(clippy::print_stderr, reason = "timings are reported to whoever runs the test")]
@@ -89,11 +83,18 @@ struct Capture {
 
 /// The WebDriver client plus what the run keeps: screenshots (numbered) and page sources.
 struct Window {
-    client: Client,
+    ui: Ui,
     shots: PathBuf,
     taken: usize,
     captures: Vec<Capture>,
     started: Instant,
+}
+
+impl std::ops::Deref for Window {
+    type Target = Ui;
+    fn deref(&self) -> &Ui {
+        &self.ui
+    }
 }
 
 impl Window {
@@ -114,111 +115,6 @@ impl Window {
         });
         Ok(source)
     }
-
-    /// Waits (at most `limit`) for an element matching `css`. WebKitWebDriver reports an element that the UI
-    /// replaced while it was being found as stale; the wait goes on then.
-    async fn wait_for(&self, css: &str, limit: Duration, what: &str) -> Result<Element> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let found = self
-                .client
-                .wait()
-                .at_most(deadline.saturating_duration_since(Instant::now()))
-                .every(Duration::from_millis(100))
-                .for_element(Locator::Css(css))
-                .await;
-            match found {
-                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {}
-                found => return found.with_context(|| format!("{what} (waited {limit:?} for `{css}`)")),
-            }
-        }
-    }
-
-    /// Waits (at most `limit`) until nothing matches `css`.
-    async fn wait_gone(&self, css: &str, limit: Duration, what: &str) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            match self.client.find_all(Locator::Css(css)).await {
-                Ok(found) if found.is_empty() => return Ok(()),
-                Ok(_) => {}
-                // Being replaced: still there.
-                Err(e) if e.is_stale_element_reference() => {}
-                Err(e) => return Err(e).with_context(|| format!("{what} (`{css}`)")),
-            }
-            if Instant::now() > deadline {
-                bail!("{what} (`{css}` still present after {limit:?})");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Finds `css` (waiting at most `limit`) and runs `read` on it. The UI re-renders some parts as events arrive
-    /// (the waiting state when `connect-progress` comes, for one), so an element found a moment ago may be stale:
-    /// then it is found again, within the same limit.
-    async fn on<T, F, Fut>(&self, css: &str, limit: Duration, what: &str, read: F) -> Result<T>
-    where
-        F: Fn(Element) -> Fut,
-        Fut: Future<Output = Result<T, CmdError>>,
-    {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let element = self.wait_for(css, left, what).await?;
-            match read(element).await {
-                Ok(value) => return Ok(value),
-                Err(e) if (e.is_stale_element_reference() || e.is_no_such_element()) && Instant::now() < deadline => {}
-                Err(e) => return Err(e).with_context(|| format!("{what} (`{css}`)")),
-            }
-        }
-    }
-
-    async fn click(&self, css: &str, what: &str) -> Result<()> {
-        self.on(css, Duration::from_secs(5), what, |e| async move {
-            e.click().await.map(drop)
-        })
-        .await
-    }
-
-    /// The text of `css`, waiting at most `limit` for it.
-    async fn text_of(&self, css: &str, limit: Duration, what: &str) -> Result<String> {
-        self.on(css, limit, what, |e| async move { e.text().await }).await
-    }
-
-    /// The text of `css` and its attribute `name`, read from the same element, waiting at most `limit` for it.
-    async fn text_and_attr(
-        &self,
-        css: &str,
-        name: &str,
-        limit: Duration,
-        what: &str,
-    ) -> Result<(String, Option<String>)> {
-        self.on(css, limit, what, |e| async move {
-            Ok((e.text().await?, e.attr(name).await?))
-        })
-        .await
-    }
-
-    async fn text(&self, css: &str) -> Result<String> {
-        self.text_of(css, Duration::from_secs(5), "an element that was just there is gone")
-            .await
-    }
-
-    async fn attr(&self, css: &str, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .text_and_attr(
-                css,
-                name,
-                Duration::from_secs(5),
-                "an element that was just there is gone",
-            )
-            .await?
-            .1)
-    }
-}
-
-/// `[data-testid='<id>']`.
-fn tid(id: &str) -> String {
-    format!("[data-testid='{id}']")
 }
 
 /// The card of connection `id` (any status when `status` is `None`).
@@ -338,7 +234,7 @@ async fn app_flow_connect_refresh_revoke_reconnect_inspect_disconnect() -> Resul
     let client = driver.connect(&built_binary("tokenkeep-app")?).await?;
     note(started, "app started");
     let mut w = Window {
-        client,
+        ui: Ui { client },
         shots: screenshot_dir()?,
         taken: 0,
         captures: Vec::new(),
@@ -350,7 +246,8 @@ async fn app_flow_connect_refresh_revoke_reconnect_inspect_disconnect() -> Resul
         // What the window showed when it went wrong, for whoever reads the failure.
         let _ = w.record("failure", None).await;
     }
-    let Window { client, captures, .. } = w;
+    let Window { ui, captures, .. } = w;
+    let client = ui.client;
     // Step 8: closing the WebDriver session closes the app, which releases the store.
     let closed = client.close().await;
     let result = result.and_then(|revealed| {

@@ -4,11 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
+use tokenkeep_e2e::window::SETTLE_FRAMES;
 use tokenkeep_e2e::{HeadlessSession, TauriDriver, built_binary, scratch_dir, screenshot_dir};
-
-/// Waits two animation frames so the screenshot shows what was just rendered, not a stale frame.
-const SETTLE_FRAMES: &str =
-    "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_window_shows_empty_state() -> Result<()> {

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod peer;
 pub mod platforms;
 pub mod seed;
+pub mod window;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
