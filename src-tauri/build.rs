@@ -14,6 +14,8 @@ const COMMANDS: &[&str] = &[
     "list_providers",
     "configure_provider",
     "add_custom_provider",
+    "add_server",
+    "import_provider",
     "connect",
     "cancel_connect",
     "paste_sign_in_address",

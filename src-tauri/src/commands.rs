@@ -61,7 +61,8 @@ pub(crate) async fn list_providers(state: State<'_, AppState>) -> Result<Vec<Pro
         .collect()
 }
 
-/// Sets the client of a built-in (or already added) provider.
+/// Sets the client of a built-in (or already added) provider, and for a platform that redirects only to https,
+/// the page registered as its redirect.
 #[tauri::command]
 pub(crate) async fn configure_provider(
     state: State<'_, AppState>,
@@ -69,7 +70,18 @@ pub(crate) async fn configure_provider(
     client_id: String,
     client_secret: Option<String>,
     auth: Option<Auth>,
+    redirect_uri: Option<String>,
 ) -> Result<Provider> {
+    let redirect_uri = redirect_uri
+        .map(|uri| {
+            Url::parse(uri.trim()).map_err(|error| {
+                CommandError::new(
+                    ErrorCode::Invalid,
+                    format!("the redirect page is not an address ({error}): give it as https://your.site/page"),
+                )
+            })
+        })
+        .transpose()?;
     let request = AddProvider {
         id: ProviderId::parse(&id)?,
         issuer: None,
@@ -78,10 +90,40 @@ pub(crate) async fn configure_provider(
         client_secret: secret(client_secret),
         auth: auth.map(Into::into),
         scopes: None,
-        redirect_uri: None,
+        redirect_uri,
         instance: None,
     };
     save_provider(&state, request).await
+}
+
+/// Adds the person's server of a platform that runs on many (`template`: `mastodon`): Tokenkeep registers itself
+/// there, and the server becomes a provider of its own (the one returned).
+#[tauri::command]
+pub(crate) async fn add_server(state: State<'_, AppState>, template: String, server: String) -> Result<Provider> {
+    let request = AddProvider {
+        id: ProviderId::parse(&template)?,
+        issuer: None,
+        display_name: None,
+        client_id: None,
+        client_secret: None,
+        auth: None,
+        scopes: None,
+        redirect_uri: None,
+        instance: Some(server),
+    };
+    save_provider(&state, request).await
+}
+
+/// Adds or replaces a provider from a definition in the catalog's TOML format (`name`: the file's name, for
+/// messages). Nothing changes unless the whole profile stays valid.
+#[tauri::command]
+pub(crate) async fn import_provider(state: State<'_, AppState>, name: String, text: String) -> Result<Provider> {
+    let ready = state.ready().await?;
+    let ops: &LocalOps = ready.ops();
+    let imported = ops.import_provider(&name, &text)?;
+    let catalog = ops.engine().catalog();
+    let provider = catalog.get(imported.provider.id()).unwrap_or(&imported.provider);
+    Ok(Provider::new(provider, ops.has_client_secret(provider.id())?))
 }
 
 /// Adds a custom OpenID provider by discovery from its issuer.

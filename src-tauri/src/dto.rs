@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use tokenkeep_core::connect;
 use tokenkeep_core::ops::{self, JwtParts, TokenInspection};
 use tokenkeep_core::provider::ClientAuth;
-use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::provider::catalog::{Catalog, Origin, Readiness, ResolvedProvider};
+use tokenkeep_core::provider::{ProviderId, RedirectMode};
 use tokenkeep_core::refresh::{DisconnectReport, Revocation};
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::store::{ConnectionId, ConnectionMeta, ConnectionStatus, TokenKind};
@@ -92,6 +92,14 @@ pub(crate) struct Provider {
     pub(crate) needs_secret: bool,
     pub(crate) has_secret: bool,
     pub(crate) scopes: Vec<String>,
+    /// `loopback` (the browser comes back to Tokenkeep) or `paste` (to a registered https page, whose address the
+    /// person pastes).
+    pub(crate) redirect: &'static str,
+    /// For `paste`: the https page configured as the redirect, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) paste_page: Option<String>,
+    /// A platform of many servers, before a server is named: set up by adding a server (`add_server`).
+    pub(crate) template: bool,
 }
 
 impl Provider {
@@ -139,6 +147,12 @@ impl Provider {
             needs_secret,
             has_secret,
             scopes: spec.scopes.clone(),
+            redirect: match spec.redirect {
+                RedirectMode::Paste => "paste",
+                _ => "loopback",
+            },
+            paste_page: spec.redirect_uri.as_ref().map(ToString::to_string),
+            template: spec.is_template(),
         }
     }
 }

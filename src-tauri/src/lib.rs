@@ -95,6 +95,8 @@ pub fn run() -> ExitCode {
             commands::list_providers,
             commands::configure_provider,
             commands::add_custom_provider,
+            commands::add_server,
+            commands::import_provider,
             commands::connect,
             commands::cancel_connect,
             commands::paste_sign_in_address,

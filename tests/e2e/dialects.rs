@@ -17,8 +17,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 use tokenkeep_core::store::ConnectionId;
 use tokenkeep_e2e::cli::{CliOutput, Tokenkeep};
-use tokenkeep_e2e::peer::js_dir;
-use tokenkeep_e2e::platforms::{CLIENT_ID, CLIENT_SECRET, PASTE_PAGE, Platform};
+use tokenkeep_e2e::platforms::{CLIENT_ID, CLIENT_SECRET, PASTE_PAGE, Platform, follow_browser};
 use tokenkeep_e2e::scratch_dir;
 
 /// How long the follow "browser" may take to land on the registered https page.
@@ -59,19 +58,6 @@ struct Case {
     account: &'static str,
     refresh: Refresh,
     revoke: Revoke,
-}
-
-/// `TOKENKEEP_BROWSER` for the follow "browser" (split on whitespace by Tokenkeep; the path has none: checked).
-fn follow_browser() -> Result<String> {
-    let script = js_dir().join("follow.mjs");
-    let script = script
-        .to_str()
-        .ok_or_else(|| anyhow!("the checkout path is not UTF-8"))?;
-    ensure!(
-        !script.contains(char::is_whitespace),
-        "the checkout path must not contain whitespace"
-    );
-    Ok(format!("node {script}"))
 }
 
 /// A headless installation whose browser is the follow script, and the file it writes a landing address to.

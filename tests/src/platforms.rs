@@ -23,6 +23,21 @@ pub const CLIENT_SECRET: &str = "tk-client-secret";
 /// The https page "registered" for the platforms that redirect only to https (Meta's); never fetched.
 pub const PASTE_PAGE: &str = "https://creator.example/tokenkeep/";
 
+/// `TOKENKEEP_BROWSER` for the follow "browser" (`tests/js/follow.mjs`: follows the redirects as a browser would;
+/// a landing on an https page is written to `TK_FOLLOW_PASTE`). Tokenkeep splits the value on whitespace, so a
+/// checkout path with whitespace is refused.
+pub fn follow_browser() -> Result<String> {
+    let script = js_dir().join("follow.mjs");
+    let script = script
+        .to_str()
+        .ok_or_else(|| anyhow!("the checkout path is not UTF-8"))?;
+    ensure!(
+        !script.contains(char::is_whitespace),
+        "the checkout path must not contain whitespace"
+    );
+    Ok(format!("node {script}"))
+}
+
 /// How long an emulation may take to print its address (well under a second).
 const START_LIMIT: Duration = Duration::from_secs(15);
 

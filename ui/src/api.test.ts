@@ -127,6 +127,13 @@ describe('every command in docs/IPC.md', () => {
       () => api.addCustomProvider({ id: 'f', issuer: 'https://i', clientId: 'c', clientSecret: 's', auth: 'basic', displayName: 'F' }),
       { id: 'f', issuer: 'https://i', clientId: 'c', clientSecret: 's', auth: 'basic', displayName: 'F' },
     ],
+    [
+      'configure_provider',
+      () => api.configureProvider({ id: 'instagram', clientId: 'cid', redirectUri: 'https://me.example/tk' }),
+      { id: 'instagram', clientId: 'cid', redirectUri: 'https://me.example/tk' },
+    ],
+    ['add_server', () => api.addServer({ template: 'mastodon', server: 'mastodon.social' }), { template: 'mastodon', server: 'mastodon.social' }],
+    ['import_provider', () => api.importProvider({ name: 'a.toml', text: 'id = "a"' }), { name: 'a.toml', text: 'id = "a"' }],
     ['connect', () => api.connect('demo'), { provider: 'demo' }],
     ['cancel_connect', () => api.cancelConnect(), undefined],
     ['paste_sign_in_address', () => api.pasteSignInAddress('https://x/?code=c&state=s'), { address: 'https://x/?code=c&state=s' }],
@@ -149,7 +156,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['addCustomProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

@@ -91,6 +91,12 @@ export interface Provider {
   needsSecret: boolean;
   hasSecret: boolean;
   scopes: string[];
+  /** `loopback`: the browser comes back to Tokenkeep. `paste`: to a registered https page, whose address is pasted. */
+  redirect: 'loopback' | 'paste';
+  /** For `paste`: the https page configured as the redirect. */
+  pastePage?: string | null;
+  /** A platform of many servers (Mastodon) before a server is named: set up with `addServer`. */
+  template: boolean;
 }
 
 export type Status =
@@ -159,6 +165,22 @@ export interface ConfigureProviderArgs {
   clientId: string;
   clientSecret?: string;
   auth?: Auth;
+  /** For a `paste` provider: the https page registered as its redirect. */
+  redirectUri?: string;
+}
+
+export interface AddServerArgs {
+  /** The template's id (`mastodon`). */
+  template: string;
+  /** The person's server (`mastodon.social`). */
+  server: string;
+}
+
+export interface ImportProviderArgs {
+  /** The file's name, for messages. */
+  name: string;
+  /** The definition, in the catalog's TOML format. */
+  text: string;
 }
 
 export interface AddCustomProviderArgs {
@@ -294,6 +316,11 @@ export const configureProvider = (args: ConfigureProviderArgs): Promise<Provider
   call<Provider>('configure_provider', { ...compact(args) });
 export const addCustomProvider = (args: AddCustomProviderArgs): Promise<Provider> =>
   call<Provider>('add_custom_provider', { ...compact(args) });
+/** Registers Tokenkeep at the person's server; resolves to that server's own provider. */
+export const addServer = (args: AddServerArgs): Promise<Provider> =>
+  call<Provider>('add_server', { ...args });
+export const importProvider = (args: ImportProviderArgs): Promise<Provider> =>
+  call<Provider>('import_provider', { ...args });
 /** Resolves when the flow ends (connected), rejects with declined/timeout/cancelled/busy/…. */
 export const connect = (provider: string): Promise<Connected> =>
   call<Connected>('connect', { provider });
@@ -347,6 +374,8 @@ export interface Backend {
   listProviders(): Promise<Provider[]>;
   configureProvider(args: ConfigureProviderArgs): Promise<Provider>;
   addCustomProvider(args: AddCustomProviderArgs): Promise<Provider>;
+  addServer(args: AddServerArgs): Promise<Provider>;
+  importProvider(args: ImportProviderArgs): Promise<Provider>;
   connect(provider: string): Promise<Connected>;
   cancelConnect(): Promise<null>;
   pasteSignInAddress(address: string): Promise<null>;
@@ -366,6 +395,8 @@ export const tauriBackend: Backend = {
   listProviders,
   configureProvider,
   addCustomProvider,
+  addServer,
+  importProvider,
   connect,
   cancelConnect,
   pasteSignInAddress,

@@ -50,7 +50,7 @@ const newId = (): string => {
 };
 
 function provider(p: Partial<Provider> & Pick<Provider, 'id' | 'name'>): Provider {
-  return { origin: 'builtin', ready: true, auth: 'none', needsSecret: false, hasSecret: false, scopes: [], ...p };
+  return { origin: 'builtin', ready: true, auth: 'none', needsSecret: false, hasSecret: false, scopes: [], redirect: 'loopback', template: false, ...p };
 }
 
 function mockProviders(): Provider[] {
@@ -78,6 +78,25 @@ function mockProviders(): Provider[] {
       redirectUri: 'http://127.0.0.1:47813/callback',
     }),
     provider({ id: 'reddit', name: 'Reddit', ready: false, needs: 'Create an “installed app” at reddit.com/prefs/apps with the redirect URI below.', redirectUri: 'http://127.0.0.1:47814/callback', setupUrl: 'https://www.reddit.com/prefs/apps' }),
+    provider({
+      id: 'instagram',
+      name: 'Instagram',
+      ready: false,
+      auth: 'post',
+      needsSecret: true,
+      redirect: 'paste',
+      needs: 'Instagram needs a client id: register a Business app with Instagram Login at developers.facebook.com, with an https address you control as its redirect URI.',
+      setupUrl: 'https://developers.facebook.com/apps',
+    }),
+    provider({
+      id: 'mastodon',
+      name: 'Mastodon',
+      ready: false,
+      auth: 'post',
+      needsSecret: true,
+      template: true,
+      needs: 'Mastodon runs on many servers: add yours, and Tokenkeep registers itself there — no developer account needed.',
+    }),
   ];
 }
 
@@ -183,6 +202,23 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       const next: Provider = { ...p, ready: true, needs: null, clientId: args.clientId, auth: args.auth ?? p.auth, hasSecret: p.hasSecret || Boolean(args.clientSecret) };
       providers = providers.map((x) => (x.id === p.id ? next : x));
       return next;
+    },
+    addServer: async (args) => {
+      await sleep(600);
+      const host = args.server.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+      if (host.includes('unreachable')) throw new AppError('invalid', `could not reach https://${host}/api/v1/apps: connection refused`);
+      const id = host.replace(/[^a-z0-9]+/g, '-');
+      const p = provider({ id, name: `Mastodon (${host})`, origin: 'custom', clientId: 'registered-client', auth: 'post', needsSecret: true, hasSecret: true, scopes: ['read:accounts', 'write:statuses', 'write:media'] });
+      providers = [...providers, p];
+      return p;
+    },
+    importProvider: async (args) => {
+      await sleep(300);
+      const id = /^id\s*=\s*"([a-z0-9-]+)"/m.exec(args.text)?.[1];
+      if (!id) throw new AppError('invalid', `provider definition ${args.name}: line 1: missing field \`id\``);
+      const p = provider({ id, name: id, origin: 'custom', ready: false, needs: `${id} needs a client id: register Tokenkeep with the provider (redirect URI http://127.0.0.1/callback), then enter its client id in Tokenkeep` });
+      providers = [...providers.filter((x) => x.id !== id), p];
+      return p;
     },
     addCustomProvider: async (args) => {
       await sleep(600);

@@ -3,7 +3,7 @@
 //
 //   Header         vault-indicator (data-tone: ok|bad|pending), #profile-badge (id, existing)
 //   Vault          vault-banner (data-code: the error code), vault-retry
-//   List           connections (the list), connection-card (data-connection-id, data-status = backend
+//   List           connections (the list), connection-card (data-connection-id, data-provider, data-status = backend
 //                  status, data-pill = shown pill: connected|refreshing|expiring_soon|expired|retrying|
 //                  needs_reconnect|interrupted|error|damaged), and inside each card: status-pill,
 //                  provider-name, account-name, expiry, last-refresh, scopes, last-error, card-error,
@@ -16,7 +16,10 @@
 //                  disconnect-result (data-revocation: revoked|not_supported|failed|skipped), manage-url
 //   Connect        add-account-button, connect-panel (dialog), provider-row (data-provider-id),
 //                  provider-<id>-connect, provider-<id>-setup (opens the form), configure-form
-//                  (data-provider-id), configure-save, custom-provider-form, custom-provider-save,
+//                  (data-provider-id; a paste platform's has input[name=redirectUri]), configure-save,
+//                  server-form (a platform of many servers: input[name=server]), server-save,
+//                  custom-provider-form, custom-provider-save, import-toggle, import-form
+//                  (textarea[name=text]), import-file, import-save,
 //                  connect-waiting, connect-url (the sign-in address, selectable), connect-cancel,
 //                  connect-outcome (data-outcome: ok|neutral|warn|bad), connect-close
 //   Inspect        inspect-dialog, inspect-close, token-row (data-kind, data-present), reveal-<kind>
@@ -62,6 +65,12 @@ export const TID = {
   configureSave: 'configure-save',
   customProviderForm: 'custom-provider-form',
   customProviderSave: 'custom-provider-save',
+  serverForm: 'server-form',
+  serverSave: 'server-save',
+  importToggle: 'import-toggle',
+  importForm: 'import-form',
+  importFile: 'import-file',
+  importSave: 'import-save',
   connectWaiting: 'connect-waiting',
   connectUrl: 'connect-url',
   connectCancel: 'connect-cancel',

@@ -3,8 +3,10 @@
 import {
   AUTH_METHODS,
   type AddCustomProviderArgs,
+  type AddServerArgs,
   type Auth,
   type ConfigureProviderArgs,
+  type ImportProviderArgs,
   type Provider,
 } from '../api';
 
@@ -28,6 +30,8 @@ export interface ConfigureForm {
   clientId: string;
   clientSecret: string;
   auth: AuthChoice;
+  /** For a `paste` provider: the https page registered as its redirect (ignored for the others). */
+  redirectUri: string;
 }
 export type ConfigureField = keyof ConfigureForm;
 
@@ -78,9 +82,23 @@ function done<A, F extends string>(errors: RawErrors<F>, args: () => A): Validat
   return Object.keys(clean).length > 0 ? { ok: false, errors: clean } : { ok: true, args: args() };
 }
 
-/** The form shown under a built-in provider that needs a client ID (and maybe a secret). */
+function pastePageError(raw: string): string | undefined {
+  const v = raw.trim();
+  if (v === '') return 'Enter the https page you registered as the app’s redirect URI.';
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return 'That is not a web address. It should look like https://your.site/tokenkeep.';
+  }
+  if (url.protocol !== 'https:') return 'This platform redirects only to https:// pages.';
+  if (url.hash !== '') return 'Leave out the “#” part.';
+  return undefined;
+}
+
+/** The form shown under a built-in provider that needs a client ID (and maybe a secret, or its https page). */
 export function validateConfigure(
-  provider: Pick<Provider, 'id' | 'needsSecret' | 'hasSecret'>,
+  provider: Pick<Provider, 'id' | 'needsSecret' | 'hasSecret' | 'redirect'>,
   form: ConfigureForm,
 ): Validation<ConfigureProviderArgs, ConfigureField> {
   const secret = form.clientSecret;
@@ -93,13 +111,64 @@ export function validateConfigure(
         ? 'This platform also needs the client secret.'
         : undefined),
     auth: authError(form.auth, haveSecret),
+    redirectUri: provider.redirect === 'paste' ? pastePageError(form.redirectUri) : undefined,
   };
   return done(errors, () => {
     const args: ConfigureProviderArgs = { id: provider.id, clientId: form.clientId.trim() };
     if (secret !== '') args.clientSecret = secret;
     if (form.auth !== '') args.auth = form.auth;
+    if (provider.redirect === 'paste') args.redirectUri = form.redirectUri.trim();
     return args;
   });
+}
+
+export interface ServerForm {
+  server: string;
+}
+export type ServerField = keyof ServerForm;
+
+/** "Your server" under a platform of many servers (Mastodon): a host or an https address. */
+export function validateServer(template: string, form: ServerForm): Validation<AddServerArgs, ServerField> {
+  const v = form.server.trim();
+  let error: string | undefined;
+  if (v === '') {
+    error = 'Enter your server, for example mastodon.social.';
+  } else {
+    try {
+      const url = new URL(v.includes('://') ? v : `https://${v}`);
+      const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+      if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+        error = 'Tokenkeep signs in over https:// only.';
+      } else if (url.username !== '' || url.password !== '') {
+        error = 'Leave the user name and password out.';
+      } else if (!url.hostname.includes('.') && !loopback) {
+        error = 'Give the server’s full name, for example mastodon.social.';
+      }
+    } catch {
+      error = 'That is not a server’s address. It should look like mastodon.social.';
+    }
+  }
+  return done({ server: error }, () => ({ template, server: v }));
+}
+
+export interface ImportForm {
+  name: string;
+  text: string;
+}
+export type ImportField = keyof ImportForm;
+
+/** "Import a definition": the file's text (checked by Tokenkeep, which names the field and line). */
+export function validateImport(form: ImportForm): Validation<ImportProviderArgs, ImportField> {
+  const text = form.text;
+  const errors: RawErrors<ImportField> = {
+    text:
+      text.trim() === ''
+        ? 'Choose a definition file, or paste its text.'
+        : text.length > 64 * 1024
+          ? 'That is too long for a provider definition (64 KiB at most).'
+          : undefined,
+  };
+  return done(errors, () => ({ name: form.name.trim() === '' ? 'pasted-definition.toml' : form.name.trim(), text }));
 }
 
 function issuerError(raw: string): string | undefined {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError, type Connection } from '../api';
 import { accountCountText, colourSlot, connectionsReducer, displayNames, scopeChips, scopeLabel, sortConnections } from './connections';
 import { describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
-import { validateConfigure, validateCustom, type CustomForm } from './forms';
+import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
 import { claimRows, tokenPresenceText } from './inspect';
 import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
 import { HIDDEN, REVEAL_MS, hideCountdownText, revealReducer, secondsLeft, tokenKindName, type RevealState } from './reveal';
@@ -276,44 +276,80 @@ describe('connections reducer', () => {
 });
 
 describe('provider forms', () => {
-  const p = { id: 'x', needsSecret: false, hasSecret: false };
+  const p = { id: 'x', needsSecret: false, hasSecret: false, redirect: 'loopback' as const };
 
   it('configure: needs a client id without spaces', () => {
-    const v = validateConfigure(p, { clientId: '  ', clientSecret: '', auth: 'none' });
+    const v = validateConfigure(p, { clientId: '  ', clientSecret: '', auth: 'none', redirectUri: '' });
     expect(v.ok).toBe(false);
     if (!v.ok) expect(Object.keys(v.errors)).toEqual(['clientId']);
-    const w = validateConfigure(p, { clientId: 'abc def', clientSecret: '', auth: 'none' });
+    const w = validateConfigure(p, { clientId: 'abc def', clientSecret: '', auth: 'none', redirectUri: '' });
     expect(w.ok).toBe(false);
   });
 
   it('configure: builds the arguments, trimming the id and omitting an empty secret', () => {
-    expect(validateConfigure(p, { clientId: ' abc ', clientSecret: '', auth: 'none' })).toEqual({
+    expect(validateConfigure(p, { clientId: ' abc ', clientSecret: '', auth: 'none', redirectUri: '' })).toEqual({
       ok: true,
       args: { id: 'x', clientId: 'abc', auth: 'none' },
     });
-    expect(validateConfigure(p, { clientId: 'abc', clientSecret: 's3cret', auth: 'post' })).toEqual({
+    expect(validateConfigure(p, { clientId: 'abc', clientSecret: 's3cret', auth: 'post', redirectUri: '' })).toEqual({
       ok: true,
       args: { id: 'x', clientId: 'abc', clientSecret: 's3cret', auth: 'post' },
     });
   });
 
   it('configure: a provider that needs a secret gets one, unless one is saved', () => {
-    const needs = { id: 'li', needsSecret: true, hasSecret: false };
-    const v = validateConfigure(needs, { clientId: 'abc', clientSecret: '', auth: 'post' });
+    const needs = { id: 'li', needsSecret: true, hasSecret: false, redirect: 'loopback' as const };
+    const v = validateConfigure(needs, { clientId: 'abc', clientSecret: '', auth: 'post', redirectUri: '' });
     expect(v.ok).toBe(false);
     if (!v.ok) expect(v.errors.clientSecret).toMatch(/secret/);
-    expect(validateConfigure({ ...needs, hasSecret: true }, { clientId: 'abc', clientSecret: '', auth: 'post' }).ok).toBe(true);
+    expect(validateConfigure({ ...needs, hasSecret: true }, { clientId: 'abc', clientSecret: '', auth: 'post', redirectUri: '' }).ok).toBe(true);
   });
 
   it('configure: secret and auth method must agree', () => {
-    const basicNoSecret = validateConfigure(p, { clientId: 'abc', clientSecret: '', auth: 'basic' });
+    const basicNoSecret = validateConfigure(p, { clientId: 'abc', clientSecret: '', auth: 'basic', redirectUri: '' });
     expect(basicNoSecret.ok).toBe(false);
     if (!basicNoSecret.ok) expect(basicNoSecret.errors.auth).toBeDefined();
-    const noneWithSecret = validateConfigure(p, { clientId: 'abc', clientSecret: 'x', auth: 'none' });
+    const noneWithSecret = validateConfigure(p, { clientId: 'abc', clientSecret: 'x', auth: 'none', redirectUri: '' });
     expect(noneWithSecret.ok).toBe(false);
     if (!noneWithSecret.ok) expect(noneWithSecret.errors.clientSecret).toBeDefined();
-    const padded = validateConfigure(p, { clientId: 'abc', clientSecret: ' x', auth: 'post' });
+    const padded = validateConfigure(p, { clientId: 'abc', clientSecret: ' x', auth: 'post', redirectUri: '' });
     expect(padded.ok).toBe(false);
+  });
+
+  it('configure: a platform that redirects to https needs its registered page', () => {
+    const ig = { id: 'instagram', needsSecret: true, hasSecret: true, redirect: 'paste' as const };
+    const none = validateConfigure(ig, { clientId: 'abc', clientSecret: '', auth: 'post', redirectUri: '' });
+    expect(none.ok).toBe(false);
+    if (!none.ok) expect(none.errors.redirectUri).toMatch(/https page/);
+    const http = validateConfigure(ig, { clientId: 'abc', clientSecret: '', auth: 'post', redirectUri: 'http://a.example/x' });
+    expect(http.ok).toBe(false);
+    if (!http.ok) expect(http.errors.redirectUri).toMatch(/https/);
+    expect(
+      validateConfigure(ig, { clientId: 'abc', clientSecret: '', auth: 'post', redirectUri: ' https://me.example/tk/ ' }),
+    ).toEqual({ ok: true, args: { id: 'instagram', clientId: 'abc', auth: 'post', redirectUri: 'https://me.example/tk/' } });
+    // A loopback platform sends no page, whatever the field holds.
+    expect(validateConfigure(p, { clientId: 'abc', clientSecret: '', auth: 'none', redirectUri: 'junk' })).toEqual({
+      ok: true,
+      args: { id: 'x', clientId: 'abc', auth: 'none' },
+    });
+  });
+
+  it('server: a host or an https address; plain http only on this computer', () => {
+    expect(validateServer('mastodon', { server: ' mastodon.social ' })).toEqual({
+      ok: true,
+      args: { template: 'mastodon', server: 'mastodon.social' },
+    });
+    expect(validateServer('mastodon', { server: 'http://127.0.0.1:4000' }).ok).toBe(true);
+    for (const bad of ['', 'http://mastodon.social', 'mastodon', 'https://a:b@mastodon.social', 'ht tp://x']) {
+      expect(validateServer('mastodon', { server: bad }).ok, bad).toBe(false);
+    }
+  });
+
+  it('import: needs text; names a pasted one', () => {
+    expect(validateImport({ name: '', text: '  ' }).ok).toBe(false);
+    expect(validateImport({ name: '', text: 'id = "a"' })).toEqual({ ok: true, args: { name: 'pasted-definition.toml', text: 'id = "a"' } });
+    expect(validateImport({ name: 'studio.toml', text: 'x' })).toEqual({ ok: true, args: { name: 'studio.toml', text: 'x' } });
+    expect(validateImport({ name: 'big.toml', text: 'x'.repeat(70_000) }).ok).toBe(false);
   });
 
   const form = (f: Partial<CustomForm>): CustomForm => ({

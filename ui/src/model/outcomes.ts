@@ -46,7 +46,7 @@ export function providerLabel(p: Pick<Provider, 'name' | 'origin'>): { name: str
   if (p.origin === 'demo') {
     return { name: 'Demo (local)', note: 'Test server on this computer — no real account is involved.' };
   }
-  if (p.origin === 'custom') return { name: p.name, note: 'OpenID provider you added' };
+  if (p.origin === 'custom') return { name: p.name, note: 'Added by you' };
   return { name: p.name, note: null };
 }
 

@@ -12,16 +12,20 @@ import {
   AUTH_LABELS,
   validateConfigure,
   validateCustom,
+  validateImport,
+  validateServer,
   type AuthChoice,
   type ConfigureField,
   type CustomField,
+  type ImportField,
+  type ServerField,
 } from '../model/forms';
 import { connectFailed, connectSucceeded, orderProviders, providerLabel, type ConnectOutcome } from '../model/outcomes';
 import { colourSlot } from '../model/connections';
 import { TID, providerConnectId, providerSetupId } from '../testids';
 import { button, copyableText, el, setModifier } from './dom';
 import { focusFirst, openModal, type Modal } from './dialog';
-import { selectField, showErrors, textField, type Field } from './form';
+import { selectField, showErrors, textAreaField, textField, type Field } from './form';
 
 export interface ConnectPanelDeps {
   backend: Backend;
@@ -55,6 +59,7 @@ export class ConnectPanel {
   private listRegion: HTMLElement | null = null;
   private openSetup: string | null = null;
   private customOpen = false;
+  private importOpen = false;
 
   constructor(private readonly deps: ConnectPanelDeps) {}
 
@@ -86,6 +91,7 @@ export class ConnectPanel {
         this.listRegion = null;
         this.openSetup = null;
         this.customOpen = false;
+        this.importOpen = false;
         if (this.flow.phase === 'done') this.flow = { phase: 'idle' };
       },
     });
@@ -302,7 +308,7 @@ export class ConnectPanel {
     const list = el('ul', { class: 'providers', attrs: { 'aria-label': 'Platforms' } });
     for (const p of orderProviders(providers)) list.append(this.providerRow(p, running));
     const heading = el('h3', { class: 'section-title', text: 'Platforms' });
-    region.replaceChildren(heading, list, this.customSection(providers, running));
+    region.replaceChildren(heading, list, this.customSection(providers, running), this.importSection(running));
   }
 
   private providerRow(p: Provider, running: boolean): HTMLElement {
@@ -329,7 +335,7 @@ export class ConnectPanel {
       action.disabled = running;
     } else {
       const open = this.openSetup === p.id;
-      action = button(open ? 'Close setup' : 'Set up', {
+      action = button(open ? 'Close setup' : p.template ? 'Add your server' : 'Set up', {
         small: true,
         testid: providerSetupId(p.id),
         attrs: { 'aria-expanded': String(open), 'aria-label': `${open ? 'Close setup for' : 'Set up'} ${label.name}` },
@@ -337,14 +343,71 @@ export class ConnectPanel {
         this.openSetup = open ? null : p.id;
         this.renderProviders();
         const target = this.listRegion?.querySelector<HTMLElement>(
-          open ? `[data-testid="${providerSetupId(p.id)}"]` : `[data-testid="${TID.configureForm}"] input`,
+          open
+            ? `[data-testid="${providerSetupId(p.id)}"]`
+            : `[data-testid="${p.template ? TID.serverForm : TID.configureForm}"] input`,
         );
         target?.focus();
       });
     }
     row.append(el('div', { class: 'provider-line' }, [mark, nameBox, action]));
-    if (!p.ready && this.openSetup === p.id) row.append(this.configureForm(p));
+    if (!p.ready && this.openSetup === p.id) row.append(p.template ? this.serverForm(p) : this.configureForm(p));
     return row;
+  }
+
+  /** After a provider was saved: closes its form, tells the app, and focuses what comes next. */
+  private saved(saved: Provider): void {
+    this.openSetup = null;
+    this.deps.providerSaved(saved);
+    this.renderProviders();
+    const next = this.listRegion?.querySelector<HTMLElement>(
+      `[data-testid="${saved.ready ? providerConnectId(saved.id) : providerSetupId(saved.id)}"]`,
+    );
+    next?.focus();
+  }
+
+  /** A platform of many servers (Mastodon): the person names their server; Tokenkeep registers itself there. */
+  private serverForm(p: Provider): HTMLElement {
+    const name = providerLabel(p).name;
+    const fields: Record<ServerField, Field> = {
+      server: textField('Your server', 'server', {
+        placeholder: 'mastodon.social',
+        hint: `The address of the ${name} server your account is on. Tokenkeep registers itself there as an app; no developer account is needed.`,
+      }),
+    };
+    fields.server.wrap.classList.add('field--wide');
+    const formError = el('p', { class: 'inline-error', attrs: { role: 'alert' }, hidden: true });
+    const save = el('button', { class: 'btn btn-primary btn-sm', text: 'Add server', testid: TID.serverSave, attrs: { type: 'submit' } });
+    const form = el('form', { class: 'setup-form', testid: TID.serverForm, attrs: { novalidate: '', 'aria-label': `Add your ${name} server` } }, [
+      el('p', { class: 'setup-needs', text: `${name} runs on many servers, each with its own sign-in. Name yours and Tokenkeep adds it as a platform of its own.` }),
+      el('div', { class: 'form-grid' }, [fields.server.wrap]),
+      formError,
+      el('div', { class: 'form-actions' }, [save]),
+    ]);
+    form.dataset.providerId = p.id;
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const v = validateServer(p.id, { server: fields.server.input.value });
+      formError.hidden = true;
+      if (!v.ok) {
+        showErrors(fields, v.errors);
+        return;
+      }
+      showErrors(fields, {});
+      save.disabled = true;
+      save.textContent = 'Registering…';
+      this.deps.backend.addServer(v.args).then(
+        (saved) => this.saved(saved),
+        (err) => {
+          save.disabled = false;
+          save.textContent = 'Add server';
+          formError.hidden = false;
+          formError.textContent = errorLine(err);
+          fields.server.input.focus();
+        },
+      );
+    });
+    return form;
   }
 
   private configureForm(p: Provider): HTMLElement {
@@ -353,6 +416,7 @@ export class ConnectPanel {
       value: a,
       label: AUTH_LABELS[a],
     }));
+    const paste = p.redirect === 'paste';
     const fields: Record<ConfigureField, Field> = {
       clientId: textField('Client ID', 'clientId', { value: p.clientId ?? '' }),
       clientSecret: textField('Client secret', 'clientSecret', {
@@ -365,14 +429,21 @@ export class ConnectPanel {
             : 'Only if the platform gave you one. It is stored encrypted.',
       }),
       auth: selectField('How the secret is sent', 'auth', authOptions, p.auth, 'Keep the suggested choice unless the platform’s documentation says otherwise.', true),
+      redirectUri: textField('Your redirect page', 'redirectUri', {
+        type: 'url',
+        value: p.pastePage ?? '',
+        placeholder: 'https://your.site/tokenkeep',
+        hint: `${name} sends the browser back only to an https page. Register one you control as the app’s redirect URI and enter it here; after you approve a sign-in, you paste the address the browser lands on.`,
+      }),
     };
+    fields.redirectUri.wrap.classList.add('field--wide');
     const formError = el('p', { class: 'inline-error', attrs: { role: 'alert' }, hidden: true });
     const save = el('button', { class: 'btn btn-primary btn-sm', text: 'Save', testid: TID.configureSave, attrs: { type: 'submit' } });
     const form = el('form', { class: 'setup-form', testid: TID.configureForm, attrs: { novalidate: '', 'aria-label': `Set up ${name}` } }, [
       p.needs ? el('p', { class: 'setup-needs', text: p.needs }) : null,
-      p.redirectUri ? el('div', { class: 'setup-fact' }, [el('span', { class: 'field-label', text: 'Redirect URI to register' }), copyableText(p.redirectUri, 'redirect-uri', 'redirect URI')]) : null,
+      p.redirectUri && !paste ? el('div', { class: 'setup-fact' }, [el('span', { class: 'field-label', text: 'Redirect URI to register' }), copyableText(p.redirectUri, 'redirect-uri', 'redirect URI')]) : null,
       p.setupUrl ? el('div', { class: 'setup-fact' }, [el('span', { class: 'field-label', text: 'Developer console (open it in your browser)' }), copyableText(p.setupUrl, 'setup-url', 'developer console address')]) : null,
-      el('div', { class: 'form-grid' }, [fields.clientId.wrap, fields.clientSecret.wrap, fields.auth.wrap]),
+      el('div', { class: 'form-grid' }, [fields.clientId.wrap, fields.clientSecret.wrap, fields.auth.wrap, paste ? fields.redirectUri.wrap : null]),
       formError,
       el('div', { class: 'form-actions' }, [
         save,
@@ -390,6 +461,7 @@ export class ConnectPanel {
         clientId: fields.clientId.input.value,
         clientSecret: fields.clientSecret.input.value,
         auth: fields.auth.input.value as AuthChoice,
+        redirectUri: fields.redirectUri.input.value,
       });
       formError.hidden = true;
       if (!v.ok) {
@@ -402,13 +474,7 @@ export class ConnectPanel {
       this.deps.backend.configureProvider(v.args).then(
         (saved) => {
           fields.clientSecret.input.value = '';
-          this.openSetup = null;
-          this.deps.providerSaved(saved);
-          this.renderProviders();
-          const next = this.listRegion?.querySelector<HTMLElement>(
-            `[data-testid="${saved.ready ? providerConnectId(saved.id) : providerSetupId(saved.id)}"]`,
-          );
-          next?.focus();
+          this.saved(saved);
         },
         (err) => {
           save.disabled = false;
@@ -439,7 +505,7 @@ export class ConnectPanel {
     const head = el('div', { class: 'custom-head' }, [
       el('div', {}, [
         el('h3', { class: 'section-title', text: 'Another platform?' }),
-        el('p', { class: 'field-hint', text: 'Any service that supports OpenID Connect discovery (for example a Mastodon-compatible or self-hosted login).' }),
+        el('p', { class: 'field-hint', text: 'Any service that supports OpenID Connect discovery (for example a self-hosted login).' }),
       ]),
       toggle,
     ]);
@@ -502,6 +568,87 @@ export class ConnectPanel {
           save.textContent = 'Add provider';
           formError.hidden = false;
           formError.textContent = errorLine(err);
+        },
+      );
+    });
+    section.append(form);
+    return section;
+  }
+
+  /** "Import a definition": a provider in the catalog's own TOML format, from a file or pasted. */
+  private importSection(running: boolean): HTMLElement {
+    const toggle = button(this.importOpen ? 'Close' : 'Import a definition', {
+      small: true,
+      variant: 'ghost',
+      testid: TID.importToggle,
+      attrs: { 'aria-expanded': String(this.importOpen) },
+    }, () => {
+      this.importOpen = !this.importOpen;
+      this.renderProviders();
+      this.listRegion
+        ?.querySelector<HTMLElement>(this.importOpen ? `[data-testid="${TID.importForm}"] textarea` : `[data-testid="${TID.importToggle}"]`)
+        ?.focus();
+    });
+    toggle.disabled = running;
+    const head = el('div', { class: 'custom-head' }, [
+      el('div', {}, [
+        el('h3', { class: 'section-title', text: 'A platform Tokenkeep does not ship?' }),
+        el('p', { class: 'field-hint', text: 'Import its definition: a .toml file in the format of Tokenkeep’s own presets (docs/PROVIDERS.md). One with the id of a built-in platform replaces it.' }),
+      ]),
+      toggle,
+    ]);
+    const section = el('section', { class: 'custom' }, [head]);
+    if (!this.importOpen) return section;
+
+    const fields: Record<ImportField, Field> = {
+      name: textField('File', 'name', { optional: true, placeholder: 'my-platform.toml' }),
+      text: textAreaField('Definition', 'text', { placeholder: 'id = "my-platform"\ndisplay_name = "My Platform"\n…' }),
+    };
+    fields.name.wrap.hidden = true;
+    const file = el('input', { class: 'input', testid: TID.importFile, attrs: { type: 'file', accept: '.toml,text/plain', 'aria-label': 'Choose a definition file' } });
+    file.addEventListener('change', () => {
+      const chosen = file.files?.[0];
+      if (!chosen) return;
+      if (chosen.size > 64 * 1024) {
+        fields.text.setError('That file is too large for a provider definition (64 KiB at most).');
+        return;
+      }
+      void chosen.text().then((text) => {
+        fields.text.input.value = text;
+        fields.name.input.value = chosen.name;
+        fields.text.setError(undefined);
+      });
+    });
+    const formError = el('p', { class: 'inline-error', attrs: { role: 'alert' }, hidden: true });
+    const save = el('button', { class: 'btn btn-primary btn-sm', text: 'Import', testid: TID.importSave, attrs: { type: 'submit' } });
+    const form = el('form', { class: 'setup-form', testid: TID.importForm, attrs: { novalidate: '', 'aria-label': 'Import a provider definition' } }, [
+      el('div', { class: 'field field--wide' }, [el('span', { class: 'field-label', text: 'From a file' }), file]),
+      el('div', { class: 'form-grid' }, [fields.name.wrap, fields.text.wrap]),
+      formError,
+      el('div', { class: 'form-actions' }, [save]),
+    ]);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const v = validateImport({ name: fields.name.input.value, text: fields.text.input.value });
+      formError.hidden = true;
+      if (!v.ok) {
+        showErrors(fields, v.errors);
+        return;
+      }
+      showErrors(fields, {});
+      save.disabled = true;
+      save.textContent = 'Checking…';
+      this.deps.backend.importProvider(v.args).then(
+        (saved) => {
+          this.importOpen = false;
+          this.saved(saved);
+        },
+        (err) => {
+          save.disabled = false;
+          save.textContent = 'Import';
+          formError.hidden = false;
+          formError.textContent = errorLine(err);
+          fields.text.input.focus();
         },
       );
     });

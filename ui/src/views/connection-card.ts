@@ -34,6 +34,7 @@ export function createCard(c: Connection, handlers: CardHandlers): HTMLElement {
     attrs: { 'aria-labelledby': titleId },
   });
   card.dataset.connectionId = c.id;
+  card.dataset.provider = c.provider;
 
   const mark = el('div', { class: 'avatar', attrs: { 'aria-hidden': 'true' } });
   const title = el('h3', { class: 'conn-title', attrs: { id: titleId } }, [

@@ -4,7 +4,7 @@ import { el, nextId } from './dom';
 
 export interface Field {
   wrap: HTMLElement;
-  input: HTMLInputElement | HTMLSelectElement;
+  input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
   setError(message: string | undefined): void;
 }
 
@@ -22,6 +22,19 @@ export function textField(
   if (opts.value) input.value = opts.value;
   if (opts.placeholder) input.placeholder = opts.placeholder;
   return wrapField(label, input, opts.hint, opts.optional ?? false);
+}
+
+/** A multi-line text field (a provider definition), monospaced. */
+export function textAreaField(label: string, name: string, opts: { hint?: string; rows?: number; placeholder?: string } = {}): Field {
+  const input = el('textarea', { class: 'input input--code' });
+  input.name = name;
+  input.rows = opts.rows ?? 8;
+  input.spellcheck = false;
+  input.setAttribute('autocapitalize', 'off');
+  if (opts.placeholder) input.placeholder = opts.placeholder;
+  const f = wrapField(label, input, opts.hint, false);
+  f.wrap.classList.add('field--wide');
+  return f;
 }
 
 export function selectField(
@@ -47,7 +60,7 @@ export function selectField(
 
 function wrapField(
   label: string,
-  input: HTMLInputElement | HTMLSelectElement,
+  input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement,
   hint: string | undefined,
   optional: boolean,
 ): Field {

@@ -385,6 +385,17 @@ impl LocalOps {
         Ok(added)
     }
 
+    /// Adds or replaces a provider from a definition in the catalog's TOML format (see [`import_provider`]), and
+    /// reloads the providers.
+    ///
+    /// # Errors
+    /// See [`import_provider`]: nothing is written unless the whole profile stays valid.
+    pub fn import_provider(&self, name: &str, text: &str) -> Result<ImportedProvider, OpError> {
+        let imported = import_provider(&self.paths, name, text)?;
+        self.reload_providers()?;
+        Ok(imported)
+    }
+
     /// The stored token of `kind` of the connection named by `connection`, for a person who asked to see it (the
     /// window's "Reveal"). Offline: the stored value, even when it has expired.
     ///

@@ -206,10 +206,21 @@ fn needs_client_id_message(spec: &ProviderSpec, setup: Option<&Setup>) -> String
                 ""
             },
         ),
+        None if spec.redirect == RedirectMode::Paste => format!(
+            "{name} needs a client id: register Tokenkeep with the provider, with an https page you control as its \
+             redirect URI, then enter its client id{} and that page in Tokenkeep (after you approve a sign-in, you \
+             paste the address the browser lands on)",
+            if spec.client_auth.needs_secret() {
+                ", secret"
+            } else {
+                ""
+            },
+        ),
         None => format!(
-            "{name} needs a client id: register Tokenkeep with the provider (redirect URI http://{}{}), then enter \
-             its client id{} in Tokenkeep",
+            "{name} needs a client id: register Tokenkeep with the provider (redirect URI http://{}{}{}), then \
+             enter its client id{} in Tokenkeep",
             spec.loopback_host,
+            spec.redirect_port.map(|port| format!(":{port}")).unwrap_or_default(),
             spec.redirect_path,
             if spec.client_auth.needs_secret() {
                 " and secret"
