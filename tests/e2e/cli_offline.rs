@@ -251,3 +251,48 @@ fn hex_decode(hex: &str) -> Result<Vec<u8>> {
         .map(|i| u8::from_str_radix(hex.get(i..i + 2).context("odd hex")?, 16).map_err(Into::into))
         .collect()
 }
+
+/// `tokenkeep … | head -1`: when the reader goes away, every command stops quietly (exit 0, nothing on stderr), as
+/// Unix tools do, instead of panicking on the broken pipe.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() -> Result<()> {
+    let tk = Tokenkeep::headless("closed-pipe")?;
+    let id = {
+        let vault = tk.open_vault()?;
+        let mut meta = tokenkeep_core::store::ConnectionMeta::new(
+            tokenkeep_core::provider::ProviderId::parse("demo")?,
+            "pipe@example.test",
+        );
+        meta.expires_at = Some(tokenkeep_e2e::seed::now_secs() + 86_400);
+        let tokens = tokenkeep_core::store::TokenSet {
+            access: tokenkeep_core::secret::SecretString::new("access-token-for-the-pipe-test".into()),
+            refresh: None,
+            id_token: None,
+        };
+        vault.put_connection(meta, &tokens)?.to_hex()
+    };
+    let cases: [&[&str]; 10] = [
+        &["list"],
+        &["list", "--json"],
+        &["verify"],
+        &["verify", "--json"],
+        &["show", &id],
+        &["show", &id, "--json"],
+        &["providers", "list"],
+        &["providers", "list", "--json"],
+        &["paths"],
+        &["token", &id],
+    ];
+    for args in cases {
+        // Several runs each: where the write falls relative to the exit used to decide between a panic and not.
+        for _ in 0..3 {
+            let (status, stderr) = tk.run_into_closed_pipe(args)?;
+            ensure!(
+                status.code() == Some(0) && stderr.is_empty(),
+                "`tokenkeep {}` into a closed pipe ended with {status}: {stderr}",
+                args.join(" ")
+            );
+        }
+    }
+    Ok(())
+}

@@ -206,6 +206,22 @@ impl Tokenkeep {
         process.finish(DEFAULT_LIMIT)
     }
 
+    /// Runs `tokenkeep ARGS` with stdout a pipe whose reading end is already closed (`tokenkeep list | :`, where
+    /// `:` has exited), so every write to stdout fails with EPIPE. Returns how it ended and its stderr.
+    pub fn run_into_closed_pipe(&self, args: &[&str]) -> Result<(ExitStatus, String)> {
+        let (reader, writer) = std::io::pipe()?;
+        drop(reader);
+        let mut command = self.command(args);
+        let output = command
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .output()
+            .context("could not start the built tokenkeep binary")?;
+        Ok((output.status, String::from_utf8_lossy(&output.stderr).into_owned()))
+    }
+
     /// Starts `tokenkeep ARGS` without stdin, for the cases that interact with it while it runs.
     pub fn spawn(&self, args: &[&str]) -> Result<CliProcess> {
         CliProcess::start(self.command(args), args, None)

@@ -9,6 +9,24 @@
 //! success, 1 on failure, 2 for a usage error, 3 when `verify` found damaged records, 130 when cancelled.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a terminal tool: printing is its job
 
+/// `println!` for stdout that never panics: a reader that went away (`tokenkeep list | head -1`) ends the command
+/// quietly, any other write error ends it with a message ([`output::stdout_failed`]).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(::std::format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(::std::format_args!("{}\n", ::std::format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for stdout that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(::std::format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod backend;
 mod commands;
@@ -29,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) if error.is::<Cancelled>() => {
             eprintln!("tokenkeep: {error}");
             ExitCode::from(130)

@@ -60,6 +60,38 @@ impl std::io::Write for SecretBuf {
     }
 }
 
+/// Writes to stdout (through [`outln!`]). On EPIPE — the reader has gone, as `head` does once it has its lines —
+/// the command ends at once with status 0 and nothing on stderr, as Unix tools do; on any other error (a full
+/// disk behind a redirect) it ends with the reason and status 1. Never a panic.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = out.write_fmt(args) {
+        stdout_failed(&error);
+    }
+}
+
+/// Ends the process after a failed write to stdout (see [`write_stdout`]).
+pub(crate) fn stdout_failed(error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("tokenkeep: cannot write to standard output: {error}");
+    std::process::exit(1);
+}
+
+/// Whether `error` is, at its root, a write to a closed pipe (then the command ends quietly).
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Prints `value` as pretty JSON and a newline.
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut buf = SecretBuf::with_capacity(4096);

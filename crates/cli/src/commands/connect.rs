@@ -40,7 +40,7 @@ pub(super) fn exec(ctx: &Context, provider: &ProviderId, no_browser: bool, optio
         }
     })?;
     let verb = if connected.replaced { "Reconnected" } else { "Connected" };
-    println!("{verb} {name} as {} (connection {}).", connected.account, connected.id);
+    outln!("{verb} {name} as {} (connection {}).", connected.account, connected.id);
     Ok(())
 }
 

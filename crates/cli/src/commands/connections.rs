@@ -19,7 +19,7 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         return output::print_json(&items);
     }
     if entries.is_empty() {
-        println!(
+        outln!(
             "No accounts connected yet. Connect one with `tokenkeep connect PROVIDER` (see `tokenkeep providers list`)."
         );
         return Ok(());
@@ -46,7 +46,7 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
             ],
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
     );
@@ -151,18 +151,18 @@ pub(super) fn verify(ctx: &Context, json: bool) -> Result<()> {
             records: checked,
         })?;
     } else if problems.is_empty() {
-        println!("Checked {checked} sealed record(s) with key {key_id}: all intact.");
+        outln!("Checked {checked} sealed record(s) with key {key_id}: all intact.");
     } else {
         let rows: Vec<Vec<String>> = problems
             .iter()
             .map(|p| vec![p.tree.clone(), p.record.clone(), p.field.clone(), p.problem.clone()])
             .collect();
-        println!(
+        outln!(
             "Checked {checked} sealed record(s) with key {key_id}; {} problem(s):\n",
             problems.len()
         );
-        println!("{}", render::table(&["tree", "record", "field", "problem"], &rows));
-        println!(
+        outln!("{}", render::table(&["tree", "record", "field", "problem"], &rows));
+        outln!(
             "\nThe other records are intact and usable. Nothing was deleted: disconnect or reconnect the affected \
              accounts, or restore the store from a backup."
         );

@@ -11,12 +11,14 @@ use crate::backend::{open_exclusive, runtime};
 pub(super) fn rotate(ctx: &Context) -> Result<()> {
     let ops = open_exclusive(ctx, "`tokenkeep rotate-key`", PROGRAM_CLI, LazyHttp::new())?;
     let report = runtime()?.block_on(ops.rotate_key())?;
-    println!(
+    outln!(
         "Rotated the master key: {} record(s) re-sealed under key {} (was {}); the old key was deleted from the keyring.",
-        report.resealed, report.new, report.old
+        report.resealed,
+        report.new,
+        report.old
     );
     if report.damaged > 0 {
-        println!(
+        outln!(
             "{} damaged record(s) could not be opened and were left as they were.",
             report.damaged
         );

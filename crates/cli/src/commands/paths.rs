@@ -17,11 +17,11 @@ pub(super) fn exec(ctx: &Context, json: bool) -> Result<()> {
             store: &paths.store_dir(),
         })?;
     } else {
-        println!("profile  {}", paths.profile());
-        println!("data     {}", paths.dir().display());
-        println!("store    {}", paths.store_dir().display());
-        println!("logs     {}", paths.logs_dir().display());
-        println!("config   {}", paths.config_file().display());
+        outln!("profile  {}", paths.profile());
+        outln!("data     {}", paths.dir().display());
+        outln!("store    {}", paths.store_dir().display());
+        outln!("logs     {}", paths.logs_dir().display());
+        outln!("config   {}", paths.config_file().display());
     }
     Ok(())
 }

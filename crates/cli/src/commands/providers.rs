@@ -55,13 +55,13 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
             ]
         })
         .collect();
-    println!("{}", render::table(&["id", "name", "kind", "state"], &rows));
+    outln!("{}", render::table(&["id", "name", "kind", "state"], &rows));
     let waiting = catalog
         .list()
         .filter(|p| matches!(p.readiness(), Readiness::NeedsClientId { .. }))
         .count();
     if waiting > 0 {
-        println!(
+        outln!(
             "\n{waiting} provider(s) need a client id before you can connect: `tokenkeep providers add NAME --client-id \
              ID` (see `tokenkeep providers list --json` for where to register)."
         );
@@ -71,7 +71,7 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         .filter(|p| matches!(p.readiness(), Readiness::NeedsRedirectUri { .. }))
         .count();
     if paste > 0 {
-        println!(
+        outln!(
             "{paste} provider(s) redirect only to an https page: give the one you registered with `tokenkeep \
              providers add NAME --redirect-uri https://…`."
         );
@@ -80,7 +80,7 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         .list()
         .filter(|p| matches!(p.readiness(), Readiness::NeedsInstance { .. }))
     {
-        println!(
+        outln!(
             "{} runs on many servers: add yours with `tokenkeep providers add {} --instance https://your.server`.",
             template.spec().display_name,
             template.id()
@@ -95,15 +95,15 @@ pub(super) fn add(ctx: &Context, request: AddProvider) -> Result<()> {
     let added = runtime()?.block_on(ops::add_provider(&ctx.paths, &http, || open_vault(ctx), request))?;
     let spec = added.provider.spec();
     let verb = if added.created { "Added" } else { "Updated" };
-    println!("{verb} provider {} ({}).", spec.id, spec.display_name);
+    outln!("{verb} provider {} ({}).", spec.id, spec.display_name);
     if added.secret_stored {
-        println!("Its client secret is sealed in the vault.");
+        outln!("Its client secret is sealed in the vault.");
     }
     match added.provider.readiness() {
-        Readiness::Ready => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        Readiness::Ready => outln!("Connect an account with `tokenkeep connect {}`.", spec.id),
         Readiness::NeedsClientId { message }
         | Readiness::NeedsRedirectUri { message }
-        | Readiness::NeedsInstance { message } => println!("{message}"),
+        | Readiness::NeedsInstance { message } => outln!("{message}"),
         _ => {}
     }
     Ok(())
@@ -122,10 +122,10 @@ pub(super) fn import(ctx: &Context, file: &std::path::Path) -> Result<()> {
         Imported::OverridesBuiltIn => "Imported (overriding the built-in definition of the same id)",
         _ => "Imported",
     };
-    println!("{verb} provider {} ({}).", spec.id, spec.display_name);
+    outln!("{verb} provider {} ({}).", spec.id, spec.display_name);
     match imported.provider.readiness().message() {
-        None => println!("Connect an account with `tokenkeep connect {}`.", spec.id),
-        Some(message) => println!("{message}"),
+        None => outln!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        Some(message) => outln!("{message}"),
     }
     Ok(())
 }
@@ -133,9 +133,9 @@ pub(super) fn import(ctx: &Context, file: &std::path::Path) -> Result<()> {
 /// `providers export ID`.
 pub(super) fn export(ctx: &Context, id: &ProviderId) -> Result<()> {
     let text = ops::export_provider(&ctx.paths, id)?;
-    print!("{text}");
+    out!("{text}");
     if !text.ends_with('\n') {
-        println!();
+        outln!();
     }
     Ok(())
 }
@@ -144,8 +144,8 @@ pub(super) fn export(ctx: &Context, id: &ProviderId) -> Result<()> {
 pub(super) fn remove(ctx: &Context, id: ProviderId, with_connections: bool) -> Result<()> {
     let removed = Backend::open(ctx)?.run(RemoveProvider { id, with_connections })?;
     for report in &removed.disconnected {
-        println!("Disconnected {} from {}.", report.account, report.provider);
+        outln!("Disconnected {} from {}.", report.account, report.provider);
     }
-    println!("Removed provider {}.", removed.id);
+    outln!("Removed provider {}.", removed.id);
     Ok(())
 }

@@ -30,7 +30,7 @@ pub(super) fn refresh(ctx: &Context, connection: String) -> Result<()> {
     let now = render::now_secs();
     let (account, provider, expires_at) = (&done.meta.account, &done.meta.provider, done.meta.expires_at);
     if done.refreshed {
-        println!(
+        outln!(
             "Refreshed {} at {}: {}{}.",
             account,
             provider,
@@ -42,7 +42,7 @@ pub(super) fn refresh(ctx: &Context, connection: String) -> Result<()> {
             }
         );
     } else {
-        println!(
+        outln!(
             "{} at {} is still fresh: {}.",
             account,
             provider,
@@ -55,16 +55,17 @@ pub(super) fn refresh(ctx: &Context, connection: String) -> Result<()> {
 /// `disconnect CONNECTION`.
 pub(super) fn disconnect(ctx: &Context, connection: String) -> Result<()> {
     let report = Backend::open(ctx)?.run(Disconnect { connection })?;
-    println!(
+    outln!(
         "Disconnected {} from {}; every token stored for it was deleted.",
-        report.account, report.provider
+        report.account,
+        report.provider
     );
     let by_hand = |url: &Option<Url>| match url {
         Some(url) => format!(" Revoke Tokenkeep's access by hand at {url}"),
         None => " Revoke Tokenkeep's access in the platform's account settings".to_owned(),
     };
     match &report.revocation {
-        Revocation::Revoked => println!("The provider confirmed that the tokens are revoked."),
+        Revocation::Revoked => outln!("The provider confirmed that the tokens are revoked."),
         Revocation::NotSupported { manage_url } => eprintln!(
             "Note: {} offers no way for apps to revoke their tokens, so access may remain at the platform.{}.",
             report.provider,
