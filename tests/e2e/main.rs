@@ -7,6 +7,7 @@ mod cli_connect;
 mod cli_offline;
 mod cli_socket;
 mod dialects;
+mod hostile;
 mod oauth_peer;
 mod refresh;
 mod vault_process;

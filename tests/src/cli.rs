@@ -384,6 +384,11 @@ impl CliProcess {
         })
     }
 
+    /// Sends SIGTERM to the command (its process group), as a service manager stops it.
+    pub fn terminate(&self) {
+        self.signal_group("-TERM");
+    }
+
     /// Everything printed on stderr so far.
     pub fn stderr_so_far(&self) -> String {
         self.stderr.lock().unwrap_or_else(PoisonError::into_inner).clone()

@@ -26,3 +26,4 @@ pub mod provider;
 pub mod refresh;
 pub mod secret;
 pub mod store;
+pub mod text;

@@ -163,6 +163,29 @@ fn mask_named_values(line: &str) -> String {
     out
 }
 
+/// A formatted log event with every control character but its final newline written as `\u{…}`: a provider's
+/// text in a log line (an error, an account name) cannot move the cursor, clear the screen or retitle the terminal
+/// of whoever reads the log with `cat` or `tail -f`. (Formatting is without ANSI colours, so nothing legitimate
+/// is lost.)
+fn escape_controls(line: &str) -> std::borrow::Cow<'_, str> {
+    let body = line.strip_suffix('\n').unwrap_or(line);
+    if !body.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in body.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    if line.ends_with('\n') {
+        out.push('\n');
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A `MakeWriter` that redacts each formatted event before handing it to the inner writer.
 #[derive(Debug)]
 pub struct RedactingMakeWriter<M> {
@@ -189,7 +212,8 @@ impl<W: Write> RedactingWriter<W> {
             return Ok(());
         }
         let text = String::from_utf8_lossy(&self.buf);
-        let clean = Redactor.redact(&text);
+        let redacted = Redactor.redact(&text);
+        let clean = escape_controls(&redacted);
         self.buf.clear();
         self.inner.write_all(clean.as_bytes())?;
         self.inner.flush()
@@ -314,6 +338,15 @@ mod tests {
         let line = Redactor.redact("got ya29.a0AfH6SMBxyzSECRETVALUE for user; again:ya29.a0AfH6SMBxyzSECRETVALUE");
         assert!(!line.contains("SECRETVALUE"), "{line}");
         assert_eq!(line.matches(REDACTED).count(), 2, "{line}");
+    }
+
+    #[test]
+    fn control_characters_in_a_log_line_are_escaped() {
+        assert_eq!(escape_controls("plain line\n"), "plain line\n");
+        assert_eq!(
+            escape_controls("error=\u{1b}[2J\u{1b}]0;pwned\u{7} next\nfake line\n"),
+            "error=\\u{1b}[2J\\u{1b}]0;pwned\\u{7} next\\u{a}fake line\n"
+        );
     }
 
     #[test]

@@ -262,7 +262,7 @@ pub(crate) fn error_code(body: &[u8]) -> Option<String> {
             .or_else(|| meta.get("code").map(|c| c.to_string()))?,
         _ => return None,
     };
-    Some(code.chars().filter(|c| !c.is_control()).take(64).collect())
+    Some(crate::text::clean(&code, 64))
 }
 
 /// How much of a platform's error text is shown.
@@ -284,12 +284,7 @@ pub(crate) fn error_description(body: &[u8]) -> Option<String> {
 /// Provider-supplied text as it may appear in an error message (see [`error_description`]); `None` when nothing
 /// printable is left.
 pub(crate) fn safe_description(text: &str) -> Option<String> {
-    let printable: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(DESCRIPTION_CHARS)
-        .collect();
-    let shown = crate::logging::Redactor.redact(printable.split_whitespace().collect::<Vec<_>>().join(" ").as_str());
+    let shown = crate::logging::Redactor.redact(&crate::text::clean(text, DESCRIPTION_CHARS));
     (!shown.is_empty()).then_some(shown)
 }
 
@@ -386,7 +381,7 @@ mod tests {
         let long = format!(r#"{{"error_description":"a\u0007b\nc{}"}}"#, "x".repeat(500));
         let shown = said(&long).unwrap();
         assert!(
-            shown.starts_with("a b c") && shown.chars().count() <= DESCRIPTION_CHARS,
+            shown.starts_with("ab c") && shown.chars().count() <= DESCRIPTION_CHARS,
             "{shown}"
         );
         // A hostile platform that echoes a secret it was sent does not get it printed.

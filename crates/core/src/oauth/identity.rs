@@ -128,11 +128,16 @@ pub(crate) fn identity_from_claims(
     account_claims: &[String],
     subject_claim: &str,
 ) -> Result<AccountIdentity, IdentityError> {
+    // The provider's text is shown in terminals, the window and notifications: made safe here, where it enters.
     let account = account_claims
         .iter()
-        .find_map(|path| claim_text(claims, path))
+        .filter_map(|path| claim_text(claims, path))
+        .map(|text| crate::text::clean(&text, crate::text::MAX_NAME_CHARS))
+        .find(|text| !text.is_empty())
         .ok_or_else(|| IdentityError::NoAccountClaim(account_claims.to_vec()))?;
-    let subject = claim_text(claims, subject_claim);
+    let subject = claim_text(claims, subject_claim)
+        .map(|text| crate::text::clean(&text, 255))
+        .filter(|text| !text.is_empty());
     Ok(AccountIdentity { account, subject })
 }
 

@@ -251,7 +251,7 @@ pub(crate) fn callback_from_query(query: &str, state: &SecretString) -> Result<C
 
 /// Keeps provider-supplied text printable and short before it reaches a page, a log or an error message.
 fn printable(text: &str, max: usize) -> String {
-    text.chars().filter(|c| !c.is_control()).take(max).collect()
+    crate::text::clean(text, max)
 }
 
 #[derive(Debug)]

@@ -556,6 +556,7 @@ async fn complete(
         .request_async(&observed)
         .await
         .map_err(|e| token_error(spec, &observed, e))?;
+    usable(spec, &response)?;
 
     let (mut access, refresh) = take_tokens(&response);
     let id_token = response.id_token().map(|t| secret(t.dangerously_expose().to_owned()));
@@ -566,6 +567,7 @@ async fn complete(
         let long = dialect::token_call(spec, call, credentials, Some(&access), None, &observed)
             .await
             .map_err(|error| call_error(spec, "the long-lived token exchange", error))?;
+        usable(spec, &long)?;
         let (long_access, _) = take_tokens(&long);
         access = long_access;
         expires_in = long.expires_in();
@@ -624,6 +626,28 @@ pub(crate) fn issuers(spec: &ProviderSpec) -> Vec<&str> {
         .into_iter()
         .chain(spec.issuer_aliases.iter().map(String::as_str))
         .collect()
+}
+
+/// Refuses a token response Tokenkeep cannot use as it is: a token type other than bearer (it would be handed
+/// out as `Authorization: Bearer` and fail, or worse, be sent where a proof-of-possession token must not go).
+/// An `expires_in` that is not a lifetime is logged: the token counts as due at once (see `Lifetime::Invalid`).
+pub(crate) fn usable(spec: &ProviderSpec, response: &ProviderTokenResponse) -> Result<(), FlowError> {
+    if response.lifetime_is_invalid() {
+        tracing::warn!(provider = %spec.id, "the token response's expires_in is not a lifetime; the token counts as due");
+    }
+    match response.unusable_token_type() {
+        None => Ok(()),
+        Some(kind) => Err(FlowError::MalformedTokenResponse {
+            provider: spec.display_name.clone(),
+            status: 200,
+            detail: unusable_type_detail(&kind),
+        }),
+    }
+}
+
+/// Why a token of type `kind` is refused, in words.
+pub(crate) fn unusable_type_detail(kind: &str) -> String {
+    format!("it issued a token of type {kind:?}, and Tokenkeep uses bearer tokens only (RFC 6750)")
 }
 
 /// A failed call to one of the platform's own token endpoints, as a flow error.
@@ -778,13 +802,7 @@ fn token_error(
     match error {
         RequestTokenError::ServerResponse(response) => FlowError::TokenRejected {
             provider,
-            error: response
-                .error()
-                .as_ref()
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect(),
+            error: crate::text::clean(response.error().as_ref(), 64),
             description: response.error_description().and_then(|d| dialect::safe_description(d)),
         },
         RequestTokenError::Request(source) => FlowError::TokenEndpoint { provider, source },

@@ -148,6 +148,7 @@ async fn access_token_refresh(
                 },
             }
         })?;
+    refusable_type(spec, &response)?;
     let (access, _) = super::take_tokens(&response);
     Ok(Refreshed {
         access,
@@ -178,6 +179,7 @@ async fn refresh_grant(
         .await
         .map_err(|e| classify(&observed, e))?;
 
+    refusable_type(spec, &response)?;
     let (access, refresh) = super::take_tokens(&response);
     // OpenID Connect Core §12.2: a refreshed id_token must keep iss and aud; it carries no nonce.
     let id_token = match response.id_token() {
@@ -220,6 +222,18 @@ async fn refresh_grant(
     })
 }
 
+/// A refreshed token of a type Tokenkeep cannot hand out is refused (see `oauth::usable`): the person must look
+/// at the provider's configuration, so it needs attention rather than retries.
+fn refusable_type(spec: &ProviderSpec, response: &super::ProviderTokenResponse) -> Result<(), RefreshFailure> {
+    if response.lifetime_is_invalid() {
+        tracing::warn!(provider = %spec.id, "the refresh response's expires_in is not a lifetime; the token counts as due");
+    }
+    match response.unusable_token_type() {
+        None => Ok(()),
+        Some(kind) => Err(RefreshFailure::Configuration(super::unusable_type_detail(&kind))),
+    }
+}
+
 fn classify(observed: &ObservedHttp, error: RequestTokenError<HttpError, BasicErrorResponse>) -> RefreshFailure {
     let facts = observed.last();
     let status = facts.map(|f| f.status);
@@ -227,7 +241,7 @@ fn classify(observed: &ObservedHttp, error: RequestTokenError<HttpError, BasicEr
     let transient = |reason: String| RefreshFailure::Transient { reason, retry_after };
     match error {
         RequestTokenError::ServerResponse(response) => {
-            let code: String = response.error().as_ref().chars().take(64).collect();
+            let code = crate::text::clean(response.error().as_ref(), 64);
             match (code.as_str(), status) {
                 // A 5xx or 429 with an OAuth error body (`temporarily_unavailable`) is still a transient failure.
                 (_, Some(s)) if s >= 500 || s == 429 => transient(format!("HTTP {s} ({code})")),

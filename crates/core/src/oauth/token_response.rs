@@ -24,8 +24,8 @@ pub(crate) struct ProviderTokenResponse {
     access_token: AccessToken,
     #[serde(default = "bearer", deserialize_with = "lenient_token_type")]
     token_type: BasicTokenType,
-    #[serde(default, deserialize_with = "lenient_seconds")]
-    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "lifetime")]
+    expires_in: Lifetime,
     #[serde(default, deserialize_with = "lenient_refresh_token")]
     refresh_token: Option<RefreshToken>,
     #[serde(default, rename = "scope", deserialize_with = "lenient_scopes")]
@@ -38,7 +38,39 @@ pub(crate) struct ProviderTokenResponse {
     refresh_expires_in: Option<u64>,
 }
 
+/// The longest access-token lifetime believed: ten years. A larger `expires_in` is a provider's mistake (or an
+/// attempt to make a token look eternal), and shown as is it reads "213503982313812 days".
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// What `expires_in` said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Lifetime {
+    /// Nothing (or `null`): the platform does not say (many long-lived tokens).
+    #[default]
+    Absent,
+    /// Seconds from now, at most [`MAX_LIFETIME`].
+    Seconds(u64),
+    /// Something that is not a lifetime: negative, not a number, another type. Not "no expiry": the token is
+    /// taken to be due at once, so it is checked by a refresh (which the engine paces) rather than trusted forever.
+    Invalid,
+}
+
 impl ProviderTokenResponse {
+    /// The token type, when it is not one Tokenkeep can use: only bearer tokens (RFC 6750; also when the field
+    /// is absent, as several platforms leave it out) are handed out as `Authorization: Bearer`.
+    pub(crate) fn unusable_token_type(&self) -> Option<String> {
+        match &self.token_type {
+            BasicTokenType::Bearer => None,
+            BasicTokenType::Mac => Some("mac".into()),
+            BasicTokenType::Extension(other) => Some(crate::text::clean(other, 40)),
+        }
+    }
+
+    /// Whether `expires_in` was present but not a lifetime.
+    pub(crate) fn lifetime_is_invalid(&self) -> bool {
+        self.expires_in == Lifetime::Invalid
+    }
+
     /// The OpenID Connect `id_token`, when the provider sent one.
     pub(crate) fn id_token(&self) -> Option<&SecretString> {
         self.id_token.as_ref()
@@ -70,7 +102,7 @@ impl Serialize for ProviderTokenResponse {
         let mut out = serializer.serialize_struct("ProviderTokenResponse", 7)?;
         out.serialize_field("access_token", "<redacted>")?;
         out.serialize_field("token_type", &self.token_type)?;
-        out.serialize_field("expires_in", &self.expires_in)?;
+        out.serialize_field("expires_in", &self.expires_in().map(|d| d.as_secs()))?;
         out.serialize_field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))?;
         out.serialize_field("scope", &self.scopes)?;
         out.serialize_field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))?;
@@ -89,7 +121,11 @@ impl TokenResponse for ProviderTokenResponse {
         &self.token_type
     }
     fn expires_in(&self) -> Option<Duration> {
-        self.expires_in.map(Duration::from_secs)
+        match self.expires_in {
+            Lifetime::Absent => None,
+            Lifetime::Seconds(secs) => Some(Duration::from_secs(secs).min(MAX_LIFETIME)),
+            Lifetime::Invalid => Some(Duration::ZERO),
+        }
     }
     fn refresh_token(&self) -> Option<&RefreshToken> {
         self.refresh_token.as_ref()
@@ -123,6 +159,24 @@ fn lenient_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
             .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
+    })
+}
+
+/// `expires_in` as a JSON number or numeric string of seconds (a fraction is cut); `null` is absent; anything
+/// else — a negative number, "soon", `true` — is [`Lifetime::Invalid`].
+fn lifetime<'de, D: Deserializer<'de>>(d: D) -> Result<Lifetime, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let secs = match &value {
+        serde_json::Value::Null => return Ok(Lifetime::Absent),
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    Ok(match secs {
+        Some(secs) => Lifetime::Seconds(secs.min(MAX_LIFETIME.as_secs())),
+        None => Lifetime::Invalid,
     })
 }
 
@@ -193,8 +247,10 @@ mod tests {
         assert_eq!(r.expires_in(), Some(Duration::from_secs(3599)));
         assert_eq!(r.scopes().unwrap().len(), 2);
 
+        // Invalid is not "no expiry": it is due at once, so a refresh checks it.
         let r = parse(r#"{"access_token":"at","expires_in":"soon","refresh_token":"","id_token":null}"#);
-        assert_eq!(r.expires_in(), None);
+        assert_eq!(r.expires_in(), Some(Duration::ZERO));
+        assert!(r.lifetime_is_invalid());
         assert!(
             r.refresh_token().is_none(),
             "an empty refresh token means none was sent"
@@ -219,5 +275,44 @@ mod tests {
     fn a_response_without_access_token_is_rejected() {
         assert!(serde_json::from_str::<ProviderTokenResponse>(r#"{"token_type":"bearer"}"#).is_err());
         assert!(serde_json::from_str::<ProviderTokenResponse>(r#"{"access_token":42}"#).is_err());
+    }
+
+    #[test]
+    fn lifetimes_that_are_not_lifetimes_are_invalid_and_huge_ones_are_clamped() {
+        for raw in ["-3600", "-1.5", "\"-3600\"", "\"soon\"", "true", "{}"] {
+            let r = parse(&format!(r#"{{"access_token":"at","expires_in":{raw}}}"#));
+            assert!(r.lifetime_is_invalid(), "{raw}");
+            assert_eq!(r.expires_in(), Some(Duration::ZERO), "{raw}");
+        }
+        for raw in ["null", "\"\""] {
+            let r = parse(&format!(r#"{{"access_token":"at","expires_in":{raw}}}"#));
+            assert_eq!(
+                r.expires_in(),
+                if raw == "null" { None } else { Some(Duration::ZERO) },
+                "{raw}"
+            );
+        }
+        let r = parse(r#"{"access_token":"at"}"#);
+        assert_eq!(r.expires_in(), None);
+        let r = parse(r#"{"access_token":"at","expires_in":18446744073709551615}"#);
+        assert_eq!(r.expires_in(), Some(MAX_LIFETIME));
+        let r = parse(r#"{"access_token":"at","expires_in":1e300}"#);
+        assert_eq!(r.expires_in(), Some(MAX_LIFETIME));
+    }
+
+    #[test]
+    fn only_bearer_tokens_are_usable() {
+        for (raw, unusable) in [
+            (r#""Bearer""#, None),
+            (r#""bearer""#, None),
+            ("null", None),
+            (r#""mac""#, Some("mac")),
+            (r#""N_A""#, Some("n_a")),
+            ("\"x\\u001b[2J\"", Some("x[2j")),
+        ] {
+            let r = parse(&format!(r#"{{"access_token":"at","token_type":{raw}}}"#));
+            assert_eq!(r.unusable_token_type().as_deref(), unusable, "{raw}");
+        }
+        assert_eq!(parse(r#"{"access_token":"at"}"#).unusable_token_type(), None);
     }
 }

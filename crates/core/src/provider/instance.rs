@@ -360,12 +360,8 @@ fn refused(url: &str, status: u16, body: &[u8]) -> InstanceError {
         let text = v
             .get("error_description")
             .or_else(|| v.get("error"))
-            .and_then(Value::as_str)?
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(SAID_CHARS)
-            .collect::<String>();
-        let text = crate::logging::Redactor.redact(text.trim());
+            .and_then(Value::as_str)?;
+        let text = crate::logging::Redactor.redact(&crate::text::clean(text, SAID_CHARS));
         (!text.is_empty()).then_some(text)
     });
     let hint = match status {

@@ -643,6 +643,19 @@ impl ProviderSpec {
         if self.display_name.trim().is_empty() {
             return Err(invalid("display_name is empty"));
         }
+        for (field, text) in [
+            ("display_name", Some(&self.display_name)),
+            ("invalid_grant_hint", self.invalid_grant_hint.as_ref()),
+        ] {
+            if let Some(text) = text
+                && !crate::text::is_clean(text)
+            {
+                return Err(invalid(&format!(
+                    "{field} holds control, invisible or bidirectional characters, or spaces at its ends: it is \
+                     shown in terminals and notifications, so write it as plain text"
+                )));
+            }
+        }
         if !matches!(self.loopback_host.as_str(), "127.0.0.1" | "localhost") {
             return Err(invalid(
                 "loopback_host must be \"127.0.0.1\" or \"localhost\" (RFC 8252 loopback redirect)",

@@ -50,6 +50,12 @@ const EVENT_CAPACITY: usize = 1024;
 // IMPORTANT: a week, so that someone who opens Tokenkeep once a week still sees it in time.
 const DEFAULT_SESSION_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// A refreshed token with less life than this is "due again at once" (see `Refresher::hold_if_due_at_once`).
+const MIN_USABLE_LIFETIME: Duration = Duration::from_secs(2);
+
+/// After this many such refreshes in a row, the person is told.
+const HELD_ATTENTION: u32 = 3;
+
 /// What happened to a connection, for the window, desktop notifications and the CLI daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -253,6 +259,9 @@ struct Memory {
     validated: HashMap<ConnectionId, u64>,
     /// Connections told that their session ends soon (once per process and session end).
     session_warned: HashMap<ConnectionId, u64>,
+    /// Connections whose refreshes keep yielding tokens that are due again at once (a provider answering
+    /// `expires_in: 0`): how many in a row, and until when (Unix ms) the engine leaves them alone.
+    held: HashMap<ConnectionId, (u32, u64)>,
 }
 
 impl Refresher {
@@ -411,7 +420,8 @@ impl Refresher {
             (Some(RefreshStyle::AccessToken { min_age_secs, .. }), Some(at)) => at.saturating_add(*min_age_secs),
             _ => 0,
         };
-        Some(due.max(old_enough.saturating_mul(1000)))
+        let held = self.memory().held.get(&id).map_or(0, |(_, until)| *until);
+        Some(due.max(old_enough.saturating_mul(1000)).max(held))
     }
 
     /// A valid access token for `id`, refreshing first when it expires within the on-demand margin.
@@ -489,6 +499,17 @@ impl Refresher {
         // Single-flight: whoever waited behind a refresh that just succeeded finds the token fresh.
         let fresh = !self.expires_within(&meta, self.policy.on_demand_margin.max(Duration::from_secs(1)));
         if fresh && matches!(trigger, Trigger::OnDemand) && meta.status == ConnectionStatus::Connected {
+            return Ok(RefreshOutcome::StillFresh {
+                expires_at: meta.expires_at,
+            });
+        }
+        // Held back after tokens that were due at once: a script asking in a loop does not hammer the platform
+        // either (the token just issued is handed out). "Refresh now" is the person's choice and still asks.
+        if matches!(trigger, Trigger::OnDemand | Trigger::Timer)
+            && meta.status == ConnectionStatus::Connected
+            && self.is_held(id)
+        {
+            tracing::debug!(connection = %id, "held back: not asking the provider again yet");
             return Ok(RefreshOutcome::StillFresh {
                 expires_at: meta.expires_at,
             });
@@ -685,10 +706,63 @@ impl Refresher {
         }
         tracing::info!(provider = %meta.provider, connection = %id, rotated, "refreshed");
         self.publish(id, &meta);
+        self.hold_if_due_at_once(id, &meta);
         Ok(RefreshOutcome::Refreshed {
             expires_at: meta.expires_at,
             rotated,
         })
+    }
+
+    /// A provider that answers every refresh with a token that is due again at once (`expires_in: 0`, a clock far
+    /// off) would be asked again at once, thousands of times a minute, and the person's client rate-limited or
+    /// banned. After such a refresh the connection is held back — the backoff of transient failures, doubling
+    /// up to its cap — and after [`HELD_ATTENTION`] in a row the person is told, once. A refresh that yields a
+    /// usable token ends the hold.
+    fn hold_if_due_at_once(&self, id: ConnectionId, meta: &ConnectionMeta) {
+        let now = self.now_ms();
+        let due_at_once = meta
+            .expires_at
+            .is_some_and(|at| at.saturating_mul(1000) <= now.saturating_add(MIN_USABLE_LIFETIME.as_millis() as u64));
+        let mut memory = self.memory();
+        if !due_at_once {
+            memory.held.remove(&id);
+            return;
+        }
+        let count = memory.held.get(&id).map_or(0, |(n, _)| *n) + 1;
+        let wait = self.policy.backoff(count, None, plan::unit_random());
+        memory
+            .held
+            .insert(id, (count, now.saturating_add(wait.as_millis() as u64)));
+        drop(memory);
+        tracing::warn!(
+            provider = %meta.provider,
+            connection = %id,
+            count,
+            wait_ms = wait.as_millis() as u64,
+            "the provider issued a token that is due again at once; holding this connection back"
+        );
+        if count == HELD_ATTENTION {
+            self.emit(EngineEvent::Attention {
+                id,
+                provider: meta.provider.clone(),
+                account: meta.account.clone(),
+                message: format!(
+                    "{} keeps issuing tokens that expire at once: Tokenkeep now refreshes this connection at most \
+                     every {} so that the platform does not block your app; if it persists, reconnect or check the \
+                     platform's status",
+                    meta.provider,
+                    crate::oauth::human_duration(self.policy.backoff_cap)
+                ),
+            });
+        }
+    }
+
+    /// Whether the engine is holding `id` back now (see [`Self::hold_if_due_at_once`]).
+    fn is_held(&self, id: ConnectionId) -> bool {
+        self.memory()
+            .held
+            .get(&id)
+            .is_some_and(|(_, until)| *until > self.now_ms())
     }
 
     /// Records a state that needs the user, notifying once per incident.

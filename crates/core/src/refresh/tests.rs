@@ -1604,6 +1604,63 @@ async fn the_engine_refreshes_an_overdue_connection_at_start() {
     assert_eq!(h.http.token_requests().len(), 2);
 }
 
+/// F3: a provider answering every refresh with `expires_in: 0` used to be asked again at once, thousands of times
+/// a minute. The engine now holds such a connection back, with the backoff of failures, and says so once.
+#[tokio::test(start_paused = true)]
+async fn a_provider_that_issues_tokens_due_at_once_is_not_hammered() {
+    let (h, _clock) = paused_harness();
+    let mut events = h.refresher.subscribe();
+    h.http.respond(|seen| {
+        if seen.is_token() {
+            Answer::tokens(NEW_ACCESS, Some(NEW_REFRESH), 0)
+        } else {
+            Answer::ok()
+        }
+    });
+    let id = h.connect(ACME, -60, ConnectionStatus::Connected);
+    let engine = RefreshEngine::started(h.refresher.clone());
+    // A minute, or 50 requests, whichever comes first (the old engine reached 50 without time passing at all).
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        () = h.http.wait_for(|seen| seen.iter().filter(|s| s.is_token()).count() >= 50) => {}
+    }
+    engine.stop(Duration::from_secs(5)).await;
+    let sent = h.http.token_requests().len();
+    assert!((3..=8).contains(&sent), "{sent} refresh requests in a minute");
+    let requests = h.http.token_requests();
+    for pair in requests.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(1500),
+            "requests {:?} apart",
+            pair[1].at - pair[0].at
+        );
+    }
+    let attentions: Vec<String> = drain(&mut events)
+        .into_iter()
+        .filter_map(|e| match e {
+            EngineEvent::Attention { id: of, message, .. } if of == id => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attentions.len(), 1, "{attentions:?}");
+    assert!(attentions[0].contains("expire at once"), "{}", attentions[0]);
+    assert_eq!(h.meta(id).status, ConnectionStatus::Connected, "the tokens are kept");
+
+    // A script asking for the token while the connection is held gets the one just issued, without a request.
+    let before = h.http.token_requests().len();
+    let token = h.refresher.access_token(id).await.unwrap();
+    assert_eq!(token.dangerously_expose(), NEW_ACCESS);
+    assert_eq!(h.http.token_requests().len(), before);
+
+    // A token that lives again ends the hold.
+    h.http.respond(default_answer);
+    assert!(matches!(
+        h.refresher.refresh(id, Trigger::User).await.unwrap(),
+        RefreshOutcome::Refreshed { .. }
+    ));
+    assert!(!h.refresher.is_held(id));
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_engine_resumes_a_refresh_cut_short_with_resume_semantics() {
     let (h, _clock) = paused_harness();

@@ -363,11 +363,12 @@ impl Vault {
             id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
         }
         let now = self.clock.unix_secs();
-        let meta = ConnectionMeta {
+        let mut meta = ConnectionMeta {
             created_at: now,
             updated_at: now,
             ..meta
         };
+        meta.sanitize();
         self.write_connection(id, &meta, Some(tokens))?;
         Ok(id)
     }
@@ -415,6 +416,7 @@ impl Vault {
         let mut meta = self.get_meta(id)?;
         let provider = meta.provider.clone();
         f(&mut meta);
+        meta.sanitize();
         if meta.provider != provider {
             return Err(StoreError::ProviderChanged {
                 stored: provider.to_string(),

@@ -194,6 +194,40 @@ impl ConnectionMeta {
             session_ends_at: None,
         }
     }
+
+    /// Makes every text that came from a provider safe to store and show ([`crate::text::clean`]): the account,
+    /// the subject, the scopes and the last error. The vault applies it to everything it writes and reads, so no
+    /// escape sequence or bidirectional override reaches a terminal, the window or a notification — whatever the
+    /// provider sent, and whatever an older version stored.
+    pub fn sanitize(&mut self) {
+        use crate::text::{MAX_ERROR_CHARS, MAX_NAME_CHARS, clean, is_clean};
+        if !is_clean(&self.account) || self.account.chars().count() > MAX_NAME_CHARS {
+            let account = clean(&self.account, MAX_NAME_CHARS);
+            self.account = if account.is_empty() {
+                "(unnamed account)".to_owned()
+            } else {
+                account
+            };
+        }
+        if let Some(subject) = &self.subject
+            && (!is_clean(subject) || subject.chars().count() > 255)
+        {
+            self.subject = Some(clean(subject, 255)).filter(|s| !s.is_empty());
+        }
+        if self.scopes.iter().any(|s| !is_clean(s) || s.chars().count() > 200) {
+            self.scopes = self
+                .scopes
+                .iter()
+                .map(|s| clean(s, 200))
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(error) = &self.last_error
+            && (!is_clean(error) || error.chars().count() > MAX_ERROR_CHARS)
+        {
+            self.last_error = Some(clean(error, MAX_ERROR_CHARS)).filter(|e| !e.is_empty());
+        }
+    }
 }
 
 /// Which token of a connection. Serialized under its field name ([`Self::field`]).
@@ -276,6 +310,9 @@ pub(super) const META_PAYLOAD_VERSION: u32 = 1;
 
 impl From<&ConnectionMeta> for MetaPayload {
     fn from(m: &ConnectionMeta) -> Self {
+        let mut clean = m.clone();
+        clean.sanitize();
+        let m = &clean;
         Self {
             v: META_PAYLOAD_VERSION,
             provider: m.provider.to_string(),
@@ -300,7 +337,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
         if p.v != META_PAYLOAD_VERSION {
             return Err(());
         }
-        Ok(Self {
+        let mut meta = Self {
             provider: ProviderId::parse(&p.provider).map_err(|_| ())?,
             account: p.account,
             subject: p.subject,
@@ -312,7 +349,9 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             last_refresh_at: p.last_refresh_at,
             last_error: p.last_error,
             session_ends_at: p.session_ends_at,
-        })
+        };
+        meta.sanitize();
+        Ok(meta)
     }
 }
 

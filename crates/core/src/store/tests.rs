@@ -36,6 +36,43 @@ fn token_keys_split_back_into_record_and_field() {
     assert_eq!(split_token_key(&no_separator), None);
 }
 
+/// F2: a provider's text with escape sequences and bidi overrides never reaches the store, nor comes out of it.
+#[test]
+fn provider_text_is_stored_and_read_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    let vault = open(&paths, &keys).unwrap();
+    let hostile = "\u{1b}[2J\u{1b}[31mHACKED\u{1b}]0;pwned\u{7}";
+    let mut meta = ConnectionMeta::new(pid("demo"), format!("\u{202e}nimda{hostile}"));
+    meta.subject = Some(format!("sub{hostile}"));
+    meta.scopes = vec![format!("read{hostile}"), "\u{1b}".into()];
+    meta.last_error = Some(format!("{hostile}\n{}", "x".repeat(1000)));
+    let tokens = TokenSet {
+        access: SecretString::new("access-value".into()),
+        refresh: None,
+        id_token: None,
+    };
+    let id = vault.put_connection(meta, &tokens).unwrap();
+    let check = |m: &ConnectionMeta| {
+        for text in [&m.account, m.subject.as_ref().unwrap(), m.last_error.as_ref().unwrap()]
+            .into_iter()
+            .chain(&m.scopes)
+        {
+            assert!(crate::text::is_clean(text), "{text:?}");
+        }
+        assert_eq!(m.account, "nimda[2J[31mHACKED]0;pwned");
+        assert_eq!(m.scopes, ["read[2J[31mHACKED]0;pwned"]);
+        assert!(m.last_error.as_ref().unwrap().chars().count() <= crate::text::MAX_ERROR_CHARS);
+    };
+    check(&vault.get_meta(id).unwrap());
+    let updated = vault
+        .update_meta(id, |m| m.last_error = Some(format!("later {hostile}")))
+        .unwrap();
+    assert_eq!(updated.last_error.as_deref(), Some("later [2J[31mHACKED]0;pwned"));
+    check(&vault.get_meta(id).unwrap());
+}
+
 #[test]
 fn sled_lock_errors_are_recognised() {
     let tmp = tempfile::tempdir().unwrap();
