@@ -1,12 +1,16 @@
 //! The RFC 8252 loopback redirect listener: one port on 127.0.0.1, one valid callback, then closed.
 //!
 //! Every connection is handled on its own task (browsers open speculative connections that never send a request,
-//! and one of those must not delay the real callback), with a small request-size and time limit. A request is
+//! and one of those must not delay the real callback), with a small request-size and time limit. The accept loop
+//! never waits for a handler: a connection that sends nothing within [`FIRST_BYTE_TIMEOUT`] is closed, and when
+//! [`MAX_CONNECTIONS`] are open the one idle longest makes room — so a flood of idle connections (another program
+//! on this machine) cannot keep the browser's request waiting until the code expires. A request is
 //! answered and ignored unless it is a `GET` of the redirect path with the expected `Host` header and `state`;
 //! only such a request ends the wait. Its connection is handed back to the flow, which answers the browser once
 //! it knows the outcome ("Connected as …" or what went wrong).
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use subtle::ConstantTimeEq;
@@ -19,10 +23,13 @@ use crate::secret::SecretString;
 
 /// Largest request head accepted (request line + headers).
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
-/// How long a connection may take to send its request.
+/// How long a connection may take to send its whole request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections handled at once; more wait in the accept queue.
-const MAX_CONCURRENT: usize = 16;
+/// How long a connection may stay silent before its first byte (a browser sends its request at once; a
+/// speculative preconnect that is closed simply reconnects when it is needed).
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections open at once; beyond it, the one idle longest is closed to make room.
+const MAX_CONNECTIONS: usize = 64;
 
 /// What the browser delivered to the redirect URI, with `state` already checked.
 #[derive(Debug)]
@@ -104,31 +111,44 @@ impl LoopbackListener {
     /// when `self` is dropped.
     pub(crate) async fn wait(self, state: &SecretString) -> (Callback, Responder) {
         let (tx, mut rx) = mpsc::channel::<(Callback, Responder)>(1);
-        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
         let expected = std::sync::Arc::new(Expected {
             host: self.expected_host.clone(),
             path: self.path.clone(),
             state: SecretString::new(state.dangerously_expose().to_owned()),
         });
         let mut tasks = tokio::task::JoinSet::new();
+        // Open connections, oldest first: whether each has sent a byte yet, and how to close it.
+        let mut open: std::collections::VecDeque<(std::sync::Arc<AtomicBool>, tokio::task::AbortHandle)> =
+            std::collections::VecDeque::new();
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
                     let Ok((stream, _peer)) = accepted else { continue };
-                    let Ok(permit) = limit.clone().acquire_owned().await else { continue };
+                    open.retain(|(_, handle)| !handle.is_finished());
+                    if open.len() >= MAX_CONNECTIONS {
+                        // Make room: the oldest connection that has sent nothing, else the oldest of all.
+                        let victim = open.iter().position(|(talked, _)| !talked.load(Ordering::Relaxed)).unwrap_or(0);
+                        if let Some((_, handle)) = open.remove(victim) {
+                            handle.abort();
+                        }
+                    }
+                    let talked = std::sync::Arc::new(AtomicBool::new(false));
                     let tx = tx.clone();
                     let expected = expected.clone();
-                    tasks.spawn(async move {
-                        let _permit = permit;
-                        if let Some(found) = handle(stream, &expected).await {
+                    let flag = talked.clone();
+                    let handle = tasks.spawn(async move {
+                        if let Some(found) = handle(stream, &expected, &flag).await {
                             let _ = tx.send(found).await;
                         }
                     });
+                    open.push_back((talked, handle));
                 }
                 Some(found) = rx.recv() => {
                     // Dropping the JoinSet aborts the handlers of any other connections still open.
                     return found;
                 }
+                // Reap finished handlers so the set does not grow with every connection.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
     }
@@ -142,7 +162,13 @@ struct Expected {
 }
 
 /// Reads one request; answers it unless it is the callback, which is returned with its open connection.
-async fn handle(mut stream: TcpStream, expected: &Expected) -> Option<(Callback, Responder)> {
+/// `talked` is set once the connection has sent its first byte.
+async fn handle(mut stream: TcpStream, expected: &Expected, talked: &AtomicBool) -> Option<(Callback, Responder)> {
+    // A connection that sends nothing at all is closed soon; one that has begun gets the whole read timeout.
+    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut [0u8; 1])).await {
+        Ok(Ok(n)) if n > 0 => talked.store(true, Ordering::Relaxed),
+        _ => return None,
+    }
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(HeadError::TooLarge)) => {
@@ -453,6 +479,40 @@ mod tests {
         assert!(page.contains("Cache-Control: no-store"));
         // The listener is gone: the port no longer accepts connections.
         assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
+    }
+
+    /// F4: 146 idle connections used to fill the handlers and the browser's request waited ~90 s, until the code
+    /// had expired. With 300 idle ones (and a few that trickle a byte and stall), the callback is served at once.
+    #[tokio::test]
+    async fn a_flood_of_idle_connections_does_not_delay_the_real_callback() {
+        let (port, host, task) = start().await;
+        let mut idle = Vec::new();
+        for _ in 0..300 {
+            idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+        }
+        for _ in 0..20 {
+            let mut slow = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            slow.write_all(b"GET /callback?co").await.unwrap();
+            idle.push(slow);
+        }
+        let started = std::time::Instant::now();
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream
+            .write_all(get("/callback?code=the-code&state=expected-state-value", &host).as_bytes())
+            .await
+            .unwrap();
+        let (callback, responder) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the callback waited behind the flood")
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "served after {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(callback, Callback::Code { .. }), "{callback:?}");
+        responder.respond(200, "Connected", "ok").await;
+        drop(idle);
     }
 
     #[tokio::test]
