@@ -2,15 +2,16 @@
 //! answered, and the handler that runs each request on the holder's operations — the same [`LocalOps`], engine
 //! included, that the holder's own window or timer uses.
 
+use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use zeroize::Zeroizing;
 
 use super::wire::{self, Line, LineError, Welcome};
@@ -23,17 +24,23 @@ use crate::secret::SecretString;
 /// Log target of the server's events.
 const LOG: &str = "tokenkeep_core::local_api";
 
-// IMPORTANT: a client sends its secret right after connecting; one that says nothing for seconds is not ours
+// IMPORTANT: a client sends its secret right after connecting; one that says nothing for two seconds is not ours
 // (or is stuck) and must not hold a session slot.
-const HELLO_LIMIT: Duration = Duration::from_secs(5);
-// IMPORTANT: the CLI sends one request right after the hello and closes after the answer; a minute of silence
-// only happens with a client that hung, so the session is dropped.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
+const HELLO_LIMIT: Duration = Duration::from_secs(2);
+// IMPORTANT: the CLI sends its request right after the hello and closes after the answer; ten seconds of
+// silence between requests only happens with a client that hung, so the session is dropped.
+const IDLE_LIMIT: Duration = Duration::from_secs(10);
 /// How long an answer may take to be written (the client reads it at once; a stuck client loses its session).
 const WRITE_LIMIT: Duration = Duration::from_secs(10);
 // IMPORTANT: each session is a task and a buffer; a bound keeps a runaway script of our own user from exhausting
-// the app. Real use is one CLI at a time.
+// the app. Real use is one CLI at a time. At the bound, an idle session makes room for the new connection (the
+// one that has said least, longest); only when every session is running a request is the new one refused.
 const MAX_SESSIONS: usize = 16;
+
+/// Where a session stands, for choosing which to close when the server is full.
+const WAITING_FOR_HELLO: u8 = 0;
+const IDLE: u8 = 1;
+const BUSY: u8 = 2;
 /// How long `LocalServer::start` waits for an answer on an existing socket before it calls the socket stale.
 const STALE_PROBE_LIMIT: Duration = Duration::from_secs(1);
 
@@ -69,23 +76,37 @@ impl Handler {
 pub async fn serve(listener: UnixListener, secret: SecretString, handler: Handler) {
     let our_uid = rustix::process::geteuid().as_raw();
     let (secret, handler) = (Arc::new(secret), Arc::new(handler));
-    let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     // IMPORTANT: sessions live in this set, owned by this future: aborting the server aborts them too, so no
     // session outlives the app's shutdown holding the vault.
     let mut sessions = JoinSet::new();
+    // Open sessions, oldest first: where each stands, and how to close it.
+    let mut open: VecDeque<(Arc<AtomicU8>, AbortHandle)> = VecDeque::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(target: LOG, "too many CLI sessions at once; closing a new one");
-                        continue;
-                    };
-                    let (secret, handler) = (secret.clone(), handler.clone());
-                    sessions.spawn(async move {
-                        session(stream, &secret, &handler, our_uid).await;
-                        drop(slot);
+                    open.retain(|(_, handle)| !handle.is_finished());
+                    if open.len() >= MAX_SESSIONS {
+                        let victim = [WAITING_FOR_HELLO, IDLE]
+                            .iter()
+                            .find_map(|wanted| open.iter().position(|(state, _)| state.load(Ordering::Relaxed) == *wanted));
+                        match victim.and_then(|i| open.remove(i)) {
+                            Some((_, handle)) => {
+                                tracing::info!(target: LOG, "CLI socket full; closing the session idle longest");
+                                handle.abort();
+                            }
+                            None => {
+                                tracing::warn!(target: LOG, "every CLI session is running a request; closing a new one");
+                                continue;
+                            }
+                        }
+                    }
+                    let state = Arc::new(AtomicU8::new(WAITING_FOR_HELLO));
+                    let (secret, handler, flag) = (secret.clone(), handler.clone(), state.clone());
+                    let handle = sessions.spawn(async move {
+                        session(stream, &secret, &handler, our_uid, &flag).await;
                     });
+                    open.push_back((state, handle));
                 }
                 Err(error) => {
                     // IMPORTANT: e.g. out of file descriptors: wait a little instead of spinning on the error.
@@ -98,8 +119,8 @@ pub async fn serve(listener: UnixListener, secret: SecretString, handler: Handle
     }
 }
 
-/// One client: uid, then secret, then requests until it closes.
-async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, our_uid: u32) {
+/// One client: uid, then secret, then requests until it closes. `state` says where it stands (see `serve`).
+async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, our_uid: u32, state: &AtomicU8) {
     match stream.peer_cred() {
         Ok(peer) if peer.uid() == our_uid => {}
         Ok(peer) => {
@@ -135,9 +156,13 @@ async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, o
     }
 
     loop {
+        state.store(IDLE, Ordering::Relaxed);
         let (reply, go_on) = match wire::read_line(&mut reader, MAX_REQUEST_LINE, IDLE_LIMIT).await {
             Ok(Some(line)) => match Request::decode(&line) {
-                Ok(request) => (handler.answer(request).await, true),
+                Ok(request) => {
+                    state.store(BUSY, Ordering::Relaxed);
+                    (handler.answer(request).await, true)
+                }
                 Err(error) => (ops_wire::error(&error), error.kind != ErrorKind::Protocol),
             },
             Ok(None) | Err(LineError::Timeout | LineError::Io(_)) => return,

@@ -135,6 +135,39 @@ async fn a_wrong_or_missing_secret_gets_one_error_line_and_nothing_else() {
     assert_eq!(client.run(ops::List {}).await.unwrap().len(), 1);
 }
 
+/// F5: 40 idle connections of our own user filled the sessions and the CLI got "connection reset by peer". Idle
+/// sessions — silent ones, and ones that said hello and nothing more — now make room for the real client.
+#[tokio::test]
+async fn idle_sessions_make_room_for_the_real_client() {
+    let fx = Fixture::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(fx.raw().await);
+    }
+    for _ in 0..40 {
+        let mut stream = fx.raw().await;
+        let hello = format!(
+            "{{\"v\":{},\"secret\":\"{}\"}}\n",
+            crate::ops::wire::PROTOCOL_VERSION,
+            fx.secret().dangerously_expose()
+        );
+        stream.get_mut().write_all(hello.as_bytes()).await.unwrap();
+        let mut welcome = String::new();
+        tokio::io::AsyncBufReadExt::read_line(&mut stream, &mut welcome)
+            .await
+            .unwrap();
+        assert!(welcome.contains("\"pid\""), "not welcomed: {welcome}");
+        idle.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let client = Client::connect(&fx.paths)
+        .await
+        .expect("the real client gets a session");
+    assert_eq!(client.run(ops::List {}).await.unwrap().len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    drop(idle);
+}
+
 #[tokio::test]
 async fn an_oversized_line_is_refused_and_ends_the_session() {
     let fx = Fixture::start().await;
