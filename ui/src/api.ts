@@ -105,7 +105,8 @@ export type Status =
   | 'retrying'
   | 'needs_reconnect'
   | 'interrupted'
-  | 'error';
+  | 'error'
+  | 'check_needed';
 
 export interface Connection {
   id: string;

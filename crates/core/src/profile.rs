@@ -121,6 +121,21 @@ impl ProfilePaths {
         self.dir.join("store")
     }
 
+    /// Sealed backups of the store (outside `store/`, so that losing the store does not lose them).
+    pub fn backups_dir(&self) -> PathBuf {
+        self.dir.join("backups")
+    }
+
+    /// The lock a process holds while it has the store open (outside `store/`, which a restore moves aside).
+    pub fn store_lock(&self) -> PathBuf {
+        self.dir.join("store.lock")
+    }
+
+    /// The marker saying that a store exists here, and under which key (so a missing store is noticed).
+    pub fn store_marker(&self) -> PathBuf {
+        self.dir.join("store.marker")
+    }
+
     /// Log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")

@@ -70,6 +70,7 @@ describe('status pill', () => {
       ['needs_reconnect', 'Needs reconnect', 'bad'],
       ['interrupted', 'Interrupted', 'bad'],
       ['error', 'Error', 'bad'],
+      ['check_needed', 'Check needed', 'warn'],
     ];
     for (const [status, text, tone] of cases) {
       const p = derivePill(conn({ status, expiresAt: NOW + 3600 }), NOW);

@@ -23,6 +23,7 @@ export type PillKind =
   | 'needs_reconnect'
   | 'interrupted'
   | 'error'
+  | 'check_needed'
   | 'damaged';
 
 /** Tone picks the colour; the text always says the state too (never colour alone). */
@@ -73,6 +74,12 @@ const PILLS: Record<PillKind, Omit<Pill, 'kind'>> = {
     meaning:
       'A refresh was cut short (Tokenkeep stopped during it), so the saved token may not work. Reconnect to be sure.',
   },
+  check_needed: {
+    text: 'Check needed',
+    tone: 'warn',
+    meaning:
+      'Restored from a backup: the platform may have replaced this token since. The next refresh tells; if it fails, reconnect.',
+  },
   error: {
     text: 'Error',
     tone: 'bad',
@@ -96,6 +103,7 @@ const KNOWN: readonly Status[] = [
   'needs_reconnect',
   'interrupted',
   'error',
+  'check_needed',
 ];
 
 /** Derives the pill from the backend status and the time (expiring soon / expired). */

@@ -301,6 +301,11 @@ fn plan_meta(refresher: &Refresher, plan: &mut Plan, id: ConnectionId, meta: &Co
             tracing::warn!(connection = %id, provider = %meta.provider, "a refresh was interrupted; retrying it once");
             plan.set(id, at, Trigger::Resume);
         }
+        // Same uncertainty after a restore from a backup: a refused refresh token means `interrupted`.
+        Some((at, _)) if meta.status == ConnectionStatus::CheckNeeded => {
+            tracing::info!(connection = %id, provider = %meta.provider, "restored from a backup; checking it");
+            plan.set(id, at, Trigger::Resume);
+        }
         Some((at, trigger)) => plan.set(id, at, trigger),
         None => plan.remove(id),
     }

@@ -391,8 +391,9 @@ impl Refresher {
             ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error => {
                 return None;
             }
-            // The in-flight marker of a refresh that never finished, or a retry the previous process had planned.
-            ConnectionStatus::Refreshing => return Some(0),
+            // The in-flight marker of a refresh that never finished, or a retry the previous process had planned;
+            // or a connection restored from a backup, whose refresh token may be out of date.
+            ConnectionStatus::Refreshing | ConnectionStatus::CheckNeeded => return Some(0),
             _ => {}
         }
         let memory = self.memory();
@@ -625,13 +626,15 @@ impl Refresher {
                 })
             }
             Err(failure @ RefreshFailure::GrantRejected { .. }) => {
-                let resumed = trigger == Trigger::Resume || self.memory().resumed.contains(&id);
+                let resumed = trigger == Trigger::Resume
+                    || previous == ConnectionStatus::CheckNeeded
+                    || self.memory().resumed.contains(&id);
                 let (status, reason) = if resumed {
                     (
                         ConnectionStatus::Interrupted,
                         format!(
-                            "interrupted — reconnect needed: a refresh was cut short (Tokenkeep stopped during it) and \
-                             {failure}"
+                            "interrupted — reconnect needed: the saved refresh token may be out of date (a refresh \
+                             was cut short, or the store was restored from a backup) and {failure}"
                         ),
                     )
                 } else {

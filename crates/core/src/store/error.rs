@@ -24,7 +24,7 @@ pub enum StoreError {
     #[error(
         "this store was encrypted with another key (store key id {expected}, available key {found}): nothing was \
          changed. Use the key with id {expected} — restore it to the keyring or set TOKENKEEP_MASTER_KEY to it — or \
-         move the store directory away to start a new, empty one"
+         run `tokenkeep restore --start-over` to begin a new, empty store (the old one is kept aside)"
     )]
     WrongKey {
         /// The key id the store records.
@@ -98,6 +98,45 @@ pub enum StoreError {
     /// Sealing failed (the OS could not provide random bytes).
     #[error("could not encrypt: {0}")]
     Seal(#[from] crate::crypto::CryptoError),
+    /// sled could not open the store's files, or opened a store that lost committed changes. The files were put
+    /// back exactly as they were.
+    #[error(
+        "the store at {} is damaged ({detail}), so it cannot be opened. Nothing was changed: its files are exactly as \
+         they were. {}", path.display(), restore_hint(*backup)
+    )]
+    Damaged {
+        /// The store directory.
+        path: PathBuf,
+        /// What is wrong, in a few words.
+        detail: String,
+        /// The newest backup's generation and date (Unix seconds), if there is one.
+        backup: Option<(u64, u64)>,
+    },
+    /// The store is missing or empty although one existed (the marker or the backups say so).
+    #[error(
+        "the store at {} is missing or empty, but this profile had one (key {key}): Tokenkeep will not start a new, \
+         empty store in its place. {} To begin empty on purpose, run `tokenkeep restore --start-over`",
+        path.display(), restore_hint(*backup)
+    )]
+    Missing {
+        /// The store directory.
+        path: PathBuf,
+        /// The key id the marker names (or `unknown`).
+        key: String,
+        /// The newest backup's generation and date (Unix seconds), if there is one.
+        backup: Option<(u64, u64)>,
+    },
+    /// No backup could be restored.
+    #[error(
+        "no backup in {} can be restored{}", dir.display(),
+        if reasons.is_empty() { ": there is none".to_owned() } else { format!(": {}", reasons.join("; ")) }
+    )]
+    NoBackup {
+        /// The backups directory.
+        dir: PathBuf,
+        /// Each backup tried, and why it could not be used.
+        reasons: Vec<String>,
+    },
     /// The database failed.
     #[error(
         "the store's database failed while {context}: {source}. Check free disk space and permissions of the store directory"
@@ -204,5 +243,19 @@ pub struct RecordProblem {
 impl fmt::Display for RecordProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} / {} / {}: {}", self.tree, self.record, self.field, self.error)
+    }
+}
+
+/// What to do about a store that cannot be used, given the newest backup (generation, Unix seconds).
+fn restore_hint(backup: Option<(u64, u64)>) -> String {
+    match backup {
+        Some((generation, at)) => format!(
+            "The newest backup (generation {generation}, taken {}) holds every account as of then: `tokenkeep restore \
+             --list` shows it and `tokenkeep restore` restores it (the damaged store is kept aside).",
+            crate::clock::rfc3339(at)
+        ),
+        None => "There is no backup to restore from; keep the directory as it is and ask for help, or move it away \
+                 to start again."
+            .to_owned(),
     }
 }

@@ -33,15 +33,19 @@
 //!   it automatically.
 //! - **Key rotation survives a crash at any point**: see [`Vault::rotate_key`].
 
+pub mod backup;
 mod clients;
 mod error;
 mod holder;
 mod model;
+mod recovery;
+mod restore;
 mod rotation;
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sled::Transactional as _;
@@ -60,6 +64,7 @@ pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON};
 pub use model::{
     CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, TokenKind, TokenSet,
 };
+pub use restore::{RestoreFrom, RestoreReport, StartOverReport};
 pub use rotation::{RotationReport, RotationStep};
 
 use model::MetaPayload;
@@ -82,6 +87,9 @@ const META_FORMAT: &[u8] = b"format_version";
 const META_KEY_ID: &[u8] = b"key_id";
 const META_ROTATION: &[u8] = b"rotation";
 const META_RETIRED: &[u8] = b"retired_key";
+/// How many commits the store has seen (u64, big-endian), written in the same transaction as each: a backup
+/// records it, so a store that opens with a smaller one has lost committed changes.
+const META_GENERATION: &[u8] = b"generation";
 
 /// One sealed value as stored, for `export --envelopes`: enough to put it back exactly where it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +129,7 @@ impl Keys {
 }
 
 /// One change to one tree, applied inside a transaction.
+#[derive(Clone)]
 enum Op {
     Put(Vec<u8>, Vec<u8>),
     Del(Vec<u8>),
@@ -133,6 +142,7 @@ struct MetaState {
     key_id: Option<KeyId>,
     rotation: Option<(KeyId, KeyId)>,
     retired: Option<KeyId>,
+    generation: u64,
 }
 
 /// An open store. One per process and profile: sled's lock keeps a second opener out (see [`StoreError::Locked`]).
@@ -143,11 +153,18 @@ pub struct Vault {
     profile: String,
     store_dir: PathBuf,
     source: Source,
-    keys: RwLock<Keys>,
+    keys: Arc<RwLock<Keys>>,
     clock: Arc<dyn Clock>,
     /// Serialises writers, so read-modify-write updates and rotation never interleave.
-    write: Mutex<()>,
+    write: Arc<Mutex<()>>,
+    /// The store's generation (see [`META_GENERATION`]), as last committed.
+    generation: AtomicU64,
+    /// Where the backups go, and the thread that writes them.
+    backups_dir: PathBuf,
+    backup: backup::BackupWriter,
     _holder: holder::HolderGuard,
+    /// Held for the vault's life; dropped last, after every database handle.
+    _lock: recovery::OpenLock,
 }
 
 impl fmt::Debug for Vault {
@@ -183,6 +200,27 @@ impl Vault {
         let store_dir = paths.store_dir();
         let db_dir = store_dir.join("sled");
         create_private_dir(paths.dir())?;
+        // The lock comes first: no second process may copy, open or put back sled's files meanwhile.
+        let lock_path = paths.store_lock();
+        let lock = recovery::OpenLock::acquire(&lock_path)
+            .map_err(StoreError::io("lock", &lock_path))?
+            .ok_or_else(|| StoreError::Locked {
+                holder: Holder::read(&store_dir),
+                path: store_dir.clone(),
+            })?;
+        let backups_dir = paths.backups_dir();
+        let newest_backup = backup::newest(&backups_dir);
+        let marker = recovery::read_marker(&paths.store_marker());
+        // A store existed here if it left its marker or backups: never start an empty one silently in its place.
+        let existed = marker.is_some() || newest_backup.is_some();
+        let missing = || StoreError::Missing {
+            path: store_dir.clone(),
+            key: marker.clone().unwrap_or_else(|| "unknown".into()),
+            backup: newest_backup,
+        };
+        if existed && std::fs::metadata(db_dir.join("db")).map_or(true, |m| m.len() == 0) {
+            return Err(missing());
+        }
         create_private_dir(&store_dir)?;
         create_private_dir(&db_dir)?;
         create_private_dir(&db_dir.join("blobs"))?;
@@ -193,19 +231,11 @@ impl Vault {
             holder::touch_private(&path).map_err(StoreError::io("create", &path))?;
         }
 
-        let db = open_db(&db_dir).map_err(|e| {
-            if is_lock_error(&e) {
-                StoreError::Locked {
-                    holder: Holder::read(&store_dir),
-                    path: store_dir.clone(),
-                }
-            } else {
-                StoreError::Db {
-                    context: "opening the database",
-                    source: e,
-                }
-            }
-        })?;
+        // IMPORTANT: `preserved` is declared before every database handle: an early return drops the handles
+        // first, then puts sled's files back exactly as they were (see `recovery`).
+        let preserved = recovery::Preserved::take(&db_dir, &store_dir.join(".pre-open"))
+            .map_err(StoreError::io("copy aside the files of", &db_dir))?;
+        let db = open_sound(&db_dir, &store_dir, &preserved, newest_backup)?;
         let meta = db
             .open_tree(TREE_META)
             .map_err(StoreError::db("opening the meta tree"))?;
@@ -221,6 +251,9 @@ impl Vault {
                     return Err(StoreError::MetaDamaged {
                         reason: "it holds records but does not say which key sealed them".into(),
                     });
+                }
+                if existed {
+                    return Err(missing());
                 }
                 let (source, key) = match keys {
                     KeySource::Headless(key) => (Source::Headless, key),
@@ -320,6 +353,23 @@ impl Vault {
         };
         let holder = holder::HolderGuard::write(&store_dir, &holder).map_err(StoreError::io("write", &store_dir))?;
         holder::secure_tree(&store_dir).map_err(StoreError::io("secure", &store_dir))?;
+        let keys = Arc::new(RwLock::new(keys));
+        let write = Arc::new(Mutex::new(()));
+        let backups_dir = paths.backups_dir();
+        let newest_backup = newest_backup.map_or(0, |(generation, _)| generation);
+        let writer = backup::BackupWriter::start(
+            backups_dir.clone(),
+            Arc::new(BackupSource {
+                db: db.clone(),
+                meta: meta.clone(),
+                connections: connections.clone(),
+                keys: keys.clone(),
+                write: write.clone(),
+                profile: profile.clone(),
+                clock: clock.clone(),
+            }),
+            newest_backup,
+        );
         let vault = Self {
             db,
             meta,
@@ -327,13 +377,39 @@ impl Vault {
             profile,
             store_dir,
             source,
-            keys: RwLock::new(keys),
+            keys,
             clock,
-            write: Mutex::new(()),
+            write,
+            generation: AtomicU64::new(state.generation),
+            backups_dir,
+            backup: writer,
             _holder: holder,
+            _lock: lock,
         };
+        // From here on the vault writes (a rotation to finish, a backup): the copy is no longer the truth.
+        preserved.discard();
         vault.finish_interrupted_rotation(state)?;
+        recovery::write_marker(&paths.store_marker(), vault.key_id());
+        // A store without a current backup (new, or from a version without backups) gets one now.
+        if vault.generation() > newest_backup || (newest_backup == 0 && has_records(&vault.db)?) {
+            vault.backup.changed();
+        }
         Ok(vault)
+    }
+
+    /// How many commits the store has seen.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Where the store's backups are.
+    pub fn backups_dir(&self) -> &Path {
+        &self.backups_dir
+    }
+
+    /// Waits (at most 30 s) until a backup of everything committed so far is on disk.
+    pub fn settle_backups(&self) {
+        self.backup.settle(self.generation());
     }
 
     /// The id of the key the store is sealed with.
@@ -783,8 +859,16 @@ impl Vault {
         self.commit(&writes)
     }
 
-    /// Applies `writes` in one sled transaction across all the trees named, then flushes.
+    /// Applies `writes` in one sled transaction across all the trees named, with the store's generation one
+    /// higher in the same transaction, then flushes; a backup follows. The caller holds the write lock.
     fn commit(&self, writes: &[(sled::Tree, Vec<Op>)]) -> Result<(), StoreError> {
+        let next = self.generation() + 1;
+        let mut writes = writes.to_vec();
+        writes.push((
+            self.meta.clone(),
+            vec![Op::Put(META_GENERATION.to_vec(), next.to_be_bytes().to_vec())],
+        ));
+        let writes = &writes;
         let trees: Vec<&sled::Tree> = writes.iter().map(|(t, _)| t).collect();
         trees
             .as_slice()
@@ -812,7 +896,45 @@ impl Vault {
                     unreachable!("the transaction closure never aborts")
                 }
             })?;
-        self.flush()
+        self.flush()?;
+        self.generation.store(next, Ordering::Release);
+        self.backup.changed();
+        Ok(())
+    }
+
+    /// Writes a backup of the store as it is, now, on this thread; the caller holds the write lock (a key rotation,
+    /// before it deletes the backups of the old key).
+    fn backup_now(&self) -> Result<(), StoreError> {
+        let source = BackupSource {
+            db: self.db.clone(),
+            meta: self.meta.clone(),
+            connections: self.connections.clone(),
+            keys: self.keys.clone(),
+            write: self.write.clone(),
+            profile: self.profile.clone(),
+            clock: self.clock.clone(),
+        };
+        let Some((generation, records)) = source.snapshot_locked() else {
+            return Ok(());
+        };
+        let bytes = backup::Source::encode(&source, generation, records);
+        backup::write(&self.backups_dir, generation, &bytes)
+            .map_err(StoreError::io("write a backup in", &self.backups_dir))?;
+        self.backup.written(generation);
+        Ok(())
+    }
+
+    /// Marks a change made outside [`Self::commit`] (a key rotation's re-sealing): one more generation, flushed,
+    /// and a backup.
+    fn bump_generation(&self) -> Result<(), StoreError> {
+        let next = self.generation() + 1;
+        self.meta
+            .insert(META_GENERATION, &next.to_be_bytes())
+            .map_err(StoreError::db("recording the store's generation"))?;
+        self.flush()?;
+        self.generation.store(next, Ordering::Release);
+        self.backup.changed();
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -905,6 +1027,113 @@ fn record_error(tree: &str, id: ConnectionId, field: &str, error: RecordError) -
 /// after the last handle is dropped; and a CLI run may start just as another one exits. A short, bounded wait
 /// turns both into a success instead of a spurious "in use" error; a store really held by a running app still
 /// fails after about a second.
+/// Why [`open_checked`] failed.
+enum OpenFailure {
+    /// Another process holds sled's lock.
+    Locked,
+    /// The files are damaged, or hold fewer commits than the newest backup: the words say which.
+    Damaged(String),
+    /// The OS refused (permissions, disk full): not a sign of damage.
+    Other(StoreError),
+}
+
+/// Opens sled at `db_dir` and checks that it holds at least the commits of the newest backup.
+fn open_checked(db_dir: &Path, newest: Option<(u64, u64)>) -> Result<sled::Db, OpenFailure> {
+    // sled has asserts on what it reads back: a damaged file must give an error, never take the process down.
+    let opened = std::panic::catch_unwind(|| open_db(db_dir))
+        .map_err(|_| OpenFailure::Damaged("the database engine stopped on damaged data".into()))?;
+    let db = opened.map_err(|e| match &e {
+        e if is_lock_error(e) => OpenFailure::Locked,
+        sled::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::StorageFull
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            OpenFailure::Other(StoreError::Db {
+                context: "opening the database",
+                source: e,
+            })
+        }
+        e => OpenFailure::Damaged(crate::text::clean(&format!("its log cannot be read: {e}"), 200)),
+    })?;
+    let generation = (|| -> Result<u64, sled::Error> {
+        let meta = db.open_tree(TREE_META)?;
+        Ok(meta
+            .get(META_GENERATION)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    })()
+    .map_err(|e| OpenFailure::Damaged(crate::text::clean(&format!("its metadata cannot be read: {e}"), 200)))?;
+    match newest {
+        Some((backup, _)) if generation < backup => Err(OpenFailure::Damaged(format!(
+            "it opens with {generation} commits but its newest backup has {backup}: the database lost committed \
+             changes while reading its log"
+        ))),
+        _ => Ok(db),
+    }
+}
+
+/// Opens the store's database without ever leaving it worse: on damage the files go back as they were; a
+/// damaged snapshot is rebuilt from the log when the log alone, tried on a scratch copy, is sound.
+fn open_sound(
+    db_dir: &Path,
+    store_dir: &Path,
+    preserved: &recovery::Preserved,
+    newest: Option<(u64, u64)>,
+) -> Result<sled::Db, StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: store_dir.to_owned(),
+        detail,
+        backup: newest,
+    };
+    let put_back = || {
+        preserved
+            .restore()
+            .map_err(StoreError::io("put back the files of", db_dir))
+    };
+    let locked = || StoreError::Locked {
+        holder: Holder::read(store_dir),
+        path: store_dir.to_owned(),
+    };
+    let first = match open_checked(db_dir, newest) {
+        Ok(db) => return Ok(db),
+        Err(OpenFailure::Locked) => return Err(locked()),
+        Err(OpenFailure::Other(e)) => return Err(e),
+        Err(OpenFailure::Damaged(detail)) => detail,
+    };
+    put_back()?;
+    if recovery::snapshots(db_dir).is_empty() {
+        return Err(damaged(first));
+    }
+    let probe = store_dir.join(".probe");
+    recovery::copy_without_snapshots(preserved.copy_dir(), &probe)
+        .map_err(StoreError::io("make a scratch copy of", db_dir))?;
+    let sound = open_checked(&probe, newest).is_ok();
+    let _ = recovery::remove_all(&probe);
+    if !sound {
+        return Err(damaged(first));
+    }
+    for snapshot in recovery::snapshots(db_dir) {
+        std::fs::remove_file(&snapshot).map_err(StoreError::io("remove the damaged snapshot", &snapshot))?;
+    }
+    match open_checked(db_dir, newest) {
+        Ok(db) => {
+            tracing::warn!(
+                store = %store_dir.display(),
+                "the store's snapshot was damaged ({first}); it was rebuilt from the log and nothing was lost"
+            );
+            Ok(db)
+        }
+        Err(_) => {
+            put_back()?;
+            Err(damaged(first))
+        }
+    }
+}
+
 fn open_db(db_dir: &Path) -> Result<sled::Db, sled::Error> {
     let mut delay = std::time::Duration::from_millis(10);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
@@ -951,6 +1180,9 @@ fn read_meta(meta: &sled::Tree) -> Result<MetaState, StoreError> {
     if let Some(v) = get(META_RETIRED)? {
         state.retired = Some(key_id(&v).ok_or_else(|| damaged("retired key"))?);
     }
+    if let Some(v) = get(META_GENERATION)? {
+        state.generation = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| damaged("generation"))?);
+    }
     Ok(state)
 }
 
@@ -966,6 +1198,79 @@ fn has_records(db: &sled::Db) -> Result<bool, StoreError> {
         }
     }
     Ok(false)
+}
+
+/// What the backup writer reads: the store's trees, its keys and its write lock.
+struct BackupSource {
+    db: sled::Db,
+    meta: sled::Tree,
+    connections: sled::Tree,
+    keys: Arc<RwLock<Keys>>,
+    write: Arc<Mutex<()>>,
+    profile: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl BackupSource {
+    /// Every sealed record and the generation; the caller holds the write lock.
+    fn snapshot_locked(&self) -> Option<(u64, Vec<backup::BackupRecord>)> {
+        let read = || -> Result<(u64, Vec<backup::BackupRecord>), sled::Error> {
+            let generation = match self.meta.get(META_GENERATION)? {
+                Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or_default()),
+                None => 0,
+            };
+            let mut records = Vec::new();
+            let mut push = |tree: &str, t: &sled::Tree| -> Result<(), sled::Error> {
+                for item in t.iter() {
+                    let (k, v) = item?;
+                    records.push(backup::BackupRecord {
+                        tree: tree.to_owned(),
+                        key: k.to_vec(),
+                        value: v.to_vec(),
+                    });
+                }
+                Ok(())
+            };
+            push(TREE_CONNECTIONS, &self.connections)?;
+            for name in self.db.tree_names() {
+                let Ok(name) = std::str::from_utf8(&name) else { continue };
+                if name.starts_with(TOKEN_TREE_PREFIX) || name == TREE_CLIENTS {
+                    push(name, &self.db.open_tree(name)?)?;
+                }
+            }
+            Ok((generation, records))
+        };
+        match read() {
+            Ok(snapshot) => Some(snapshot),
+            Err(error) => {
+                tracing::error!(%error, "could not read the store for a backup");
+                None
+            }
+        }
+    }
+}
+
+impl backup::Source for BackupSource {
+    fn snapshot(&self) -> Option<(u64, Vec<backup::BackupRecord>)> {
+        // Under the write lock: every record at one generation, never half of a commit.
+        let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        self.snapshot_locked()
+    }
+
+    fn encode(&self, generation: u64, records: Vec<backup::BackupRecord>) -> Vec<u8> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        backup::Backup {
+            header: backup::BackupHeader {
+                key_id: keys.current.id(),
+                generation,
+                created_at: self.clock.unix_secs(),
+                profile: self.profile.clone(),
+                records: records.len() as u32,
+            },
+            records,
+        }
+        .encode(&keys.current)
+    }
 }
 
 #[cfg(test)]

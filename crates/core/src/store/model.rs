@@ -109,17 +109,21 @@ pub enum ConnectionStatus {
     Interrupted,
     /// A failure that needs attention; see [`ConnectionMeta::last_error`].
     Error,
+    /// Restored from a backup: the refresh token may have been replaced at the provider since. The next refresh
+    /// (at once, when the engine runs) tells: connected again, or `interrupted` when the platform refuses it.
+    CheckNeeded,
 }
 
 impl ConnectionStatus {
     /// Every status, in declaration order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Connected,
         Self::Refreshing,
         Self::Retrying,
         Self::NeedsReconnect,
         Self::Interrupted,
         Self::Error,
+        Self::CheckNeeded,
     ];
 
     /// The stable name stored in records (`connected`, `needs_reconnect`, …).
@@ -131,6 +135,7 @@ impl ConnectionStatus {
             Self::NeedsReconnect => "needs_reconnect",
             Self::Interrupted => "interrupted",
             Self::Error => "error",
+            Self::CheckNeeded => "check_needed",
         }
     }
 

@@ -256,6 +256,8 @@ impl Vault {
             let previous = keys.other.take().expect("the new key is held during rotation");
             keys.other = Some(std::mem::replace(&mut keys.current, previous));
         }
+        // Every record changed: a backup under the new key follows.
+        self.bump_generation()?;
         tracing::info!(%old, %new, resealed = report.resealed, "switched to the new key");
         step(fail_at, RotationStep::Switched)?;
 
@@ -266,6 +268,9 @@ impl Vault {
     /// Step 5: delete the old key from the keystore, then forget it.
     fn retire(&self, store: &dyn KeyStore, old: KeyId, fail_at: Hook<'_>) -> Result<(), StoreError> {
         store.delete(old)?;
+        // Backups MACed with the deleted key can no longer be verified: one under the new key replaces them.
+        self.backup_now()?;
+        super::backup::remove_made_with(self.backups_dir(), old);
         step(fail_at, RotationStep::OldKeyDeleted)?;
         self.meta
             .remove(META_RETIRED)

@@ -19,18 +19,18 @@ use tokenkeep_core::store::{
     TokenSet, Vault,
 };
 
-const T0: u64 = 1_764_000_000;
-const ACCOUNT: &str = "alice.distinctive-account@example.com";
+pub(crate) const T0: u64 = 1_764_000_000;
+pub(crate) const ACCOUNT: &str = "alice.distinctive-account@example.com";
 
-struct Fixture {
+pub(crate) struct Fixture {
     _tmp: tempfile::TempDir,
-    paths: ProfilePaths,
-    keys: MemoryKeyStore,
-    clock: Arc<ManualClock>,
+    pub(crate) paths: ProfilePaths,
+    pub(crate) keys: MemoryKeyStore,
+    pub(crate) clock: Arc<ManualClock>,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let paths = ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(tmp.path().join("home"))).unwrap();
         Self {
@@ -41,7 +41,7 @@ impl Fixture {
         }
     }
 
-    fn try_open(&self) -> Result<Vault, StoreError> {
+    pub(crate) fn try_open(&self) -> Result<Vault, StoreError> {
         Vault::open(
             &self.paths,
             KeySource::Keyring(Arc::new(self.keys.clone())),
@@ -50,20 +50,20 @@ impl Fixture {
         )
     }
 
-    fn open(&self) -> Vault {
+    pub(crate) fn open(&self) -> Vault {
         self.try_open().unwrap()
     }
 
-    fn open_headless(&self, key: MasterKey) -> Result<Vault, StoreError> {
+    pub(crate) fn open_headless(&self, key: MasterKey) -> Result<Vault, StoreError> {
         Vault::open(&self.paths, KeySource::Headless(key), self.clock.clone(), PROGRAM_CLI)
     }
 
-    fn sled_dir(&self) -> PathBuf {
+    pub(crate) fn sled_dir(&self) -> PathBuf {
         self.paths.store_dir().join("sled")
     }
 
     /// Runs `f` on the raw database (the vault must be closed).
-    fn raw<T>(&self, f: impl FnOnce(&sled::Db) -> T) -> T {
+    pub(crate) fn raw<T>(&self, f: impl FnOnce(&sled::Db) -> T) -> T {
         let db = sled::open(self.sled_dir()).unwrap();
         let out = f(&db);
         db.flush().unwrap();
@@ -71,7 +71,7 @@ impl Fixture {
     }
 }
 
-fn tokens(access: &str, refresh: Option<&str>, id_token: Option<&str>) -> TokenSet {
+pub(crate) fn tokens(access: &str, refresh: Option<&str>, id_token: Option<&str>) -> TokenSet {
     let s = |v: &str| SecretString::new(v.to_owned());
     TokenSet {
         access: s(access),
@@ -80,7 +80,7 @@ fn tokens(access: &str, refresh: Option<&str>, id_token: Option<&str>) -> TokenS
     }
 }
 
-fn meta(provider: &str, account: &str) -> ConnectionMeta {
+pub(crate) fn meta(provider: &str, account: &str) -> ConnectionMeta {
     ConnectionMeta {
         subject: Some(format!("sub-{account}")),
         scopes: vec!["openid".into(), "email".into()],
@@ -90,7 +90,7 @@ fn meta(provider: &str, account: &str) -> ConnectionMeta {
 }
 
 /// Every file below `dir`, with its bytes.
-fn read_all(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn read_all(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -104,7 +104,7 @@ fn read_all(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// Every file below `dir` as length and SHA-256 (readable when an assertion fails).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     read_all(dir)
         .into_iter()
         .map(|(p, b)| {
@@ -134,7 +134,7 @@ fn logical(db: &sled::Db) -> BTreeMap<Vec<u8>, Vec<KeyValue>> {
         .collect()
 }
 
-fn token_key(id: ConnectionId, kind: TokenKind) -> Vec<u8> {
+pub(crate) fn token_key(id: ConnectionId, kind: TokenKind) -> Vec<u8> {
     [id.as_bytes().as_slice(), &[0], kind.field().as_bytes()].concat()
 }
 
@@ -143,7 +143,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Three connections; the first has all three tokens.
-fn populate(vault: &Vault) -> Vec<ConnectionId> {
+pub(crate) fn populate(vault: &Vault) -> Vec<ConnectionId> {
     vec![
         vault
             .put_connection(
@@ -160,7 +160,7 @@ fn populate(vault: &Vault) -> Vec<ConnectionId> {
     ]
 }
 
-fn assert_all_readable(vault: &Vault, ids: &[ConnectionId]) {
+pub(crate) fn assert_all_readable(vault: &Vault, ids: &[ConnectionId]) {
     let expected = [("at-one", ACCOUNT), ("at-two", "bob"), ("at-three", "carol")];
     for (id, (access, account)) in ids.iter().zip(expected) {
         assert_eq!(vault.tokens(*id).unwrap().access.dangerously_expose(), access);
