@@ -10,4 +10,5 @@ mod dialects;
 mod hostile;
 mod oauth_peer;
 mod refresh;
+mod tamper;
 mod vault_process;

@@ -41,11 +41,13 @@ fn main() -> ExitCode {
         Some("run") => run_app(&args[1..]),
         Some("test") => run_tests(),
         Some("icons") => regenerate_icons(),
+        Some("tamper") if args.get(1).map(String::as_str) == Some("--all") => tamper_all(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  run [-- APP ARGS]  build and launch the app (installs what it needs)\n  \
                  test               run every check and test (what CI runs)\n  icons              regenerate icons/ \
-                 from icons/master.svg"
+                 from icons/master.svg\n  tamper --all       flip every byte of every store file, one at a time, and \
+                 report the counts (slow; CI runs a sample)"
             );
             return ExitCode::from(2);
         }
@@ -235,6 +237,29 @@ fn run_tests() -> Result<()> {
     }
     println!("\nAll checks passed in {:.0?}.", started.elapsed());
     Ok(())
+}
+
+/// The exhaustive tamper run: the suite's tamper test with `TOKENKEEP_TAMPER_ALL=1` (every byte of every store
+/// file), its counts printed. Outside CI: it takes minutes to hours, depending on the store's size.
+fn tamper_all() -> Result<()> {
+    std::env::set_current_dir(root())?;
+    build_ui()?;
+    step("build binaries", cargo().args(["build", "--workspace"]))?;
+    step(
+        "tamper test, every byte",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "tokenkeep-e2e",
+                "--test",
+                "e2e",
+                "tamper::",
+                "--",
+                "--nocapture",
+            ])
+            .env("TOKENKEEP_TAMPER_ALL", "1"),
+    )
 }
 
 /// Rebuilds `icons/` from `icons/master.svg` (rsvg-convert rasterises, the pinned Tauri CLI cuts the set).

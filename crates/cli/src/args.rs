@@ -97,6 +97,21 @@ pub(crate) enum Command {
     },
     /// Create a new master key and re-seal every record under it (needs the OS keyring).
     RotateKey,
+    /// Restore the store from its sealed backups, or start over on purpose (the old store is kept aside).
+    ///
+    /// When the store is damaged or missing, the newest backup that verifies holds every account as of its
+    /// last change. The store it replaces is moved aside, never deleted.
+    Restore {
+        /// Show the backups and what each holds; change nothing.
+        #[arg(long, conflicts_with_all = ["from", "start_over"])]
+        list: bool,
+        /// Restore this backup file instead of the newest one that verifies.
+        #[arg(long, value_name = "FILE", conflicts_with = "start_over")]
+        from: Option<PathBuf>,
+        /// Begin a new, empty store: the old store and its backups are moved aside (not deleted).
+        #[arg(long)]
+        start_over: bool,
+    },
     /// Show where this profile keeps its data.
     Paths {
         /// Print JSON instead of text.

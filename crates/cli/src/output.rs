@@ -320,6 +320,7 @@ impl<'a> From<&'a ExportedEnvelope> for ExportJson<'a> {
 
 #[derive(Serialize)]
 pub(crate) struct PathsJson<'a> {
+    pub(crate) backups: &'a std::path::Path,
     pub(crate) config: &'a std::path::Path,
     pub(crate) dir: &'a std::path::Path,
     pub(crate) logs: &'a std::path::Path,

@@ -7,6 +7,7 @@ mod daemon;
 mod keys;
 mod paths;
 mod providers;
+mod restore;
 mod tokens;
 
 use std::time::Duration;
@@ -117,6 +118,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
         Command::Verify { json } => connections::verify(ctx, json),
         Command::Export { envelopes: _ } => connections::export(ctx),
         Command::RotateKey => keys::rotate(ctx),
+        Command::Restore { list, from, start_over } => restore::exec(ctx, list, from, start_over),
         Command::Paths { json } => paths::exec(ctx, json),
     }
 }

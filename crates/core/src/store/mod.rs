@@ -64,7 +64,7 @@ pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON};
 pub use model::{
     CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, TokenKind, TokenSet,
 };
-pub use restore::{RestoreFrom, RestoreReport, StartOverReport};
+pub use restore::{BackupSummary, RestoreFrom, RestoreReport, StartOverReport};
 pub use rotation::{RotationReport, RotationStep};
 
 use model::MetaPayload;
@@ -775,9 +775,7 @@ impl Vault {
 
     fn decode_meta(&self, keys: &Keys, id: ConnectionId, sealed: &[u8]) -> Result<ConnectionMeta, RecordError> {
         let plain = self.open_sealed(keys, TREE_CONNECTIONS, id, FIELD_META, sealed)?;
-        let payload: MetaPayload =
-            serde_json::from_slice(plain.dangerously_expose()).map_err(|_| RecordError::Malformed)?;
-        ConnectionMeta::try_from(payload).map_err(|()| RecordError::Malformed)
+        meta_from_plain(&plain)
     }
 
     fn decode_token(
@@ -1198,6 +1196,13 @@ fn has_records(db: &sled::Db) -> Result<bool, StoreError> {
         }
     }
     Ok(false)
+}
+
+/// A connection's metadata from its opened record.
+fn meta_from_plain(plain: &SecretBytes) -> Result<ConnectionMeta, RecordError> {
+    let payload: MetaPayload =
+        serde_json::from_slice(plain.dangerously_expose()).map_err(|_| RecordError::Malformed)?;
+    ConnectionMeta::try_from(payload).map_err(|()| RecordError::Malformed)
 }
 
 /// What the backup writer reads: the store's trees, its keys and its write lock.

@@ -13,13 +13,16 @@ use crate::keys::KeySource;
 use crate::profile::{ProfilePaths, create_private_dir};
 use crate::secret::{KeyId, MasterKey};
 
-use super::backup::{self, Backup, BackupError, BackupFile};
+use crate::envelope::{self, RecordLocation};
+
+use super::backup::{self, Backup, BackupError, BackupFile, BackupHeader};
+use super::error::RecordError;
 use super::holder::{self, Holder};
-use super::model::{ConnectionId, ConnectionStatus, TokenKind};
+use super::model::{ConnectionId, ConnectionMeta, ConnectionStatus, TokenKind};
 use super::recovery::{self, OpenLock};
 use super::{
-    FORMAT_VERSION, META_FORMAT, META_GENERATION, META_KEY_ID, StoreError, TOKEN_TREE_PREFIX, TREE_META, Vault,
-    split_token_key,
+    FIELD_META, FORMAT_VERSION, META_FORMAT, META_GENERATION, META_KEY_ID, StoreError, TOKEN_TREE_PREFIX,
+    TREE_CONNECTIONS, TREE_META, Vault, split_token_key,
 };
 
 /// Which backup to restore.
@@ -50,6 +53,15 @@ pub struct RestoreReport {
     pub skipped: Vec<(PathBuf, BackupError)>,
 }
 
+/// What a backup holds, opened with the key it names.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    /// Its facts.
+    pub header: BackupHeader,
+    /// Every connection in it, or why its record cannot be read.
+    pub connections: Vec<(ConnectionId, Result<ConnectionMeta, RecordError>)>,
+}
+
 /// What starting over did.
 #[derive(Debug, Clone)]
 pub struct StartOverReport {
@@ -72,6 +84,42 @@ impl Vault {
     pub fn verify_backup(paths: &ProfilePaths, keys: &KeySource, path: &Path) -> Result<Backup, BackupError> {
         let bytes = backup::read_bounded(path)?;
         Backup::decode(&bytes, paths.profile().as_str(), |id| key_for(keys, id))
+    }
+
+    /// Verifies a backup and opens its connections' metadata (never their tokens), to show what it holds.
+    ///
+    /// # Errors
+    /// Why the backup cannot be used.
+    pub fn describe_backup(paths: &ProfilePaths, keys: &KeySource, path: &Path) -> Result<BackupSummary, BackupError> {
+        let backup = Self::verify_backup(paths, keys, path)?;
+        let key = key_for(keys, backup.header.key_id).ok_or(BackupError::KeyUnavailable(backup.header.key_id))?;
+        let profile = paths.profile().as_str();
+        let connections = backup
+            .records
+            .iter()
+            .filter(|r| r.tree == TREE_CONNECTIONS)
+            .filter_map(|r| ConnectionId::from_slice(&r.key).map(|id| (id, &r.value)))
+            .map(|(id, sealed)| {
+                let location = RecordLocation {
+                    profile,
+                    tree: TREE_CONNECTIONS,
+                    record_id: id.as_bytes(),
+                    field: FIELD_META,
+                };
+                let meta = envelope::open(&key, &location, sealed)
+                    .map_err(RecordError::from)
+                    .and_then(|plain| super::meta_from_plain(&plain))
+                    .map(|mut meta| {
+                        meta.sanitize();
+                        meta
+                    });
+                (id, meta)
+            })
+            .collect();
+        Ok(BackupSummary {
+            header: backup.header,
+            connections,
+        })
     }
 
     /// Replaces the store with a backup: the current store (damaged, missing or not) is moved aside, the backup's
