@@ -565,11 +565,32 @@ impl Vault {
         };
         let access = read(TokenKind::Access)?
             .ok_or_else(|| record_error(&name, id, TokenKind::Access.field(), RecordError::Missing))?;
-        Ok(TokenSet {
+        let set = TokenSet {
             access,
             refresh: read(TokenKind::Refresh)?,
             id_token: read(TokenKind::Id)?,
-        })
+        };
+        // A token record renamed in place (a flipped byte in its key) or gone is damage: say so, rather than
+        // answer as if the provider had never issued it.
+        for item in tree.scan_prefix(token_key(id, "")) {
+            let (k, _) = item.map_err(StoreError::db("reading tokens"))?;
+            match split_token_key(&k) {
+                Some((_, field)) if TokenKind::from_field(field).is_some() => {}
+                Some((_, field)) => {
+                    let field = crate::text::clean(field, 64);
+                    return Err(record_error(&name, id, &field, RecordError::BadRecordKey));
+                }
+                None => return Err(record_error(&name, id, "", RecordError::BadRecordKey)),
+            }
+        }
+        if let Some(listed) = self.listed_tokens(&keys, id) {
+            for field in listed {
+                if TokenKind::from_field(&field).is_some_and(|kind| set.get(kind).is_none()) {
+                    return Err(record_error(&name, id, &field, RecordError::Missing));
+                }
+            }
+        }
+        Ok(set)
     }
 
     /// Every connection with its metadata, in record-id order. A record that cannot be read is reported in place;
@@ -626,10 +647,11 @@ impl Vault {
     pub fn verify(&self) -> Result<Vec<RecordProblem>, StoreError> {
         let keys = self.keys_read();
         let mut problems = Vec::new();
+        // A damaged key can hold any bytes: the field name is shown cleaned (see `text`).
         let problem = |tree: &str, record: String, field: &str, error| RecordProblem {
             tree: tree.to_owned(),
             record,
-            field: field.to_owned(),
+            field: crate::text::clean(field, 64),
             error,
         };
         let mut ids = Vec::new();
@@ -651,6 +673,7 @@ impl Vault {
         }
         let known: HashSet<_> = ids.iter().copied().collect();
         let mut with_access = HashSet::new();
+        let mut present: HashSet<(ConnectionId, String)> = HashSet::new();
         for (name, tree) in self.token_trees()? {
             for item in tree.iter() {
                 let (k, v) = item.map_err(StoreError::db("reading tokens"))?;
@@ -664,6 +687,7 @@ impl Vault {
                 if field == TokenKind::Access.field() {
                     with_access.insert(id);
                 }
+                present.insert((id, field.to_owned()));
                 if let Err(e) = self.decode_token(&keys, &name, id, field, &v) {
                     problems.push(problem(&name, id.to_hex(), field, e));
                 }
@@ -678,6 +702,13 @@ impl Vault {
                     }
                 }
                 _ => problems.push(problem(TREE_CLIENTS, hex::encode(&k), "", RecordError::BadRecordKey)),
+            }
+        }
+        for &id in &ids {
+            for field in self.listed_tokens(&keys, id).unwrap_or_default() {
+                if field != TokenKind::Access.field() && !present.contains(&(id, field.clone())) {
+                    problems.push(problem("tokens/*", id.to_hex(), &field, RecordError::Missing));
+                }
             }
         }
         for id in ids.iter().filter(|id| !with_access.contains(id)) {
@@ -773,6 +804,16 @@ impl Vault {
         Ok(envelope::open(key, &self.location(tree, &id, field), sealed)?)
     }
 
+    /// The token fields the connection's metadata record lists as stored (`None` for a record written before
+    /// the list existed, or one that cannot be read).
+    fn listed_tokens(&self, keys: &Keys, id: ConnectionId) -> Option<Vec<String>> {
+        let sealed = self.connections.get(id.as_bytes()).ok()??;
+        let plain = self.open_sealed(keys, TREE_CONNECTIONS, id, FIELD_META, &sealed).ok()?;
+        serde_json::from_slice::<MetaPayload>(plain.dangerously_expose())
+            .ok()?
+            .tokens
+    }
+
     fn decode_meta(&self, keys: &Keys, id: ConnectionId, sealed: &[u8]) -> Result<ConnectionMeta, RecordError> {
         let plain = self.open_sealed(keys, TREE_CONNECTIONS, id, FIELD_META, sealed)?;
         meta_from_plain(&plain)
@@ -826,7 +867,19 @@ impl Vault {
     ) -> Result<(), StoreError> {
         let keys = self.keys_read();
         let key = &keys.current;
-        let payload = Zeroizing::new(serde_json::to_vec(&MetaPayload::from(meta)).expect("plain data serializes"));
+        let mut payload = MetaPayload::from(meta);
+        payload.tokens = match tokens {
+            Some(tokens) => Some(
+                TokenKind::ALL
+                    .into_iter()
+                    .filter(|kind| tokens.get(*kind).is_some())
+                    .map(|kind| kind.field().to_owned())
+                    .collect(),
+            ),
+            // The metadata alone changes: what the record said is stored still is.
+            None => self.listed_tokens(&keys, id),
+        };
+        let payload = Zeroizing::new(serde_json::to_vec(&payload).expect("plain data serializes"));
         let mut writes = vec![(
             self.connections.clone(),
             vec![Op::Put(

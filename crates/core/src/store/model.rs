@@ -308,6 +308,11 @@ pub(super) struct MetaPayload {
     /// Added later within version 1: absent in older records, ignored by older builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) session_ends_at: Option<u64>,
+    /// The token fields stored for the connection (`access_token`, `refresh_token`, …), so that a token record
+    /// that disappears or is renamed reads as damage, not as "never issued". Added later within version 1:
+    /// absent in older records (then nothing is checked), ignored by older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) tokens: Option<Vec<String>>,
 }
 
 /// Version of [`MetaPayload`] this build writes and reads.
@@ -331,6 +336,7 @@ impl From<&ConnectionMeta> for MetaPayload {
             last_refresh_at: m.last_refresh_at,
             last_error: m.last_error.clone(),
             session_ends_at: m.session_ends_at,
+            tokens: None,
         }
     }
 }

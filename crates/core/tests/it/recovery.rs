@@ -256,3 +256,52 @@ fn every_commit_is_backed_up_and_backups_verify_only_as_written() {
         "another profile's backup"
     );
 }
+
+/// F1: a refresh-token record renamed in place (a flipped byte in its key's field, or in its record id) reads as
+/// damage of that record — not as "refresh_token not stored" or "this provider issued no refresh token".
+#[test]
+fn a_renamed_token_record_is_damage_not_absence() {
+    use tokenkeep_core::store::{RecordError, TokenKind};
+    for rename_id in [false, true] {
+        let fx = Fixture::new();
+        let ids = settled_store(&fx);
+        fx.raw(|db| {
+            let tree = db.open_tree("tokens/google").unwrap();
+            let key = super::store::token_key(ids[0], TokenKind::Refresh);
+            let value = tree.remove(&key).unwrap().unwrap();
+            let mut renamed = key.clone();
+            if rename_id {
+                renamed[3] ^= 0x01;
+            } else {
+                *renamed.last_mut().unwrap() ^= 0x1b;
+            }
+            tree.insert(renamed, value).unwrap();
+        });
+        let vault = fx.open();
+        let error = vault.tokens(ids[0]).unwrap_err();
+        let expected = if rename_id {
+            RecordError::Missing
+        } else {
+            RecordError::BadRecordKey
+        };
+        assert!(
+            matches!(&error, StoreError::Record { error, .. } if *error == expected),
+            "rename_id {rename_id}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(!message.contains('\u{1b}'), "{message:?}");
+        assert!(message.contains("tokens/"), "{message}");
+        let problems = vault.verify().unwrap();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.record == ids[0].to_hex() && p.field.starts_with("refresh_toke")),
+            "rename_id {rename_id}: {problems:?}"
+        );
+        // The other connections are untouched.
+        assert_eq!(
+            vault.tokens(ids[1]).unwrap().refresh.unwrap().dangerously_expose(),
+            "rt-two"
+        );
+    }
+}
