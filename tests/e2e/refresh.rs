@@ -921,3 +921,52 @@ fn refresh_peer_mints_real_tokens_and_simulates_outages() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 12, F1 (threat model): a validly sealed *older* refresh-token envelope put back in place of the current
+/// one cannot be told apart inside the store (see docs/SECURITY.md), but it cannot go unnoticed either: with a
+/// rotating platform, the refresh that follows presents a used refresh token, the platform refuses it (and revokes
+/// the grant, as reuse detection does), and the connection says it needs a reconnect.
+#[test]
+fn refresh_a_rolled_back_refresh_token_is_flagged_by_the_next_refresh() -> Result<()> {
+    let peer = start_peer(3600, true)?;
+    let tk = installation("refresh-rollback", &peer)?;
+    let seeded = seed_one(&tk, &peer, "rollback", 3600)?;
+    let hex = seeded.id.to_hex();
+    let key = [seeded.id.as_bytes().as_slice(), b"\0refresh_token"].concat();
+    let raw = |f: &mut dyn FnMut(&sled::Tree) -> Result<()>| -> Result<()> {
+        let db = sled::open(tk.store_dir().join("sled"))?;
+        f(&db.open_tree("tokens/demo")?)?;
+        db.flush()?;
+        Ok(())
+    };
+    let mut old = None;
+    raw(&mut |tree| {
+        old = tree.get(&key)?.map(|v| v.to_vec());
+        Ok(())
+    })?;
+    let old = old.context("the stored refresh token")?;
+
+    tk.ok(&["refresh", &hex], None)?;
+    let (rotated, _) = stored_tokens(&tk, seeded.id)?;
+    ensure!(rotated != seeded.grant.refresh_token, "the refresh did not rotate the refresh token");
+
+    // The rollback: the older envelope, sealed by Tokenkeep for exactly this place, goes back.
+    raw(&mut |tree| {
+        tree.insert(&key, old.as_slice())?;
+        Ok(())
+    })?;
+    ensure!(
+        tk.ok(&["verify"], None)?.stdout.contains("all intact"),
+        "a validly sealed older envelope is not damage the store can see"
+    );
+    let refused = tk.run(&["refresh", &hex], None)?;
+    ensure!(!refused.status.success(), "the rolled-back refresh token was accepted: {refused:?}");
+    ensure!(
+        refused.stderr.contains("sign in again") || refused.stderr.contains("reconnect"),
+        "{}",
+        refused.stderr
+    );
+    let entry = list_entry(&tk, &hex)?;
+    ensure!(entry["status"] == "needs_reconnect", "after the refused refresh: {entry}");
+    Ok(())
+}

@@ -414,10 +414,11 @@ mod tests {
     #[test]
     fn worked_example_in_format_md_is_what_seal_produces() {
         let master = MasterKey::from_bytes(std::array::from_fn(|i| i as u8));
+        let record_id: [u8; 16] = std::array::from_fn(|i| 0x10 + i as u8);
         let loc = RecordLocation {
             profile: "prod",
-            tree: "accounts",
-            record_id: b"github:octocat",
+            tree: "tokens/github",
+            record_id: &record_id,
             field: "access_token",
         };
         let iv: [u8; 16] = std::array::from_fn(|i| 0xa0 + i as u8);

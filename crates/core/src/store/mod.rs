@@ -12,7 +12,7 @@
 //!
 //! | tree                 | key                                   | value                                  |
 //! |----------------------|---------------------------------------|----------------------------------------|
-//! | `meta`               | `format_version`, `key_id`, `rotation`, `retired_key` | plaintext, public only |
+//! | `meta`               | `format_version`, `key_id`, `generation`, `rotation`, `retired_key` | plaintext, public only |
 //! | `connections`        | record id (16 random bytes)           | envelope of the JSON [`ConnectionMeta`], field `meta` |
 //! | `tokens/<provider>`  | record id ‖ `0x00` ‖ field name       | envelope of the token, field `access_token`, `refresh_token` or `id_token` |
 //! | `clients`            | derived record id ‖ `0x00` ‖ `client_secret` | envelope of a provider's client secret (see `clients`) |

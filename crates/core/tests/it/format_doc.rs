@@ -247,27 +247,32 @@ fn header_checks_follow_the_documented_order() {
 /// The worked example, duplicated here so that a change to either the document or the code is caught.
 mod example {
     pub(super) const KEY_ID: &str = "a685478eaf2d261a";
-    pub(super) const RECORD_KEY: &str = "5c37d06ff7cb86f164c74df4b1191556de810f11823dcdf91543047e48364f56\
-                                         eb40aa156b4c7e570df5567f476c7198a2b0d592baf66d621bae2da3820786f3";
+    pub(super) const RECORD_KEY: &str = "53a7e395f5e738b67cc51b1569de3552b9533b39117205b2d489cf66b3769816\
+                                         7aee6db225a3fafa563335f0b064433a72def0ac6c9361d068e6cb5d9d1a2a13";
     pub(super) const AAD: &str = "0000000000000013746f6b656e6b6565702f76312f7265636f72640000000000\
-                                  00000901a685478eaf2d261a000000000000000470726f640000000000000008\
-                                  6163636f756e7473000000000000000e6769746875623a6f63746f6361740000\
-                                  00000000000c6163636573735f746f6b656e";
+                                  00000901a685478eaf2d261a000000000000000470726f64000000000000000d\
+                                  746f6b656e732f6769746875620000000000000010101112131415161718191a\
+                                  1b1c1d1e1f000000000000000c6163636573735f746f6b656e";
     pub(super) const IV: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
-    pub(super) const CIPHERTEXT: &str = "b5ead8e05a0661c5da7308ea0b6a71ffad0c68ba3cfae1e605bfa2d44ca39d8b\
-                                         11bdfd9336550c483008a3105bc6fd39";
-    pub(super) const TAG: &str = "6ce2f7a75b676d32f66b89494db58f3f238535174eff762056246c3b8a620279";
-    pub(super) const ENVELOPE: &str = "01a685478eaf2d261aa0a1a2a3a4a5a6a7a8a9aaabacadaeafb5ead8e05a0661\
-                                       c5da7308ea0b6a71ffad0c68ba3cfae1e605bfa2d44ca39d8b11bdfd9336550c\
-                                       483008a3105bc6fd396ce2f7a75b676d32f66b89494db58f3f238535174eff76\
-                                       2056246c3b8a620279";
+    pub(super) const CIPHERTEXT: &str = "193746d41e6ca9b607c4d33965afb9580b151d582e3ccf5c4ae8634e190f7c81\
+                                         91feebe6dd68f6f730ab1955c1f862be";
+    pub(super) const TAG: &str = "2cd7914dae1057565caeb730bbd50a9347b6f0ada09cacaf283b92774d600f68";
+    pub(super) const ENVELOPE: &str = "01a685478eaf2d261aa0a1a2a3a4a5a6a7a8a9aaabacadaeaf193746d41e6ca9\
+                                       b607c4d33965afb9580b151d582e3ccf5c4ae8634e190f7c8191feebe6dd68f6\
+                                       f730ab1955c1f862be2cd7914dae1057565caeb730bbd50a9347b6f0ada09cac\
+                                       af283b92774d600f68";
     pub(super) const PLAINTEXT: &[u8] = b"gho_EXAMPLE0000000000000000000000000000";
 }
 
+/// The example's record id: the 16 bytes 0x10 to 0x1f, as a connection id is 16 bytes.
+const EXAMPLE_RECORD_ID: [u8; 16] = [
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+];
+
 const EXAMPLE_LOC: Loc<'static> = Loc {
     profile: "prod",
-    tree: "accounts",
-    record_id: b"github:octocat",
+    tree: "tokens/github",
+    record_id: &EXAMPLE_RECORD_ID,
     field: "access_token",
 };
 
