@@ -948,7 +948,10 @@ fn refresh_a_rolled_back_refresh_token_is_flagged_by_the_next_refresh() -> Resul
 
     tk.ok(&["refresh", &hex], None)?;
     let (rotated, _) = stored_tokens(&tk, seeded.id)?;
-    ensure!(rotated != seeded.grant.refresh_token, "the refresh did not rotate the refresh token");
+    ensure!(
+        rotated != seeded.grant.refresh_token,
+        "the refresh did not rotate the refresh token"
+    );
 
     // The rollback: the older envelope, sealed by Tokenkeep for exactly this place, goes back.
     raw(&mut |tree| {
@@ -960,13 +963,71 @@ fn refresh_a_rolled_back_refresh_token_is_flagged_by_the_next_refresh() -> Resul
         "a validly sealed older envelope is not damage the store can see"
     );
     let refused = tk.run(&["refresh", &hex], None)?;
-    ensure!(!refused.status.success(), "the rolled-back refresh token was accepted: {refused:?}");
+    ensure!(
+        !refused.status.success(),
+        "the rolled-back refresh token was accepted: {refused:?}"
+    );
     ensure!(
         refused.stderr.contains("sign in again") || refused.stderr.contains("reconnect"),
         "{}",
         refused.stderr
     );
     let entry = list_entry(&tk, &hex)?;
-    ensure!(entry["status"] == "needs_reconnect", "after the refused refresh: {entry}");
+    ensure!(
+        entry["status"] == "needs_reconnect",
+        "after the refused refresh: {entry}"
+    );
+    Ok(())
+}
+
+/// Issue 12, F7: a refresh that `tokenkeep refresh` reports done is on the disk, not only in the page cache: after
+/// the last write to sled's log, the log is `fdatasync`ed (sled's own `sync_file_range` flushes neither the drive
+/// cache nor the file size). Seen from outside, with strace.
+#[test]
+fn refresh_a_reported_refresh_is_fdatasynced_to_the_log() -> Result<()> {
+    let peer = start_peer(3600, true)?;
+    let tk = installation("refresh-fdatasync", &peer)?;
+    let seeded = seed_one(&tk, &peer, "durable", 3600)?;
+    let trace = tk.profile_dir().join("strace.txt");
+    let trace_arg = trace.display().to_string();
+    let out = tk.run_wrapped(
+        &[
+            "strace",
+            "-f",
+            "-y",
+            "-qq",
+            "-e",
+            "trace=pwrite64,write,fdatasync,fsync,sync_file_range",
+            "-o",
+            &trace_arg,
+        ],
+        &["refresh", &seeded.id.to_hex()],
+    )?;
+    out.ensure_code(0)?;
+    let lines: Vec<String> = std::fs::read_to_string(&trace)?.lines().map(str::to_owned).collect();
+    let on_log = |call: &str| {
+        let prefix = format!("{call}(");
+        move |line: &&String| {
+            line.split_once(' ')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(&prefix))
+                && line.contains("/store/sled/db>")
+        }
+    };
+    let last = |call: &str| lines.iter().rposition(|l| on_log(call)(&l));
+    let last_write = last("pwrite64").or_else(|| last("write")).context("no write to the log was traced")?;
+    let last_sync = last("fdatasync").with_context(|| {
+        format!(
+            "the log was never fdatasynced; syncs traced: {:?}",
+            lines.iter().filter(|l| l.contains("sync")).collect::<Vec<_>>()
+        )
+    })?;
+    ensure!(
+        last_sync > last_write,
+        "the last write to the log (line {last_write}) is not followed by an fdatasync (last at line {last_sync})"
+    );
+    ensure!(
+        lines.iter().any(|l| on_log("sync_file_range")(&l)),
+        "sled's own sync_file_range was not seen: is the trace looking at the right file?"
+    );
     Ok(())
 }

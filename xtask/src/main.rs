@@ -29,6 +29,8 @@ const TEST_PACKAGES: &[&str] = &[
     "util-linux",
     // A day passes for the platform dialect tests (Instagram and Threads refresh only day-old tokens).
     "faketime",
+    // The durability test watches the store's syncs from outside.
+    "strace",
 ];
 /// tauri-driver must match Tauri 2: an unpinned install picks a 3.0 alpha.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";

@@ -40,7 +40,7 @@ impl Vault {
     /// # Errors
     /// A sealing or database failure (then nothing changed).
     pub fn set_client_secret(&self, provider: &ProviderId, secret: &SecretString) -> Result<(), StoreError> {
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let id = client_record_id(provider);
         let sealed = {
             let keys = self.keys_read();
@@ -52,10 +52,13 @@ impl Vault {
                 secret.dangerously_expose().as_bytes(),
             )?
         };
-        self.commit(&[(
-            self.clients_tree()?,
-            vec![Op::Put(token_key(id, FIELD_CLIENT_SECRET), sealed)],
-        )])
+        self.commit(
+            w,
+            &[(
+                self.clients_tree()?,
+                vec![Op::Put(token_key(id, FIELD_CLIENT_SECRET), sealed)],
+            )],
+        )
     }
 
     /// `provider`'s client secret, if one is stored.
@@ -84,7 +87,7 @@ impl Vault {
     /// # Errors
     /// A database failure.
     pub fn delete_client_secret(&self, provider: &ProviderId) -> Result<bool, StoreError> {
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let key = token_key(client_record_id(provider), FIELD_CLIENT_SECRET);
         let Some(tree) = self.existing_tree(TREE_CLIENTS)? else {
             return Ok(false);
@@ -92,7 +95,7 @@ impl Vault {
         if !tree.contains_key(&key).map_err(StoreError::db("reading clients"))? {
             return Ok(false);
         }
-        self.commit(&[(tree, vec![Op::Del(key)])])?;
+        self.commit(w, &[(tree, vec![Op::Del(key)])])?;
         Ok(true)
     }
 }

@@ -35,6 +35,7 @@
 
 pub mod backup;
 mod clients;
+mod durable;
 mod error;
 mod holder;
 mod model;
@@ -157,8 +158,10 @@ pub struct Vault {
     clock: Arc<dyn Clock>,
     /// Serialises writers, so read-modify-write updates and rotation never interleave.
     write: Arc<Mutex<()>>,
-    /// The store's generation (see [`META_GENERATION`]), as last committed.
-    generation: AtomicU64,
+    /// The store's generation (see [`META_GENERATION`]), as last applied (durable once `durable` says so).
+    generation: Arc<AtomicU64>,
+    /// Where commits become durable (see `durable`).
+    durable: Arc<durable::Durability>,
     /// Where the backups go, and the thread that writes them.
     backups_dir: PathBuf,
     backup: backup::BackupWriter,
@@ -244,6 +247,11 @@ impl Vault {
             .map_err(StoreError::db("opening the connections tree"))?;
         let state = read_meta(&meta)?;
         let profile = paths.profile().as_str().to_owned();
+        let log_path = db_dir.join("db");
+        let durable = Arc::new(
+            durable::Durability::new(db.clone(), log_path.clone(), state.generation)
+                .map_err(StoreError::io("open", &log_path))?,
+        );
 
         let (source, keys) = match state.key_id {
             None => {
@@ -268,7 +276,11 @@ impl Vault {
                 batch.insert(META_KEY_ID, key.id().as_bytes());
                 meta.apply_batch(batch)
                     .map_err(StoreError::db("recording the store's key id"))?;
-                db.flush().map_err(StoreError::db("flushing the new store"))?;
+                durable.sync_now(&AtomicU64::new(0))?;
+                // The directory entries of sled's new files are durable too.
+                std::fs::File::open(&db_dir)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(StoreError::io("sync", &db_dir))?;
                 tracing::info!(key_id = %key.id(), profile, "created a new store");
                 (
                     source,
@@ -355,6 +367,7 @@ impl Vault {
         holder::secure_tree(&store_dir).map_err(StoreError::io("secure", &store_dir))?;
         let keys = Arc::new(RwLock::new(keys));
         let write = Arc::new(Mutex::new(()));
+        let generation = Arc::new(AtomicU64::new(state.generation));
         let backups_dir = paths.backups_dir();
         let newest_backup = newest_backup.map_or(0, |(generation, _)| generation);
         let writer = backup::BackupWriter::start(
@@ -367,6 +380,8 @@ impl Vault {
                 write: write.clone(),
                 profile: profile.clone(),
                 clock: clock.clone(),
+                generation: generation.clone(),
+                durable: durable.clone(),
             }),
             newest_backup,
         );
@@ -380,7 +395,8 @@ impl Vault {
             keys,
             clock,
             write,
-            generation: AtomicU64::new(state.generation),
+            generation: generation.clone(),
+            durable: durable.clone(),
             backups_dir,
             backup: writer,
             _holder: holder,
@@ -433,7 +449,7 @@ impl Vault {
     /// # Errors
     /// A sealing or database failure (then nothing was stored).
     pub fn put_connection(&self, meta: ConnectionMeta, tokens: &TokenSet) -> Result<ConnectionId, StoreError> {
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let mut id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
         while self.exists(id)? {
             id = ConnectionId::generate().map_err(|_| crate::crypto::CryptoError::Rng)?;
@@ -445,7 +461,7 @@ impl Vault {
             ..meta
         };
         meta.sanitize();
-        self.write_connection(id, &meta, Some(tokens))?;
+        self.write_connection(w, id, &meta, Some(tokens))?;
         Ok(id)
     }
 
@@ -458,7 +474,7 @@ impl Vault {
     /// [`StoreError::NotFound`], [`StoreError::ProviderChanged`], or a sealing or database failure (then nothing
     /// changed).
     pub fn replace_tokens(&self, id: ConnectionId, tokens: &TokenSet, meta: &ConnectionMeta) -> Result<(), StoreError> {
-        let _w = self.write_lock();
+        let w = self.write_lock();
         if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
         }
@@ -474,7 +490,7 @@ impl Vault {
             updated_at: self.clock.unix_secs(),
             ..meta.clone()
         };
-        self.write_connection(id, &meta, Some(tokens))
+        self.write_connection(w, id, &meta, Some(tokens))
     }
 
     /// Changes a connection's metadata with `f` (read, modify, write under the vault's write lock, flushed) and
@@ -488,7 +504,7 @@ impl Vault {
         id: ConnectionId,
         f: impl FnOnce(&mut ConnectionMeta),
     ) -> Result<ConnectionMeta, StoreError> {
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let mut meta = self.get_meta(id)?;
         let provider = meta.provider.clone();
         f(&mut meta);
@@ -499,7 +515,7 @@ impl Vault {
             });
         }
         meta.updated_at = self.clock.unix_secs();
-        self.write_connection(id, &meta, None)?;
+        self.write_connection(w, id, &meta, None)?;
         Ok(meta)
     }
 
@@ -616,7 +632,7 @@ impl Vault {
     /// # Errors
     /// A database failure (then nothing was deleted).
     pub fn delete_connection(&self, id: ConnectionId) -> Result<bool, StoreError> {
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let mut writes = Vec::new();
         if self.exists(id)? {
             writes.push((self.connections.clone(), vec![Op::Del(id.as_bytes().to_vec())]));
@@ -635,7 +651,7 @@ impl Vault {
         if writes.is_empty() {
             return Ok(false);
         }
-        self.commit(&writes)?;
+        self.commit(w, &writes)?;
         Ok(true)
     }
 
@@ -857,10 +873,11 @@ impl Vault {
         Ok(envelope::seal(key, &self.location(tree, &id, field), plain)?)
     }
 
-    /// Seals and writes a connection's metadata and, if given, its whole token set, in one transaction.
-    /// The caller holds the write lock.
+    /// Seals and writes a connection's metadata and, if given, its whole token set, in one transaction, and
+    /// releases the caller's write lock while the commit becomes durable.
     fn write_connection(
         &self,
+        write: MutexGuard<'_, ()>,
         id: ConnectionId,
         meta: &ConnectionMeta,
         tokens: Option<&TokenSet>,
@@ -907,12 +924,12 @@ impl Vault {
             writes.push((tree, ops));
         }
         drop(keys);
-        self.commit(&writes)
+        self.commit(write, &writes)
     }
 
     /// Applies `writes` in one sled transaction across all the trees named, with the store's generation one
     /// higher in the same transaction, then flushes; a backup follows. The caller holds the write lock.
-    fn commit(&self, writes: &[(sled::Tree, Vec<Op>)]) -> Result<(), StoreError> {
+    fn commit(&self, write: MutexGuard<'_, ()>, writes: &[(sled::Tree, Vec<Op>)]) -> Result<(), StoreError> {
         let next = self.generation() + 1;
         let mut writes = writes.to_vec();
         writes.push((
@@ -947,8 +964,11 @@ impl Vault {
                     unreachable!("the transaction closure never aborts")
                 }
             })?;
-        self.flush()?;
         self.generation.store(next, Ordering::Release);
+        // Group commit: the next writer may apply its change while this one waits for the disk; one sync
+        // covers both (see `durable`).
+        drop(write);
+        self.durable.wait(next, &self.generation)?;
         self.backup.changed();
         Ok(())
     }
@@ -964,6 +984,8 @@ impl Vault {
             write: self.write.clone(),
             profile: self.profile.clone(),
             clock: self.clock.clone(),
+            generation: self.generation.clone(),
+            durable: self.durable.clone(),
         };
         let Some((generation, records)) = source.snapshot_locked() else {
             return Ok(());
@@ -982,14 +1004,20 @@ impl Vault {
         self.meta
             .insert(META_GENERATION, &next.to_be_bytes())
             .map_err(StoreError::db("recording the store's generation"))?;
-        self.flush()?;
         self.generation.store(next, Ordering::Release);
+        self.flush()?;
         self.backup.changed();
         Ok(())
     }
 
+    /// Makes everything applied so far durable (sled's flush, then `fdatasync`; see `durable`).
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(StoreError::db("flushing to disk"))
+        self.durable.sync_now(&self.generation)
+    }
+
+    /// How many syncs the store has run since it was opened (commits that overlap share one).
+    pub fn syncs(&self) -> u64 {
+        self.durable.syncs()
     }
 
     /// The token trees that exist, by name.
@@ -1267,6 +1295,8 @@ struct BackupSource {
     write: Arc<Mutex<()>>,
     profile: String,
     clock: Arc<dyn Clock>,
+    generation: Arc<AtomicU64>,
+    durable: Arc<durable::Durability>,
 }
 
 impl BackupSource {
@@ -1298,13 +1328,20 @@ impl BackupSource {
             }
             Ok((generation, records))
         };
-        match read() {
-            Ok(snapshot) => Some(snapshot),
+        let snapshot = match read() {
+            Ok(snapshot) => snapshot,
             Err(error) => {
                 tracing::error!(%error, "could not read the store for a backup");
-                None
+                return None;
             }
+        };
+        // A backup never gets ahead of the disk: were it newer than what a power loss leaves of the store, the
+        // store would be refused as having lost commits that were never reported committed.
+        if let Err(error) = self.durable.wait(snapshot.0, &self.generation) {
+            tracing::error!(%error, "could not sync the store before a backup");
+            return None;
         }
+        Some(snapshot)
     }
 }
 
