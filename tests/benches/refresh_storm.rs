@@ -99,7 +99,7 @@ fn main() -> Result<()> {
     let peer = OidcPeer::start(&PeerConfig::default())?;
     let token_endpoint = peer.token_endpoint()?.to_owned();
     const ROUNDS: usize = 3;
-    let warmup = peer.mint("warmup", 200)?;
+    let warmup = peer.mint("warmup", 1500)?;
     let plain: Vec<Vec<MintedGrant>> = (0..ROUNDS)
         .map(|round| peer.mint(&format!("plain-{round}"), connections))
         .collect::<Result<_>>()?;
@@ -134,7 +134,7 @@ fn main() -> Result<()> {
         ..RefreshPolicy::default()
     };
     let refresher = Arc::new(RefreshEngine::new(EngineParts {
-        vault,
+        vault: vault.clone(),
         catalog: Catalog::from_config(&config)?,
         http: http.clone(),
         clock: Arc::new(SystemClock),
@@ -154,11 +154,15 @@ fn main() -> Result<()> {
         println!("refresh storm: {connections} refreshes per run, concurrency {concurrency}, one peer (oidc-provider)");
         for grants in &plain {
             let p = plain_client(http.clone(), &token_endpoint, grants, concurrency).await?;
+            let syncs = vault.syncs();
             let t = tokenkeep(refresher.clone(), ids.clone()).await?;
+            let syncs = vault.syncs() - syncs;
             println!(
-                "  plain HTTP client {:>8.1} refreshes/s   Tokenkeep engine {:>8.1} refreshes/s",
+                "  plain HTTP client {:>8.1} refreshes/s   Tokenkeep engine {:>8.1} refreshes/s   ({:.2} syncs per \
+                 refresh, 2 commits each)",
                 rate(p),
-                rate(t)
+                rate(t),
+                syncs as f64 / connections as f64
             );
             plain_rates.push(rate(p));
             our_rates.push(rate(t));

@@ -759,10 +759,10 @@ fn refresh_kill_9_during_a_refresh_storm_breaks_nothing_silently() -> Result<()>
                 }
             }
         }
-        let max = RefreshPolicy::default().max_concurrent;
+        let max = RefreshPolicy::default().max_exposed();
         ensure!(
             interrupted + needs_reconnect <= max,
-            "round {round}: one kill broke {} connections, more than the {max} refreshes that can be in flight",
+            "round {round}: one kill broke {} connections, more than the {max} refreshes that can be exposed",
             interrupted + needs_reconnect
         );
         let line = format!(
@@ -1014,7 +1014,9 @@ fn refresh_a_reported_refresh_is_fdatasynced_to_the_log() -> Result<()> {
         }
     };
     let last = |call: &str| lines.iter().rposition(|l| on_log(call)(&l));
-    let last_write = last("pwrite64").or_else(|| last("write")).context("no write to the log was traced")?;
+    let last_write = last("pwrite64")
+        .or_else(|| last("write"))
+        .context("no write to the log was traced")?;
     let last_sync = last("fdatasync").with_context(|| {
         format!(
             "the log was never fdatasynced; syncs traced: {:?}",

@@ -59,7 +59,7 @@
 //                               Answers {"mode", "remainingMs", "affected"}.
 //   GET  /__admin/outage        the same answer, for the outage in force (mode "off" when none): `affected` is how
 //                               many token requests the current or last outage failed.
-//   POST /__admin/mint          {"account": "u1", "count"?: 1, "clientId"?: "tokenkeep-public",
+//   POST /__admin/mint          {"account": "u1", "count"?: 1 (at most 5000), "clientId"?: "tokenkeep-public",
 //                                "scope"?: "openid offline_access videos.read"}: creates `count` grants for `account`
 //                               WITHOUT a browser, through oidc-provider's own models (Grant, RefreshToken,
 //                               AccessToken), so the tokens behave exactly like ones from a code exchange
@@ -458,7 +458,7 @@ async function mint(body) {
     scope = 'openid offline_access videos.read',
   } = body;
   if (typeof account !== 'string' || !account) throw new Error('give "account"');
-  if (!(Number.isInteger(count) && count >= 1 && count <= 500)) throw new Error('count must be 1..500');
+  if (!(Number.isInteger(count) && count >= 1 && count <= 5000)) throw new Error("count must be 1..5000");
   if (typeof scope !== 'string') throw new Error('scope must be a string');
   const client = await provider.Client.find(clientId);
   if (!client) throw new Error(`no client ${JSON.stringify(clientId)}`);

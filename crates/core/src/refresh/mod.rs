@@ -239,6 +239,8 @@ pub(crate) struct Refresher {
     policy: RefreshPolicy,
     flights: Mutex<HashMap<ConnectionId, Arc<tokio::sync::Mutex<()>>>>,
     limit: Semaphore,
+    /// Bounds the refreshes whose request has left but whose result is not yet durable: what one crash can cost.
+    exposed: Semaphore,
     events: broadcast::Sender<EngineEvent>,
     memory: Mutex<Memory>,
 }
@@ -280,6 +282,7 @@ impl Refresher {
             http,
             clock,
             limit: Semaphore::new(policy.max_concurrent.max(1)),
+            exposed: Semaphore::new(policy.max_exposed()),
             policy,
             flights: Mutex::default(),
             events,
@@ -309,6 +312,20 @@ impl Refresher {
 
     pub(crate) fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Runs a store write, which waits for the disk (see `store::durable`), without stalling the async worker it
+    /// is called on: on a multi-threaded runtime the worker hands its other tasks to another thread meanwhile
+    /// (`block_in_place`), so refreshes waiting for their HTTP answers keep moving. On a current-thread runtime
+    /// (tests) it runs in place.
+    fn store_write<T>(&self, write: impl FnOnce(&Vault) -> T) -> T {
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| write(&self.vault))
+        } else {
+            write(&self.vault)
+        }
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
@@ -458,7 +475,6 @@ impl Refresher {
     pub(crate) async fn refresh(&self, id: ConnectionId, trigger: Trigger) -> Result<RefreshOutcome, RefreshError> {
         let flight = self.flight(id);
         let _flight = flight.lock().await;
-        let _permit = self.limit.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
         let meta = self.meta(id)?;
         let previous = meta.status;
         {
@@ -586,12 +602,19 @@ impl Refresher {
         };
 
         // The in-flight marker (rule 1): on disk before the request leaves.
-        let meta = self
-            .vault
-            .update_meta(id, |m| m.status = ConnectionStatus::Refreshing)?;
+        let meta = self.store_write(|vault| vault.update_meta(id, |m| m.status = ConnectionStatus::Refreshing))?;
         self.publish(id, &meta);
         tracing::debug!(provider = %meta.provider, connection = %id, ?trigger, "refreshing");
-        let result = oauth::refresh_tokens(provider.spec(), &credentials, grant, &self.http, self.clock.now()).await;
+        // The limit is on requests at the provider, not on the store's work around them: the in-flight marker
+        // and the result are committed outside it, so those commits (which wait for the disk) overlap other
+        // connections' requests instead of holding a slot the provider could be answering.
+        // `exposed` is held until the result is durable (or the failure recorded): at most `max_exposed`
+        // connections can lose a rotated refresh token to one crash, however the commits and requests overlap.
+        let _exposed = self.exposed.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
+        let result = {
+            let _permit = self.limit.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
+            oauth::refresh_tokens(provider.spec(), &credentials, grant, &self.http, self.clock.now()).await
+        };
         match result {
             Ok(new) => {
                 self.store_refreshed(id, meta, tokens, new, &provider, &credentials)
@@ -613,9 +636,11 @@ impl Refresher {
                     retry_in_ms = retry_in.as_millis() as u64, "refresh failed; will retry"
                 );
                 let message = format!("refresh failed ({reason}); retrying in {}", human_duration(retry_in));
-                let meta = self.vault.update_meta(id, |m| {
-                    m.status = ConnectionStatus::Retrying;
-                    m.last_error = Some(message);
+                let meta = self.store_write(|vault| {
+                    vault.update_meta(id, |m| {
+                        m.status = ConnectionStatus::Retrying;
+                        m.last_error = Some(message);
+                    })
                 })?;
                 self.publish(id, &meta);
                 Err(RefreshError::Retrying {
@@ -693,7 +718,7 @@ impl Refresher {
         let written = if self.memory().gone.contains(&id) {
             Err(StoreError::NotFound(id))
         } else {
-            self.vault.replace_tokens(id, &tokens, &meta)
+            self.store_write(|vault| vault.replace_tokens(id, &tokens, &meta))
         };
         // A disconnect that began while the request was in flight wins: whatever was just issued is revoked.
         if matches!(written, Err(StoreError::NotFound(_))) || self.memory().gone.contains(&id) {
@@ -785,9 +810,11 @@ impl Refresher {
             memory.retries.remove(&id);
             memory.resumed.remove(&id);
         }
-        let updated = self.vault.update_meta(id, |m| {
-            m.status = status;
-            m.last_error = Some(reason.clone());
+        let updated = self.store_write(|vault| {
+            vault.update_meta(id, |m| {
+                m.status = status;
+                m.last_error = Some(reason.clone());
+            })
         });
         match updated {
             Ok(meta) => self.publish(id, &meta),

@@ -25,7 +25,8 @@ pub struct RefreshPolicy {
     pub on_demand_margin: Duration,
     /// Longest the engine sleeps without checking the wall clock (suspend, clock changes).
     pub wake_check: Duration,
-    /// Refreshes running at once across all connections.
+    /// Refresh requests at providers in flight at once, across all connections (the store's commits around
+    /// each request run outside this limit).
     pub max_concurrent: usize,
 }
 
@@ -48,6 +49,13 @@ impl Default for RefreshPolicy {
 }
 
 impl RefreshPolicy {
+    /// How many refreshes can have their request out and their result not yet on disk at once: the most one
+    /// crash can turn into `interrupted`. Twice [`Self::max_concurrent`], so that committing one answer overlaps
+    /// the next request instead of holding a provider slot.
+    pub fn max_exposed(&self) -> usize {
+        self.max_concurrent.max(1) * 2
+    }
+
     /// The margin for a token living `lifetime`: the provider's (or default) margin, capped at a share of the
     /// lifetime.
     pub fn margin(&self, provider_margin: Option<Duration>, lifetime: Option<Duration>) -> Duration {

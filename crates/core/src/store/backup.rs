@@ -42,6 +42,11 @@ const MAC_LEN: usize = 32;
 const MAX_FILE: u64 = 512 * 1024 * 1024;
 /// How long the writer waits after a commit for more commits, so that a burst makes one backup.
 const COALESCE: Duration = Duration::from_millis(200);
+/// Between two backups the writer waits at least this many times as long as the last one took, so that backups
+/// of a large store take at most about 2% of one core however fast commits come (a refresh storm)…
+const PACE_FACTOR: u32 = 50;
+/// … but never longer than this: a backup is at most this far behind the last commit.
+const MAX_PACE: Duration = Duration::from_secs(5);
 
 /// One sealed value of the store, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +402,8 @@ pub(crate) trait Source: Send + Sync + 'static {
 struct Pending {
     dirty: bool,
     stop: bool,
+    /// Someone waits for the backup ([`BackupWriter::settle`]): no pacing.
+    hurry: bool,
     /// The generation of the newest backup written.
     written: u64,
 }
@@ -449,6 +456,7 @@ impl BackupWriter {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while pending.written < generation && std::time::Instant::now() < deadline && self.thread.is_some() {
             pending.dirty = true;
+            pending.hurry = true;
             wake.notify_one();
             pending = wake
                 .wait_timeout(pending, Duration::from_millis(50))
@@ -474,6 +482,7 @@ impl Drop for BackupWriter {
 fn run(dir: &Path, source: &dyn Source, shared: &(Mutex<Pending>, Condvar)) {
     let (lock, wake) = shared;
     let pending = || lock.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut pace = COALESCE;
     loop {
         let stopping = {
             let mut state = pending();
@@ -489,11 +498,16 @@ fn run(dir: &Path, source: &dyn Source, shared: &(Mutex<Pending>, Condvar)) {
             // Let a burst of commits finish: one backup for all of them (a stop cuts the wait short).
             let state = pending();
             drop(
-                wake.wait_timeout_while(state, COALESCE, |s| !s.stop)
+                wake.wait_timeout_while(state, pace, |s| !s.stop && !s.hurry)
                     .unwrap_or_else(PoisonError::into_inner),
             );
         }
-        pending().dirty = false;
+        {
+            let mut state = pending();
+            state.dirty = false;
+            state.hurry = false;
+        }
+        let started = std::time::Instant::now();
         if let Some((generation, records)) = source.snapshot()
             && generation > pending().written
         {
@@ -502,6 +516,7 @@ fn run(dir: &Path, source: &dyn Source, shared: &(Mutex<Pending>, Condvar)) {
                 Err(error) => tracing::error!(%error, dir = %dir.display(), "could not write a backup of the store"),
             }
             pending().written = generation;
+            pace = (started.elapsed() * PACE_FACTOR).clamp(COALESCE, MAX_PACE);
         }
         wake.notify_all();
     }

@@ -973,6 +973,17 @@ impl Vault {
         Ok(())
     }
 
+    /// Writes a backup of everything committed, now, on this thread (the writer thread does this on its own
+    /// after commits; this is for benchmarks and for a backup on demand). Returns the generation backed up.
+    ///
+    /// # Errors
+    /// The backup could not be written.
+    pub fn backup(&self) -> Result<u64, StoreError> {
+        let _w = self.write_lock();
+        self.backup_now()?;
+        Ok(self.generation())
+    }
+
     /// Writes a backup of the store as it is, now, on this thread; the caller holds the write lock (a key rotation,
     /// before it deletes the backups of the old key).
     fn backup_now(&self) -> Result<(), StoreError> {
