@@ -6,10 +6,10 @@
 //! registered with [`register_secret`] wherever they appear, and masks the value after any well-known secret
 //! parameter name (`access_token=…`, `"refresh_token":"…"`, `Authorization: Bearer …`, …).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -39,9 +39,98 @@ const MIN_SECRET_LEN: usize = 8;
 /// The registry forgets the oldest values beyond this many (tokens rotate; memory stays bounded).
 const MAX_SECRETS: usize = 4096;
 
-fn registry() -> &'static Mutex<VecDeque<zeroize::Zeroizing<String>>> {
-    static REGISTRY: OnceLock<Mutex<VecDeque<zeroize::Zeroizing<String>>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(VecDeque::new()))
+/// A registered secret; zeroized when the registry forgets it.
+#[derive(PartialEq, Eq)]
+struct Held(zeroize::Zeroizing<String>);
+
+impl std::hash::Hash for Held {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state);
+    }
+}
+
+/// The secrets to mask. Membership is a hash lookup and a log line is scanned once, whatever the number of
+/// secrets: every window of [`MIN_SECRET_LEN`] bytes is looked up by its bytes, and only the secrets starting with
+/// exactly those bytes are compared. (A linear scan per registration and per line cost milliseconds with
+/// thousands of tokens registered, on every refresh of a storm.)
+#[derive(Default)]
+struct Registry {
+    /// Oldest first, for forgetting beyond [`MAX_SECRETS`].
+    order: VecDeque<Arc<Held>>,
+    /// Every secret, by its first [`MIN_SECRET_LEN`] bytes.
+    by_prefix: HashMap<[u8; MIN_SECRET_LEN], Vec<Arc<Held>>>,
+    all: HashSet<Arc<Held>>,
+}
+
+impl Registry {
+    fn prefix(value: &str) -> [u8; MIN_SECRET_LEN] {
+        value.as_bytes()[..MIN_SECRET_LEN].try_into().expect("registered secrets are long enough")
+    }
+
+    fn insert(&mut self, value: &str) {
+        let held = Arc::new(Held(zeroize::Zeroizing::new(value.to_owned())));
+        if self.all.contains(&held) {
+            return;
+        }
+        if self.order.len() == MAX_SECRETS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.all.remove(&old);
+            let key = Self::prefix(&old.0);
+            if let Some(list) = self.by_prefix.get_mut(&key) {
+                list.retain(|h| !Arc::ptr_eq(h, &old));
+                if list.is_empty() {
+                    self.by_prefix.remove(&key);
+                }
+            }
+        }
+        self.by_prefix.entry(Self::prefix(value)).or_default().push(held.clone());
+        self.all.insert(held.clone());
+        self.order.push_back(held);
+    }
+
+    /// `line` with every registered secret in it replaced.
+    fn mask(&self, line: &str) -> String {
+        let bytes = line.as_bytes();
+        if bytes.len() < MIN_SECRET_LEN || self.all.is_empty() {
+            return line.to_owned();
+        }
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for at in 0..=bytes.len() - MIN_SECRET_LEN {
+            let window: [u8; MIN_SECRET_LEN] = bytes[at..at + MIN_SECRET_LEN].try_into().expect("a window");
+            if let Some(candidates) = self.by_prefix.get(&window) {
+                for held in candidates {
+                    if bytes[at..].starts_with(held.0.as_bytes()) {
+                        ranges.push((at, at + held.0.len()));
+                    }
+                }
+            }
+        }
+        if ranges.is_empty() {
+            return line.to_owned();
+        }
+        ranges.sort_unstable();
+        let mut out = String::with_capacity(line.len());
+        let mut done = 0;
+        for (start, end) in ranges {
+            if end <= done {
+                continue;
+            }
+            if start >= done {
+                out.push_str(&line[done..start]);
+                out.push_str(REDACTED);
+            }
+            // An overlapping match extends the masked span (its start is inside what is already masked).
+            done = end;
+        }
+        out.push_str(&line[done..]);
+        out
+    }
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Registry::default()))
 }
 
 /// Registers a secret value so that any log line containing it is masked. Call it for every token, code,
@@ -50,14 +139,7 @@ pub fn register_secret(value: &str) {
     if value.len() < MIN_SECRET_LEN {
         return;
     }
-    let mut reg = registry().lock().unwrap_or_else(PoisonError::into_inner);
-    if reg.iter().any(|s| s.as_str() == value) {
-        return;
-    }
-    if reg.len() == MAX_SECRETS {
-        reg.pop_front();
-    }
-    reg.push_back(zeroize::Zeroizing::new(value.to_owned()));
+    registry().lock().unwrap_or_else(PoisonError::into_inner).insert(value);
 }
 
 /// Masks secrets in one formatted log line.
@@ -67,15 +149,7 @@ pub struct Redactor;
 impl Redactor {
     /// Returns `line` with registered secrets and the values of well-known secret parameters masked.
     pub fn redact(&self, line: &str) -> String {
-        let mut out = line.to_owned();
-        {
-            let reg = registry().lock().unwrap_or_else(PoisonError::into_inner);
-            for secret in reg.iter() {
-                if out.contains(secret.as_str()) {
-                    out = out.replace(secret.as_str(), REDACTED);
-                }
-            }
-        }
+        let out = registry().lock().unwrap_or_else(PoisonError::into_inner).mask(line);
         mask_named_values(&out)
     }
 }
@@ -338,6 +412,31 @@ mod tests {
         let line = Redactor.redact("got ya29.a0AfH6SMBxyzSECRETVALUE for user; again:ya29.a0AfH6SMBxyzSECRETVALUE");
         assert!(!line.contains("SECRETVALUE"), "{line}");
         assert_eq!(line.matches(REDACTED).count(), 2, "{line}");
+    }
+
+    /// The registry's own rules, on a private instance: overlapping and adjacent secrets, a secret that is a
+    /// prefix of another, non-ASCII text around them, and forgetting the oldest beyond the limit.
+    #[test]
+    fn the_registry_masks_overlaps_and_forgets_the_oldest() {
+        let mut reg = Registry::default();
+        reg.insert("AAAABBBBCCCC");
+        reg.insert("BBBBCCCCDDDD");
+        reg.insert("AAAABBBB");
+        assert_eq!(reg.mask("x AAAABBBBCCCCDDDD y"), "x [redacted] y");
+        assert_eq!(reg.mask("AAAABBBBCCCCAAAABBBB"), "[redacted][redacted]");
+        assert_eq!(reg.mask("é AAAABBBB ü"), "é [redacted] ü");
+        assert_eq!(reg.mask("AAAABBB short"), "AAAABBB short");
+        reg.insert("AAAABBBB");
+        assert_eq!(reg.order.len(), 3, "a value registered twice is held once");
+
+        let mut reg = Registry::default();
+        for n in 0..MAX_SECRETS + 10 {
+            reg.insert(&format!("secret-{n:08}"));
+        }
+        assert_eq!(reg.order.len(), MAX_SECRETS);
+        assert_eq!(reg.all.len(), MAX_SECRETS);
+        assert_eq!(reg.mask("secret-00000003"), "secret-00000003", "forgotten");
+        assert_eq!(reg.mask("secret-00004100"), REDACTED);
     }
 
     #[test]
