@@ -64,7 +64,9 @@ struct Registry {
 
 impl Registry {
     fn prefix(value: &str) -> [u8; MIN_SECRET_LEN] {
-        value.as_bytes()[..MIN_SECRET_LEN].try_into().expect("registered secrets are long enough")
+        value.as_bytes()[..MIN_SECRET_LEN]
+            .try_into()
+            .expect("registered secrets are long enough")
     }
 
     fn insert(&mut self, value: &str) {
@@ -84,7 +86,10 @@ impl Registry {
                 }
             }
         }
-        self.by_prefix.entry(Self::prefix(value)).or_default().push(held.clone());
+        self.by_prefix
+            .entry(Self::prefix(value))
+            .or_default()
+            .push(held.clone());
         self.all.insert(held.clone());
         self.order.push_back(held);
     }

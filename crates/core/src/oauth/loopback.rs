@@ -552,3 +552,50 @@ mod tests {
         assert!(matches!(task.await.unwrap().0, Callback::Malformed));
     }
 }
+
+/// Arbitrary bytes from the network (issue 12): the request-head and callback-query parsers answer every input
+/// with a value or a refusal, never a panic, and what they accept is consistent with what they were given.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_request_head_parses_or_is_refused(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            if let Some(head) = parse_head(&bytes) {
+                prop_assert!(head.path.starts_with('/'));
+                prop_assert!(!head.path.contains('?'));
+            }
+        }
+
+        #[test]
+        fn request_lines_built_from_any_text_parse_back(
+            path in "/[ -~&&[^ ?]]{0,40}",
+            query in "[ -~&&[^ ]]{0,80}",
+            host in "[ -~&&[^\r\n]]{0,30}",
+        ) {
+            let head = format!("GET {path}?{query} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            let parsed = parse_head(head.as_bytes()).expect("a well-formed head");
+            prop_assert_eq!(parsed.path, path);
+            prop_assert_eq!(parsed.query, query);
+            prop_assert_eq!(parsed.host.as_deref(), Some(host.trim()));
+        }
+
+        #[test]
+        fn any_callback_query_is_a_callback_or_a_state_mismatch(query in "\\PC{0,200}") {
+            let state = SecretString::new("expected-state-value".into());
+            let _ = callback_from_query(&query, &state);
+        }
+
+        #[test]
+        fn a_callback_with_the_wrong_state_is_never_accepted(code in "[A-Za-z0-9]{1,20}", state in "[a-z]{1,20}") {
+            let expected = SecretString::new("expected-state-value".into());
+            let query = format!("code={code}&state={state}");
+            prop_assert!(callback_from_query(&query, &expected).is_err());
+        }
+    }
+}

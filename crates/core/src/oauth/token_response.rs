@@ -316,3 +316,38 @@ mod tests {
         assert_eq!(parse(r#"{"access_token":"at"}"#).unusable_token_type(), None);
     }
 }
+
+/// Arbitrary bytes as a token response (issue 12): the lenient parser never panics, and whatever it accepts has a
+/// lifetime within the clamp.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_bytes_parse_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = serde_json::from_slice::<ProviderTokenResponse>(&bytes);
+        }
+
+        #[test]
+        fn any_field_values_parse_or_are_refused(
+            token_type in prop_oneof![Just("\"bearer\"".to_owned()), Just("\"mac\"".to_owned()), Just("7".to_owned()), "\"\\PC{0,12}\""],
+            expires_in in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), Just("\"soon\"".to_owned()), Just("1e308".to_owned()), Just("null".to_owned()), "\"[0-9]{0,25}\""],
+            scope in prop_oneof![Just("\"a b\"".to_owned()), Just("[\"a\",\"b\"]".to_owned()), Just("42".to_owned())],
+        ) {
+            let json = format!(
+                r#"{{"access_token":"at-value","token_type":{token_type},"expires_in":{expires_in},"scope":{scope}}}"#
+            );
+            if let Ok(response) = serde_json::from_str::<ProviderTokenResponse>(&json) {
+                use oauth2::TokenResponse as _;
+                if let Some(lifetime) = response.expires_in() {
+                    prop_assert!(lifetime <= MAX_LIFETIME);
+                }
+            }
+        }
+    }
+}

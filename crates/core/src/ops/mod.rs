@@ -457,3 +457,26 @@ impl Operations for LocalOps {
         op.run(self)
     }
 }
+
+/// Arbitrary bytes on the socket (issue 12): a request line decodes or is refused with an error, never a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_line_decodes_or_is_refused(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = Request::decode(&bytes);
+        }
+
+        #[test]
+        fn json_shaped_lines_decode_or_are_refused(op in "[a-z_]{0,12}", arg in "\\PC{0,40}") {
+            let line = format!(r#"{{"op":"{op}","connection":{arg:?},"json":true}}"#);
+            let _ = Request::decode(line.as_bytes());
+        }
+    }
+}

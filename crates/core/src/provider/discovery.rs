@@ -761,3 +761,59 @@ mod tests {
         assert!(err.to_string().contains("only private_key_jwt"), "{err}");
     }
 }
+
+/// Arbitrary discovery documents (issue 12): whatever the issuer serves, `discover` answers with a provider or a
+/// clear error, never a panic, and what it accepts names the issuer it was asked for.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::http::{BoxFuture, HttpRequest, HttpResponse};
+
+    #[derive(Debug)]
+    struct Serves(Vec<u8>);
+
+    impl HttpClient for Serves {
+        fn execute(&self, _request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+            let response = http::Response::builder().status(200).body(self.0.clone()).unwrap();
+            Box::pin(async move { Ok(response) })
+        }
+    }
+
+    fn run(body: Vec<u8>) -> Result<ProviderSpec, DiscoveryError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let issuer = Url::parse("https://id.example.com").unwrap();
+        runtime.block_on(discover(
+            &Serves(body),
+            &issuer,
+            ProviderId::parse("custom").unwrap(),
+            None,
+            None,
+        ))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn any_bytes_are_a_provider_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = run(bytes);
+        }
+
+        #[test]
+        fn any_endpoint_values_are_a_provider_or_an_error(
+            issuer in prop_oneof![Just("https://id.example.com".to_owned()), "\\PC{0,30}"],
+            authorize in prop_oneof![Just("https://id.example.com/a".to_owned()), "\\PC{0,30}"],
+            token in prop_oneof![Just("https://id.example.com/t".to_owned()), Just("http://evil.test/t".to_owned()), "\\PC{0,30}"],
+            methods in prop_oneof![Just("[\"S256\"]".to_owned()), Just("[]".to_owned()), Just("7".to_owned())],
+        ) {
+            let doc = format!(
+                r#"{{"issuer":{issuer:?},"authorization_endpoint":{authorize:?},"token_endpoint":{token:?},"code_challenge_methods_supported":{methods}}}"#
+            );
+            if let Ok(spec) = run(doc.into_bytes()) {
+                prop_assert!(spec.display_name.chars().all(|c| !c.is_control()));
+            }
+        }
+    }
+}

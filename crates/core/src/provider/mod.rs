@@ -852,3 +852,45 @@ mod tests {
         }
     }
 }
+
+/// Arbitrary provider definition files (issue 12): any text is a validated provider or an error, never a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_text_is_a_provider_or_an_error(text in "\\PC{0,300}") {
+            let _ = ProviderSpec::from_toml("custom", &text);
+            let _ = builtin::parse_definition("custom", &text);
+        }
+
+        #[test]
+        fn definition_shaped_text_is_a_provider_or_an_error(
+            name in prop_oneof!["[A-Za-z0-9 ]{1,20}", "\\PC{0,30}"],
+            url in prop_oneof![Just("https://x.example/a".to_owned()), "\\PC{0,30}"],
+            scopes in proptest::collection::vec(prop_oneof!["[a-z]{1,8}", "\\PC{0,10}"], 0..4),
+        ) {
+            let text = format!(
+                "id = \"custom\"\ndisplay_name = {name:?}\nauthorization_endpoint = {url:?}\n\
+                 token_endpoint = \"https://x.example/token\"\nscopes = {scopes:?}\n\
+                 identity = {{ source = \"userinfo\", account_claims = [\"name\"], subject_claim = \"id\" }}\n\
+                 userinfo_endpoint = \"https://x.example/me\"\n"
+            );
+            let ok = ProviderSpec::from_toml("custom", &text);
+            if let Ok(spec) = &ok {
+                prop_assert!(crate::text::is_clean(&spec.display_name));
+            }
+            // The shape is right: a plain name and an https address must be accepted.
+            if name.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') && !name.is_empty() && crate::text::is_clean(&name)
+                && url.starts_with("https://") && scopes.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
+            {
+                prop_assert!(ok.is_ok(), "{text}: {ok:?}");
+            }
+        }
+    }
+}

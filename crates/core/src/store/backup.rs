@@ -607,3 +607,27 @@ mod tests {
         }
     }
 }
+
+/// Arbitrary bytes as a backup file (issue 12): reading one never panics, and nothing but a file this build
+/// wrote with this key verifies.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_bytes_are_refused_without_a_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..400), magic: bool) {
+            if magic && bytes.len() > 9 {
+                bytes[..8].copy_from_slice(MAGIC);
+                bytes[8] = VERSION;
+            }
+            let _ = peek(&bytes);
+            let _ = head(&bytes);
+            prop_assert!(Backup::decode(&bytes, "dev", |_| Some(MasterKey::from_bytes([7; 32]))).is_err());
+        }
+    }
+}
