@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "app_info",
     "vault_status",
     "retry_vault",
+    "restore_backup",
     "list_providers",
     "configure_provider",
     "add_custom_provider",

@@ -1,7 +1,7 @@
 //! Tauri commands, one per row of docs/IPC.md: each extracts state, calls one core operation (`tokenkeep_core::ops`)
 //! and maps the result to a DTO and the error to `{ code, message }`. Nothing else lives here.
 //!
-//! Every command but `app_info`, `vault_status`, `retry_vault` and `cancel_connect` needs the open vault, and
+//! Every command but `app_info`, `vault_status`, `retry_vault`, `restore_backup` and `cancel_connect` needs the open vault, and
 //! rejects with the vault's own error (e.g. `keyring_locked`) while it is not open. All of them are `async`: Tauri
 //! runs synchronous commands on the main thread, and vault reads, however short, do not belong there.
 
@@ -18,7 +18,7 @@ use url::Url;
 use crate::browser::AppBrowser;
 use crate::dto::{
     AppInfo, Auth, ConnectProgress, Connected, Connection, ConnectionView, Disconnected, Inspection, Provider,
-    Revealed, VaultStatus,
+    Restored, Revealed, VaultStatus,
 };
 use crate::error::{CommandError, ErrorCode};
 use crate::events::{self, CONNECT_PROGRESS};
@@ -48,6 +48,14 @@ pub(crate) async fn vault_status(state: State<'_, AppState>) -> Result<VaultStat
 #[tauri::command]
 pub(crate) async fn retry_vault(app: AppHandle, state: State<'_, AppState>) -> Result<VaultStatus> {
     Ok(state.retry(&app).await)
+}
+
+/// Restores the store from its newest good backup when it is damaged or missing (the replaced store is kept
+/// aside), then opens it.
+#[tauri::command]
+pub(crate) async fn restore_backup(app: AppHandle, state: State<'_, AppState>) -> Result<Restored> {
+    let (status, report) = state.restore(&app).await?;
+    Ok(Restored::new(status, &report))
 }
 
 /// Every provider of the profile, re-read from its configuration (the CLI may have changed it meanwhile).

@@ -39,6 +39,33 @@ pub(crate) struct VaultStatus {
     pub(crate) error: Option<CommandError>,
 }
 
+/// What `restore_backup` did: the vault as it now stands, and what the restore brought back.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Restored {
+    pub(crate) status: VaultStatus,
+    /// Connections the backup held.
+    pub(crate) connections: usize,
+    /// Of those, how many are marked "check needed" (their refresh token may have rotated since).
+    pub(crate) check_needed: usize,
+    /// When the backup was taken (Unix seconds).
+    pub(crate) taken_at: u64,
+    /// Where the store it replaced was moved (nothing is deleted).
+    pub(crate) set_aside: Option<String>,
+}
+
+impl Restored {
+    pub(crate) fn new(status: VaultStatus, report: &tokenkeep_core::store::RestoreReport) -> Self {
+        Self {
+            status,
+            connections: report.connections,
+            check_needed: report.check_needed,
+            taken_at: report.taken_at,
+            set_aside: report.set_aside.as_ref().map(|p| p.display().to_string()),
+        }
+    }
+}
+
 /// Client authentication as the UI names it (`none | basic | post`), in both directions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -30,6 +30,10 @@ pub(crate) enum ErrorCode {
     WrongKey,
     /// Another process (the CLI daemon, another app) holds the store.
     StoreLocked,
+    /// The store's files are damaged, or it lost committed changes: nothing was changed; a backup can restore it.
+    StoreDamaged,
+    /// The store is missing or empty although one existed: a backup can restore it.
+    StoreMissing,
     /// Any other failure of the vault.
     Store,
     /// The provider could not be reached, or failed transiently.
@@ -112,6 +116,8 @@ fn store_code(error: &StoreError) -> ErrorCode {
         StoreError::Key(key) => key_code(key),
         StoreError::WrongKey { .. } => ErrorCode::WrongKey,
         StoreError::Locked { .. } => ErrorCode::StoreLocked,
+        StoreError::Damaged { .. } => ErrorCode::StoreDamaged,
+        StoreError::Missing { .. } => ErrorCode::StoreMissing,
         StoreError::NotFound(_) => ErrorCode::NotFound,
         _ => ErrorCode::Store,
     }

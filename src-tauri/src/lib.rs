@@ -92,6 +92,7 @@ pub fn run() -> ExitCode {
             commands::app_info,
             commands::vault_status,
             commands::retry_vault,
+            commands::restore_backup,
             commands::list_providers,
             commands::configure_provider,
             commands::add_custom_provider,

@@ -8,17 +8,19 @@ use std::time::Duration;
 use tauri::AppHandle;
 use tauri::async_runtime::JoinHandle;
 use tokenkeep_core::browser::CommandBrowser;
+use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::host::Host;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
+use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::ops::LocalOps;
 use tokenkeep_core::profile::ProfilePaths;
 use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::store::PROGRAM_APP;
+use tokenkeep_core::store::{PROGRAM_APP, RestoreFrom, RestoreReport, StoreError, Vault};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock as AsyncRwLock};
 use tokio::task::AbortHandle;
 
 use crate::dto::VaultStatus;
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorCode};
 
 /// How long refreshes in flight may take to finish when the app quits. Past it they are aborted; their in-flight
 /// markers make the next start retry them.
@@ -158,6 +160,32 @@ impl AppState {
         tracing::info!(target: LOG, "retrying to open the vault");
         open_into(slot, app, &self.paths, self.headless).await;
         self.status().await
+    }
+
+    /// Restores the store from its newest good backup, while the vault is closed (damaged or missing), then opens
+    /// it. The slot's lock is held throughout, so nothing opens the store meanwhile.
+    pub(crate) async fn restore(&self, app: &AppHandle) -> Result<(VaultStatus, RestoreReport), CommandError> {
+        let slot = self.vault.clone().write_owned().await;
+        if matches!(*slot, Slot::Open(_)) {
+            return Err(CommandError::new(
+                ErrorCode::Invalid,
+                "the vault is open and working: there is nothing to restore",
+            ));
+        }
+        tracing::info!(target: LOG, "restoring the store from its newest backup");
+        let paths = self.paths.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let keys = KeySource::resolve(paths.profile())?;
+            let (vault, report) =
+                Vault::restore(&paths, keys, RestoreFrom::Newest, Arc::new(SystemClock), PROGRAM_APP)?;
+            // Closed here, so that the normal start-up below opens it with the engine and the socket.
+            drop(vault);
+            Ok::<_, StoreError>(report)
+        })
+        .await
+        .map_err(|_| CommandError::internal("the restore stopped unexpectedly"))??;
+        open_into(slot, app, &self.paths, self.headless).await;
+        Ok((self.status().await, report))
     }
 
     /// Claims the connect slot and runs `flow` as its own task, so that `cancel_connect` can abort it.

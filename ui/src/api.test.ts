@@ -120,6 +120,7 @@ describe('every command in docs/IPC.md', () => {
     ['app_info', () => api.getAppInfo(), undefined],
     ['vault_status', () => api.vaultStatus(), undefined],
     ['retry_vault', () => api.retryVault(), undefined],
+    ['restore_backup', () => api.restoreBackup(), undefined],
     ['list_providers', () => api.listProviders(), undefined],
     ['configure_provider', () => api.configureProvider({ id: 'x', clientId: 'cid' }), { id: 'x', clientId: 'cid' }],
     [
@@ -156,7 +157,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'key_missing'
   | 'wrong_key'
   | 'store_locked'
+  | 'store_damaged'
+  | 'store_missing'
   | 'store'
   | 'provider_unreachable'
   | 'provider_rejected'
@@ -38,6 +40,8 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'key_missing',
   'wrong_key',
   'store_locked',
+  'store_damaged',
+  'store_missing',
   'store',
   'provider_unreachable',
   'provider_rejected',
@@ -70,6 +74,17 @@ export interface VaultStatus {
   keyId?: string | null;
   headless: boolean;
   error?: CommandError | null;
+}
+
+/** What `restore_backup` did (the old store is kept aside, never deleted). */
+export interface Restored {
+  status: VaultStatus;
+  connections: number;
+  /** Connections whose refresh token may have rotated since the backup: the next refresh tells. */
+  checkNeeded: number;
+  /** When the backup was taken (Unix seconds). */
+  takenAt: number;
+  setAside: string | null;
 }
 
 export type Auth = 'none' | 'basic' | 'post' | 'basic-id';
@@ -312,6 +327,8 @@ export function compact<T extends object>(args: T): T {
 export const getAppInfo = (): Promise<AppInfo> => call<AppInfo>('app_info');
 export const vaultStatus = (): Promise<VaultStatus> => call<VaultStatus>('vault_status');
 export const retryVault = (): Promise<VaultStatus> => call<VaultStatus>('retry_vault');
+/** While the store is damaged or missing: restores the newest good backup, then opens the vault. */
+export const restoreBackup = (): Promise<Restored> => call<Restored>('restore_backup');
 export const listProviders = (): Promise<Provider[]> => call<Provider[]>('list_providers');
 export const configureProvider = (args: ConfigureProviderArgs): Promise<Provider> =>
   call<Provider>('configure_provider', { ...compact(args) });
@@ -372,6 +389,7 @@ export interface Backend {
   appInfo(): Promise<AppInfo>;
   vaultStatus(): Promise<VaultStatus>;
   retryVault(): Promise<VaultStatus>;
+  restoreBackup(): Promise<Restored>;
   listProviders(): Promise<Provider[]>;
   configureProvider(args: ConfigureProviderArgs): Promise<Provider>;
   addCustomProvider(args: AddCustomProviderArgs): Promise<Provider>;
@@ -393,6 +411,7 @@ export const tauriBackend: Backend = {
   appInfo: getAppInfo,
   vaultStatus,
   retryVault,
+  restoreBackup,
   listProviders,
   configureProvider,
   addCustomProvider,

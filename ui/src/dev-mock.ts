@@ -190,6 +190,11 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       if (!retryFails && vault.error) vault = retryCount++ >= 1 ? { ready: true, keyId: KEY_ID, headless } : vault;
       return vault;
     },
+    restoreBackup: async () => {
+      await sleep(800);
+      vault = { ready: true, keyId: KEY_ID, headless };
+      return { status: vault, connections: 3, checkNeeded: 2, takenAt: Math.floor(Date.now() / 1000) - 90, setAside: null };
+    },
     listProviders: async () => {
       needVault();
       return providers;

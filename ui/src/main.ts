@@ -24,7 +24,7 @@ import {
   type VaultStatus,
 } from './api';
 import { accountCountText, connectionsReducer, displayNames, type ConnectionsAction } from './model/connections';
-import { errorLine } from './model/errors';
+import { canRestore, errorLine } from './model/errors';
 import { derivePill } from './model/status';
 import { nowSeconds } from './model/time';
 import { TID } from './testids';
@@ -118,6 +118,32 @@ async function loadConnections(): Promise<void> {
 
 async function loadVaultContents(): Promise<void> {
   await Promise.all([loadConnections(), loadProviders()]);
+}
+
+async function restoreBackup(): Promise<void> {
+  state.banner = { retrying: false, restoring: true, retryError: null };
+  renderVault();
+  try {
+    const restored = await backend.restoreBackup();
+    state.vault = restored.status;
+    state.banner = { retrying: false, retryError: null };
+    const when = new Date(restored.takenAt * 1000).toLocaleString();
+    const check =
+      restored.checkNeeded > 0
+        ? ` ${restored.checkNeeded} ${restored.checkNeeded === 1 ? 'needs' : 'need'} a check: their platform may have replaced the token since.`
+        : '';
+    announce(`Restored ${restored.connections} account(s) from the backup of ${when}.${check}`);
+  } catch (err) {
+    state.banner = { retrying: false, retryError: `Restore failed: ${errorLine(err)}` };
+  }
+  renderVault();
+  if (state.vault?.ready) {
+    state.listState = 'loading';
+    renderView();
+    await loadVaultContents();
+  } else {
+    renderView();
+  }
 }
 
 async function retryVault(): Promise<void> {
@@ -241,7 +267,13 @@ function renderHeader(info: AppInfo): void {
 
 function renderVault(): void {
   renderVaultIndicator(byId('vault-indicator'), state.vault);
-  renderVaultBanner(byId('banner-region'), state.vault, state.banner, () => void retryVault());
+  renderVaultBanner(
+    byId('banner-region'),
+    state.vault,
+    state.banner,
+    () => void retryVault(),
+    () => void restoreBackup(),
+  );
 }
 
 function setCentered(centered: boolean): void {
@@ -373,12 +405,16 @@ function renderView(announceChanges = true): void {
   if (vault === null) return;
   if (!vault.ready) {
     setCentered(true);
+    const restorable = canRestore(vault.error);
     renderNotice(
       view,
       'locked',
-      'Your connections are safe, but locked',
-      'Tokenkeep can’t open your vault yet, so your accounts aren’t shown. Nothing has been lost. ' +
-        'Follow the steps above, then press Retry.',
+      restorable ? 'Your connections are in the backup' : 'Your connections are safe, but locked',
+      restorable
+        ? 'Tokenkeep didn’t open the damaged data, so nothing in it was changed. Restore from backup brings your ' +
+            'accounts back as of their last change.'
+        : 'Tokenkeep can’t open your vault yet, so your accounts aren’t shown. Nothing has been lost. ' +
+            'Follow the steps above, then press Retry.',
     );
     return;
   }

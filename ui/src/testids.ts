@@ -32,6 +32,7 @@ export const TID = {
   vaultIndicator: 'vault-indicator',
   vaultBanner: 'vault-banner',
   vaultRetry: 'vault-retry',
+  vaultRestore: 'vault-restore',
 
   connections: 'connections',
   connectionCard: 'connection-card',

@@ -16,6 +16,8 @@ const SUMMARY: Record<string, string> = {
   key_missing: 'The key for this vault is missing from your keyring.',
   wrong_key: 'The key in your keyring does not open this vault.',
   store_locked: 'Another Tokenkeep is using this profile.',
+  store_damaged: 'Tokenkeep’s data is damaged; nothing was changed, and a backup can restore it.',
+  store_missing: 'Tokenkeep’s data is missing; a backup can restore it.',
   store: 'Tokenkeep could not read or write its data folder.',
   provider_unreachable: 'Couldn’t reach the platform. Check your internet connection and try again.',
   provider_rejected: 'The platform refused the request.',
@@ -89,12 +91,29 @@ const VAULT_TEXT: Record<string, { title: string; text: string }> = {
       'Another Tokenkeep is using this profile (perhaps a second window or the command-line tool). ' +
       'Close it, then Retry.',
   },
+  store_damaged: {
+    title: 'Your vault is damaged — a backup can restore it',
+    text:
+      'Part of the vault’s data on disk is damaged, so it was not opened. Nothing was changed. Restore from ' +
+      'backup brings back every account as of the last change (the damaged data is kept aside).',
+  },
+  store_missing: {
+    title: 'Your vault is missing — a backup can restore it',
+    text:
+      'This profile had a vault, but its data folder is missing or empty. Tokenkeep will not start a new, empty ' +
+      'vault in its place. Restore from backup brings your accounts back.',
+  },
   store: {
     title: 'Tokenkeep can’t open its data',
     text:
       'Tokenkeep could not open its data folder. Check that the disk is not full and the folder is readable, then Retry.',
   },
 };
+
+/** Whether a closed vault can be restored from a backup (the banner offers it). */
+export function canRestore(error: CommandError | null | undefined): boolean {
+  return error?.code === 'store_damaged' || error?.code === 'store_missing';
+}
 
 /** The banner shown while `vault_status` is not ready. */
 export function vaultProblem(error: CommandError | null | undefined): VaultProblem {

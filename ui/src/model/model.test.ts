@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type Connection } from '../api';
 import { accountCountText, colourSlot, connectionsReducer, displayNames, scopeChips, scopeLabel, sortConnections } from './connections';
-import { describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
+import { canRestore, describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
 import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
 import { claimRows, tokenPresenceText } from './inspect';
 import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
@@ -157,6 +157,17 @@ describe('error words', () => {
     expect(p.code).toBe('store');
     expect(vaultProblem(undefined).title).toMatch(/not open/);
     expect(vaultProblem({ code: 'internal', message: ' ' }).detail).toBeNull();
+  });
+
+  it('offers a restore only for a damaged or missing store', () => {
+    expect(vaultProblem({ code: 'store_damaged', message: 'm' }).title).toMatch(/backup can restore it/);
+    expect(vaultProblem({ code: 'store_missing', message: 'm' }).text).toMatch(/will not start a new, empty vault/);
+    expect(canRestore({ code: 'store_damaged', message: 'm' })).toBe(true);
+    expect(canRestore({ code: 'store_missing', message: 'm' })).toBe(true);
+    for (const code of ['store', 'store_locked', 'wrong_key', 'key_missing', 'keyring_locked'] as const) {
+      expect(canRestore({ code, message: 'm' })).toBe(false);
+    }
+    expect(canRestore(undefined)).toBe(false);
   });
 
   it('vault indicator: short key id, headless, closed', () => {

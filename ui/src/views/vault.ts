@@ -1,7 +1,7 @@
 // The header's vault indicator and the banner shown while the vault is not open.
 
 import type { VaultStatus } from '../api';
-import { vaultIndicator, vaultProblem } from '../model/errors';
+import { canRestore, vaultIndicator, vaultProblem } from '../model/errors';
 import { TID } from '../testids';
 import { button, el, setModifier, setText } from './dom';
 
@@ -17,6 +17,8 @@ export function renderVaultIndicator(target: HTMLElement, v: VaultStatus | null)
 
 export interface BannerState {
   retrying: boolean;
+  /** A restore from backup is running. */
+  restoring?: boolean;
   /** An error from the retry itself (e.g. the command failed outright). */
   retryError: string | null;
 }
@@ -27,6 +29,7 @@ export function renderVaultBanner(
   v: VaultStatus | null,
   state: BannerState,
   onRetry: () => void,
+  onRestore: () => void = () => {},
 ): void {
   if (v === null || v.ready) {
     region.replaceChildren();
@@ -42,7 +45,19 @@ export function renderVaultBanner(
     variant: 'primary',
     testid: TID.vaultRetry,
   }, onRetry);
-  retryBtn.disabled = state.retrying;
+  retryBtn.disabled = state.retrying || state.restoring === true;
+  const restoreBtn = canRestore(v.error)
+    ? button(state.restoring === true ? 'Restoring…' : 'Restore from backup', {
+        class: 'banner-restore',
+        variant: 'primary',
+        testid: TID.vaultRestore,
+      }, onRestore)
+    : null;
+  if (restoreBtn !== null) {
+    restoreBtn.disabled = state.retrying || state.restoring === true;
+    // One primary action: restoring is what helps here; Retry stays for a passing cause.
+    retryBtn.classList.replace('btn-primary', 'btn-secondary');
+  }
 
   const banner = el(
     'section',
@@ -66,7 +81,7 @@ export function renderVaultBanner(
           ? null
           : el('p', { class: 'inline-error', text: state.retryError }),
       ]),
-      retryBtn,
+      el('div', { class: 'banner-actions' }, [restoreBtn, retryBtn]),
     ],
   );
   banner.dataset.code = p.code;
