@@ -56,7 +56,10 @@ impl Backend {
     pub(crate) fn open(ctx: &Context) -> Result<Self> {
         let runtime = runtime()?;
         let place = match LocalOps::open(&ctx.paths, PROGRAM_CLI, Arc::new(LazyHttp::new())) {
-            Ok(ops) => Place::Local(ops),
+            Ok(ops) => {
+                tell_notices(ops.vault());
+                Place::Local(ops)
+            }
             Err(OpError::Store(StoreError::Locked {
                 holder: Some(holder), ..
             })) if serves_cli(&holder) => Place::Remote(remote(ctx, &runtime, &holder)?),
@@ -94,6 +97,13 @@ fn remote(ctx: &Context, runtime: &tokio::runtime::Runtime, holder: &Holder) -> 
     }
 }
 
+/// Says on stderr what opening the store repaired (stdout stays the command's own output).
+pub(crate) fn tell_notices(vault: &Vault) {
+    for notice in vault.notices() {
+        eprintln!("tokenkeep: note: {notice}");
+    }
+}
+
 /// The operations on the store for a command that cannot run through the app's or the daemon's socket (`what`
 /// names it): when one of them holds the store, say where to do it instead.
 pub(crate) fn open_exclusive(ctx: &Context, what: &str, program: &'static str, http: LazyHttp) -> Result<LocalOps> {
@@ -101,7 +111,11 @@ pub(crate) fn open_exclusive(ctx: &Context, what: &str, program: &'static str, h
         Err(OpError::Store(StoreError::Locked {
             holder: Some(holder), ..
         })) if serves_cli(&holder) => bail!("{}", needs_store_to_itself(what, &holder)),
-        other => Ok(other?),
+        other => {
+            let ops = other?;
+            tell_notices(ops.vault());
+            Ok(ops)
+        }
     }
 }
 
@@ -122,12 +136,14 @@ pub(crate) fn needs_store_to_itself(what: &str, holder: &Holder) -> String {
 /// The vault alone, for `providers add` (it seals a client secret and nothing else).
 pub(crate) fn open_vault(ctx: &Context) -> Result<Vault, StoreError> {
     let keys = KeySource::resolve(ctx.paths.profile())?;
-    Vault::open(
+    let vault = Vault::open(
         &ctx.paths,
         keys,
         Arc::new(tokenkeep_core::clock::SystemClock),
         PROGRAM_CLI,
-    )
+    )?;
+    tell_notices(&vault);
+    Ok(vault)
 }
 
 /// A one-shot command has no engine timer behind it to retry: say so instead of promising a retry. (Through the

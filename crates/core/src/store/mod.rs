@@ -166,6 +166,8 @@ pub struct Vault {
     backups_dir: PathBuf,
     backup: backup::BackupWriter,
     _holder: holder::HolderGuard,
+    /// What opening it repaired, for the user (see [`Vault::notices`]).
+    notices: Vec<String>,
     /// Held for the vault's life; dropped last, after every database handle.
     _lock: recovery::OpenLock,
 }
@@ -238,7 +240,7 @@ impl Vault {
         // first, then puts sled's files back exactly as they were (see `recovery`).
         let preserved = recovery::Preserved::take(&db_dir, &store_dir.join(".pre-open"))
             .map_err(StoreError::io("copy aside the files of", &db_dir))?;
-        let db = open_sound(&db_dir, &store_dir, &preserved, newest_backup)?;
+        let (db, notice) = open_sound(&db_dir, &store_dir, &preserved, newest_backup)?;
         let meta = db
             .open_tree(TREE_META)
             .map_err(StoreError::db("opening the meta tree"))?;
@@ -400,6 +402,7 @@ impl Vault {
             backups_dir,
             backup: writer,
             _holder: holder,
+            notices: notice.into_iter().collect(),
             _lock: lock,
         };
         // From here on the vault writes (a rotation to finish, a backup): the copy is no longer the truth.
@@ -411,6 +414,12 @@ impl Vault {
             vault.backup.changed();
         }
         Ok(vault)
+    }
+
+    /// What opening the store repaired on its own and the user should hear about (a damaged snapshot rebuilt from
+    /// the log), one sentence each; empty on a healthy open.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     /// How many commits the store has seen.
@@ -1173,7 +1182,7 @@ fn open_sound(
     store_dir: &Path,
     preserved: &recovery::Preserved,
     newest: Option<(u64, u64)>,
-) -> Result<sled::Db, StoreError> {
+) -> Result<(sled::Db, Option<String>), StoreError> {
     let damaged = |detail: String| StoreError::Damaged {
         path: store_dir.to_owned(),
         detail,
@@ -1189,7 +1198,7 @@ fn open_sound(
         path: store_dir.to_owned(),
     };
     let first = match open_checked(db_dir, newest) {
-        Ok(db) => return Ok(db),
+        Ok(db) => return Ok((db, None)),
         Err(OpenFailure::Locked) => return Err(locked()),
         Err(OpenFailure::Other(e)) => return Err(e),
         Err(OpenFailure::Damaged(detail)) => detail,
@@ -1211,11 +1220,9 @@ fn open_sound(
     }
     match open_checked(db_dir, newest) {
         Ok(db) => {
-            tracing::warn!(
-                store = %store_dir.display(),
-                "the store's snapshot was damaged ({first}); it was rebuilt from the log and nothing was lost"
-            );
-            Ok(db)
+            let notice = "the store's snapshot file was damaged; it was rebuilt from the log, and nothing was lost";
+            tracing::warn!(store = %store_dir.display(), cause = %first, "{notice}");
+            Ok((db, Some(notice.to_owned())))
         }
         Err(_) => {
             put_back()?;

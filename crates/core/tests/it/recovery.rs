@@ -152,6 +152,16 @@ fn a_damaged_snapshot_is_rebuilt_from_the_log() {
     }
     let vault = fx.try_open().unwrap();
     assert_all_readable(&vault, &ids);
+    assert!(
+        vault
+            .notices()
+            .iter()
+            .any(|n| n.contains("snapshot") && n.contains("rebuilt")),
+        "the rebuild is said: {:?}",
+        vault.notices()
+    );
+    drop(vault);
+    assert!(fx.open().notices().is_empty(), "a healthy open says nothing");
 }
 
 /// F1: restoring older files of the whole store (a rollback, or sled cutting its log short) is noticed: the
