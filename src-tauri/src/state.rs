@@ -8,14 +8,12 @@ use std::time::Duration;
 use tauri::AppHandle;
 use tauri::async_runtime::JoinHandle;
 use tokenkeep_core::browser::CommandBrowser;
-use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::host::Host;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
-use tokenkeep_core::keys::KeySource;
-use tokenkeep_core::ops::LocalOps;
+use tokenkeep_core::ops::{self, LocalOps};
 use tokenkeep_core::profile::ProfilePaths;
 use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::store::{PROGRAM_APP, RestoreFrom, RestoreReport, StoreError, Vault};
+use tokenkeep_core::store::{PROGRAM_APP, RestoreReport};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock as AsyncRwLock};
 use tokio::task::AbortHandle;
 
@@ -174,16 +172,10 @@ impl AppState {
         }
         tracing::info!(target: LOG, "restoring the store from its newest backup");
         let paths = self.paths.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            let keys = KeySource::resolve(paths.profile())?;
-            let (vault, report) =
-                Vault::restore(&paths, keys, RestoreFrom::Newest, Arc::new(SystemClock), PROGRAM_APP)?;
-            // Closed here, so that the normal start-up below opens it with the engine and the socket.
-            drop(vault);
-            Ok::<_, StoreError>(report)
-        })
-        .await
-        .map_err(|_| CommandError::internal("the restore stopped unexpectedly"))??;
+        // The store is left closed, so that the normal start-up below opens it with the engine and the socket.
+        let report = tokio::task::spawn_blocking(move || ops::restore_from_backup(&paths, None, PROGRAM_APP))
+            .await
+            .map_err(|_| CommandError::internal("the restore stopped unexpectedly"))??;
         open_into(slot, app, &self.paths, self.headless).await;
         Ok((self.status().await, report))
     }

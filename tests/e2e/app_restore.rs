@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
-use tokenkeep_e2e::cli::{PROFILE, Tokenkeep};
+use anyhow::{Context, Result, bail, ensure};
+use tokenkeep_e2e::cli::{PROFILE, Tokenkeep, connected_id};
 use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
 use tokenkeep_e2e::seed::add_demo;
 use tokenkeep_e2e::window::{Ui, tid};
@@ -42,13 +42,7 @@ async fn app_restores_a_damaged_store_from_its_backup() -> Result<()> {
     let session = HeadlessSession::start(&dir)?;
     let tk = Tokenkeep::in_session(&session)?;
     add_demo(&tk, &peer)?;
-    let connected = tk.ok(&["connect", "demo"], None)?;
-    let id = connected
-        .stdout
-        .rsplit_once("(connection ")
-        .and_then(|(_, rest)| rest.strip_suffix(").\n"))
-        .ok_or_else(|| anyhow!("unexpected connect output {:?}", connected.stdout))?
-        .to_owned();
+    let id = connected_id(&tk.ok(&["connect", "demo"], None)?)?;
     damage(&tk)?;
 
     let home = tk.profile_dir().parent().context("a home")?.to_path_buf();

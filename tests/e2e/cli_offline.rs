@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
-use tokenkeep_e2e::cli::Tokenkeep;
+use tokenkeep_e2e::cli::{Tokenkeep, connected_id};
 use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
 use tokenkeep_e2e::workspace_root;
 
@@ -16,13 +16,7 @@ fn connected(test: &str) -> Result<(OidcPeer, Tokenkeep, String)> {
     let peer = OidcPeer::start(&PeerConfig::default())?;
     let tk = Tokenkeep::headless(test)?;
     tk.ok(&["providers", "add", "demo", "--issuer", peer.issuer()], None)?;
-    let out = tk.ok(&["connect", "demo"], None)?;
-    let id = out
-        .stdout
-        .rsplit_once("(connection ")
-        .and_then(|(_, rest)| rest.strip_suffix(").\n"))
-        .ok_or_else(|| anyhow!("unexpected connect output {:?}", out.stdout))?
-        .to_owned();
+    let id = connected_id(&tk.ok(&["connect", "demo"], None)?)?;
     Ok((peer, tk, id))
 }
 

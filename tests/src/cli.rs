@@ -500,3 +500,13 @@ impl Drop for CliProcess {
         self.signal_group("-KILL");
     }
 }
+
+/// The connection id `tokenkeep connect` printed ("… (connection <hex>).").
+pub fn connected_id(output: &CliOutput) -> Result<String> {
+    output
+        .stdout
+        .rsplit_once("(connection ")
+        .and_then(|(_, rest)| rest.strip_suffix(").\n"))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("unexpected connect output {:?}", output.stdout))
+}

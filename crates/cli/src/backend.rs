@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use tokenkeep_core::http::LazyHttp;
 use tokenkeep_core::keys::KeySource;
 use tokenkeep_core::local_api::Client;
@@ -107,15 +107,18 @@ pub(crate) fn tell_notices(vault: &Vault) {
 /// The operations on the store for a command that cannot run through the app's or the daemon's socket (`what`
 /// names it): when one of them holds the store, say where to do it instead.
 pub(crate) fn open_exclusive(ctx: &Context, what: &str, program: &'static str, http: LazyHttp) -> Result<LocalOps> {
-    match LocalOps::open(&ctx.paths, program, Arc::new(http)) {
-        Err(OpError::Store(StoreError::Locked {
+    let ops = LocalOps::open(&ctx.paths, program, Arc::new(http)).map_err(|e| unless_held(what, e))?;
+    tell_notices(ops.vault());
+    Ok(ops)
+}
+
+/// `error`, except that a store held by the app or the daemon becomes "`what` needs the store to itself…".
+pub(crate) fn unless_held(what: &str, error: impl Into<OpError>) -> anyhow::Error {
+    match error.into() {
+        OpError::Store(StoreError::Locked {
             holder: Some(holder), ..
-        })) if serves_cli(&holder) => bail!("{}", needs_store_to_itself(what, &holder)),
-        other => {
-            let ops = other?;
-            tell_notices(ops.vault());
-            Ok(ops)
-        }
+        }) if serves_cli(&holder) => anyhow!("{}", needs_store_to_itself(what, &holder)),
+        other => other.into(),
     }
 }
 

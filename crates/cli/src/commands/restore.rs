@@ -1,15 +1,14 @@
 //! `restore`: the store back from its sealed backups, or a new one on purpose. It needs the store to itself.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use tokenkeep_core::clock::{SystemClock, rfc3339};
-use tokenkeep_core::keys::KeySource;
-use tokenkeep_core::store::{PROGRAM_CLI, RestoreFrom, StoreError, Vault};
+use tokenkeep_core::clock::rfc3339;
+use tokenkeep_core::ops;
+use tokenkeep_core::store::{PROGRAM_CLI, Vault};
 
 use crate::Context;
-use crate::backend::{needs_store_to_itself, serves_cli};
+use crate::backend::unless_held;
 use crate::render;
 
 /// `restore [--list | --from FILE | --start-over]`.
@@ -19,7 +18,7 @@ pub(super) fn exec(ctx: &Context, list: bool, from: Option<PathBuf>, start_over:
     }
     let what = "`tokenkeep restore`";
     if start_over {
-        let report = Vault::start_over(&ctx.paths, render::now_secs()).map_err(|e| in_use(what, e))?;
+        let report = Vault::start_over(&ctx.paths, render::now_secs()).map_err(|e| unless_held(what, e))?;
         match &report.set_aside {
             Some(old) => outln!("The old store was moved to {} (nothing was deleted).", old.display()),
             None => outln!("There was no store to move aside."),
@@ -30,14 +29,8 @@ pub(super) fn exec(ctx: &Context, list: bool, from: Option<PathBuf>, start_over:
         outln!("The next command starts a new, empty store. Connect your accounts again with `tokenkeep connect`.");
         return Ok(());
     }
-    let keys = KeySource::resolve(ctx.paths.profile())?;
-    let from = match &from {
-        Some(path) => RestoreFrom::File(path),
-        None => RestoreFrom::Newest,
-    };
-    let (vault, report) =
-        Vault::restore(&ctx.paths, keys, from, Arc::new(SystemClock), PROGRAM_CLI).map_err(|e| in_use(what, e))?;
-    drop(vault);
+    let report =
+        ops::restore_from_backup(&ctx.paths, from.as_deref(), PROGRAM_CLI).map_err(|e| unless_held(what, e))?;
     for (path, why) in &report.skipped {
         outln!("Skipped {}: {why}.", path.display());
     }
@@ -67,19 +60,17 @@ pub(super) fn exec(ctx: &Context, list: bool, from: Option<PathBuf>, start_over:
 
 /// `restore --list`: every backup, and what the newest good one holds (accounts and providers, never tokens).
 fn show_backups(ctx: &Context) -> Result<()> {
-    let files = Vault::backups(&ctx.paths);
-    if files.is_empty() {
+    let backups = ops::describe_backups(&ctx.paths)?;
+    if backups.is_empty() {
         bail!(
             "there are no backups in {}: they are written after every change, so this store has none yet",
             ctx.paths.backups_dir().display()
         );
     }
-    let keys = KeySource::resolve(ctx.paths.profile())?;
     let now = render::now_secs();
     let mut rows = Vec::new();
     let mut newest_good = None;
-    for file in &files {
-        let summary = Vault::describe_backup(&ctx.paths, &keys, &file.path);
+    for (file, summary) in backups {
         let (generation, taken, records) = match &file.header {
             Ok(h) => (
                 h.generation.to_string(),
@@ -122,14 +113,4 @@ fn show_backups(ctx: &Context) -> Result<()> {
         .collect();
     outln!("{}", render::table(&["id", "provider", "account", "status"], &rows));
     Ok(())
-}
-
-/// A store held by the app or the daemon: say to close it, as the other commands that need the store do.
-fn in_use(what: &str, error: StoreError) -> anyhow::Error {
-    match error {
-        StoreError::Locked {
-            holder: Some(holder), ..
-        } if serves_cli(&holder) => anyhow::anyhow!("{}", needs_store_to_itself(what, &holder)),
-        other => other.into(),
-    }
 }

@@ -15,6 +15,7 @@
 //! [`LocalOps::connect`] (the browser and the terminal are the caller's), [`LocalOps::rotate_key`] (it re-seals
 //! every record and wants the store to itself), and the provider settings ([`LocalOps::add_provider`]).
 
+mod backups;
 mod connections;
 mod jwt;
 mod providers;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::backups::{DescribedBackup, describe_backups, restore_from_backup};
 pub use self::connections::{
     ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Problem, RevealedToken, Show,
     Shown, TokenInspection, Verify, VerifyReport,

@@ -59,8 +59,8 @@ pub struct BackupRecord {
     pub value: Vec<u8>,
 }
 
-/// The public facts of a backup file, readable without the key (they are authenticated by the MAC, which
-/// [`Backup::decode`] checks).
+/// The public facts of a backup file, readable without the key ([`read_header`]; they are authenticated by the
+/// MAC, which [`Backup::decode`] checks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupHeader {
     /// The master key whose derived key MACs the file (and which sealed its records, but during a rotation).
@@ -162,14 +162,6 @@ impl Backup {
     }
 }
 
-/// The header of a backup file, without checking its MAC (for listing; [`Backup::decode`] checks).
-///
-/// # Errors
-/// [`BackupError::Malformed`].
-pub fn peek(bytes: &[u8]) -> Result<BackupHeader, BackupError> {
-    parse(bytes).map(|(header, _)| header)
-}
-
 fn push_short(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
     out.extend_from_slice(bytes);
@@ -252,7 +244,7 @@ fn head(body: &[u8]) -> Result<BackupHeader, BackupError> {
 const MAX_HEADER: u64 = 8 + 1 + KEY_ID_LEN as u64 + 8 + 8 + 2 + 65_535 + 4;
 
 /// The header of the backup file at `path`, reading only its first bytes (listing must stay cheap however large
-/// the backups are). Not authenticated: see [`peek`].
+/// the backups are). Not authenticated: only [`Backup::decode`] checks the MAC.
 ///
 /// # Errors
 /// [`BackupError::Io`], [`BackupError::Malformed`].
@@ -323,13 +315,9 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, BackupError> {
     std::fs::read(path).map_err(|e| BackupError::Io(e.to_string()))
 }
 
-/// The newest generation any readable backup in `dir` claims (its header; unauthenticated, which is enough to
-/// notice that the store lost commits — a forged header can only make Tokenkeep refuse to open, never accept).
-pub fn newest_generation(dir: &Path) -> Option<u64> {
-    newest(dir).map(|(generation, _)| generation)
-}
-
-/// The generation and date (Unix seconds) of the newest readable backup in `dir` (unauthenticated, as above).
+/// The generation and date (Unix seconds) of the newest readable backup in `dir`: its header, unauthenticated,
+/// which is enough to notice that the store lost commits — a forged header can only make Tokenkeep refuse to
+/// open, never accept.
 pub fn newest(dir: &Path) -> Option<(u64, u64)> {
     list(dir)
         .into_iter()
@@ -558,7 +546,7 @@ mod tests {
     fn a_backup_round_trips_and_every_altered_byte_is_refused() {
         let bytes = sample().encode(&key(1));
         assert_eq!(Backup::decode(&bytes, "dev", |_| Some(key(1))).unwrap(), sample());
-        assert_eq!(peek(&bytes).unwrap(), sample().header);
+        assert_eq!(parse(&bytes).unwrap().0, sample().header);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;
@@ -598,7 +586,7 @@ mod tests {
         let generations: Vec<u64> = files.iter().map(|f| f.header.as_ref().unwrap().generation).collect();
         assert_eq!(generations, [5, 4, 3]);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), KEEP);
-        assert_eq!(newest_generation(dir.path()), Some(5));
+        assert_eq!(newest(dir.path()).map(|(generation, _)| generation), Some(5));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -625,7 +613,7 @@ mod properties {
                 bytes[..8].copy_from_slice(MAGIC);
                 bytes[8] = VERSION;
             }
-            let _ = peek(&bytes);
+            let _ = parse(&bytes);
             let _ = head(&bytes);
             prop_assert!(Backup::decode(&bytes, "dev", |_| Some(MasterKey::from_bytes([7; 32]))).is_err());
         }

@@ -165,6 +165,8 @@ pub struct Vault {
     /// Where the backups go, and the thread that writes them.
     backups_dir: PathBuf,
     backup: backup::BackupWriter,
+    /// What a backup reads, shared with the writer thread (and used directly by [`Vault::backup`]).
+    backup_source: Arc<BackupSource>,
     _holder: holder::HolderGuard,
     /// What opening it repaired, for the user (see [`Vault::notices`]).
     notices: Vec<String>,
@@ -226,15 +228,7 @@ impl Vault {
         if existed && std::fs::metadata(db_dir.join("db")).map_or(true, |m| m.len() == 0) {
             return Err(missing());
         }
-        create_private_dir(&store_dir)?;
-        create_private_dir(&db_dir)?;
-        create_private_dir(&db_dir.join("blobs"))?;
-        // IMPORTANT: create sled's files ourselves with mode 0600 so they are never, even briefly, readable by
-        // others whatever the umask; sled opens existing files without changing their mode or content.
-        for file in ["conf", "db"] {
-            let path = db_dir.join(file);
-            holder::touch_private(&path).map_err(StoreError::io("create", &path))?;
-        }
+        prepare_db_dir(&store_dir)?;
 
         // IMPORTANT: `preserved` is declared before every database handle: an early return drops the handles
         // first, then puts sled's files back exactly as they were (see `recovery`).
@@ -372,21 +366,18 @@ impl Vault {
         let generation = Arc::new(AtomicU64::new(state.generation));
         let backups_dir = paths.backups_dir();
         let newest_backup = newest_backup.map_or(0, |(generation, _)| generation);
-        let writer = backup::BackupWriter::start(
-            backups_dir.clone(),
-            Arc::new(BackupSource {
-                db: db.clone(),
-                meta: meta.clone(),
-                connections: connections.clone(),
-                keys: keys.clone(),
-                write: write.clone(),
-                profile: profile.clone(),
-                clock: clock.clone(),
-                generation: generation.clone(),
-                durable: durable.clone(),
-            }),
-            newest_backup,
-        );
+        let backup_source = Arc::new(BackupSource {
+            db: db.clone(),
+            meta: meta.clone(),
+            connections: connections.clone(),
+            keys: keys.clone(),
+            write: write.clone(),
+            profile: profile.clone(),
+            clock: clock.clone(),
+            generation: generation.clone(),
+            durable: durable.clone(),
+        });
+        let writer = backup::BackupWriter::start(backups_dir.clone(), backup_source.clone(), newest_backup);
         let vault = Self {
             db,
             meta,
@@ -401,6 +392,7 @@ impl Vault {
             durable: durable.clone(),
             backups_dir,
             backup: writer,
+            backup_source,
             _holder: holder,
             notices: notice.into_iter().collect(),
             _lock: lock,
@@ -996,21 +988,11 @@ impl Vault {
     /// Writes a backup of the store as it is, now, on this thread; the caller holds the write lock (a key rotation,
     /// before it deletes the backups of the old key).
     fn backup_now(&self) -> Result<(), StoreError> {
-        let source = BackupSource {
-            db: self.db.clone(),
-            meta: self.meta.clone(),
-            connections: self.connections.clone(),
-            keys: self.keys.clone(),
-            write: self.write.clone(),
-            profile: self.profile.clone(),
-            clock: self.clock.clone(),
-            generation: self.generation.clone(),
-            durable: self.durable.clone(),
-        };
+        let source = &*self.backup_source;
         let Some((generation, records)) = source.snapshot_locked() else {
             return Ok(());
         };
-        let bytes = backup::Source::encode(&source, generation, records);
+        let bytes = backup::Source::encode(source, generation, records);
         backup::write(&self.backups_dir, generation, &bytes)
             .map_err(StoreError::io("write a backup in", &self.backups_dir))?;
         self.backup.written(generation);
@@ -1126,6 +1108,22 @@ fn record_error(tree: &str, id: ConnectionId, field: &str, error: RecordError) -
 /// after the last handle is dropped; and a CLI run may start just as another one exits. A short, bounded wait
 /// turns both into a success instead of a spurious "in use" error; a store really held by a running app still
 /// fails after about a second.
+/// Creates `<store>/sled` with its `blobs` directory and empty `conf` and `db` files where they are missing, all
+/// private; returns the sled directory.
+fn prepare_db_dir(store_dir: &Path) -> Result<PathBuf, StoreError> {
+    let db_dir = store_dir.join("sled");
+    create_private_dir(store_dir)?;
+    create_private_dir(&db_dir)?;
+    create_private_dir(&db_dir.join("blobs"))?;
+    // IMPORTANT: create sled's files ourselves with mode 0600 so they are never, even briefly, readable by
+    // others whatever the umask; sled opens existing files without changing their mode or content.
+    for file in ["conf", "db"] {
+        let path = db_dir.join(file);
+        holder::touch_private(&path).map_err(StoreError::io("create", &path))?;
+    }
+    Ok(db_dir)
+}
+
 /// Why [`open_checked`] failed.
 enum OpenFailure {
     /// Another process holds sled's lock.

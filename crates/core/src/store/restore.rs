@@ -284,14 +284,7 @@ fn unique(dir: &Path, stem: &str, now: u64) -> PathBuf {
 
 /// Writes a new sled database at `<store>/sled` holding the backup's records and its metadata.
 fn rebuild(store: &Path, backup: &Backup) -> Result<(), StoreError> {
-    let db_dir = store.join("sled");
-    create_private_dir(store)?;
-    create_private_dir(&db_dir)?;
-    create_private_dir(&db_dir.join("blobs"))?;
-    for file in ["conf", "db"] {
-        let path = db_dir.join(file);
-        holder::touch_private(&path).map_err(StoreError::io("create", &path))?;
-    }
+    let db_dir = super::prepare_db_dir(store)?;
     let db = super::open_db(&db_dir).map_err(StoreError::db("creating the restored store"))?;
     let meta = db
         .open_tree(TREE_META)
