@@ -501,7 +501,7 @@ impl Drop for CliProcess {
     }
 }
 
-/// The connection id `tokenkeep connect` printed ("… (connection <hex>).").
+/// The connection id `tokenkeep connect` printed (`… (connection <hex>).`).
 pub fn connected_id(output: &CliOutput) -> Result<String> {
     output
         .stdout
