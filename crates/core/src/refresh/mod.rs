@@ -7,10 +7,11 @@
 //! elsewhere re-plans the connection instead of being repeated at its old due time).
 //!
 //! The durability rules, in order:
-//! 1. Before a refresh request is sent, the connection's status becomes `refreshing` on disk (flushed): the
-//!    in-flight marker. A process that dies mid-refresh leaves it behind; the next engine start retries such a
-//!    connection once, and if the provider then says `invalid_grant` the status becomes `interrupted` —
-//!    "reconnect needed" with that reason — never a silent later failure.
+//! 1. Before a refresh request is sent, the in-flight marker is on disk (synced; `Vault::begin_refresh`), and
+//!    the connection reads as `refreshing` until its next write ends it. A process that dies mid-refresh leaves
+//!    it behind; the next engine start retries such a connection once, and if the provider then says
+//!    `invalid_grant` the status becomes `interrupted` — "reconnect needed" with that reason — never a silent
+//!    later failure.
 //! 2. New tokens (a rotated refresh token above all) are sealed and flushed in one transaction before the refresh
 //!    counts as done and before anything can use them. When the provider sends no new refresh token, the old one
 //!    is kept.
@@ -602,7 +603,9 @@ impl Refresher {
         };
 
         // The in-flight marker (rule 1): on disk before the request leaves.
-        let meta = self.store_write(|vault| vault.update_meta(id, |m| m.status = ConnectionStatus::Refreshing))?;
+        self.store_write(|vault| vault.begin_refresh(id))?;
+        let mut meta = meta;
+        meta.status = ConnectionStatus::Refreshing;
         self.publish(id, &meta);
         tracing::debug!(provider = %meta.provider, connection = %id, ?trigger, "refreshing");
         // The limit is on requests at the provider, not on the store's work around them: the in-flight marker

@@ -7,10 +7,10 @@
 //! record) is `fdatasync`ed, as SQLite does in WAL mode with `synchronous=FULL`; on Linux `fdatasync` also issues
 //! the cache flush to the device. `docs/SECURITY.md` states the guarantee.
 //!
-//! Group commit: a commit is applied to sled in memory under the vault's write lock, which is then released, and
-//! the writer waits here until its generation is durable. The first waiter becomes the syncer and makes durable
-//! everything applied so far; writers that applied meanwhile wait for the next round, which one of them runs. N
-//! concurrent commits therefore cost about two syncs, not N.
+//! Group commit: a write (a commit, or a refresh's in-flight marker) is applied to sled in memory, numbered here
+//! ([`Durability::applied`]), and the writer waits (the vault's write lock released) until its number is durable.
+//! The first waiter becomes the syncer and makes durable everything applied so far; writers that applied meanwhile
+//! wait for the next round, which one of them runs. N concurrent writes therefore cost about two syncs, not N.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -21,7 +21,7 @@ use super::StoreError;
 
 #[derive(Debug)]
 struct State {
-    /// Every generation up to this one is on disk.
+    /// Every write numbered up to this one is on disk.
     durable: u64,
     /// A sync is under way.
     syncing: bool,
@@ -33,6 +33,8 @@ pub(super) struct Durability {
     db: sled::Db,
     log: File,
     log_path: PathBuf,
+    /// The number of the last write applied to sled (see [`Durability::applied`]).
+    applied: AtomicU64,
     state: Mutex<State>,
     synced: Condvar,
     /// How many syncs ran (tests and benchmarks read it to show that commits share them).
@@ -43,16 +45,17 @@ pub(super) struct Durability {
 }
 
 impl Durability {
-    /// The durability of `db`, whose log is `log`, with everything up to `generation` already on disk.
-    pub(super) fn new(db: sled::Db, log_path: PathBuf, generation: u64) -> std::io::Result<Self> {
+    /// The durability of `db`, whose log is `log_path`; what sled holds when this is made is on disk.
+    pub(super) fn new(db: sled::Db, log_path: PathBuf) -> std::io::Result<Self> {
         // Read-only is enough: on Linux fdatasync works on any descriptor of the file.
         let log = File::open(&log_path)?;
         Ok(Self {
             db,
             log,
             log_path,
+            applied: AtomicU64::new(0),
             state: Mutex::new(State {
-                durable: generation,
+                durable: 0,
                 syncing: false,
             }),
             synced: Condvar::new(),
@@ -62,15 +65,25 @@ impl Durability {
         })
     }
 
-    /// Returns once `generation` is durable; `applied` is the store's generation as applied so far (read when a
-    /// sync starts: everything up to it is covered by that sync).
+    /// Numbers a write that sled has just applied (call it after sled returns): [`Self::wait`] with the number
+    /// returns once that write is on disk.
+    pub(super) fn applied(&self) -> u64 {
+        self.applied.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The number of the last write applied so far.
+    pub(super) fn last_applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Returns once the write numbered `write` (see [`Self::applied`]) is durable.
     ///
     /// # Errors
-    /// The sync failed; the commit may or may not be on disk, and the caller must say it failed.
-    pub(super) fn wait(&self, generation: u64, applied: &AtomicU64) -> Result<(), StoreError> {
+    /// The sync failed; the write may or may not be on disk, and the caller must say it failed.
+    pub(super) fn wait(&self, write: u64) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if state.durable >= generation {
+            if state.durable >= write {
                 return Ok(());
             }
             if state.syncing {
@@ -80,7 +93,7 @@ impl Durability {
             state.syncing = true;
             // IMPORTANT: read after taking the syncer's role: every commit applied before this load is in sled's
             // buffers, so the sync below makes it durable.
-            let target = applied.load(Ordering::Acquire);
+            let target = self.last_applied();
             drop(state);
             let result = self.sync();
             state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -94,8 +107,8 @@ impl Durability {
     }
 
     /// Makes everything applied so far durable, now (a key rotation's steps, which hold the write lock).
-    pub(super) fn sync_now(&self, applied: &AtomicU64) -> Result<(), StoreError> {
-        let target = applied.load(Ordering::Acquire);
+    pub(super) fn sync_now(&self) -> Result<(), StoreError> {
+        let target = self.last_applied();
         self.sync()?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.durable = state.durable.max(target);
@@ -127,25 +140,24 @@ mod tests {
 
     use super::*;
 
-    /// Sixteen writers that commit at the same time share a few syncs, and each returns only once its own
-    /// generation is covered by a finished sync.
+    /// Sixteen writers that write at the same time share a few syncs, and each returns only once its own write is
+    /// covered by a finished sync.
     #[test]
-    fn concurrent_commits_share_one_sync() {
+    fn concurrent_writes_share_one_sync() {
         let tmp = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(tmp.path()).open().unwrap();
-        let mut durable = Durability::new(db.clone(), tmp.path().join("db"), 0).unwrap();
+        let mut durable = Durability::new(db.clone(), tmp.path().join("db")).unwrap();
         durable.delay = Duration::from_millis(50);
         let durable = Arc::new(durable);
-        let applied = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..16)
             .map(|n| {
-                let (durable, applied, db) = (durable.clone(), applied.clone(), db.clone());
+                let (durable, db) = (durable.clone(), db.clone());
                 std::thread::spawn(move || {
                     db.insert([n], vec![n]).unwrap();
-                    let generation = applied.fetch_add(1, Ordering::AcqRel) + 1;
-                    durable.wait(generation, &applied).unwrap();
+                    let write = durable.applied();
+                    durable.wait(write).unwrap();
                     let state = durable.state.lock().unwrap();
-                    assert!(state.durable >= generation);
+                    assert!(state.durable >= write);
                 })
             })
             .collect();
@@ -153,6 +165,6 @@ mod tests {
             thread.join().unwrap();
         }
         let syncs = durable.syncs();
-        assert!((1..=4).contains(&syncs), "16 commits took {syncs} syncs");
+        assert!((1..=4).contains(&syncs), "16 writes took {syncs} syncs");
     }
 }

@@ -47,7 +47,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sled::Transactional as _;
 use zeroize::Zeroizing;
@@ -79,6 +79,10 @@ pub const TREE_META: &str = "meta";
 pub const TREE_CONNECTIONS: &str = "connections";
 /// The tree of sealed OAuth client secrets (one per provider).
 pub const TREE_CLIENTS: &str = "clients";
+/// The tree of refreshes in flight: a connection's id → when its refresh began (unix seconds, u64 big-endian).
+/// Not sealed, not in the backups and not counted in the generation: it holds a random id and a time, nothing else
+/// (see [`Vault::begin_refresh`]).
+pub const TREE_IN_FLIGHT: &str = "in_flight";
 /// Prefix of the per-provider token trees (`tokens/<provider>`).
 pub const TOKEN_TREE_PREFIX: &str = "tokens/";
 /// The field name of a connection's sealed metadata.
@@ -151,6 +155,8 @@ pub struct Vault {
     db: sled::Db,
     meta: sled::Tree,
     connections: sled::Tree,
+    /// [`TREE_IN_FLIGHT`], once it exists (created by the first refresh, so that reading never creates it).
+    in_flight: OnceLock<sled::Tree>,
     profile: String,
     store_dir: PathBuf,
     source: Source,
@@ -245,8 +251,7 @@ impl Vault {
         let profile = paths.profile().as_str().to_owned();
         let log_path = db_dir.join("db");
         let durable = Arc::new(
-            durable::Durability::new(db.clone(), log_path.clone(), state.generation)
-                .map_err(StoreError::io("open", &log_path))?,
+            durable::Durability::new(db.clone(), log_path.clone()).map_err(StoreError::io("open", &log_path))?,
         );
 
         let (source, keys) = match state.key_id {
@@ -272,7 +277,7 @@ impl Vault {
                 batch.insert(META_KEY_ID, key.id().as_bytes());
                 meta.apply_batch(batch)
                     .map_err(StoreError::db("recording the store's key id"))?;
-                durable.sync_now(&AtomicU64::new(0))?;
+                durable.sync_now()?;
                 // The directory entries of sled's new files are durable too.
                 std::fs::File::open(&db_dir)
                     .and_then(|dir| dir.sync_all())
@@ -374,7 +379,6 @@ impl Vault {
             write: write.clone(),
             profile: profile.clone(),
             clock: clock.clone(),
-            generation: generation.clone(),
             durable: durable.clone(),
         });
         let writer = backup::BackupWriter::start(backups_dir.clone(), backup_source.clone(), newest_backup);
@@ -382,6 +386,7 @@ impl Vault {
             db,
             meta,
             connections,
+            in_flight: OnceLock::new(),
             profile,
             store_dir,
             source,
@@ -506,7 +511,8 @@ impl Vault {
         f: impl FnOnce(&mut ConnectionMeta),
     ) -> Result<ConnectionMeta, StoreError> {
         let w = self.write_lock();
-        let mut meta = self.get_meta(id)?;
+        // The sealed status, not the in-flight one: this write ends the refresh in flight, if any.
+        let mut meta = self.sealed_meta(id)?;
         let provider = meta.provider.clone();
         f(&mut meta);
         meta.sanitize();
@@ -520,11 +526,73 @@ impl Vault {
         Ok(meta)
     }
 
-    /// A connection's metadata.
+    /// A connection's metadata; its status is `refreshing` while a refresh is in flight (see
+    /// [`Self::begin_refresh`]).
     ///
     /// # Errors
     /// [`StoreError::NotFound`], or [`StoreError::Record`] if the record cannot be read.
     pub fn get_meta(&self, id: ConnectionId) -> Result<ConnectionMeta, StoreError> {
+        let mut meta = self.sealed_meta(id)?;
+        if self.in_flight_tree(false)?.is_some_and(|tree| in_flight(&tree, id)) {
+            meta.status = ConnectionStatus::Refreshing;
+        }
+        Ok(meta)
+    }
+
+    /// Records, durably, that a refresh of `id` is about to be sent: the in-flight marker. Reads show the
+    /// connection `refreshing` until its next write, which ends the marker in the same transaction; a process
+    /// that dies mid-refresh leaves it behind, so the next start knows the refresh token may have rotated unseen.
+    /// It is one small record beside the sealed metadata (a random id and a time), so marking costs one insert and
+    /// a share of a group sync, not a re-sealed record in a transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], or a database or sync failure (then the refresh must not be sent).
+    pub fn begin_refresh(&self, id: ConnectionId) -> Result<(), StoreError> {
+        let w = self.write_lock();
+        if !self.exists(id)? {
+            return Err(StoreError::NotFound(id));
+        }
+        let tree = match self.in_flight_tree(true)? {
+            Some(tree) => tree,
+            None => unreachable!("in_flight_tree(true) creates the tree"),
+        };
+        tree.insert(id.as_bytes(), &self.clock.unix_secs().to_be_bytes())
+            .map_err(StoreError::db("recording a refresh in flight"))?;
+        let applied = self.durable.applied();
+        drop(w);
+        self.durable.wait(applied)
+    }
+
+    /// [`TREE_IN_FLIGHT`]: the tree if it exists, or created if `create`.
+    fn in_flight_tree(&self, create: bool) -> Result<Option<sled::Tree>, StoreError> {
+        if let Some(tree) = self.in_flight.get() {
+            return Ok(Some(tree.clone()));
+        }
+        let tree = if create {
+            Some(
+                self.db
+                    .open_tree(TREE_IN_FLIGHT)
+                    .map_err(StoreError::db("opening the in-flight tree"))?,
+            )
+        } else {
+            self.existing_tree(TREE_IN_FLIGHT)?
+        };
+        if let Some(tree) = &tree {
+            let _ = self.in_flight.set(tree.clone());
+        }
+        Ok(tree)
+    }
+
+    /// The write that ends `id`'s in-flight marker, if it has one.
+    fn end_in_flight(&self, id: ConnectionId) -> Result<Option<(sled::Tree, Vec<Op>)>, StoreError> {
+        Ok(self
+            .in_flight_tree(false)?
+            .filter(|tree| in_flight(tree, id))
+            .map(|tree| (tree, vec![Op::Del(id.as_bytes().to_vec())])))
+    }
+
+    /// A connection's metadata as sealed (without the in-flight status).
+    fn sealed_meta(&self, id: ConnectionId) -> Result<ConnectionMeta, StoreError> {
         // IMPORTANT: hold the keys before reading the record, so a rotation cannot retire the key that sealed it
         // in between (retiring takes the keys' write lock).
         let keys = self.keys_read();
@@ -617,11 +685,20 @@ impl Vault {
     /// Only a database failure.
     pub fn list(&self) -> Result<Vec<ListEntry>, StoreError> {
         let keys = self.keys_read();
+        let in_flight_tree = self.in_flight_tree(false)?;
         let mut out = Vec::new();
         for item in self.connections.iter() {
             let (k, v) = item.map_err(StoreError::db("listing connections"))?;
             match ConnectionId::from_slice(&k) {
-                Some(id) => out.push((id, self.decode_meta(&keys, id, &v))),
+                Some(id) => {
+                    let mut meta = self.decode_meta(&keys, id, &v);
+                    if let Ok(meta) = &mut meta
+                        && in_flight_tree.as_ref().is_some_and(|tree| in_flight(tree, id))
+                    {
+                        meta.status = ConnectionStatus::Refreshing;
+                    }
+                    out.push((id, meta));
+                }
                 None => tracing::warn!(tree = TREE_CONNECTIONS, "skipping a record with a malformed key"),
             }
         }
@@ -638,6 +715,7 @@ impl Vault {
         if self.exists(id)? {
             writes.push((self.connections.clone(), vec![Op::Del(id.as_bytes().to_vec())]));
         }
+        writes.extend(self.end_in_flight(id)?);
         for (_, tree) in self.token_trees()? {
             let keys: Vec<_> = tree
                 .scan_prefix(id.as_bytes())
@@ -924,6 +1002,8 @@ impl Vault {
             }
             writes.push((tree, ops));
         }
+        // Every write of a connection says its status: a refresh in flight ends with it.
+        writes.extend(self.end_in_flight(id)?);
         drop(keys);
         self.commit(write, &writes)
     }
@@ -965,11 +1045,12 @@ impl Vault {
                     unreachable!("the transaction closure never aborts")
                 }
             })?;
+        let applied = self.durable.applied();
         self.generation.store(next, Ordering::Release);
         // Group commit: the next writer may apply its change while this one waits for the disk; one sync
         // covers both (see `durable`).
         drop(write);
-        self.durable.wait(next, &self.generation)?;
+        self.durable.wait(applied)?;
         self.backup.changed();
         Ok(())
     }
@@ -1014,7 +1095,7 @@ impl Vault {
 
     /// Makes everything applied so far durable (sled's flush, then `fdatasync`; see `durable`).
     fn flush(&self) -> Result<(), StoreError> {
-        self.durable.sync_now(&self.generation)
+        self.durable.sync_now()
     }
 
     /// How many syncs the store has run since it was opened (commits that overlap share one).
@@ -1281,6 +1362,12 @@ fn read_meta(meta: &sled::Tree) -> Result<MetaState, StoreError> {
     Ok(state)
 }
 
+/// Whether `tree` (the in-flight tree) marks `id` (a read error counts as no: the marker only words a later
+/// failure).
+fn in_flight(tree: &sled::Tree, id: ConnectionId) -> bool {
+    tree.contains_key(id.as_bytes()).unwrap_or(false)
+}
+
 /// Whether any tree other than `meta` holds a record.
 fn has_records(db: &sled::Db) -> Result<bool, StoreError> {
     for name in db.tree_names() {
@@ -1311,7 +1398,6 @@ struct BackupSource {
     write: Arc<Mutex<()>>,
     profile: String,
     clock: Arc<dyn Clock>,
-    generation: Arc<AtomicU64>,
     durable: Arc<durable::Durability>,
 }
 
@@ -1353,7 +1439,8 @@ impl BackupSource {
         };
         // A backup never gets ahead of the disk: were it newer than what a power loss leaves of the store, the
         // store would be refused as having lost commits that were never reported committed.
-        if let Err(error) = self.durable.wait(snapshot.0, &self.generation) {
+        // The caller holds the write lock: every write up to the last one applied is in the snapshot.
+        if let Err(error) = self.durable.wait(self.durable.last_applied()) {
             tracing::error!(%error, "could not sync the store before a backup");
             return None;
         }

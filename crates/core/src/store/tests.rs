@@ -1,5 +1,6 @@
 //! Unit tests of the store's internals; behaviour through the public API is tested in `tests/store.rs`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
@@ -223,4 +224,80 @@ fn client_secrets_are_sealed_per_provider_and_survive_rotation() {
         (TREE_CLIENTS, FIELD_CLIENT_SECRET)
     );
     assert_eq!(envelope::peek_header(&raw[0].envelope).unwrap().key_id, report.new);
+}
+
+/// The in-flight marker: reads show `refreshing` while it stands (also after a reopen: a process that died
+/// mid-refresh), the sealed metadata is not rewritten for it, and the connection's next write ends it in the same
+/// transaction. It holds the random id and a time, nothing else; reading a store never creates its tree.
+#[test]
+fn the_in_flight_marker_shows_refreshing_until_the_next_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    let tokens = TokenSet {
+        access: SecretString::new("access-value".into()),
+        refresh: Some(SecretString::new("refresh-value".into())),
+        id_token: None,
+    };
+    let (a, b) = {
+        let vault = open(&paths, &keys).unwrap();
+        let a = vault
+            .put_connection(ConnectionMeta::new(pid("demo"), "a@example.test"), &tokens)
+            .unwrap();
+        let b = vault
+            .put_connection(ConnectionMeta::new(pid("demo"), "b@example.test"), &tokens)
+            .unwrap();
+        vault.list().unwrap();
+        vault.get_meta(a).unwrap();
+        assert!(
+            !vault
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n.as_ref() == TREE_IN_FLIGHT.as_bytes()),
+            "reading created the in-flight tree"
+        );
+        let sealed_before = vault.connections.get(a.as_bytes()).unwrap().unwrap();
+        let generation = vault.generation();
+        vault.begin_refresh(a).unwrap();
+        assert_eq!(vault.get_meta(a).unwrap().status, ConnectionStatus::Refreshing);
+        assert_eq!(vault.get_meta(b).unwrap().status, ConnectionStatus::Connected);
+        assert_eq!(vault.connections.get(a.as_bytes()).unwrap().unwrap(), sealed_before);
+        assert_eq!(vault.generation(), generation, "a marker is not a commit");
+        let marker = vault.in_flight.get().unwrap().get(a.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            marker.as_ref(),
+            1u64.to_be_bytes(),
+            "the marker is the time it began, nothing else"
+        );
+        assert!(matches!(
+            vault.begin_refresh(ConnectionId::from_bytes([7; 16])),
+            Err(StoreError::NotFound(_))
+        ));
+        (a, b)
+    };
+
+    // A process that died mid-refresh: the marker is on disk.
+    let vault = open(&paths, &keys).unwrap();
+    let listed: HashMap<_, _> = vault
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(id, m)| (id, m.unwrap().status))
+        .collect();
+    assert_eq!(listed[&a], ConnectionStatus::Refreshing);
+    assert_eq!(listed[&b], ConnectionStatus::Connected);
+    // Any write of the connection ends it: a metadata update (a failure recorded) ...
+    vault.update_meta(a, |m| m.status = ConnectionStatus::Retrying).unwrap();
+    assert_eq!(vault.get_meta(a).unwrap().status, ConnectionStatus::Retrying);
+    // ... new tokens ...
+    vault.begin_refresh(a).unwrap();
+    let mut meta = vault.get_meta(a).unwrap();
+    meta.status = ConnectionStatus::Connected;
+    vault.replace_tokens(a, &tokens, &meta).unwrap();
+    assert_eq!(vault.get_meta(a).unwrap().status, ConnectionStatus::Connected);
+    // ... or a disconnect, which leaves nothing of it behind.
+    vault.begin_refresh(b).unwrap();
+    assert!(vault.delete_connection(b).unwrap());
+    assert!(vault.in_flight.get().unwrap().is_empty());
 }
