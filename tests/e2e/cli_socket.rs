@@ -44,6 +44,7 @@ const READS: &[&[&str]] = &[
     &["verify"],
     &["verify", "--json"],
     &["export", "--envelopes"],
+    &["status"],
 ];
 
 fn run_reads(tk: &Tokenkeep) -> Result<Vec<CliOutput>> {

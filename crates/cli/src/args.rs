@@ -83,6 +83,9 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One line per account: ok, refreshing, or needs you, and why (exit status 1 when any account needs you,
+    /// for scripts).
+    Status,
     /// Open and check every record offline; list the damaged ones (exit status 3 when there are any).
     Verify {
         /// Print JSON instead of text.

@@ -41,7 +41,7 @@ use tokenkeep_core::profile::{Profile, ProfilePaths};
 use tokenkeep_core::store::PROGRAM_CLI;
 
 use crate::args::Cli;
-use crate::commands::{Cancelled, Damaged, EXIT_DAMAGED};
+use crate::commands::{Cancelled, Damaged, EXIT_DAMAGED, NeedsYou};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,6 +52,8 @@ fn main() -> ExitCode {
             eprintln!("tokenkeep: {error}");
             ExitCode::from(130)
         }
+        // The summary is already printed: the status alone tells scripts.
+        Err(error) if error.is::<NeedsYou>() => ExitCode::FAILURE,
         Err(error) if error.is::<Damaged>() => {
             eprintln!("tokenkeep: {error}");
             ExitCode::from(EXIT_DAMAGED)

@@ -1,11 +1,13 @@
-//! `list`, `show`, `verify` and `export --envelopes`: what is stored, offline.
+//! `list`, `status`, `show`, `verify` and `export --envelopes`: what is stored, offline.
 
 use std::io::Write as _;
 
 use anyhow::Result;
 use tokenkeep_core::ops::{ExportEnvelopes, List, Show, Shown, Verify, VerifyReport};
 
-use super::Damaged;
+use tokenkeep_core::store::{ConnectionMeta, ConnectionStatus};
+
+use super::{Damaged, NeedsYou};
 use crate::Context;
 use crate::backend::Backend;
 use crate::output::{self, ExportJson, ListJson, ProblemJson, SecretBuf, ShowJson, VerifyJson};
@@ -51,6 +53,103 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
     );
     Ok(())
+}
+
+/// `status`: per account one line — `ok`, `refreshing` (the engine is at it: nothing to do), or `needs you`, and
+/// why — most urgent first, then a summary; exit status 1 when any account needs the person.
+pub(super) fn status(ctx: &Context) -> Result<()> {
+    let entries = Backend::open(ctx)?.run(List {})?;
+    if entries.is_empty() {
+        outln!("No accounts connected yet. Connect one with `tokenkeep connect PROVIDER`.");
+        return Ok(());
+    }
+    let now = render::now_secs();
+    let mut rows: Vec<(bool, Vec<String>)> = entries
+        .iter()
+        .map(|entry| match &entry.meta {
+            Ok(meta) => {
+                let (state, why) = status_line(meta, now);
+                let needs_you = meta.status.needs_user();
+                (
+                    needs_you,
+                    vec![format!("{}:{}", meta.provider, meta.account), state.into(), why],
+                )
+            }
+            Err(problem) => (
+                true,
+                vec![
+                    entry.id.to_hex(),
+                    "needs you".into(),
+                    format!("its record is damaged ({problem}): see `tokenkeep verify`, or restore from a backup"),
+                ],
+            ),
+        })
+        .collect();
+    // Problems first; otherwise the order of `list`.
+    rows.sort_by_key(|(needs_you, _)| !needs_you);
+    let needing = rows.iter().filter(|(needs_you, _)| *needs_you).count();
+    let table: Vec<Vec<String>> = rows.into_iter().map(|(_, row)| row).collect();
+    outln!("{}", render::table(&["account", "state", "why"], &table));
+    let total = table.len();
+    let accounts = if total == 1 { "account" } else { "accounts" };
+    match needing {
+        0 => outln!("\n{total} {accounts}, all fine."),
+        n => outln!(
+            "\n{total} {accounts}, {n} {} you.",
+            if n == 1 { "needs" } else { "need" }
+        ),
+    }
+    if needing == 0 {
+        Ok(())
+    } else {
+        Err(NeedsYou(needing).into())
+    }
+}
+
+/// The state word and the reason of one account, in a creator's words.
+fn status_line(meta: &ConnectionMeta, now: u64) -> (&'static str, String) {
+    let reason = |fallback: &str| meta.last_error.clone().unwrap_or_else(|| fallback.to_owned());
+    let reconnect = format!("run `tokenkeep connect {}`", meta.provider);
+    match meta.status {
+        ConnectionStatus::Connected => match meta.expires_at {
+            // Nothing kept it fresh meanwhile (no app, no daemon): the next use refreshes it first.
+            Some(at) if at <= now => (
+                "ok",
+                format!("{}; refreshed when next used", render::expiry(Some(at), now)),
+            ),
+            at => ("ok", render::expiry(at, now)),
+        },
+        ConnectionStatus::Refreshing => (
+            "refreshing",
+            "a refresh is under way (or was cut short: it is retried when the app or `tokenkeep refresh` next runs)"
+                .into(),
+        ),
+        ConnectionStatus::Retrying => ("refreshing", reason("a refresh failed; it will be retried")),
+        ConnectionStatus::CheckNeeded => (
+            "refreshing",
+            "restored from a backup: the next refresh checks that its sign-in still holds".into(),
+        ),
+        ConnectionStatus::NeedsReconnect => (
+            "needs you",
+            format!(
+                "{} — {reconnect}",
+                reason("the platform no longer accepts this sign-in")
+            ),
+        ),
+        ConnectionStatus::Interrupted => (
+            "needs you",
+            format!(
+                "{} — {reconnect}",
+                reason("a refresh was cut short and its outcome is unknown")
+            ),
+        ),
+        ConnectionStatus::Error => (
+            "needs you",
+            format!("{} — see `tokenkeep show`", reason("the last refresh failed")),
+        ),
+        other if other.needs_user() => ("needs you", reason(other.as_str())),
+        other => (other.as_str(), reason("")),
+    }
 }
 
 /// `show CONNECTION [--json] [--reveal]`. With `--reveal`, the values go from their `SecretString`s into a

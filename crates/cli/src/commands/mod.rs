@@ -46,6 +46,21 @@ impl std::fmt::Display for Damaged {
 
 impl std::error::Error for Damaged {}
 
+/// `status` found accounts that need the person (exit status 1; the lines are already printed).
+#[derive(Debug)]
+pub(crate) struct NeedsYou(pub(crate) usize);
+
+impl std::fmt::Display for NeedsYou {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            1 => f.write_str("1 account needs you"),
+            n => write!(f, "{n} accounts need you"),
+        }
+    }
+}
+
+impl std::error::Error for NeedsYou {}
+
 /// Runs `command`.
 pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
     match command {
@@ -115,6 +130,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
         Command::Disconnect { connection } => tokens::disconnect(ctx, connection),
         Command::Daemon => daemon::exec(ctx),
         Command::List { json } => connections::list(ctx, json),
+        Command::Status => connections::status(ctx),
         Command::Verify { json } => connections::verify(ctx, json),
         Command::Export { envelopes: _ } => connections::export(ctx),
         Command::RotateKey => keys::rotate(ctx),

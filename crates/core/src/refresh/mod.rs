@@ -142,13 +142,6 @@ impl From<StoreError> for RefreshError {
     }
 }
 
-fn is_attention(status: ConnectionStatus) -> bool {
-    matches!(
-        status,
-        ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error
-    )
-}
-
 /// What a token check with the platform said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Validated {
@@ -406,9 +399,7 @@ impl Refresher {
 
     fn due_at_ms_with(&self, id: ConnectionId, meta: &ConnectionMeta, unit_random: f64) -> Option<u64> {
         match meta.status {
-            ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted | ConnectionStatus::Error => {
-                return None;
-            }
+            status if status.needs_user() => return None,
             // The in-flight marker of a refresh that never finished, or a retry the previous process had planned;
             // or a connection restored from a backup, whose refresh token may be out of date.
             ConnectionStatus::Refreshing | ConnectionStatus::CheckNeeded => return Some(0),
@@ -807,7 +798,7 @@ impl Refresher {
         status: ConnectionStatus,
         reason: String,
     ) -> RefreshError {
-        let was_attention = is_attention(previous);
+        let was_attention = previous.needs_user();
         {
             let mut memory = self.memory();
             memory.retries.remove(&id);

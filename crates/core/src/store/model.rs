@@ -139,6 +139,12 @@ impl ConnectionStatus {
         }
     }
 
+    /// Whether the person must act (sign in again, or look at a failure): the engine does not refresh such a
+    /// connection, and front-ends count it among those that need the user.
+    pub const fn needs_user(self) -> bool {
+        matches!(self, Self::NeedsReconnect | Self::Interrupted | Self::Error)
+    }
+
     /// The status with stable name `name`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
