@@ -50,7 +50,7 @@ pub(crate) enum Command {
     },
     /// Show one connection offline: metadata, stored token kinds, expiry, key id, decoded JWT claims.
     Show {
-        /// The connection: its id, or provider:account.
+        /// The connection: its id (or a prefix of it), provider:account, or the account alone.
         connection: String,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -61,17 +61,17 @@ pub(crate) enum Command {
     },
     /// Print a valid access token for scripts (refreshing it first when it is about to expire).
     Token {
-        /// The connection: its id, or provider:account.
+        /// The connection: its id (or a prefix of it), provider:account, or the account alone.
         connection: String,
     },
     /// Refresh a connection's tokens now.
     Refresh {
-        /// The connection: its id, or provider:account.
+        /// The connection: its id (or a prefix of it), provider:account, or the account alone.
         connection: String,
     },
     /// Revoke a connection's tokens at the provider and delete everything stored for it.
     Disconnect {
-        /// The connection: its id, or provider:account.
+        /// The connection: its id (or a prefix of it), provider:account, or the account alone.
         connection: String,
     },
     /// Run the refresh engine in the foreground (servers, tests): keeps every connection fresh, logs status

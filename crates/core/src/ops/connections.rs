@@ -257,7 +257,12 @@ pub(super) fn list(vault: &Vault) -> Result<Vec<ConnectionEntry>, OpError> {
     Ok(entries)
 }
 
-/// Finds a connection by its id (32 hex digits) or as `provider:account` (the account compared without case).
+/// The shortest id prefix [`find_connection`] accepts (shorter ones match too much to be meant).
+const MIN_ID_PREFIX: usize = 4;
+
+/// Finds a connection the way a person names it: its id (32 hex digits) or an unambiguous prefix of it (at least
+/// four), `provider:account`, or the account alone when only one provider has it (accounts compared without
+/// case). The most precise form that matches wins; when several connections match it, the error lists them.
 pub(super) fn find_connection(vault: &Vault, query: &str) -> Result<ConnectionId, OpError> {
     if let Ok(id) = query.parse::<ConnectionId>() {
         return match vault.get_meta(id) {
@@ -265,29 +270,65 @@ pub(super) fn find_connection(vault: &Vault, query: &str) -> Result<ConnectionId
             Err(e) => Err(e.into()),
         };
     }
-    let Some((provider, account)) = query.split_once(':') else {
-        return Err(OpError::Invalid(format!(
-            "{query:?} is neither a connection id (32 hex digits) nor provider:account; see `tokenkeep list`"
-        )));
+    let entries = vault.list()?;
+    let named = |id: ConnectionId| {
+        entries
+            .iter()
+            .find(|(other, _)| *other == id)
+            .and_then(|(_, meta)| meta.as_ref().ok())
+            .map_or_else(
+                || format!("{} (damaged record)", id.to_hex()),
+                |m| format!("{}:{} ({})", m.provider, m.account, &id.to_hex()[..8]),
+            )
     };
-    let matches: Vec<ConnectionId> = vault
-        .list()?
-        .into_iter()
-        .filter_map(|(id, meta)| {
-            let meta = meta.ok()?;
-            (meta.provider.as_str() == provider && meta.account.eq_ignore_ascii_case(account)).then_some(id)
-        })
-        .collect();
-    match matches.as_slice() {
-        [id] => Ok(*id),
-        [] => Err(OpError::Invalid(format!(
-            "no connection {query:?}; see `tokenkeep list`"
-        ))),
-        _ => Err(OpError::Invalid(format!(
-            "{query:?} matches {} connections; use the connection id from `tokenkeep list`",
-            matches.len()
-        ))),
+    let by_meta = |wanted: &dyn Fn(&ConnectionMeta) -> bool| -> Vec<ConnectionId> {
+        entries
+            .iter()
+            .filter(|(_, meta)| meta.as_ref().is_ok_and(wanted))
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let query_lower = query.to_ascii_lowercase();
+    let by_prefix = || -> Vec<ConnectionId> {
+        let hex = query.len() >= MIN_ID_PREFIX && query.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            return Vec::new();
+        }
+        entries
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| id.to_hex().starts_with(&query_lower))
+            .collect()
+    };
+    let forms: [Box<dyn Fn() -> Vec<ConnectionId> + '_>; 3] = [
+        Box::new(|| match query.split_once(':') {
+            Some((provider, account)) => {
+                by_meta(&|m| m.provider.as_str() == provider && m.account.eq_ignore_ascii_case(account))
+            }
+            None => Vec::new(),
+        }),
+        Box::new(|| by_meta(&|m| m.account.eq_ignore_ascii_case(query))),
+        Box::new(by_prefix),
+    ];
+    for form in &forms {
+        match form().as_slice() {
+            [] => continue,
+            [id] => return Ok(*id),
+            many => {
+                let listed: Vec<String> = many.iter().map(|id| format!("  {}", named(*id))).collect();
+                return Err(OpError::Invalid(format!(
+                    "{query:?} matches {} connections:\n{}\nname one as provider:account, or by its id (a prefix of \
+                     at least {MIN_ID_PREFIX} digits is enough)",
+                    many.len(),
+                    listed.join("\n")
+                )));
+            }
+        }
     }
+    Err(OpError::Invalid(format!(
+        "no connection {query:?}: name one by its id (or a prefix of at least {MIN_ID_PREFIX} digits), as \
+         provider:account, or by its account; see `tokenkeep list`"
+    )))
 }
 
 /// Describes connection `id` for a person: its metadata, which tokens it holds and how long they are, and the
@@ -454,5 +495,61 @@ mod base64_opt {
                     .map_err(serde::de::Error::custom)
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::keys::KeySource;
+    use crate::profile::{Profile, ProfilePaths};
+    use crate::provider::ProviderId;
+    use crate::secret::MasterKey;
+
+    fn add(vault: &Vault, provider: &str, account: &str) -> ConnectionId {
+        let tokens = TokenSet {
+            access: SecretString::new(format!("access-{provider}-{account}")),
+            refresh: None,
+            id_token: None,
+        };
+        let meta = ConnectionMeta::new(ProviderId::parse(provider).unwrap(), account);
+        vault.put_connection(meta, &tokens).unwrap()
+    }
+
+    /// A person names a connection by id, id prefix, `provider:account` or the account alone; an ambiguous name
+    /// lists the candidates, and a name that matches nothing says which forms work.
+    #[test]
+    fn connections_are_found_by_any_unambiguous_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths = ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(tmp.path().to_owned())).unwrap();
+        let key = KeySource::Headless(MasterKey::generate().unwrap());
+        let vault = Vault::open(&paths, key, Arc::new(SystemClock), "test").unwrap();
+        let demo_alice = add(&vault, "demo", "alice@example.test");
+        let google_alice = add(&vault, "google", "Alice@Example.test");
+        let bob = add(&vault, "demo", "bob");
+
+        let find = |query: &str| find_connection(&vault, query);
+        assert_eq!(find(&bob.to_hex()).unwrap(), bob);
+        assert_eq!(find(&bob.to_hex()[..8]).unwrap(), bob);
+        assert_eq!(find(&bob.to_hex()[..8].to_uppercase()).unwrap(), bob);
+        assert_eq!(find("demo:ALICE@example.test").unwrap(), demo_alice);
+        assert_eq!(find("google:alice@example.test").unwrap(), google_alice);
+        assert_eq!(find("BOB").unwrap(), bob);
+
+        let ambiguous = find("alice@example.test").unwrap_err().to_string();
+        assert!(ambiguous.contains("matches 2 connections"), "{ambiguous}");
+        assert!(ambiguous.contains("demo:alice@example.test"), "{ambiguous}");
+        assert!(ambiguous.contains("google:Alice@Example.test"), "{ambiguous}");
+        assert!(ambiguous.contains(&google_alice.to_hex()[..8]), "{ambiguous}");
+
+        // Too short to be meant as an id, and no account of that name.
+        let short = find(&bob.to_hex()[..3]).unwrap_err().to_string();
+        assert!(short.starts_with("no connection"), "{short}");
+        assert!(short.contains("provider:account"), "{short}");
+        let nobody = find("demo:nobody").unwrap_err().to_string();
+        assert!(nobody.starts_with("no connection \"demo:nobody\""), "{nobody}");
     }
 }
