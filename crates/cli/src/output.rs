@@ -113,6 +113,8 @@ pub(crate) struct ProviderJson<'a> {
     needs: Option<&'a str>,
     origin: &'static str,
     ready: bool,
+    redirect_uri: Option<String>,
+    register_at: Option<String>,
     scopes: &'a [String],
 }
 
@@ -129,6 +131,7 @@ pub(crate) fn origin_name(origin: Origin) -> &'static str {
 impl<'a> From<&'a ResolvedProvider> for ProviderJson<'a> {
     fn from(p: &'a ResolvedProvider) -> Self {
         let spec = p.spec();
+        let (register_at, redirect_uri) = crate::commands::registration(p);
         Self {
             auth: spec.client_auth.short_name(),
             client_id: p.client_id(),
@@ -138,6 +141,8 @@ impl<'a> From<&'a ResolvedProvider> for ProviderJson<'a> {
             needs: p.readiness().message(),
             origin: origin_name(p.origin()),
             ready: p.is_ready(),
+            redirect_uri,
+            register_at,
             scopes: &spec.scopes,
         }
     }

@@ -19,6 +19,8 @@ use tokenkeep_core::provider::ProviderId;
 use crate::Context;
 use crate::args::{Command, ProvidersCommand};
 
+pub(crate) use providers::registration;
+
 /// Exit status of `verify` when it found damaged records (1 means it could not check at all).
 pub(crate) const EXIT_DAMAGED: u8 = 3;
 

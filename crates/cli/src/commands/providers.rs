@@ -7,7 +7,8 @@ use anyhow::{Context as _, Result, bail};
 use tokenkeep_core::http::LazyHttp;
 use tokenkeep_core::ops::{self, AddProvider, RemoveProvider};
 use tokenkeep_core::provider::ProviderId;
-use tokenkeep_core::provider::catalog::Readiness;
+use tokenkeep_core::provider::RedirectMode;
+use tokenkeep_core::provider::catalog::{Readiness, ResolvedProvider};
 use tokenkeep_core::provider::config::Imported;
 use tokenkeep_core::secret::SecretString;
 
@@ -62,9 +63,18 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         .count();
     if waiting > 0 {
         outln!(
-            "\n{waiting} provider(s) need a client id before you can connect: `tokenkeep providers add NAME --client-id \
-             ID` (see `tokenkeep providers list --json` for where to register)."
+            "\n{waiting} provider(s) need a client id before you can connect. Register an app in the platform's \
+             developer console with the redirect URI shown, then `tokenkeep providers add NAME --client-id ID`:\n"
         );
+        let rows: Vec<Vec<String>> = catalog
+            .list()
+            .filter(|p| matches!(p.readiness(), Readiness::NeedsClientId { .. }))
+            .map(|p| {
+                let (console, redirect) = registration_text(p);
+                vec![p.id().to_string(), console, redirect]
+            })
+            .collect();
+        outln!("{}\n", render::table(&["id", "register at", "redirect uri"], &rows));
     }
     let paste = catalog
         .list()
@@ -87,6 +97,27 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where to register a provider's app, and the redirect URI to give there when Tokenkeep knows it (built-in
+/// providers on the loopback redirect), for `providers list` and its JSON.
+pub(crate) fn registration(p: &ResolvedProvider) -> (Option<String>, Option<String>) {
+    let console = p.setup().map(|s| s.console_url.to_string());
+    let redirect = match (p.spec().redirect, p.setup()) {
+        (RedirectMode::Loopback, Some(setup)) => Some(setup.redirect_uri.clone()),
+        _ => None,
+    };
+    (console, redirect)
+}
+
+/// [`registration`] in words, where it has no value.
+fn registration_text(p: &ResolvedProvider) -> (String, String) {
+    let (console, redirect) = registration(p);
+    let redirect = match p.spec().redirect {
+        RedirectMode::Paste => "an https page you control".to_owned(),
+        _ => redirect.unwrap_or_else(|| "http://127.0.0.1/callback (any port)".to_owned()),
+    };
+    (console.unwrap_or_else(|| "its developer console".to_owned()), redirect)
 }
 
 /// `providers add`.
