@@ -472,6 +472,11 @@ async fn scenario(w: &mut Window, peer: &OidcPeer, app_log: &Path) -> Result<Str
     w.click(&reconnect, "cannot press Reconnect").await?;
     w.wait_for(&tid("connect-waiting"), s5, "Reconnect did not start a sign-in")
         .await?;
+    let title = w.text(&format!("{} .modal-title", tid("connect-panel"))).await?;
+    ensure!(
+        title == format!("Reconnect {ACCOUNT}"),
+        "the reconnect panel is titled {title:?}"
+    );
     w.record("reconnect-waiting", None).await?;
     let (said, tone) = w
         .text_and_attr(

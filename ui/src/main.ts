@@ -236,7 +236,7 @@ const cardHandlers = {
   refresh: (c: Connection) => void refresh(c),
   reconnect: (c: Connection) => {
     state.cardErrors.delete(c.id);
-    void connectPanel.start(c.provider);
+    void connectPanel.start(c.provider, { account: c.account });
   },
   inspect: (c: Connection) => openInspectDialog(c, backend),
   disconnect: (c: Connection) =>

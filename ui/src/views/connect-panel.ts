@@ -71,11 +71,15 @@ export class ConnectPanel {
     return this.flow.phase === 'running';
   }
 
-  open(): void {
+  /**
+   * Opens the panel: "Add an account", or, given the account being signed in again, "Reconnect ACCOUNT" (the
+   * same platforms and flow; only what the person is doing is named differently).
+   */
+  open(reconnecting?: { account: string; platform: string }): void {
     if (this.modal) return;
     if (this.flow.phase === 'done') this.flow = { phase: 'idle' };
     this.modal = openModal({
-      title: 'Add an account',
+      title: reconnecting ? `Reconnect ${reconnecting.account}` : 'Add an account',
       testid: TID.connectPanel,
       variant: 'sheet',
       beforeCancel: () => {
@@ -95,11 +99,15 @@ export class ConnectPanel {
         if (this.flow.phase === 'done') this.flow = { phase: 'idle' };
       },
     });
+    const privacy =
+      'Tokenkeep never sees your password, only the tokens the platform gives back, which are encrypted on this ' +
+      'computer.';
     const intro = el('p', {
       class: 'modal-intro',
-      text:
-        'Pick a platform. Your browser opens so you can sign in there; Tokenkeep never sees your password, ' +
-        'only the tokens the platform gives back, which are encrypted on this computer.',
+      text: reconnecting
+        ? `Your browser opens so you can sign in to ${reconnecting.platform} again as ${reconnecting.account}; ` +
+          `the connection keeps its place and gets the new tokens. ${privacy}`
+        : `Pick a platform. Your browser opens so you can sign in there; ${privacy}`,
     });
     this.flowRegion = el('div', { class: 'flow-region', attrs: { 'aria-live': 'polite' } });
     this.listRegion = el('div', { class: 'provider-region' });
@@ -115,12 +123,15 @@ export class ConnectPanel {
     this.renderProviders();
   }
 
-  /** Opens the panel (if needed) and starts signing in to `providerId`. */
-  async start(providerId: string): Promise<void> {
+  /**
+   * Opens the panel (if needed) and starts signing in to `providerId`; `reconnecting` names the account when this
+   * signs an existing connection in again.
+   */
+  async start(providerId: string, reconnecting?: { account: string }): Promise<void> {
     if (this.flow.phase === 'running') return;
-    this.open();
     const p = this.deps.providers()?.find((x) => x.id === providerId);
     const name = p ? providerLabel(p).name : providerId;
+    this.open(reconnecting ? { account: reconnecting.account, platform: name } : undefined);
     this.flow = {
       phase: 'running',
       provider: providerId,
