@@ -145,17 +145,6 @@ impl Provider {
             | Readiness::NeedsInstance { message } => Some(message.clone()),
             _ => Some(format!("{} cannot be connected yet", spec.display_name)),
         };
-        // Built-ins say what the platform wants registered (sometimes `:*` for "any port"); others get the URI
-        // the loopback listener will use.
-        let redirect_uri = match provider.setup() {
-            Some(setup) => setup.redirect_uri.clone(),
-            None => format!(
-                "http://{}{}{}",
-                spec.loopback_host,
-                spec.redirect_port.map(|p| format!(":{p}")).unwrap_or_default(),
-                spec.redirect_path
-            ),
-        };
         Self {
             id: spec.id.to_string(),
             name: spec.display_name.clone(),
@@ -168,7 +157,7 @@ impl Provider {
             ready: needs.is_none(),
             needs,
             setup_url: provider.setup().map(|s| s.console_url.to_string()),
-            redirect_uri: Some(redirect_uri),
+            redirect_uri: Some(provider.redirect_uri_to_register()),
             client_id: provider.client_id().map(str::to_owned),
             auth: spec.client_auth.into(),
             needs_secret,

@@ -99,25 +99,21 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Where to register a provider's app, and the redirect URI to give there when Tokenkeep knows it (built-in
-/// providers on the loopback redirect), for `providers list` and its JSON.
+/// Where to register a provider's app, and the redirect URI to give there (none for platforms that redirect to
+/// a page of the person's), for `providers list` and its JSON.
 pub(crate) fn registration(p: &ResolvedProvider) -> (Option<String>, Option<String>) {
     let console = p.setup().map(|s| s.console_url.to_string());
-    let redirect = match (p.spec().redirect, p.setup()) {
-        (RedirectMode::Loopback, Some(setup)) => Some(setup.redirect_uri.clone()),
-        _ => None,
-    };
+    let redirect = (p.spec().redirect == RedirectMode::Loopback).then(|| p.redirect_uri_to_register());
     (console, redirect)
 }
 
 /// [`registration`] in words, where it has no value.
 fn registration_text(p: &ResolvedProvider) -> (String, String) {
     let (console, redirect) = registration(p);
-    let redirect = match p.spec().redirect {
-        RedirectMode::Paste => "an https page you control".to_owned(),
-        _ => redirect.unwrap_or_else(|| "http://127.0.0.1/callback (any port)".to_owned()),
-    };
-    (console.unwrap_or_else(|| "its developer console".to_owned()), redirect)
+    (
+        console.unwrap_or_else(|| "its developer console".to_owned()),
+        redirect.unwrap_or_else(|| "an https page you control".to_owned()),
+    )
 }
 
 /// `providers add`.

@@ -257,6 +257,9 @@ pub(super) fn list(vault: &Vault) -> Result<Vec<ConnectionEntry>, OpError> {
     Ok(entries)
 }
 
+/// One way of naming a connection: whether a connection (its id, and its metadata when readable) matches.
+type NameForm<'a> = dyn Fn(&ConnectionId, Option<&ConnectionMeta>) -> bool + 'a;
+
 /// The shortest id prefix [`find_connection`] accepts (shorter ones match too much to be meant).
 const MIN_ID_PREFIX: usize = 4;
 
@@ -271,51 +274,34 @@ pub(super) fn find_connection(vault: &Vault, query: &str) -> Result<ConnectionId
         };
     }
     let entries = vault.list()?;
-    let named = |id: ConnectionId| {
-        entries
-            .iter()
-            .find(|(other, _)| *other == id)
-            .and_then(|(_, meta)| meta.as_ref().ok())
-            .map_or_else(
-                || format!("{} (damaged record)", id.to_hex()),
-                |m| format!("{}:{} ({})", m.provider, m.account, &id.to_hex()[..8]),
-            )
+    let lower = query.to_ascii_lowercase();
+    let id_prefix = query.len() >= MIN_ID_PREFIX && query.bytes().all(|b| b.is_ascii_hexdigit());
+    let by_provider_account = |_: &ConnectionId, meta: Option<&ConnectionMeta>| {
+        query.split_once(':').zip(meta).is_some_and(|((provider, account), m)| {
+            m.provider.as_str() == provider && m.account.eq_ignore_ascii_case(account)
+        })
     };
-    let by_meta = |wanted: &dyn Fn(&ConnectionMeta) -> bool| -> Vec<ConnectionId> {
-        entries
+    let by_account =
+        |_: &ConnectionId, meta: Option<&ConnectionMeta>| meta.is_some_and(|m| m.account.eq_ignore_ascii_case(query));
+    let by_id_prefix = |id: &ConnectionId, _: Option<&ConnectionMeta>| id_prefix && id.to_hex().starts_with(&lower);
+    // The most precise form first.
+    let forms: [&NameForm<'_>; 3] = [&by_provider_account, &by_account, &by_id_prefix];
+    for matches in forms {
+        let found: Vec<_> = entries
             .iter()
-            .filter(|(_, meta)| meta.as_ref().is_ok_and(wanted))
-            .map(|(id, _)| *id)
-            .collect()
-    };
-    let query_lower = query.to_ascii_lowercase();
-    let by_prefix = || -> Vec<ConnectionId> {
-        let hex = query.len() >= MIN_ID_PREFIX && query.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex {
-            return Vec::new();
-        }
-        entries
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| id.to_hex().starts_with(&query_lower))
-            .collect()
-    };
-    let forms: [Box<dyn Fn() -> Vec<ConnectionId> + '_>; 3] = [
-        Box::new(|| match query.split_once(':') {
-            Some((provider, account)) => {
-                by_meta(&|m| m.provider.as_str() == provider && m.account.eq_ignore_ascii_case(account))
-            }
-            None => Vec::new(),
-        }),
-        Box::new(|| by_meta(&|m| m.account.eq_ignore_ascii_case(query))),
-        Box::new(by_prefix),
-    ];
-    for form in &forms {
-        match form().as_slice() {
-            [] => continue,
-            [id] => return Ok(*id),
+            .filter(|(id, meta)| matches(id, meta.as_ref().ok()))
+            .collect();
+        match found.as_slice() {
+            [] => {}
+            [(id, _)] => return Ok(*id),
             many => {
-                let listed: Vec<String> = many.iter().map(|id| format!("  {}", named(*id))).collect();
+                let listed: Vec<String> = many
+                    .iter()
+                    .map(|(id, meta)| match meta {
+                        Ok(m) => format!("  {}:{} ({})", m.provider, m.account, &id.to_hex()[..8]),
+                        Err(_) => format!("  {} (damaged record)", id.to_hex()),
+                    })
+                    .collect();
                 return Err(OpError::Invalid(format!(
                     "{query:?} matches {} connections:\n{}\nname one as provider:account, or by its id (a prefix of \
                      at least {MIN_ID_PREFIX} digits is enough)",

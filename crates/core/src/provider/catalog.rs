@@ -173,6 +173,20 @@ impl ResolvedProvider {
         self.spec.client_id.as_deref()
     }
 
+    /// The redirect URI to register with the platform: what a built-in's setup names (sometimes `:*` for "any
+    /// port"), otherwise the address the loopback listener will use.
+    pub fn redirect_uri_to_register(&self) -> String {
+        match &self.setup {
+            Some(setup) => setup.redirect_uri.clone(),
+            None => format!(
+                "http://{}{}{}",
+                self.spec.loopback_host,
+                self.spec.redirect_port.map(|p| format!(":{p}")).unwrap_or_default(),
+                self.spec.redirect_path
+            ),
+        }
+    }
+
     /// Whether connecting needs a client secret from the vault (the authentication method is not `none`).
     pub fn needs_client_secret(&self) -> bool {
         self.spec.client_auth.needs_secret()

@@ -533,7 +533,7 @@ impl Vault {
     /// [`StoreError::NotFound`], or [`StoreError::Record`] if the record cannot be read.
     pub fn get_meta(&self, id: ConnectionId) -> Result<ConnectionMeta, StoreError> {
         let mut meta = self.sealed_meta(id)?;
-        if self.in_flight_tree(false)?.is_some_and(|tree| in_flight(&tree, id)) {
+        if self.in_flight_tree()?.is_some_and(|tree| in_flight(&tree, id)) {
             meta.status = ConnectionStatus::Refreshing;
         }
         Ok(meta)
@@ -552,9 +552,15 @@ impl Vault {
         if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
         }
-        let tree = match self.in_flight_tree(true)? {
-            Some(tree) => tree,
-            None => unreachable!("in_flight_tree(true) creates the tree"),
+        let tree = match self.in_flight.get() {
+            Some(tree) => tree.clone(),
+            None => {
+                let tree = self
+                    .db
+                    .open_tree(TREE_IN_FLIGHT)
+                    .map_err(StoreError::db("opening the in-flight tree"))?;
+                self.in_flight.get_or_init(|| tree).clone()
+            }
         };
         tree.insert(id.as_bytes(), &self.clock.unix_secs().to_be_bytes())
             .map_err(StoreError::db("recording a refresh in flight"))?;
@@ -563,30 +569,20 @@ impl Vault {
         self.durable.wait(applied)
     }
 
-    /// [`TREE_IN_FLIGHT`]: the tree if it exists, or created if `create`.
-    fn in_flight_tree(&self, create: bool) -> Result<Option<sled::Tree>, StoreError> {
+    /// [`TREE_IN_FLIGHT`], if it exists (reading never creates it; [`Self::begin_refresh`] does).
+    fn in_flight_tree(&self) -> Result<Option<sled::Tree>, StoreError> {
         if let Some(tree) = self.in_flight.get() {
             return Ok(Some(tree.clone()));
         }
-        let tree = if create {
-            Some(
-                self.db
-                    .open_tree(TREE_IN_FLIGHT)
-                    .map_err(StoreError::db("opening the in-flight tree"))?,
-            )
-        } else {
-            self.existing_tree(TREE_IN_FLIGHT)?
-        };
-        if let Some(tree) = &tree {
-            let _ = self.in_flight.set(tree.clone());
-        }
-        Ok(tree)
+        Ok(self
+            .existing_tree(TREE_IN_FLIGHT)?
+            .map(|tree| self.in_flight.get_or_init(|| tree).clone()))
     }
 
     /// The write that ends `id`'s in-flight marker, if it has one.
     fn end_in_flight(&self, id: ConnectionId) -> Result<Option<(sled::Tree, Vec<Op>)>, StoreError> {
         Ok(self
-            .in_flight_tree(false)?
+            .in_flight_tree()?
             .filter(|tree| in_flight(tree, id))
             .map(|tree| (tree, vec![Op::Del(id.as_bytes().to_vec())])))
     }
@@ -685,7 +681,7 @@ impl Vault {
     /// Only a database failure.
     pub fn list(&self) -> Result<Vec<ListEntry>, StoreError> {
         let keys = self.keys_read();
-        let in_flight_tree = self.in_flight_tree(false)?;
+        let in_flight_tree = self.in_flight_tree()?;
         let mut out = Vec::new();
         for item in self.connections.iter() {
             let (k, v) = item.map_err(StoreError::db("listing connections"))?;
