@@ -37,6 +37,12 @@ pub(crate) struct VaultStatus {
     pub(crate) headless: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<CommandError>,
+    /// Whether Retry can help: not when headless and `TOKENKEEP_MASTER_KEY` is the problem (it is read at start).
+    pub(crate) retryable: bool,
+    /// The app watches the keyring and opens the vault by itself when it starts or is unlocked.
+    pub(crate) watching: bool,
+    /// A store exists in this profile (or did: its marker remains). `false` on a first run: nothing to lose yet.
+    pub(crate) store_exists: bool,
 }
 
 /// What `restore_backup` did: the vault as it now stands, and what the restore brought back.

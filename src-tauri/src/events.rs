@@ -20,6 +20,9 @@ pub(crate) const CONNECTION_STATUS: &str = "connection-status";
 pub(crate) const CONNECTION_REMOVED: &str = "connection-removed";
 /// A connection needs the user, once per incident. Payload: `{ id, provider, account, message }`.
 pub(crate) const ATTENTION: &str = "attention";
+/// The vault opened (or failed again) without a command: the keyring it waited for started or was unlocked.
+/// Payload: `VaultStatus`.
+pub(crate) const VAULT_STATUS: &str = "vault-status";
 /// The browser was asked to open the sign-in page. Payload: `{ provider, stage, url }`.
 pub(crate) const CONNECT_PROGRESS: &str = "connect-progress";
 

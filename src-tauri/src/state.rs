@@ -2,6 +2,7 @@
 //! [`Host`]: the operations, the refresh engine and the CLI socket) with the event forwarder, and the one connect
 //! flow that may be running.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tauri::async_runtime::JoinHandle;
 use tokenkeep_core::browser::CommandBrowser;
 use tokenkeep_core::host::Host;
 use tokenkeep_core::http::{ReqwestHttp, SharedHttp};
+use tokenkeep_core::keys::{self, KeyringState};
 use tokenkeep_core::ops::{self, LocalOps};
 use tokenkeep_core::profile::ProfilePaths;
 use tokenkeep_core::secret::SecretString;
@@ -25,6 +27,10 @@ use crate::error::{CommandError, ErrorCode};
 // IMPORTANT: short, because the window is already gone and the user is waiting for the process to end; long
 // enough for one token request on a normal network (a refresh that completes saves a rotated refresh token).
 const ENGINE_STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// How often the keyring is looked at while the vault is closed for want of it: a few D-Bus round trips, no
+/// secret read and no prompt (`keys::probe_keyring`), so a keyring started or unlocked is noticed within seconds.
+const KEYRING_WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// The log target of this module's events.
 // IMPORTANT: not the default `tokenkeep_app::state`: core's log redactor reads `state:` as an OAuth `state`
@@ -42,6 +48,8 @@ pub(crate) struct AppState {
     /// The vault, or why it is not open. Held for writing while it is being opened, so commands wait for the
     /// outcome instead of seeing a half-started state.
     vault: Arc<AsyncRwLock<Slot>>,
+    /// Whether a task watches the keyring (the vault is closed because the keyring is missing or locked).
+    watching: Arc<AtomicBool>,
     /// The running connect flow, if any (one at a time).
     connect: Mutex<Option<Flow>>,
     /// Where `paste_sign_in_address` hands the pasted address to a flow that waits for one.
@@ -100,6 +108,7 @@ impl AppState {
             vault: Arc::new(AsyncRwLock::new(Slot::Closed(CommandError::internal(
                 "the vault was never opened",
             )))),
+            watching: Arc::default(),
             connect: Mutex::new(None),
             paste: Mutex::new(None),
         }
@@ -129,10 +138,10 @@ impl AppState {
             .clone()
             .try_write_owned()
             .map_err(|_| "the vault is already being opened")?;
-        let (app, paths, headless) = (app.clone(), self.paths.clone(), self.headless);
+        let opener = self.opener(app);
         // IMPORTANT: not on the main thread: the keyring may take a while (D-Bus, an unlock prompt), and the
         // window must show meanwhile.
-        tauri::async_runtime::spawn(async move { open_into(slot, &app, &paths, headless).await });
+        tauri::async_runtime::spawn(async move { opener.open_into(slot).await });
         Ok(())
     }
 
@@ -146,17 +155,29 @@ impl AppState {
 
     /// The vault's state for the window.
     pub(crate) async fn status(&self) -> VaultStatus {
-        status_of(&*self.vault.read().await, self.headless)
+        status_of(&*self.vault.read().await, self.headless, &self.paths, &self.watching)
+    }
+
+    fn opener(&self, app: &AppHandle) -> Opener {
+        Opener {
+            app: app.clone(),
+            vault: self.vault.clone(),
+            paths: self.paths.clone(),
+            headless: self.headless,
+            watching: self.watching.clone(),
+        }
     }
 
     /// Tries to open the vault again if it is not open (e.g. after the keyring was unlocked).
     pub(crate) async fn retry(&self, app: &AppHandle) -> VaultStatus {
         let slot = self.vault.clone().write_owned().await;
-        if matches!(*slot, Slot::Open(_)) {
-            return status_of(&slot, self.headless);
+        if !matches!(*slot, Slot::Open(_)) {
+            tracing::info!(target: LOG, "retrying to open the vault");
+            // From scratch: a new key source, and with it a new connection to the keyring.
+            self.opener(app).open_into(slot).await;
+        } else {
+            drop(slot);
         }
-        tracing::info!(target: LOG, "retrying to open the vault");
-        open_into(slot, app, &self.paths, self.headless).await;
         self.status().await
     }
 
@@ -176,7 +197,7 @@ impl AppState {
         let report = tokio::task::spawn_blocking(move || ops::restore_from_backup(&paths, None, PROGRAM_APP))
             .await
             .map_err(|_| CommandError::internal("the restore stopped unexpectedly"))??;
-        open_into(slot, app, &self.paths, self.headless).await;
+        self.opener(app).open_into(slot).await;
         Ok((self.status().await, report))
     }
 
@@ -238,36 +259,122 @@ impl AppState {
     }
 }
 
-fn status_of(slot: &Slot, headless: bool) -> VaultStatus {
+fn status_of(slot: &Slot, headless: bool, paths: &ProfilePaths, watching: &AtomicBool) -> VaultStatus {
     match slot {
         Slot::Open(ready) => VaultStatus {
             ready: true,
             key_id: Some(ready.ops().vault().key_id().to_hex()),
             headless,
             error: None,
+            retryable: false,
+            watching: false,
+            store_exists: true,
         },
         Slot::Closed(error) => VaultStatus {
             ready: false,
             key_id: None,
             headless,
             error: Some(error.clone()),
+            // TOKENKEEP_MASTER_KEY is read once, at start: a Retry cannot change what it holds.
+            retryable: !(headless && env_key_problem(error.code)),
+            watching: watching.load(Ordering::Acquire),
+            store_exists: tokenkeep_core::store::store_exists(paths),
         },
     }
 }
 
-/// Opens the vault and starts what runs on it, storing the outcome in `slot` (whose lock the caller holds).
-async fn open_into(mut slot: OwnedRwLockWriteGuard<Slot>, app: &AppHandle, paths: &ProfilePaths, headless: bool) {
-    *slot = match open(app, paths).await {
-        Ok(ready) => {
-            tracing::info!(target: LOG, key_id = %ready.ops().vault().key_id(), headless, "vault open; refresh engine started");
-            Slot::Open(Arc::new(ready))
+/// An error that, headless, comes from `TOKENKEEP_MASTER_KEY` itself.
+fn env_key_problem(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::WrongKey | ErrorCode::Invalid | ErrorCode::KeyMissing)
+}
+
+/// A closed vault that a keyring appearing or being unlocked may open.
+fn waits_for_keyring(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::KeyringUnavailable | ErrorCode::KeyringLocked)
+}
+
+/// Opens the vault into its slot, and while it stays closed for want of the keyring, watches the keyring.
+#[derive(Debug, Clone)]
+struct Opener {
+    app: AppHandle,
+    vault: Arc<AsyncRwLock<Slot>>,
+    paths: ProfilePaths,
+    headless: bool,
+    watching: Arc<AtomicBool>,
+}
+
+impl Opener {
+    /// Opens the vault and starts what runs on it, storing the outcome in `slot` (the lock of `self.vault`, which
+    /// the caller holds); if it stays closed for want of the keyring, starts watching the keyring.
+    async fn open_into(&self, slot: OwnedRwLockWriteGuard<Slot>) {
+        self.open_slot(slot).await;
+        self.watch_if_waiting().await;
+    }
+
+    async fn open_slot(&self, mut slot: OwnedRwLockWriteGuard<Slot>) {
+        *slot = match open(&self.app, &self.paths).await {
+            Ok(ready) => {
+                tracing::info!(target: LOG, key_id = %ready.ops().vault().key_id(), headless = self.headless, "vault open; refresh engine started");
+                Slot::Open(Arc::new(ready))
+            }
+            Err(error) => {
+                // The message is core's and holds no secret; the window shows it with what to do.
+                tracing::warn!(target: LOG, error_code = ?error.code, error = %error.message, "the vault could not be opened");
+                Slot::Closed(error)
+            }
+        };
+    }
+
+    async fn watch_if_waiting(&self) {
+        let waiting = matches!(&*self.vault.read().await, Slot::Closed(e) if waits_for_keyring(e.code));
+        if waiting && !self.headless && !self.watching.swap(true, Ordering::AcqRel) {
+            let watcher = self.clone();
+            tauri::async_runtime::spawn(async move { watcher.watch_keyring().await });
         }
-        Err(error) => {
-            // The message is core's and holds no secret; the window shows it with what to do.
-            tracing::warn!(target: LOG, error_code = ?error.code, error = %error.message, "the vault could not be opened");
-            Slot::Closed(error)
+    }
+
+    /// Looks at the keyring every [`KEYRING_WATCH_EVERY`] while the vault is closed for want of it. When the
+    /// keyring appears or is unlocked, opens the vault (a new connection to the keyring) and tells the window
+    /// (`vault-status`). Only a change is acted on, so a keyring that stays locked is not asked again and again
+    /// (reading a key from a locked keyring would prompt).
+    async fn watch_keyring(self) {
+        tracing::info!(target: LOG, "watching for the keyring to start or unlock");
+        let mut last = probe().await;
+        loop {
+            tokio::time::sleep(KEYRING_WATCH_EVERY).await;
+            let still_waiting = matches!(&*self.vault.read().await, Slot::Closed(e) if waits_for_keyring(e.code));
+            if !still_waiting {
+                self.watching.store(false, Ordering::Release);
+                // A retry may have closed it for the keyring again in between, without starting a watcher.
+                let again = matches!(&*self.vault.read().await, Slot::Closed(e) if waits_for_keyring(e.code));
+                if again && !self.watching.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                break;
+            }
+            let now = probe().await;
+            let changed = now != last;
+            last = now;
+            if !changed || now == KeyringState::Unreachable {
+                continue;
+            }
+            let slot = self.vault.clone().write_owned().await;
+            if !matches!(&*slot, Slot::Closed(e) if waits_for_keyring(e.code)) {
+                continue;
+            }
+            tracing::info!(target: LOG, keyring = ?now, "the keyring changed; opening the vault again");
+            self.open_slot(slot).await;
+            let status = status_of(&*self.vault.read().await, self.headless, &self.paths, &self.watching);
+            crate::events::emit(&self.app, crate::events::VAULT_STATUS, status);
         }
-    };
+        tracing::info!(target: LOG, "stopped watching the keyring");
+    }
+}
+
+async fn probe() -> KeyringState {
+    tokio::task::spawn_blocking(keys::probe_keyring)
+        .await
+        .unwrap_or(KeyringState::Unreachable)
 }
 
 async fn open(app: &AppHandle, paths: &ProfilePaths) -> Result<Ready, CommandError> {

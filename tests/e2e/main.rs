@@ -2,6 +2,7 @@
 
 mod app_dialects;
 mod app_flow;
+mod app_keyring;
 mod app_restore;
 mod app_window;
 mod cli_connect;

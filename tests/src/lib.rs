@@ -268,35 +268,7 @@ impl HeadlessSession {
 
         let keyring = match options.keyring {
             KeyringMode::None => None,
-            mode => {
-                let mut args = vec!["--components=secrets", "--foreground"];
-                if mode == KeyringMode::Unlocked {
-                    args.push("--unlock");
-                }
-                let mut session_env = Self::env_for(dir, display.as_deref(), &bus_address);
-                let mut keyring = Guarded::spawn(
-                    "gnome-keyring-daemon",
-                    Command::new("gnome-keyring-daemon")
-                        .args(args)
-                        .env_clear()
-                        .envs(session_env.drain(..))
-                        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                        .stdin(Stdio::piped())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null()),
-                )
-                .context("apt install gnome-keyring")?;
-                let mut stdin = keyring
-                    .child()
-                    .stdin
-                    .take()
-                    .ok_or_else(|| anyhow!("keyring stdin not captured"))?;
-                if mode == KeyringMode::Unlocked {
-                    stdin.write_all(KEYRING_PASSWORD.as_bytes())?;
-                }
-                drop(stdin); // closing stdin ends the password
-                Some(keyring)
-            }
+            mode => Some(Self::spawn_keyring(dir, display.as_deref(), &bus_address, mode)?),
         };
         let session = Self {
             dir: dir.to_path_buf(),
@@ -310,6 +282,52 @@ impl HeadlessSession {
             session.wait_for_bus_name("org.freedesktop.secrets", Duration::from_secs(20))?;
         }
         Ok(session)
+    }
+
+    /// Starts gnome-keyring on the session's bus (`--replace`: a running one gives way), unlocked or locked.
+    fn spawn_keyring(dir: &Path, display: Option<&str>, bus: &str, mode: KeyringMode) -> Result<Guarded> {
+        let mut args = vec!["--components=secrets", "--foreground", "--replace"];
+        if mode == KeyringMode::Unlocked {
+            args.push("--unlock");
+        }
+        let mut session_env = Self::env_for(dir, display, bus);
+        let mut keyring = Guarded::spawn(
+            "gnome-keyring-daemon",
+            Command::new("gnome-keyring-daemon")
+                .args(args)
+                .env_clear()
+                .envs(session_env.drain(..))
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .context("apt install gnome-keyring")?;
+        let mut stdin = keyring
+            .child()
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("keyring stdin not captured"))?;
+        if mode == KeyringMode::Unlocked {
+            stdin.write_all(KEYRING_PASSWORD.as_bytes())?;
+        }
+        drop(stdin); // closing stdin ends the password
+        Ok(keyring)
+    }
+
+    /// Starts the keyring now, in a session that had none — or replaces the running one (a locked keyring
+    /// replaced by an unlocked one is, to its clients, a keyring that was unlocked) — and waits until it answers.
+    pub fn start_keyring(&mut self, mode: KeyringMode) -> Result<()> {
+        anyhow::ensure!(mode != KeyringMode::None, "start_keyring needs Unlocked or Locked");
+        // The old daemon goes first (TERM, and its name leaves the bus), so the name that appears is the new one's.
+        drop(self._keyring.take());
+        self._keyring = Some(Self::spawn_keyring(
+            &self.dir,
+            self.display.as_deref(),
+            &self.bus_address,
+            mode,
+        )?);
+        self.wait_for_bus_name("org.freedesktop.secrets", Duration::from_secs(20))
     }
 
     fn env_for(dir: &Path, display: Option<&str>, bus: &str) -> Vec<(String, OsString)> {

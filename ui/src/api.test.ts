@@ -197,7 +197,8 @@ describe('events', () => {
     await api.onConnectionRemoved(() => {});
     await api.onAttention(() => {});
     await api.onConnectProgress(() => {});
-    expect(listenMock.mock.calls.map((c) => c[0])).toEqual(['connection-status', 'connection-removed', 'attention', 'connect-progress']);
+    await api.onVaultStatus(() => {});
+    expect(listenMock.mock.calls.map((c) => c[0])).toEqual(['connection-status', 'connection-removed', 'attention', 'connect-progress', 'vault-status']);
   });
 
   it('rejects with no_tauri outside the app', async () => {

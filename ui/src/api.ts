@@ -74,6 +74,12 @@ export interface VaultStatus {
   keyId?: string | null;
   headless: boolean;
   error?: CommandError | null;
+  /** Whether Retry can help (not when headless and TOKENKEEP_MASTER_KEY itself is the problem). */
+  retryable?: boolean;
+  /** The app watches the keyring and opens the vault by itself when it starts or is unlocked. */
+  watching?: boolean;
+  /** A store exists (or existed) in this profile; false on a first run, when nothing is at stake. */
+  storeExists?: boolean;
 }
 
 /** What `restore_backup` did (the old store is kept aside, never deleted). */
@@ -235,6 +241,8 @@ export interface AppEvents {
   'connection-removed': { id: string };
   attention: Attention;
   'connect-progress': ConnectProgress;
+  /** The vault opened, or failed again, without a command (the keyring it waited for changed). */
+  'vault-status': VaultStatus;
 }
 
 export type EventName = keyof AppEvents;
@@ -243,6 +251,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   'connection-removed',
   'attention',
   'connect-progress',
+  'vault-status',
 ];
 
 export type Unlisten = () => void;
@@ -382,6 +391,7 @@ export const onAttention = (h: (p: Attention) => void): Promise<Unlisten> =>
   onEvent('attention', h);
 export const onConnectProgress = (h: (p: ConnectProgress) => void): Promise<Unlisten> =>
   onEvent('connect-progress', h);
+export const onVaultStatus = (h: (p: VaultStatus) => void): Promise<Unlisten> => onEvent('vault-status', h);
 
 // ---- The backend as one object (so the dev mock can stand in for it) --------
 

@@ -169,6 +169,21 @@ async function retryVault(): Promise<void> {
 
 // ---- Events --------------------------------------------------------------------------------------
 
+/** The vault opened (or failed again) by itself: the keyring it waited for started or was unlocked. */
+async function vaultChanged(v: VaultStatus): Promise<void> {
+  const wasReady = state.vault?.ready === true;
+  state.vault = v;
+  renderVault();
+  if (v.ready && !wasReady) {
+    announce('The keyring is available: the vault is open.');
+    state.listState = 'loading';
+    renderView();
+    await loadVaultContents();
+  } else {
+    renderView();
+  }
+}
+
 function dispatch(action: ConnectionsAction, announceChanges = true): void {
   const before = state.connections;
   state.connections = connectionsReducer(state.connections, action);
@@ -198,6 +213,7 @@ async function subscribe(): Promise<void> {
     backend.on('connection-removed', ({ id }) => dispatch({ type: 'removed', id })),
     backend.on('attention', onAttention),
     backend.on('connect-progress', (p) => connectPanel.progress(p)),
+    backend.on('vault-status', (v) => void vaultChanged(v)),
   ];
   const results = await Promise.allSettled(subs);
   for (const r of results) if (r.status === 'rejected') console.error('event subscription failed', r.reason);
@@ -406,16 +422,20 @@ function renderView(announceChanges = true): void {
   if (!vault.ready) {
     setCentered(true);
     const restorable = canRestore(vault.error);
-    renderNotice(
-      view,
-      'locked',
-      restorable ? 'Your connections are in the backup' : 'Your connections are safe, but locked',
-      restorable
-        ? 'Tokenkeep didn’t open the damaged data, so nothing in it was changed. Restore from backup brings your ' +
-            'accounts back as of their last change.'
-        : 'Tokenkeep can’t open your vault yet, so your accounts aren’t shown. Nothing has been lost. ' +
-            'Follow the steps above, then press Retry.',
-    );
+    const [title, text] = restorable
+      ? [
+          'Your connections are in the backup',
+          'Tokenkeep didn’t open the damaged data, so nothing in it was changed. Restore from backup brings your ' +
+            'accounts back as of their last change.',
+        ]
+      : vault.storeExists === false
+        ? ['No accounts yet', 'Once Tokenkeep can keep its key, you can connect your first account here.']
+        : [
+            'Your connections are safe, but locked',
+            'Tokenkeep can’t open your vault yet, so your accounts aren’t shown. Nothing has been lost. ' +
+              (vault.retryable === false ? 'Follow the steps above.' : 'Follow the steps above, then press Retry.'),
+          ];
+    renderNotice(view, 'locked', title, text);
     return;
   }
   if (state.listState === 'loading') {

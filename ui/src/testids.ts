@@ -33,6 +33,8 @@ export const TID = {
   vaultBanner: 'vault-banner',
   vaultRetry: 'vault-retry',
   vaultRestore: 'vault-restore',
+  /** "Tokenkeep continues by itself…" while the app watches the keyring. */
+  vaultWatching: 'vault-watching',
 
   connections: 'connections',
   connectionCard: 'connection-card',

@@ -20,7 +20,7 @@
 //! never chosen by [`KeySource::resolve`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
@@ -35,8 +35,10 @@ pub const ENV_MASTER_KEY: &str = "TOKENKEEP_MASTER_KEY";
 pub const KEYRING_SERVICE: &str = "tokenkeep";
 
 /// What every keyring message ends with: the two ways forward.
-const WHAT_TO_DO: &str = "Unlock or start your keyring (e.g. gnome-keyring / KWallet), \
-                          or run headless with TOKENKEEP_MASTER_KEY=<base64 of 32 bytes>";
+const WHAT_TO_DO: &str = "Start or unlock your keyring (GNOME Keyring, KWallet), then try again. Without a keyring, \
+                          TOKENKEEP_MASTER_KEY can hold the key instead: this store's own key (`tokenkeep key export` \
+                          shows it where the keyring works), or, for a profile with no store yet, 32 random bytes in \
+                          base64";
 
 /// Base64 accepted for keys: the standard alphabet, padding optional (people trim `=` by hand).
 const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -54,21 +56,26 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 pub enum KeyError {
     /// No D-Bus session bus could be reached (typical over SSH, in containers and in CI), so the keyring was never
     /// asked. `keyring` reports this as "No default store has been set".
-    #[error("cannot reach the OS keyring: there is no D-Bus session bus ({detail}). {WHAT_TO_DO}")]
+    #[error(
+        "cannot reach the OS keyring: this session has no D-Bus session bus (typical over SSH, in containers and \
+         services). {WHAT_TO_DO}"
+    )]
     NoSessionBus {
-        /// What the platform said.
+        /// What the platform said (for the log: zbus's words help a bug report, not the reader).
         detail: String,
     },
     /// A session bus exists but no Secret Service answers on it (`org.freedesktop.DBus.Error.ServiceUnknown`).
-    #[error("cannot reach the OS keyring: no Secret Service is running on the session bus ({detail}). {WHAT_TO_DO}")]
+    #[error(
+        "cannot reach the OS keyring: no keyring service (Secret Service) is running in this session. {WHAT_TO_DO}"
+    )]
     NoSecretService {
-        /// What the platform said.
+        /// What the platform said (for the log).
         detail: String,
     },
     /// The keyring is locked, or the unlock prompt was dismissed or could not be shown.
-    #[error("the OS keyring is locked ({detail}). {WHAT_TO_DO}")]
+    #[error("the OS keyring is locked, or its unlock prompt was dismissed. {WHAT_TO_DO}")]
     Locked {
-        /// What the platform said.
+        /// What the platform said (for the log).
         detail: String,
     },
     /// The store exists and names its key, but that key is not in the keyring.
@@ -266,15 +273,18 @@ fn decode_key(text: &str) -> Result<MasterKey, DecodeKeyError> {
     MasterKey::from_slice(&buf[..n]).map_err(|_| DecodeKeyError::Length(n))
 }
 
-/// The OS keyring (Secret Service on Linux, Keychain on macOS, Credential Manager on Windows) via `keyring`.
+/// The OS keyring (Secret Service on Linux, Keychain on macOS, Credential Manager on Windows), through
+/// `keyring-core` and the platform's store.
 ///
-/// `keyring` connects to the platform store once per process, on first use (50–200 ms on Linux). If that
-/// connection fails (no session bus, no Secret Service), every later call in this process fails the same way:
-/// start the keyring, then restart Tokenkeep.
+/// The connection to the platform's store (on Linux a D-Bus connection and a Secret Service session, 50–200 ms) is
+/// made on first use and kept. A failure to reach the keyring drops it, so the next call connects from scratch:
+/// a keyring started, restarted or unlocked after Tokenkeep is found without restarting Tokenkeep. Clones share
+/// the connection.
 #[derive(Debug, Clone)]
 pub struct OsKeyring {
     service: String,
     profile: Profile,
+    connection: Arc<Mutex<Option<Arc<keyring_core::CredentialStore>>>>,
 }
 
 impl OsKeyring {
@@ -283,6 +293,7 @@ impl OsKeyring {
         Self {
             service: KEYRING_SERVICE.to_owned(),
             profile,
+            connection: Arc::default(),
         }
     }
 
@@ -291,8 +302,33 @@ impl OsKeyring {
         format!("{}/master/{}", self.profile.as_str(), id.to_hex())
     }
 
-    fn entry(&self, id: KeyId) -> Result<keyring::Entry, KeyError> {
-        keyring::Entry::new(&self.service, &self.entry_user(id)).map_err(|e| classify(&e))
+    /// Runs `op` on the entry of key `id`, connecting first if there is no connection. A failure that may mean the
+    /// keyring went away, or was never there, drops the connection: the next call starts afresh.
+    fn with_entry<T>(
+        &self,
+        id: KeyId,
+        op: impl FnOnce(&keyring_core::Entry) -> Result<T, keyring_core::Error>,
+    ) -> Result<T, keyring_core::Error> {
+        let store = {
+            let mut slot = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*slot {
+                Some(store) => store.clone(),
+                None => {
+                    let store = connect_platform_store()?;
+                    *slot = Some(store.clone());
+                    store
+                }
+            }
+        };
+        let result =
+            keyring_core::Entry::new_in_store(&store, &self.service, &self.entry_user(id)).and_then(|e| op(&e));
+        if matches!(
+            result,
+            Err(keyring_core::Error::PlatformFailure(_) | keyring_core::Error::NoStorageAccess(_))
+        ) {
+            self.connection.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+        result
     }
 
     fn corrupt(&self, id: KeyId, reason: &str) -> KeyError {
@@ -304,11 +340,26 @@ impl OsKeyring {
     }
 }
 
+/// A new connection to this platform's credential store.
+fn connect_platform_store() -> Result<Arc<keyring_core::CredentialStore>, keyring_core::Error> {
+    #[cfg(target_os = "macos")]
+    let store: Arc<keyring_core::CredentialStore> = apple_native_keyring_store::keychain::Store::new()?;
+    #[cfg(windows)]
+    let store: Arc<keyring_core::CredentialStore> = windows_native_keyring_store::Store::new()?;
+    #[cfg(all(unix, not(target_os = "macos")))]
+    let store: Arc<keyring_core::CredentialStore> = zbus_secret_service_keyring_store::Store::new()?;
+    #[cfg(not(any(unix, windows)))]
+    let store: Arc<keyring_core::CredentialStore> = return Err(keyring_core::Error::NotSupportedByStore(
+        "this platform has no keyring Tokenkeep can use".into(),
+    ));
+    Ok(store)
+}
+
 impl KeyStore for OsKeyring {
     fn load(&self, id: KeyId) -> Result<Option<MasterKey>, KeyError> {
-        let secret = match self.entry(id)?.get_secret() {
+        let secret = match self.with_entry(id, keyring_core::Entry::get_secret) {
             Ok(secret) => Zeroizing::new(secret),
-            Err(keyring::Error::NoEntry) => return Ok(None),
+            Err(keyring_core::Error::NoEntry) => return Ok(None),
             Err(e) => return Err(classify(&e)),
         };
         let text = std::str::from_utf8(&secret).map_err(|_| self.corrupt(id, "it is not text"))?;
@@ -325,14 +376,13 @@ impl KeyStore for OsKeyring {
 
     fn store(&self, key: &MasterKey) -> Result<(), KeyError> {
         let text = encode_key(key);
-        self.entry(key.id())?
-            .set_secret(text.as_bytes())
+        self.with_entry(key.id(), |e| e.set_secret(text.as_bytes()))
             .map_err(|e| classify(&e))
     }
 
     fn delete(&self, id: KeyId) -> Result<(), KeyError> {
-        match self.entry(id)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+        match self.with_entry(id, keyring_core::Entry::delete_credential) {
+            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
             Err(e) => Err(classify(&e)),
         }
     }
@@ -342,24 +392,99 @@ impl KeyStore for OsKeyring {
     }
 }
 
-/// Turns a `keyring` error into a [`KeyError`] naming the cause.
+/// What the OS keyring looks like right now, as far as can be told without reading a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyringState {
+    /// No session bus, or no keyring service on it.
+    Unreachable,
+    /// A keyring service runs, and its default collection is locked.
+    Locked,
+    /// A keyring service runs (or can be started by the bus), and nothing says it is locked.
+    Available,
+}
+
+/// Looks at the OS keyring over a new connection, without reading a secret and without ever prompting: whether
+/// the session bus has (or can start) a Secret Service, and whether its default collection is locked. Blocking
+/// (a few D-Bus round trips). The app calls it every few seconds while the vault is closed for want of the keyring,
+/// to notice the keyring starting or being unlocked.
 ///
-/// `NoDefaultStore` only says that the store failed to start; the reason is in `Entry::store_status()`.
-fn classify(err: &keyring::Error) -> KeyError {
+/// On platforms without a Secret Service the keyring is part of the system: [`KeyringState::Available`].
+pub fn probe_keyring() -> KeyringState {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        secret_service_state()
+    }
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    {
+        KeyringState::Available
+    }
+}
+
+#[cfg(all(unix, not(target_os = "macos")))]
+fn secret_service_state() -> KeyringState {
+    use zbus::blocking::Connection;
+    use zbus::blocking::fdo::{DBusProxy, PropertiesProxy};
+    use zbus::names::{BusName, InterfaceName};
+
+    const SERVICE: &str = "org.freedesktop.secrets";
+    let Ok(bus) = Connection::session() else {
+        return KeyringState::Unreachable;
+    };
+    let Ok(dbus) = DBusProxy::new(&bus) else {
+        return KeyringState::Unreachable;
+    };
+    let Ok(name) = BusName::try_from(SERVICE) else {
+        return KeyringState::Unreachable;
+    };
+    let running = dbus.name_has_owner(name).unwrap_or(false);
+    if !running {
+        let activatable = dbus
+            .list_activatable_names()
+            .is_ok_and(|names| names.iter().any(|n| n.as_str() == SERVICE));
+        return if activatable {
+            KeyringState::Available
+        } else {
+            KeyringState::Unreachable
+        };
+    }
+    // `Locked` of the default collection: a property read, which never prompts. No default collection yet (a
+    // keyring never used) is not locked: creating the key creates it.
+    let locked = PropertiesProxy::builder(&bus)
+        .destination(SERVICE)
+        .and_then(|b| b.path("/org/freedesktop/secrets/aliases/default"))
+        .and_then(|b| b.build())
+        .ok()
+        .and_then(|props| {
+            props
+                .get(
+                    InterfaceName::from_static_str_unchecked("org.freedesktop.Secret.Collection"),
+                    "Locked",
+                )
+                .ok()
+        })
+        .and_then(|value| bool::try_from(value).ok());
+    if locked == Some(true) {
+        KeyringState::Locked
+    } else {
+        KeyringState::Available
+    }
+}
+
+/// Turns a `keyring` error into a [`KeyError`] naming the cause.
+fn classify(err: &keyring_core::Error) -> KeyError {
     let message = match err {
-        keyring::Error::NoDefaultStore => match keyring::Entry::store_status() {
-            Err(cause) => format!("{err}: {cause}"),
-            Ok(()) => err.to_string(),
-        },
         // These carry the stored bytes in their payload: never format them.
-        keyring::Error::BadEncoding(_) | keyring::Error::BadDataFormat(..) => {
+        keyring_core::Error::BadEncoding(_) | keyring_core::Error::BadDataFormat(..) => {
             return KeyError::Platform {
                 detail: "the keyring returned malformed data".into(),
             };
         }
         other => other.to_string(),
     };
-    classify_message(&message)
+    let error = classify_message(&message);
+    // The platform's own words (zbus error names and all) help a bug report, not the person reading the message.
+    tracing::debug!(target: "tokenkeep_core::keys", platform = %message, "keyring call failed");
+    error
 }
 
 /// Classifies a keyring error message (the platform's wording, as observed with `keyring` 4.2 on the Secret
@@ -573,10 +698,18 @@ mod tests {
             };
             assert_eq!(kind, *expected, "{message}");
             let shown = err.to_string();
-            assert!(shown.contains(message), "keeps the platform's words: {shown}");
+            // The platform's words stay in the log; a classified failure is told in words, without zbus's.
+            assert_eq!(
+                shown.contains(message),
+                *expected == "Platform",
+                "the platform's words only when unclassified: {shown}"
+            );
             assert!(
-                shown.contains("Unlock or start your keyring")
-                    && shown.contains("TOKENKEEP_MASTER_KEY=<base64 of 32 bytes>"),
+                *expected == "Platform" || !shown.contains("zbus"),
+                "no zbus text: {shown}"
+            );
+            assert!(
+                shown.contains("Start or unlock your keyring") && shown.contains("this store's own key"),
                 "says what to do: {shown}"
             );
         }

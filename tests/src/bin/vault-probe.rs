@@ -1,7 +1,6 @@
 //! One step of vault code in a process of its own, for the tests in `e2e/vault_process.rs`.
 //!
-//! `keyring` binds to the platform store once per process, and the bus address, data directories and
-//! `TOKENKEEP_MASTER_KEY` are process-wide: so each step the tests take against the real keyring is a run of this
+//! The bus address, data directories and `TOKENKEEP_MASTER_KEY` are process-wide: so each step the tests take against the real keyring is a run of this
 //! program inside the test's session, and "reopen in a new process" is the normal case. It opens the profile `dev`
 //! under `TOKENKEEP_HOME` with the key Tokenkeep would use (the keyring, or `TOKENKEEP_MASTER_KEY`) and reports on
 //! stdout as `@@ KEY value` lines:
@@ -10,6 +9,8 @@
 //! - `read`: reads back the access token of `TK_PROBE_CONNECTION` → `TOKEN <value>`
 //! - `rotate`: rotates the master key → `NEWKEY <id>`, or `ROTATE_ERR <message>`
 //! - `open`: only opens
+//! - `retry`: opens; if that fails, reports `FIRST_ERR <message>` and `WAITING`, waits for a line on stdin, and
+//!   opens again in the same process (the app's Retry)
 //! - `hold`: opens as the desktop app (with the clock at `TK_PROBE_CLOCK`, Unix seconds, when set), prints
 //!   `@@ READY`, and holds the store until stdin closes
 //!
@@ -55,9 +56,22 @@ fn main() {
         _ if action == "hold" => (PROGRAM_APP, Arc::new(SystemClock)),
         _ => (PROGRAM_CLI, Arc::new(SystemClock)),
     };
-    let opened = KeySource::resolve(&profile)
-        .map_err(StoreError::from)
-        .and_then(|keys| Vault::open(&paths, keys, clock, program));
+    let open = || {
+        KeySource::resolve(&profile)
+            .map_err(StoreError::from)
+            .and_then(|keys| Vault::open(&paths, keys, clock.clone(), program))
+    };
+    let mut opened = open();
+    if action == "retry"
+        && let Err(e) = &opened
+    {
+        // The app's Retry: the same process, a new key source (and with it a new connection to the keyring).
+        report("FIRST_ERR", &e.to_string());
+        report("WAITING", "for a line on stdin");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok();
+        opened = open();
+    }
     let vault = match opened {
         Ok(vault) => vault,
         Err(e) => {
@@ -91,7 +105,7 @@ fn main() {
             Ok(r) => report("NEWKEY", &r.new.to_hex()),
             Err(e) => report("ROTATE_ERR", &e.to_string()),
         },
-        "open" => {}
+        "open" | "retry" => {}
         "hold" => {
             report("READY", "holding the store");
             let mut sink = String::new();

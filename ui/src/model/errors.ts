@@ -1,6 +1,6 @@
 // Error codes → plain words. The server's own sentence is kept as the detail. Pure.
 
-import { AppError, FRONTEND_ERROR_CODES, type CommandError } from '../api';
+import { AppError, FRONTEND_ERROR_CODES, type CommandError, type VaultStatus } from '../api';
 
 export interface ErrorWords {
   /** Short sentence: what happened / what to do. */
@@ -60,30 +60,84 @@ export interface VaultProblem {
   /** The backend's message. */
   detail: string | null;
   code: string;
+  /** Whether Retry is offered: not when nothing the app can do changes the outcome (TOKENKEEP_MASTER_KEY). */
+  retry: boolean;
+  /** Said when the app watches for the keyring and opens the vault by itself. */
+  watching: string | null;
 }
 
-const VAULT_TEXT: Record<string, { title: string; text: string }> = {
+type Words = { title: string; text: string };
+
+/** `stored`: this profile has a store (accounts may be at stake); `fresh`: a first run, nothing to lose yet. */
+const KEYRING_TEXT: Record<'keyring_locked' | 'keyring_unavailable', { stored: Words; fresh: Words }> = {
   keyring_locked: {
-    title: 'Unlock your keyring to continue',
-    text: 'Your keyring is locked. Unlock it (for example by logging in to your desktop session), then Retry.',
+    stored: {
+      title: 'Unlock your keyring to continue',
+      text:
+        'Your connections are safe on disk, but the key that opens them is in your keyring, which is locked. ' +
+        'Unlock it (for example by logging in to your desktop session, or in your keyring app).',
+    },
+    fresh: {
+      title: 'Unlock your keyring to start',
+      text:
+        'Tokenkeep keeps the key that protects your tokens in your keyring, which is locked. You have no ' +
+        'connections yet, so nothing is at stake: unlock the keyring and Tokenkeep sets itself up.',
+    },
   },
   keyring_unavailable: {
-    title: 'No keyring service',
-    text:
-      'No keyring service is running, so Tokenkeep can’t reach the key that protects your tokens. ' +
-      'Start one (such as GNOME Keyring or KWallet, usually part of your desktop session), then Retry.',
+    stored: {
+      title: 'No keyring service',
+      text:
+        'Your connections are safe on disk, but the key that opens them is in your keyring, and no keyring ' +
+        'service is running in this session. Start it (GNOME Keyring or KWallet, usually part of your desktop ' +
+        'session).',
+    },
+    fresh: {
+      title: 'Tokenkeep needs a keyring',
+      text:
+        'Tokenkeep keeps the key that protects your tokens in your desktop’s keyring (the Secret Service), and ' +
+        'none is running in this session. You have no connections yet, so nothing is at stake: start a keyring ' +
+        '(GNOME Keyring or KWallet, usually part of the desktop) and Tokenkeep sets itself up.',
+    },
   },
+};
+
+/** Headless (TOKENKEEP_MASTER_KEY): the variable is the source, and only a new start reads it again. */
+const HEADLESS_TEXT: Record<string, Words> = {
+  wrong_key: {
+    title: 'TOKENKEEP_MASTER_KEY doesn’t open this vault',
+    text:
+      'Tokenkeep was started with TOKENKEEP_MASTER_KEY, and that key is not the one this vault was sealed with. ' +
+      'Nothing was changed. Quit Tokenkeep, set the variable to this vault’s key (or unset it to use your ' +
+      'keyring), and start Tokenkeep again.',
+  },
+  invalid: {
+    title: 'TOKENKEEP_MASTER_KEY is not a key',
+    text:
+      'Tokenkeep was started with TOKENKEEP_MASTER_KEY, but it does not hold a key (base64 of 32 bytes). Nothing ' +
+      'was changed. Quit Tokenkeep, fix or unset the variable, and start Tokenkeep again.',
+  },
+  key_missing: {
+    title: 'TOKENKEEP_MASTER_KEY doesn’t open this vault',
+    text:
+      'Tokenkeep was started with TOKENKEEP_MASTER_KEY, which cannot open this vault. Nothing was changed. Quit ' +
+      'Tokenkeep, set the variable to this vault’s key (or unset it to use your keyring), and start it again.',
+  },
+};
+
+const VAULT_TEXT: Record<string, Words> = {
   key_missing: {
     title: 'The vault key is missing',
     text:
-      'The key that opens this vault is not in your keyring. If you restored or moved your keyring, ' +
-      'put the key back, then Retry. Without it the saved tokens can’t be opened.',
+      'The key that opens this vault is not in your keyring. If you restored or moved your keyring, put the key ' +
+      'back (`tokenkeep key import` reads a key you exported), then Retry. Without it the saved tokens can’t be ' +
+      'opened.',
   },
   wrong_key: {
     title: 'The key doesn’t fit this vault',
     text:
       'The key in your keyring does not open this vault — it may belong to another installation or profile. ' +
-      'Nothing has been changed. Restore the right key, then Retry.',
+      'Nothing has been changed. Put this vault’s key back (`tokenkeep key import`), then Retry.',
   },
   store_locked: {
     title: 'This profile is in use',
@@ -115,15 +169,28 @@ export function canRestore(error: CommandError | null | undefined): boolean {
   return error?.code === 'store_damaged' || error?.code === 'store_missing';
 }
 
-/** The banner shown while `vault_status` is not ready. */
-export function vaultProblem(error: CommandError | null | undefined): VaultProblem {
+/** The banner shown while `vault_status` is not ready: words for *this* store and key source. */
+export function vaultProblem(
+  v: Pick<VaultStatus, 'error' | 'headless' | 'retryable' | 'watching' | 'storeExists'>,
+): VaultProblem {
+  const error = v.error;
   const code = error?.code ?? 'internal';
-  const words = VAULT_TEXT[code] ?? {
-    title: 'Your vault is not open',
-    text: 'Tokenkeep could not open your vault. Retry; if it keeps failing, the details below may help.',
-  };
+  const keyring = code === 'keyring_locked' || code === 'keyring_unavailable' ? KEYRING_TEXT[code] : null;
+  const words: Words =
+    (keyring !== null ? (v.storeExists === false ? keyring.fresh : keyring.stored) : null) ??
+    (v.headless ? HEADLESS_TEXT[code] : undefined) ??
+    VAULT_TEXT[code] ?? {
+      title: 'Your vault is not open',
+      text: 'Tokenkeep could not open your vault. Retry; if it keeps failing, the details below may help.',
+    };
   const message = error?.message?.trim() ?? '';
-  return { ...words, detail: message === '' ? null : message, code };
+  const watching =
+    v.watching === true
+      ? code === 'keyring_locked'
+        ? 'Tokenkeep opens your vault by itself once the keyring is unlocked.'
+        : 'Tokenkeep continues by itself as soon as a keyring is running.'
+      : null;
+  return { ...words, detail: message === '' ? null : message, code, retry: v.retryable !== false, watching };
 }
 
 /** "a1b2c3d4e5…" → "a1b2c3d4" (8 hex digits are plenty to tell keys apart). */

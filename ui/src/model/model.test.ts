@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AppError, type Connection } from '../api';
+import { AppError, type Connection, type VaultStatus } from '../api';
 import { accountCountText, colourSlot, connectionsReducer, displayNames, scopeChips, scopeLabel, sortConnections } from './connections';
 import { canRestore, describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
 import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
@@ -146,22 +146,55 @@ describe('error words', () => {
   });
 
   it('explains vault problems per code', () => {
-    expect(vaultProblem({ code: 'keyring_locked', message: 'locked' }).text).toBe(
-      'Your keyring is locked. Unlock it (for example by logging in to your desktop session), then Retry.',
-    );
-    expect(vaultProblem({ code: 'keyring_unavailable', message: 'm' }).text).toMatch(/^No keyring service is running/);
-    expect(vaultProblem({ code: 'store_locked', message: 'm' }).text).toMatch(/^Another Tokenkeep is using this profile/);
-    expect(vaultProblem({ code: 'wrong_key', message: 'm' }).text).toMatch(/does not open this vault/);
-    const p = vaultProblem({ code: 'store', message: 'Permission denied.' });
+    const v = (code: string, more: Partial<VaultStatus> = {}) =>
+      vaultProblem({ headless: false, storeExists: true, retryable: true, error: { code: code as never, message: 'm' }, ...more });
+    expect(v('keyring_locked').text).toMatch(/^Your connections are safe on disk, but .* locked\. Unlock it/);
+    expect(v('keyring_unavailable').text).toMatch(/no keyring service is running in this session/);
+    expect(v('store_locked').text).toMatch(/^Another Tokenkeep is using this profile/);
+    expect(v('wrong_key').text).toMatch(/does not open this vault/);
+    const p = vaultProblem({ headless: false, error: { code: 'store', message: 'Permission denied.' } });
     expect(p.detail).toBe('Permission denied.');
     expect(p.code).toBe('store');
-    expect(vaultProblem(undefined).title).toMatch(/not open/);
-    expect(vaultProblem({ code: 'internal', message: ' ' }).detail).toBeNull();
+    expect(vaultProblem({ headless: false }).title).toMatch(/not open/);
+    expect(vaultProblem({ headless: false, error: { code: 'internal', message: ' ' } }).detail).toBeNull();
+  });
+
+  it('speaks of this store: a first run has nothing at stake', () => {
+    const fresh = vaultProblem({ headless: false, storeExists: false, error: { code: 'keyring_unavailable', message: 'm' } });
+    expect(fresh.text).toMatch(/You have no connections yet, so nothing is at stake/);
+    expect(fresh.text).not.toMatch(/safe|lost/);
+    const stored = vaultProblem({ headless: false, storeExists: true, error: { code: 'keyring_unavailable', message: 'm' } });
+    expect(stored.text).toMatch(/^Your connections are safe on disk/);
+    for (const p of [fresh, stored]) expect(`${p.title} ${p.text}`).not.toMatch(/random|TOKENKEEP_MASTER_KEY/);
+  });
+
+  it('blames TOKENKEEP_MASTER_KEY, not the keyring, when headless, and offers no Retry', () => {
+    const p = vaultProblem({ headless: true, retryable: false, storeExists: true, error: { code: 'wrong_key', message: 'm' } });
+    expect(p.title).toBe('TOKENKEEP_MASTER_KEY doesn’t open this vault');
+    expect(p.text).toMatch(/Quit Tokenkeep, set the variable to this vault’s key/);
+    expect(p.text).not.toMatch(/keyring does not/);
+    expect(p.retry).toBe(false);
+    expect(vaultProblem({ headless: true, retryable: false, error: { code: 'invalid', message: 'm' } }).title).toMatch(
+      /TOKENKEEP_MASTER_KEY is not a key/,
+    );
+    // With the keyring, the same code is the keyring's key, and Retry helps once it is put back.
+    const k = vaultProblem({ headless: false, retryable: true, error: { code: 'wrong_key', message: 'm' } });
+    expect(k.text).toMatch(/The key in your keyring/);
+    expect(k.retry).toBe(true);
+  });
+
+  it('says when the app continues by itself', () => {
+    const locked = vaultProblem({ headless: false, watching: true, error: { code: 'keyring_locked', message: 'm' } });
+    expect(locked.watching).toBe('Tokenkeep opens your vault by itself once the keyring is unlocked.');
+    const gone = vaultProblem({ headless: false, watching: true, error: { code: 'keyring_unavailable', message: 'm' } });
+    expect(gone.watching).toMatch(/as soon as a keyring is running/);
+    expect(vaultProblem({ headless: false, watching: false, error: { code: 'keyring_locked', message: 'm' } }).watching).toBeNull();
   });
 
   it('offers a restore only for a damaged or missing store', () => {
-    expect(vaultProblem({ code: 'store_damaged', message: 'm' }).title).toMatch(/backup can restore it/);
-    expect(vaultProblem({ code: 'store_missing', message: 'm' }).text).toMatch(/will not start a new, empty vault/);
+    const d = (code: string) => vaultProblem({ headless: false, error: { code: code as never, message: 'm' } });
+    expect(d('store_damaged').title).toMatch(/backup can restore it/);
+    expect(d('store_missing').text).toMatch(/will not start a new, empty vault/);
     expect(canRestore({ code: 'store_damaged', message: 'm' })).toBe(true);
     expect(canRestore({ code: 'store_missing', message: 'm' })).toBe(true);
     for (const code of ['store', 'store_locked', 'wrong_key', 'key_missing', 'keyring_locked'] as const) {

@@ -35,7 +35,7 @@ export function renderVaultBanner(
     region.replaceChildren();
     return;
   }
-  const p = vaultProblem(v.error);
+  const p = vaultProblem(v);
   const existing = region.querySelector<HTMLElement>('.banner');
   const retry = existing?.querySelector<HTMLButtonElement>('.banner-retry') ?? null;
   const hadFocus = retry !== null && document.activeElement === retry;
@@ -46,6 +46,7 @@ export function renderVaultBanner(
     testid: TID.vaultRetry,
   }, onRetry);
   retryBtn.disabled = state.retrying || state.restoring === true;
+  retryBtn.hidden = !p.retry;
   const restoreBtn = canRestore(v.error)
     ? button(state.restoring === true ? 'Restoring…' : 'Restore from backup', {
         class: 'banner-restore',
@@ -71,6 +72,7 @@ export function renderVaultBanner(
       el('div', { class: 'banner-main' }, [
         el('h2', { class: 'banner-title', text: p.title, attrs: { id: 'vault-banner-title' } }),
         el('p', { class: 'banner-text', text: p.text }),
+        p.watching === null ? null : el('p', { class: 'banner-watching', testid: TID.vaultWatching, text: p.watching }),
         p.detail === null
           ? null
           : el('p', { class: 'banner-detail' }, [

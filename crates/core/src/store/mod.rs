@@ -68,6 +68,13 @@ pub use model::{
 pub use restore::{BackupSummary, RestoreFrom, RestoreReport, StartOverReport};
 pub use rotation::{RotationReport, RotationStep};
 
+/// Whether `paths` holds a store, or held one: the rule [`Vault::open`] follows to refuse starting an empty store
+/// in its place (a marker, written after each open, or backups). `false` on a first run, when no connection can be
+/// at stake. Reads only the marker and the backup directory: safe whatever state the store is in.
+pub fn store_exists(paths: &ProfilePaths) -> bool {
+    recovery::read_marker(&paths.store_marker()).is_some() || backup::newest(&paths.backups_dir()).is_some()
+}
+
 use model::MetaPayload;
 
 /// Store format version this build writes, and the newest it reads.

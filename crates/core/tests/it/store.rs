@@ -358,7 +358,7 @@ fn keystore_failures_surface_at_open() {
     }));
     let msg = fx.try_open().unwrap_err().to_string();
     assert!(
-        msg.contains("locked") && msg.contains("Unlock or start your keyring"),
+        msg.contains("locked") && msg.contains("Start or unlock your keyring"),
         "{msg}"
     );
 
