@@ -17,8 +17,8 @@ use url::Url;
 
 use crate::browser::AppBrowser;
 use crate::dto::{
-    AppInfo, Auth, ConnectProgress, Connected, Connection, ConnectionView, Disconnected, Inspection, Provider,
-    Restored, Revealed, VaultStatus,
+    AppInfo, Auth, ConnectProgress, Connected, Connection, ConnectionView, Disconnected, ExportedKey, Inspection,
+    Provider, Restored, Revealed, VaultStatus,
 };
 use crate::error::{CommandError, ErrorCode};
 use crate::events::{self, CONNECT_PROGRESS};
@@ -56,6 +56,36 @@ pub(crate) async fn retry_vault(app: AppHandle, state: State<'_, AppState>) -> R
 pub(crate) async fn restore_backup(app: AppHandle, state: State<'_, AppState>) -> Result<Restored> {
     let (status, report) = state.restore(&app).await?;
     Ok(Restored::new(status, &report))
+}
+
+/// The vault's master key, for a backup: the window asked and the person confirmed. Core logs that it was
+/// exported, never the key.
+#[tauri::command]
+pub(crate) async fn export_key(state: State<'_, AppState>) -> Result<ExportedKey> {
+    let paths = state.paths.clone();
+    let exported = tauri::async_runtime::spawn_blocking(move || ops::export_key(&paths))
+        .await
+        .map_err(|_| CommandError::internal("the key export stopped unexpectedly"))??;
+    Ok(ExportedKey(exported))
+}
+
+/// The person read what the key means (and perhaps exported it): the notice is not shown again for this key.
+#[tauri::command]
+pub(crate) async fn acknowledge_key_notice(state: State<'_, AppState>) -> Result<VaultStatus> {
+    let ready = state.ready().await?;
+    ops::acknowledge_key_notice(&state.paths, ready.ops().vault().key_id())?;
+    Ok(state.status().await)
+}
+
+/// Puts an exported key back into the keyring (only the store's own key is accepted), then opens the vault.
+#[tauri::command]
+pub(crate) async fn import_key(app: AppHandle, state: State<'_, AppState>, key: String) -> Result<VaultStatus> {
+    let key = SecretString::new(key);
+    let paths = state.paths.clone();
+    tauri::async_runtime::spawn_blocking(move || ops::import_key(&paths, key.dangerously_expose()))
+        .await
+        .map_err(|_| CommandError::internal("the key import stopped unexpectedly"))??;
+    Ok(state.retry(&app).await)
 }
 
 /// Every provider of the profile, re-read from its configuration (the CLI may have changed it meanwhile).

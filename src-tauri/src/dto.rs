@@ -43,6 +43,8 @@ pub(crate) struct VaultStatus {
     pub(crate) watching: bool,
     /// A store exists in this profile (or did: its marker remains). `false` on a first run: nothing to lose yet.
     pub(crate) store_exists: bool,
+    /// The vault's keyring key was created (or rotated) and the person has not been told what losing it means.
+    pub(crate) key_notice: bool,
 }
 
 /// What `restore_backup` did: the vault as it now stands, and what the restore brought back.
@@ -384,6 +386,21 @@ impl Serialize for Revealed {
         let mut out = serializer.serialize_struct("Revealed", 1)?;
         // The user pressed "Reveal" for exactly this value.
         out.serialize_field("value", self.0.dangerously_expose())?;
+        out.end()
+    }
+}
+
+/// The result of `export_key`: `{ keyId, key }`. The only DTO holding key bytes; the person asked, and confirmed.
+#[derive(Debug)]
+pub(crate) struct ExportedKey(pub(crate) tokenkeep_core::ops::ExportedKey);
+
+impl Serialize for ExportedKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("ExportedKey", 2)?;
+        out.serialize_field("keyId", &self.0.key_id().to_hex())?;
+        // The person pressed "Show the key" and confirmed.
+        out.serialize_field("key", self.0.dangerously_expose())?;
         out.end()
     }
 }

@@ -269,6 +269,7 @@ fn status_of(slot: &Slot, headless: bool, paths: &ProfilePaths, watching: &Atomi
             retryable: false,
             watching: false,
             store_exists: true,
+            key_notice: ops::key_notice_due(paths, ready.ops().vault().key_id(), ready.ops().vault().is_headless()),
         },
         Slot::Closed(error) => VaultStatus {
             ready: false,
@@ -279,6 +280,7 @@ fn status_of(slot: &Slot, headless: bool, paths: &ProfilePaths, watching: &Atomi
             retryable: !(headless && env_key_problem(error.code)),
             watching: watching.load(Ordering::Acquire),
             store_exists: tokenkeep_core::store::store_exists(paths),
+            key_notice: false,
         },
     }
 }

@@ -77,13 +77,39 @@ async fn app_opens_by_itself_when_the_keyring_starts_or_unlocks() -> Result<()> 
         ui.wait_gone(&css, NOTICED, "the banner once the keyring runs").await?;
         let empty = ui.text_of("#empty-title", NOTICED, "the empty state").await?;
         ensure!(empty == "No accounts connected yet", "empty state: {empty}");
-        ui.screenshot(&shots, "app-keyring-2-opened-by-itself").await?;
-        Ok(())
+
+        // The key was created just now: said once, in words, with an export for a backup.
+        let notice = ui
+            .text_of(&tid("key-notice"), NOTICED, "the key-created notice")
+            .await?;
+        ensure!(
+            notice.contains("Your vault key was created in your keyring"),
+            "notice: {notice}"
+        );
+        ensure!(
+            notice.contains("the platforms keep nothing for you"),
+            "says what losing it means: {notice}"
+        );
+        ui.screenshot(&shots, "app-keyring-2-opened-by-itself-key-notice")
+            .await?;
+        ui.click(&tid("key-export"), "Export the key…").await?;
+        ui.click(&tid("key-show"), "Show the key").await?;
+        let shown = ui.text_of(&tid("key-value"), NOTICED, "the exported key").await?;
+        let key_id = std::fs::read_to_string(home.join("dev/store.marker"))?
+            .trim()
+            .to_owned();
+        let in_keyring = session.keyring_lookup(&format!("dev/master/{key_id}"))?;
+        ensure!(shown == in_keyring.trim(), "the window shows the keyring's key");
+        ui.screenshot(&shots, "app-keyring-2b-key-exported").await?;
+        ui.click(&tid("key-saved"), "Done — I saved it").await?;
+        ui.wait_gone(&tid("key-notice"), NOTICED, "the notice once acknowledged")
+            .await?;
+        Ok(shown)
     }
     .await;
     ui.client.close().await.ok();
     drop(driver);
-    first?;
+    let exported = first?;
 
     // 2. The store now exists and the keyring is locked: the connections are safe; unlocking is noticed.
     session.start_keyring(KeyringMode::Locked)?;
@@ -98,6 +124,8 @@ async fn app_opens_by_itself_when_the_keyring_starts_or_unlocks() -> Result<()> 
         ui.wait_gone(&css, NOTICED, "the banner once the keyring is unlocked")
             .await?;
         ui.text_of("#empty-title", NOTICED, "the vault, open").await?;
+        let notices = ui.client.find_all(fantoccini::Locator::Css(&tid("key-notice"))).await?;
+        ensure!(notices.is_empty(), "the key notice is said once, not at every start");
         Ok(())
     }
     .await;
@@ -105,7 +133,43 @@ async fn app_opens_by_itself_when_the_keyring_starts_or_unlocks() -> Result<()> 
     drop(driver);
     second?;
 
-    // 3. Headless with a key that is not this store's: the variable is named, and Retry is not offered.
+    // 3. The keyring lost the key: the banner offers Import, and the exported key opens the vault again.
+    let key_id = std::fs::read_to_string(home.join("dev/store.marker"))?
+        .trim()
+        .to_owned();
+    session.keyring_clear(&format!("dev/master/{key_id}"))?;
+    let (driver, ui) = launch(&session, &env).await?;
+    let imported = async {
+        let css = banner("key_missing");
+        ui.wait_for(&css, NOTICED, "the missing-key banner").await?;
+        ui.click(&tid("vault-import-key"), "Import key…").await?;
+        ui.fill(&tid("key-import-input"), "bm90LWEta2V5", "the key field")
+            .await?;
+        ui.click(&tid("key-import-save"), "Import and open").await?;
+        let error = format!("{} .inline-error", tid("key-import-dialog"));
+        let refused = ui.text_of(&error, NOTICED, "the refusal").await?;
+        ensure!(refused.contains("not a Tokenkeep key"), "refusal: {refused}");
+        ui.fill(&tid("key-import-input"), &exported, "the key field").await?;
+        ui.screenshot(&shots, "app-keyring-5-import").await?;
+        ui.click(&tid("key-import-save"), "Import and open").await?;
+        ui.wait_gone(&css, NOTICED, "the banner once the key is back").await?;
+        ui.text_of("#empty-title", NOTICED, "the vault, open").await?;
+        let back = session.keyring_lookup(&format!("dev/master/{key_id}"))?;
+        ensure!(back.trim() == exported, "the key is back in the keyring");
+        let log = std::fs::read_to_string(home.join("dev/logs/tokenkeep-app.log"))?;
+        ensure!(!log.contains(exported.as_str()), "the key reached the app's log");
+        ensure!(
+            log.contains("the master key was exported"),
+            "the export is logged, without the key"
+        );
+        Ok(())
+    }
+    .await;
+    ui.client.close().await.ok();
+    drop(driver);
+    imported?;
+
+    // 4. Headless with a key that is not this store's: the variable is named, and Retry is not offered.
     let other = keys::encode_key(&MasterKey::generate()?);
     let headless = [
         ("TOKENKEEP_HOME", home.into_os_string()),

@@ -464,3 +464,42 @@ fn another_process_holding_the_store_is_named() -> Result<()> {
     assert!(child.wait()?.success());
     Ok(())
 }
+
+/// Issue 13: the key the keyring holds can be exported for a backup and imported back after the keyring lost it —
+/// and the store opens again. The key never reaches the log.
+#[test]
+fn keyring_an_exported_key_brings_back_a_store_whose_key_the_keyring_lost() -> Result<()> {
+    use tokenkeep_e2e::cli::{PROFILE, Tokenkeep};
+    let tmp = scratch_dir(TEST_DIR)?;
+    let session = start(&tmp, KeyringMode::Unlocked)?;
+    let tk = Tokenkeep::in_session(&session)?;
+    tk.ok(&["list"], None)?; // the first open creates the store and its key
+    let exported = tk.ok(&["key", "export", "--yes"], None)?;
+    let key = exported.stdout.trim().to_owned();
+    assert_eq!(key.len(), 44, "base64 of 32 bytes: {key:?}");
+    let key_id = keys::parse_env_key(&key)?.id();
+    assert!(exported.stderr.contains(&key_id.to_string()), "{}", exported.stderr);
+
+    session.keyring_clear(&format!("{PROFILE}/master/{}", key_id.to_hex()))?;
+    let lost = tk.run(&["list"], None)?;
+    assert!(!lost.status.success(), "the store opened without its key");
+    assert!(lost.stderr.contains("is not in the keyring"), "{}", lost.stderr);
+
+    let imported = tk.ok(&["key", "import"], Some(&format!("{key}\n")))?;
+    assert!(
+        imported.stdout.starts_with(&format!("Imported key {key_id}")),
+        "{}",
+        imported.stdout
+    );
+    tk.ok(&["list"], None)?;
+    let again = tk.ok(&["key", "import"], Some(&key))?;
+    assert!(again.stdout.contains("already holds key"), "{}", again.stdout);
+
+    let log = std::fs::read_to_string(tk.log_file()).unwrap_or_default();
+    assert!(!log.contains(&key), "the key reached the log");
+    assert!(
+        log.contains("the master key was exported"),
+        "the export is logged (without the key)"
+    );
+    Ok(())
+}

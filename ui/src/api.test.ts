@@ -121,6 +121,9 @@ describe('every command in docs/IPC.md', () => {
     ['vault_status', () => api.vaultStatus(), undefined],
     ['retry_vault', () => api.retryVault(), undefined],
     ['restore_backup', () => api.restoreBackup(), undefined],
+    ['export_key', () => api.exportKey(), undefined],
+    ['acknowledge_key_notice', () => api.acknowledgeKeyNotice(), undefined],
+    ['import_key', () => api.importKey('k'), { key: 'k' }],
     ['list_providers', () => api.listProviders(), undefined],
     ['configure_provider', () => api.configureProvider({ id: 'x', clientId: 'cid' }), { id: 'x', clientId: 'cid' }],
     [
@@ -157,7 +160,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['acknowledgeKeyNotice', 'exportKey', 'importKey', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

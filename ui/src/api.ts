@@ -80,6 +80,14 @@ export interface VaultStatus {
   watching?: boolean;
   /** A store exists (or existed) in this profile; false on a first run, when nothing is at stake. */
   storeExists?: boolean;
+  /** The keyring key was created (or rotated) and the person has not yet been told what losing it means. */
+  keyNotice?: boolean;
+}
+
+/** `export_key`: the vault's master key (base64, the form TOKENKEEP_MASTER_KEY takes), because the person asked. */
+export interface ExportedKey {
+  keyId: string;
+  key: string;
 }
 
 /** What `restore_backup` did (the old store is kept aside, never deleted). */
@@ -338,6 +346,12 @@ export const vaultStatus = (): Promise<VaultStatus> => call<VaultStatus>('vault_
 export const retryVault = (): Promise<VaultStatus> => call<VaultStatus>('retry_vault');
 /** While the store is damaged or missing: restores the newest good backup, then opens the vault. */
 export const restoreBackup = (): Promise<Restored> => call<Restored>('restore_backup');
+/** The master key for a backup (explicit: the window asks the person to confirm first). */
+export const exportKey = (): Promise<ExportedKey> => call<ExportedKey>('export_key');
+/** The person was told about the key: the notice is not shown again for it. */
+export const acknowledgeKeyNotice = (): Promise<VaultStatus> => call<VaultStatus>('acknowledge_key_notice');
+/** An exported key back into the keyring (only the store's own key), then the vault opens. */
+export const importKey = (key: string): Promise<VaultStatus> => call<VaultStatus>('import_key', { key });
 export const listProviders = (): Promise<Provider[]> => call<Provider[]>('list_providers');
 export const configureProvider = (args: ConfigureProviderArgs): Promise<Provider> =>
   call<Provider>('configure_provider', { ...compact(args) });
@@ -400,6 +414,9 @@ export interface Backend {
   vaultStatus(): Promise<VaultStatus>;
   retryVault(): Promise<VaultStatus>;
   restoreBackup(): Promise<Restored>;
+  exportKey(): Promise<ExportedKey>;
+  acknowledgeKeyNotice(): Promise<VaultStatus>;
+  importKey(key: string): Promise<VaultStatus>;
   listProviders(): Promise<Provider[]>;
   configureProvider(args: ConfigureProviderArgs): Promise<Provider>;
   addCustomProvider(args: AddCustomProviderArgs): Promise<Provider>;
@@ -422,6 +439,9 @@ export const tauriBackend: Backend = {
   vaultStatus,
   retryVault,
   restoreBackup,
+  exportKey,
+  acknowledgeKeyNotice,
+  importKey,
   listProviders,
   configureProvider,
   addCustomProvider,

@@ -190,6 +190,16 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       if (!retryFails && vault.error) vault = retryCount++ >= 1 ? { ready: true, keyId: KEY_ID, headless } : vault;
       return vault;
     },
+    exportKey: async () => ({ keyId: KEY_ID, key: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=' }),
+    acknowledgeKeyNotice: async () => {
+      vault = { ...vault, keyNotice: false };
+      return vault;
+    },
+    importKey: async () => {
+      await sleep(300);
+      vault = { ready: true, keyId: KEY_ID, headless };
+      return vault;
+    },
     restoreBackup: async () => {
       await sleep(800);
       vault = { ready: true, keyId: KEY_ID, headless };

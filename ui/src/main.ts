@@ -34,6 +34,7 @@ import { createCard, updateCard } from './views/connection-card';
 import { openDisconnectDialog } from './views/disconnect-dialog';
 import { button, byId, byTestId, el } from './views/dom';
 import { openInspectDialog } from './views/inspect-dialog';
+import { openExportKeyDialog, openImportKeyDialog, renderKeyNotice } from './views/key-dialogs';
 import { renderVaultBanner, renderVaultIndicator, type BannerState } from './views/vault';
 
 // ---- State ---------------------------------------------------------------------------------------
@@ -289,7 +290,19 @@ function renderVault(): void {
     state.banner,
     () => void retryVault(),
     () => void restoreBackup(),
+    () => openImportKeyDialog(backend, (v) => void vaultChanged(v)),
   );
+  renderKeyNotice(byId('key-notice-region'), state.vault, {
+    export: () => openExportKeyDialog(backend, keyAcknowledged),
+    acknowledge: () => void backend.acknowledgeKeyNotice().then(keyAcknowledged, (err) => announce(errorLine(err))),
+  });
+}
+
+function keyAcknowledged(v: VaultStatus): void {
+  const hadFocus = byId('key-notice-region').contains(document.activeElement);
+  state.vault = v;
+  renderVault();
+  if (hadFocus) byTestId<HTMLElement>(document, TID.addAccountButton)?.focus();
 }
 
 function setCentered(centered: boolean): void {

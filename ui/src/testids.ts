@@ -35,6 +35,21 @@ export const TID = {
   vaultRestore: 'vault-restore',
   /** "Tokenkeep continues by itself…" while the app watches the keyring. */
   vaultWatching: 'vault-watching',
+  /** The banner's "Import key…" while the keyring lacks the vault's key. */
+  vaultImportKey: 'vault-import-key',
+  /** The once-only notice that the vault key was created, its Export and "Got it". */
+  keyNotice: 'key-notice',
+  keyExport: 'key-export',
+  keyNoticeDismiss: 'key-notice-dismiss',
+  /** The export dialog: "Show the key", the key, "Done — I saved it". */
+  keyDialog: 'key-dialog',
+  keyShow: 'key-show',
+  keyValue: 'key-value',
+  keySaved: 'key-saved',
+  /** The import dialog, its input and button. */
+  keyImportDialog: 'key-import-dialog',
+  keyImportInput: 'key-import-input',
+  keyImportSave: 'key-import-save',
 
   connections: 'connections',
   connectionCard: 'connection-card',

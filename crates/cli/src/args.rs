@@ -100,6 +100,15 @@ pub(crate) enum Command {
     },
     /// Create a new master key and re-seal every record under it (needs the OS keyring).
     RotateKey,
+    /// Export the master key for a backup, or import it back into the keyring.
+    ///
+    /// The key is kept in your OS keyring. If the keyring is lost (a new computer, a reinstall, a reset
+    /// password), the tokens are lost with it: the platforms keep nothing for you, and every account has to be
+    /// connected again. An exported key, kept offline, prevents that.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Restore the store from its sealed backups, or start over on purpose (the old store is kept aside).
     ///
     /// When the store is damaged or missing, the newest backup that verifies holds every account as of its
@@ -121,6 +130,22 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Print this profile's master key (base64, the form TOKENKEEP_MASTER_KEY takes) on standard output.
+    ///
+    /// Anyone with the key and a copy of your data folder can read every token: keep it offline (a password
+    /// manager, paper). Works while the app runs.
+    Export {
+        /// Do not ask for confirmation (needed when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Put an exported key back into the OS keyring (read from standard input; never an argument, which shells keep
+    /// in their history). Only this store's own key is accepted.
+    Import,
 }
 
 #[allow(clippy::large_enum_variant)]

@@ -136,6 +136,11 @@ impl ProfilePaths {
         self.dir.join("store.marker")
     }
 
+    /// `<dir>/key-notice`: the id of the keyring key the person was told about (created, and what losing it means).
+    pub fn key_notice(&self) -> PathBuf {
+        self.dir.join("key-notice")
+    }
+
     /// Log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")

@@ -129,15 +129,15 @@ const VAULT_TEXT: Record<string, Words> = {
   key_missing: {
     title: 'The vault key is missing',
     text:
-      'The key that opens this vault is not in your keyring. If you restored or moved your keyring, put the key ' +
-      'back (`tokenkeep key import` reads a key you exported), then Retry. Without it the saved tokens can’t be ' +
-      'opened.',
+      'The key that opens this vault is not in your keyring. If you exported it, Import key puts it back and opens ' +
+      'the vault; if you moved or restored your keyring, put it back there, then Retry. Without it the saved ' +
+      'tokens can’t be opened.',
   },
   wrong_key: {
     title: 'The key doesn’t fit this vault',
     text:
       'The key in your keyring does not open this vault — it may belong to another installation or profile. ' +
-      'Nothing has been changed. Put this vault’s key back (`tokenkeep key import`), then Retry.',
+      'Nothing has been changed. If you exported this vault’s key, Import key puts it back and opens the vault.',
   },
   store_locked: {
     title: 'This profile is in use',

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError, type Connection, type VaultStatus } from '../api';
 import { accountCountText, colourSlot, connectionsReducer, displayNames, scopeChips, scopeLabel, sortConnections } from './connections';
 import { canRestore, describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
+import { KEY_NOTICE, offersKeyImport } from './keys';
 import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
 import { claimRows, tokenPresenceText } from './inspect';
 import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
@@ -500,5 +501,20 @@ describe('inspection helpers', () => {
     expect(tokenPresenceText({ present: true, length: 1 })).toBe('Stored · 1 character');
     expect(tokenPresenceText({ present: true })).toBe('Stored');
     expect(tokenPresenceText({ present: false })).toBe('Not stored');
+  });
+});
+
+describe('the vault key', () => {
+  it('says once what losing the keyring means, in words', () => {
+    expect(KEY_NOTICE.text).toMatch(/the platforms keep nothing for you/);
+    expect(KEY_NOTICE.text).toMatch(/Export the key and keep it offline/);
+  });
+
+  it('offers an import only where the keyring lacks the key', () => {
+    expect(offersKeyImport({ headless: false, error: { code: 'key_missing' } })).toBe(true);
+    expect(offersKeyImport({ headless: false, error: { code: 'wrong_key' } })).toBe(true);
+    expect(offersKeyImport({ headless: true, error: { code: 'wrong_key' } })).toBe(false);
+    expect(offersKeyImport({ headless: false, error: { code: 'keyring_locked' } })).toBe(false);
+    expect(offersKeyImport({ headless: false, error: null })).toBe(false);
   });
 });

@@ -2,6 +2,7 @@
 
 import type { VaultStatus } from '../api';
 import { canRestore, vaultIndicator, vaultProblem } from '../model/errors';
+import { offersKeyImport } from '../model/keys';
 import { TID } from '../testids';
 import { button, el, setModifier, setText } from './dom';
 
@@ -30,6 +31,7 @@ export function renderVaultBanner(
   state: BannerState,
   onRetry: () => void,
   onRestore: () => void = () => {},
+  onImportKey: () => void = () => {},
 ): void {
   if (v === null || v.ready) {
     region.replaceChildren();
@@ -60,6 +62,10 @@ export function renderVaultBanner(
     retryBtn.classList.replace('btn-primary', 'btn-secondary');
   }
 
+  const importBtn = offersKeyImport(v)
+    ? button('Import key…', { class: 'banner-import', testid: TID.vaultImportKey }, onImportKey)
+    : null;
+
   const banner = el(
     'section',
     {
@@ -83,7 +89,7 @@ export function renderVaultBanner(
           ? null
           : el('p', { class: 'inline-error', text: state.retryError }),
       ]),
-      el('div', { class: 'banner-actions' }, [restoreBtn, retryBtn]),
+      el('div', { class: 'banner-actions' }, [restoreBtn, importBtn, retryBtn]),
     ],
   );
   banner.dataset.code = p.code;

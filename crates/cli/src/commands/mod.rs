@@ -17,7 +17,7 @@ use tokenkeep_core::ops::{AddProvider, ConnectOptions};
 use tokenkeep_core::provider::ProviderId;
 
 use crate::Context;
-use crate::args::{Command, ProvidersCommand};
+use crate::args::{Command, KeyCommand, ProvidersCommand};
 
 pub(crate) use providers::registration;
 
@@ -136,6 +136,12 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
         Command::Verify { json } => connections::verify(ctx, json),
         Command::Export { envelopes: _ } => connections::export(ctx),
         Command::RotateKey => keys::rotate(ctx),
+        Command::Key {
+            command: KeyCommand::Export { yes },
+        } => keys::export(ctx, yes),
+        Command::Key {
+            command: KeyCommand::Import,
+        } => keys::import(ctx),
         Command::Restore { list, from, start_over } => restore::exec(ctx, list, from, start_over),
         Command::Paths { json } => paths::exec(ctx, json),
     }

@@ -18,6 +18,7 @@
 mod backups;
 mod connections;
 mod jwt;
+mod master_key;
 mod providers;
 mod tokens;
 pub mod wire;
@@ -32,6 +33,7 @@ pub use self::connections::{
     ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Problem, RevealedToken, Show,
     Shown, TokenInspection, Verify, VerifyReport,
 };
+pub use self::master_key::{ExportedKey, ImportedKey, acknowledge_key_notice, export_key, import_key, key_notice_due};
 pub use self::providers::{
     AddProvider, AddedProvider, ImportedProvider, RemoveProvider, RemovedProvider, add_provider, catalog,
     export_provider, import_provider,

@@ -75,6 +75,12 @@ pub fn store_exists(paths: &ProfilePaths) -> bool {
     recovery::read_marker(&paths.store_marker()).is_some() || backup::newest(&paths.backups_dir()).is_some()
 }
 
+/// The id of the key the profile's store was last opened with (its marker names it), read without opening the
+/// store: `None` when the profile has no store yet.
+pub fn store_key_id(paths: &ProfilePaths) -> Option<KeyId> {
+    recovery::read_marker(&paths.store_marker()).and_then(|text| text.parse().ok())
+}
+
 use model::MetaPayload;
 
 /// Store format version this build writes, and the newest it reads.
