@@ -204,6 +204,9 @@ pub(crate) struct ConnectionView {
     pub(crate) last_refresh_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) last_error: Option<String>,
+    /// While `retrying`: when the engine tries again (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) retry_at: Option<u64>,
     pub(crate) scopes: Vec<String>,
 }
 
@@ -225,6 +228,7 @@ impl ConnectionView {
             expires_at: meta.expires_at,
             last_refresh_at: meta.last_refresh_at,
             last_error: meta.last_error.clone(),
+            retry_at: meta.retry_at.filter(|_| meta.status == ConnectionStatus::Retrying),
             scopes: meta.scopes.clone(),
         }
     }

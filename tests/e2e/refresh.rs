@@ -418,8 +418,9 @@ fn refresh_outage_retries_with_growing_delays_then_recovers() -> Result<()> {
         delays.windows(2).all(|w| w[0] <= w[1]),
         "the retry delays shrank: {delays:?}"
     );
+    // The daemon shows the planned time (`retry_at`, whole seconds) counted from its own clock: ±1 s.
     ensure!(
-        delays[0] <= 2 && delays[delays.len() - 1] > delays[0],
+        delays[0] <= 3 && delays[delays.len() - 1] > delays[0],
         "the delays do not start at ~2 s and grow: {delays:?}"
     );
     ensure!(

@@ -146,6 +146,8 @@ export interface Connection {
   expiresAt?: number | null;
   lastRefreshAt?: number | null;
   lastError?: string | null;
+  /** While `retrying`: when Tokenkeep tries again (Unix seconds). */
+  retryAt?: number | null;
   scopes: string[];
   /** Set instead of the rest when the record cannot be read. */
   damaged?: string | null;

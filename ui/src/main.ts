@@ -8,7 +8,7 @@
 // Kept from before: #empty-title ("No accounts connected yet"), #profile-badge, body[data-ready="true"].
 //
 // Updates arrive as events (`connection-status`, `connection-removed`, `attention`, `connect-progress`);
-// nothing polls. Only the countdowns tick locally, once a second.
+// nothing polls. One timer wakes when the nearest countdown or relative time on screen next reads differently.
 
 import './styles.css';
 import {
@@ -25,14 +25,14 @@ import {
 } from './api';
 import { accountCountText, connectionsReducer, displayNames, type ConnectionsAction } from './model/connections';
 import { canRestore, errorLine } from './model/errors';
-import { derivePill } from './model/status';
-import { nowSeconds } from './model/time';
+import { derivePill, needsReconnect, nextCardChange } from './model/status';
+import { expiryText, nowSeconds } from './model/time';
 import { TID } from './testids';
 import { describeLoadError, formatVersion, mockRequested, profileBadge } from './view-model';
 import { ConnectPanel } from './views/connect-panel';
 import { createCard, updateCard } from './views/connection-card';
 import { openDisconnectDialog } from './views/disconnect-dialog';
-import { button, byId, byTestId, el } from './views/dom';
+import { button, byId, byTestId, el, setAttr, setHidden, setText } from './views/dom';
 import { openInspectDialog } from './views/inspect-dialog';
 import { openExportKeyDialog, openImportKeyDialog, renderKeyNotice } from './views/key-dialogs';
 import { renderVaultBanner, renderVaultIndicator, type BannerState } from './views/vault';
@@ -51,6 +51,8 @@ interface State {
   attention: Attention[];
   busy: Map<string, 'refresh' | 'disconnect'>;
   cardErrors: Map<string, string>;
+  /** Confirmations shown on a card for a few seconds ("Refreshed — …"), with their timers. */
+  cardNotes: Map<string, { text: string; timer: number }>;
 }
 
 const state: State = {
@@ -64,12 +66,17 @@ const state: State = {
   attention: [],
   busy: new Map(),
   cardErrors: new Map(),
+  cardNotes: new Map(),
 };
 
 let backend: Backend = tauriBackend;
 const cards = new Map<string, HTMLElement>();
 const lastPill = new Map<string, string>();
 let connectPanel: ConnectPanel;
+/** How long a card's confirmation stays. */
+const NOTE_MS = 6000;
+/** The one timer: it fires when the nearest countdown or relative time on screen next reads differently. */
+let clockTimer: number | undefined;
 
 function cloneTemplate(id: string): DocumentFragment {
   return byId<HTMLTemplateElement>(id).content.cloneNode(true) as DocumentFragment;
@@ -195,7 +202,11 @@ function dispatch(action: ConnectionsAction, announceChanges = true): void {
   }
   if (action.type === 'status') {
     const c = action.connection;
-    if (c.status === 'connected') state.attention = state.attention.filter((a) => a.id !== c.id);
+    if (c.status === 'connected') {
+      // Working again (an automatic retry succeeded): an old failure no longer applies.
+      state.attention = state.attention.filter((a) => a.id !== c.id);
+      state.cardErrors.delete(c.id);
+    }
   }
   if (before !== state.connections) renderView(announceChanges);
 }
@@ -234,6 +245,8 @@ async function refresh(c: Connection): Promise<void> {
   try {
     const updated = await backend.refreshNow(c.id);
     state.busy.delete(c.id);
+    const expires = typeof updated.expiresAt === 'number' ? `; the new token ${expiryText(updated.expiresAt, nowSeconds())}` : '';
+    showNote(c.id, `Refreshed just now${expires}.`);
     dispatch({ type: 'status', connection: updated });
     announce(`${updated.providerName}, ${updated.account}: refreshed.`);
   } catch (err) {
@@ -241,6 +254,17 @@ async function refresh(c: Connection): Promise<void> {
   } finally {
     setBusy(c.id, null);
   }
+}
+
+/** A confirmation on the card itself, for a few seconds (the announcer tells screen readers the same). */
+function showNote(id: string, text: string): void {
+  const old = state.cardNotes.get(id);
+  if (old) window.clearTimeout(old.timer);
+  const timer = window.setTimeout(() => {
+    state.cardNotes.delete(id);
+    renderView(false);
+  }, NOTE_MS);
+  state.cardNotes.set(id, { text, timer });
 }
 
 function connected(res: Connected): void {
@@ -339,30 +363,91 @@ function renderNotice(view: HTMLElement, mode: string, title: string, text: stri
   );
 }
 
-function attentionNotices(): HTMLElement {
-  const box = el('div', { class: 'attention-list' });
+/** Words for a notice row: the state, short (the card says the rest); the engine's sentence only without a card. */
+function attentionText(a: Attention, conn: Connection | undefined): string {
+  return conn ? derivePill(conn, nowSeconds()).text : a.message;
+}
+
+/**
+ * The attention notices: one summary ("2 accounts need you — Review") that expands to one row per account. Built
+ * once and updated in place, row by row (keyed by connection), so focus and the open/closed state survive events.
+ */
+function renderAttention(region: HTMLElement): void {
+  let box = region.querySelector<HTMLDetailsElement>('details.attention-box');
+  if (state.attention.length === 0) {
+    box?.remove();
+    return;
+  }
+  if (box === null) {
+    box = el('details', { class: 'attention-box', testid: TID.attentionSummary }, [
+      el('summary', { class: 'attention-summary' }, [
+        el('span', { class: 'attention-icon', text: '!', attrs: { 'aria-hidden': 'true' } }),
+        el('span', { class: 'attention-count' }),
+        el('span', { class: 'attention-review', text: 'Review' }),
+      ]),
+      el('ul', { class: 'attention-list' }),
+    ]) as HTMLDetailsElement;
+    // One account: its row is the summary's whole point, so it starts open.
+    box.open = state.attention.length === 1;
+    region.append(box);
+  }
+  const n = state.attention.length;
+  setText(box.querySelector('.attention-count')!, `${n === 1 ? '1 account needs' : `${n} accounts need`} you`);
+  const list = box.querySelector<HTMLElement>('.attention-list')!;
+  const rows = new Map<string, HTMLElement>();
+  for (const row of list.querySelectorAll<HTMLElement>(':scope > li')) rows.set(row.dataset.connectionId ?? '', row);
+  const wanted = new Set(state.attention.map((a) => a.id));
+  for (const [id, row] of rows) {
+    if (!wanted.has(id)) {
+      const hadFocus = row.contains(document.activeElement);
+      row.remove();
+      if (hadFocus) (box.querySelector<HTMLElement>('summary') ?? byTestId<HTMLElement>(document, TID.addAccountButton))?.focus();
+    }
+  }
+  let prev: Element | null = null;
   for (const a of state.attention) {
     const conn = state.connections.find((c) => c.id === a.id);
-    const dismiss = button('Dismiss', { small: true, variant: 'ghost', attrs: { 'aria-label': `Dismiss the notice about ${a.account}` } }, () => {
-      state.attention = state.attention.filter((x) => x !== a);
-      renderView();
-      byTestId<HTMLElement>(document, TID.addAccountButton)?.focus();
-    });
-    const notice = el('div', { class: 'attention', testid: TID.attention }, [
-      el('span', { class: 'attention-icon', text: '!', attrs: { 'aria-hidden': 'true' } }),
-      el('p', { class: 'attention-text' }, [
-        el('strong', { text: `${conn?.providerName || a.provider} · ${a.account}: ` }),
-        a.message,
-      ]),
-      conn && conn.status !== 'connected'
-        ? button('Reconnect', { small: true, variant: 'primary' }, () => cardHandlers.reconnect(conn))
-        : null,
-      dismiss,
-    ]);
-    notice.dataset.connectionId = a.id;
-    box.append(notice);
+    const names = conn ? displayNames(conn) : { provider: a.provider, account: a.account };
+    let row = rows.get(a.id);
+    if (!row || !row.isConnected) {
+      const reconnect = button('Reconnect', { small: true, variant: 'primary', class: 'attention-reconnect' }, () => {
+        const c = state.connections.find((x) => x.id === a.id);
+        if (c) cardHandlers.reconnect(c);
+      });
+      const dismiss = button('Dismiss', { small: true, variant: 'ghost', class: 'attention-dismiss' }, () => {
+        state.attention = state.attention.filter((x) => x.id !== a.id);
+        renderView();
+      });
+      row = el('li', { class: 'attention', testid: TID.attention }, [
+        el('p', { class: 'attention-text' }, [el('strong', { class: 'attention-who' }), el('span', { class: 'attention-what' })]),
+        el('div', { class: 'attention-actions' }, [reconnect, dismiss]),
+      ]);
+      row.dataset.connectionId = a.id;
+    }
+    setText(row.querySelector('.attention-who')!, `${names.provider} · ${names.account}: `);
+    setText(row.querySelector('.attention-what')!, attentionText(a, conn));
+    const reconnect = row.querySelector<HTMLButtonElement>('.attention-reconnect')!;
+    setHidden(reconnect, !(conn && needsReconnect(conn)));
+    setAttr(reconnect, 'aria-label', `Reconnect ${names.provider}, ${names.account}`);
+    setAttr(row.querySelector('.attention-dismiss')!, 'aria-label', `Dismiss the notice about ${names.provider}, ${names.account}`);
+    const expected: Element | null = prev === null ? list.firstElementChild : prev.nextElementSibling;
+    if (expected !== row) {
+      if (prev === null) list.prepend(row);
+      else prev.after(row);
+    }
+    prev = row;
   }
-  return box;
+}
+
+/** Sleeps until the nearest change of anything the clock alone changes on screen (no 1-second re-render). */
+function scheduleClock(now: number): void {
+  if (clockTimer !== undefined) window.clearTimeout(clockTimer);
+  clockTimer = undefined;
+  let next = Infinity;
+  for (const c of state.connections) next = Math.min(next, nextCardChange(c, now));
+  if (!Number.isFinite(next)) return;
+  // A little past the moment, so the new text is there; at most an hour (timers drift across suspend).
+  clockTimer = window.setTimeout(tick, Math.min(next * 1000 + 30, 3_600_000));
 }
 
 function renderList(view: HTMLElement, announceChanges: boolean): void {
@@ -387,8 +472,8 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
   }
   const n = state.connections.length;
   const sub = view.querySelector<HTMLElement>('.list-sub')!;
-  sub.textContent = `${accountCountText(n)} · tokens are refreshed automatically while Tokenkeep runs`;
-  view.querySelector('.attention-region')!.replaceChildren(attentionNotices());
+  setText(sub, `${accountCountText(n)} · tokens are refreshed automatically while Tokenkeep runs`);
+  renderAttention(view.querySelector<HTMLElement>('.attention-region')!);
 
   const list = byTestId<HTMLElement>(view, TID.connections)!;
   const now = nowSeconds();
@@ -401,7 +486,11 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
       card = createCard(c, cardHandlers);
       cards.set(c.id, card);
     }
-    updateCard(card, c, now, { busy: state.busy.get(c.id) ?? null, error: state.cardErrors.get(c.id) ?? null });
+    updateCard(card, c, now, {
+      busy: state.busy.get(c.id) ?? null,
+      error: state.cardErrors.get(c.id) ?? null,
+      note: state.cardNotes.get(c.id)?.text ?? null,
+    });
     const item = card.parentElement ?? el('li', { class: 'conn-item' }, [card]);
     const expected: Element | null = prev === null ? list.firstElementChild : prev.nextElementSibling;
     if (expected !== item) {
@@ -426,6 +515,7 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
       if (hadFocus) byTestId<HTMLElement>(view, TID.addAccountButton)?.focus();
     }
   }
+  scheduleClock(now);
 }
 
 function renderView(announceChanges = true): void {
@@ -479,6 +569,7 @@ function renderView(announceChanges = true): void {
 }
 
 function tick(): void {
+  clockTimer = undefined;
   if (byId('view').dataset.mode === 'list') renderView();
 }
 
@@ -548,7 +639,10 @@ async function start(): Promise<void> {
     content.setAttribute('aria-busy', 'false');
     document.body.dataset.ready = 'true';
   }
-  window.setInterval(tick, 1000);
+  // After a suspend the clock jumped: bring every time on screen up to date at once.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') tick();
+  });
   if (scenario) await scenario();
 }
 

@@ -59,13 +59,16 @@ export const TID = {
   expiry: 'expiry',
   lastRefresh: 'last-refresh',
   scopes: 'scopes',
-  lastError: 'last-error',
+  /** A card's short confirmation of the last action ("Refreshed — …"), for a few seconds. */
+  cardNote: 'card-note',
   cardError: 'card-error',
   refreshButton: 'refresh-button',
   reconnectButton: 'reconnect-button',
   inspectButton: 'inspect-button',
   disconnectButton: 'disconnect-button',
   attention: 'attention',
+  /** The one summary of every notice ("2 accounts need you — Review"), a <details> that expands. */
+  attentionSummary: 'attention-summary',
 
   emptyConnectButton: 'empty-connect-button',
   demoHint: 'demo-hint',

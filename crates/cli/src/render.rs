@@ -40,6 +40,20 @@ pub(crate) fn expiry(expires_at: Option<u64>, now: u64) -> String {
     }
 }
 
+/// `error`, and while the connection waits for its next attempt, "; retrying in 8 seconds" (or "retrying now"),
+/// counted from `now` to the planned time (`retry_at`).
+pub(crate) fn with_retry(meta: &tokenkeep_core::store::ConnectionMeta, error: &str, now: u64) -> String {
+    use tokenkeep_core::store::ConnectionStatus;
+    match meta.retry_at.filter(|_| meta.status == ConnectionStatus::Retrying) {
+        Some(at) if at > now => format!(
+            "{error}; retrying in {}",
+            tokenkeep_core::oauth::human_duration(std::time::Duration::from_secs(at - now))
+        ),
+        Some(_) => format!("{error}; retrying now"),
+        None => error.to_owned(),
+    }
+}
+
 /// Left-aligned columns separated by two spaces; the header is upper-cased.
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

@@ -7,11 +7,17 @@ export type ConnectionsAction =
   | { type: 'status'; connection: Connection }
   | { type: 'removed'; id: string };
 
-function key(c: Connection): string {
-  return `${(c.providerName || c.provider || '').toLowerCase()}\u0000${(c.account || '').toLowerCase()}\u0000${c.id}`;
+/** Connections that need the person (or cannot be read) come first: "0", the rest "1". */
+function rank(c: Connection): string {
+  if (c.damaged) return '0';
+  return c.status === 'needs_reconnect' || c.status === 'interrupted' || c.status === 'error' ? '0' : '1';
 }
 
-/** Stable order: provider name, then account (case-insensitive), then id. */
+function key(c: Connection): string {
+  return `${rank(c)}\u0000${(c.providerName || c.provider || '').toLowerCase()}\u0000${(c.account || '').toLowerCase()}\u0000${c.id}`;
+}
+
+/** Problems first, then a stable order: provider name, then account (case-insensitive), then id. */
 export function sortConnections(list: readonly Connection[]): Connection[] {
   return [...list].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

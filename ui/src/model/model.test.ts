@@ -7,8 +7,8 @@ import { validateConfigure, validateCustom, validateImport, validateServer, type
 import { claimRows, tokenPresenceText } from './inspect';
 import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
 import { HIDDEN, REVEAL_MS, hideCountdownText, revealReducer, secondsLeft, tokenKindName, type RevealState } from './reveal';
-import { EXPIRING_SOON_SECONDS, canRefresh, derivePill, needsReconnect } from './status';
-import { capitalise, expiryText, formatDuration, lastRefreshText, relativeText } from './time';
+import { EXPIRING_SOON_SECONDS, canRefresh, cardMessage, derivePill, needsReconnect, nextCardChange } from './status';
+import { capitalise, expiryText, formatDuration, lastRefreshText, nextTextChange, relativeText } from './time';
 
 const NOW = 1_700_000_000;
 
@@ -118,8 +118,57 @@ describe('status pill', () => {
     for (const s of ['connected', 'refreshing', 'retrying'] as const) expect(needsReconnect(conn({ status: s }))).toBe(false);
     expect(needsReconnect(conn({ status: 'error', damaged: 'x' }))).toBe(false);
     expect(canRefresh(conn({ status: 'refreshing' }))).toBe(false);
-    expect(canRefresh(conn({ status: 'needs_reconnect' }))).toBe(true);
+    // A dead connection offers Reconnect, not a refresh that cannot work.
+    expect(canRefresh(conn({ status: 'needs_reconnect' }))).toBe(false);
+    expect(canRefresh(conn({ status: 'retrying' }))).toBe(true);
     expect(canRefresh(conn({ damaged: 'x' }))).toBe(false);
+  });
+});
+
+describe('one message per card', () => {
+  it('says a needs-reconnect state once, in words, without the OAuth code or the provider id', () => {
+    const c = conn({ status: 'needs_reconnect', provider: 'demo', lastError: 'the provider rejected the refresh token (invalid_grant): sign in again to reconnect' });
+    const m = cardMessage(c, NOW)!;
+    expect(m).toBe('The platform no longer accepts this connection. Reconnect to sign in again.');
+    expect(m).not.toMatch(/invalid_grant|demo/);
+  });
+
+  it('counts a retry down to its planned time, one time only', () => {
+    const c = conn({ status: 'retrying', retryAt: NOW + 8, lastError: 'refresh failed (network error)' });
+    expect(cardMessage(c, NOW)).toBe('The last refresh failed (network error). Tokenkeep tries again in 8 s.');
+    expect(cardMessage(c, NOW + 5)).toBe('The last refresh failed (network error). Tokenkeep tries again in 3 s.');
+    expect(cardMessage(c, NOW + 9)).toBe('The last refresh failed (network error). Tokenkeep is trying again now.');
+    expect(cardMessage(c, NOW)!.match(/\bin \d/g)).toHaveLength(1);
+  });
+
+  it('says nothing for a working connection, and the reason for an error', () => {
+    expect(cardMessage(conn({ expiresAt: NOW + 3600 }), NOW)).toBeNull();
+    expect(cardMessage(conn({ status: 'error', lastError: 'the provider "x" is no longer configured' }), NOW)).toMatch(
+      /cannot fix it alone\. The provider "x" is no longer configured\.$/,
+    );
+  });
+
+  it('puts the accounts that need the person first', () => {
+    const ok = conn({ id: '1'.repeat(32), providerName: 'A', account: 'a' });
+    const dead = conn({ id: '2'.repeat(32), providerName: 'Z', account: 'z', status: 'needs_reconnect' });
+    expect(sortConnections([ok, dead]).map((c) => c.id)).toEqual([dead.id, ok.id]);
+  });
+});
+
+describe('the window sleeps until something on screen changes', () => {
+  it('wakes each second within a minute, else at the next whole minute', () => {
+    expect(nextTextChange(NOW + 42, NOW)).toBe(1);
+    expect(nextTextChange(NOW + 720.5, NOW)).toBeCloseTo(0.5);
+    expect(nextTextChange(NOW + 750, NOW)).toBe(30);
+    expect(nextTextChange(NOW - 90, NOW)).toBe(30);
+  });
+
+  it('takes the nearest of expiry, last refresh, retry and the pill thresholds; nothing for a dead one', () => {
+    const c = conn({ expiresAt: NOW + 3600, lastRefreshAt: NOW - 30 });
+    expect(nextCardChange(c, NOW)).toBe(30); // "refreshed just now" ends
+    expect(nextCardChange(conn({ expiresAt: NOW + 65, lastRefreshAt: NOW - 3000 }), NOW)).toBe(5); // turns "expiring soon"
+    expect(nextCardChange(conn({ status: 'needs_reconnect', expiresAt: NOW + 5 }), NOW)).toBe(Infinity);
+    expect(nextCardChange(conn({ expiresAt: null, lastRefreshAt: null }), NOW)).toBe(Infinity);
   });
 });
 

@@ -1,6 +1,7 @@
 // The status pill of a connection: what it says, its tone, and what it means. Pure.
 
 import type { Connection, Status } from '../api';
+import { formatDuration, nextTextChange } from './time';
 
 /**
  * A connected token is "expiring soon" only when its automatic refresh looks late: within a minute of expiry, or
@@ -83,7 +84,7 @@ const PILLS: Record<PillKind, Omit<Pill, 'kind'>> = {
   error: {
     text: 'Error',
     tone: 'bad',
-    meaning: 'Something went wrong with this connection. See the details below.',
+    meaning: 'Something went wrong with this connection, and Tokenkeep cannot fix it alone.',
   },
   damaged: {
     text: 'Can’t be read',
@@ -128,7 +129,78 @@ export function needsReconnect(c: Pick<Connection, 'status' | 'damaged'>): boole
   return c.status === 'needs_reconnect' || c.status === 'interrupted' || c.status === 'error';
 }
 
-/** "Refresh now" makes sense unless a refresh is running or the record is unreadable. */
+/** "Refresh now" makes sense unless a refresh is running, the record is unreadable or the connection is dead. */
 export function canRefresh(c: Pick<Connection, 'status' | 'damaged'>): boolean {
-  return !c.damaged && c.status !== 'refreshing';
+  return !c.damaged && c.status !== 'refreshing' && !isDead(c);
+}
+
+/** The platform no longer accepts the connection (or it cannot be used): its token times mean nothing. */
+export function isDead(c: Pick<Connection, 'status' | 'damaged'>): boolean {
+  return Boolean(c.damaged) || needsReconnect(c);
+}
+
+/** "refresh failed (network error)" → "network error": the engine's words, without its own frame. */
+function failureReason(lastError: string | null | undefined): string | null {
+  const text = lastError?.trim() ?? '';
+  if (text === '') return null;
+  const framed = /^refresh failed \((.*)\)$/.exec(text);
+  return framed ? framed[1]! : text;
+}
+
+/**
+ * The one sentence a card says about its state, in a creator's words; null when there is nothing to say. The
+ * platform's own error codes stay in Inspect. A retry counts down to `retryAt`.
+ */
+export function cardMessage(
+  c: Pick<Connection, 'status' | 'expiresAt' | 'damaged' | 'lastError' | 'retryAt' | 'lastRefreshAt'>,
+  now: number,
+): string | null {
+  const pill = derivePill(c, now);
+  if (c.damaged) return `${pill.meaning} Reason: ${c.damaged}.`;
+  switch (pill.kind) {
+    case 'connected':
+    case 'refreshing':
+      return null;
+    case 'retrying': {
+      const reason = failureReason(c.lastError);
+      const failed = reason === null ? 'The last refresh failed for a passing reason.' : `The last refresh failed (${reason}).`;
+      if (typeof c.retryAt !== 'number') return `${failed} Tokenkeep will try again shortly.`;
+      const left = c.retryAt - now;
+      return left >= 1
+        ? `${failed} Tokenkeep tries again in ${formatDuration(left)}.`
+        : `${failed} Tokenkeep is trying again now.`;
+    }
+    case 'error': {
+      const reason = failureReason(c.lastError);
+      return reason === null ? pill.meaning : `${pill.meaning} ${reason.charAt(0).toUpperCase()}${reason.slice(1)}.`;
+    }
+    default:
+      return pill.meaning;
+  }
+}
+
+/**
+ * Seconds until anything this connection's card shows changes with the clock alone (a countdown, a relative time,
+ * the pill turning "expiring soon" or "expired"); Infinity when nothing does. The window sleeps until the nearest.
+ */
+export function nextCardChange(
+  c: Pick<Connection, 'status' | 'expiresAt' | 'damaged' | 'retryAt' | 'lastRefreshAt'>,
+  now: number,
+): number {
+  if (isDead(c)) return Infinity;
+  const waits: number[] = [];
+  if (typeof c.expiresAt === 'number') {
+    waits.push(nextTextChange(c.expiresAt, now));
+    const lifetime = typeof c.lastRefreshAt === 'number' ? c.expiresAt - c.lastRefreshAt : null;
+    for (const t of [c.expiresAt - expiringSoonWindow(lifetime), c.expiresAt]) if (t > now) waits.push(t - now);
+  }
+  if (typeof c.lastRefreshAt === 'number') {
+    const ago = now - c.lastRefreshAt;
+    // "refreshed just now" holds for the whole first minute.
+    waits.push(ago < 60 ? Math.max(0.05, 60 - ago) : nextTextChange(c.lastRefreshAt, now));
+  }
+  if (c.status === 'retrying' && typeof c.retryAt === 'number' && c.retryAt > now) {
+    waits.push(nextTextChange(c.retryAt, now));
+  }
+  return waits.length === 0 ? Infinity : Math.min(...waits);
 }

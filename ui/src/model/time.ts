@@ -39,6 +39,19 @@ export function relativeText(at: number, now: number): string {
   return d > 0 ? `in ${formatDuration(d)}` : `${formatDuration(-d)} ago`;
 }
 
+/**
+ * Seconds until a countdown or relative time of `at` (shown as `formatDuration`) next reads differently: every
+ * second within a minute of it, else at the next whole minute. Never less than a twentieth of a second.
+ */
+export function nextTextChange(at: number, now: number): number {
+  const d = Math.abs(at - now);
+  const step = d < 60 ? 1 : 60;
+  const into = d % step;
+  // Counting down, the text changes when the floor drops; counting up, when it rises.
+  const wait = at > now ? (into === 0 ? step : into) : step - into;
+  return Math.max(0.05, wait);
+}
+
 /** Capitalises the first letter (for text that starts a line). */
 export function capitalise(text: string): string {
   return text.length === 0 ? text : text.charAt(0).toUpperCase() + text.slice(1);

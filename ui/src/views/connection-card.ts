@@ -2,10 +2,10 @@
 
 import type { Connection } from '../api';
 import { colourSlot, displayNames, scopeChips, scopeLabel } from '../model/connections';
-import { canRefresh, derivePill, needsReconnect } from '../model/status';
+import { canRefresh, cardMessage, derivePill, isDead, needsReconnect } from '../model/status';
 import { capitalise, expiryText, lastRefreshText } from '../model/time';
 import { TID } from '../testids';
-import { button, byTestId, el, nextId, setModifier, setText } from './dom';
+import { button, byTestId, el, nextId, setAttr, setHidden, setModifier, setText } from './dom';
 
 export interface CardHandlers {
   refresh(c: Connection): void;
@@ -19,6 +19,8 @@ export interface CardExtras {
   busy: 'refresh' | 'disconnect' | null;
   /** An inline error from the last action on this card. */
   error: string | null;
+  /** A short confirmation of the last action ("Refreshed"), shown for a few seconds. */
+  note: string | null;
 }
 
 function absolute(seconds: number): string {
@@ -52,7 +54,7 @@ export function createCard(c: Connection, handlers: CardHandlers): HTMLElement {
   ]);
   const meaning = el('p', { class: 'conn-meaning' });
   const scopes = el('div', { class: 'scopes', testid: TID.scopes });
-  const lastError = el('p', { class: 'conn-last-error', testid: TID.lastError, hidden: true });
+  const note = el('p', { class: 'conn-note', testid: TID.cardNote, attrs: { role: 'status' }, hidden: true });
   const cardError = el('p', {
     class: 'inline-error',
     testid: TID.cardError,
@@ -74,7 +76,7 @@ export function createCard(c: Connection, handlers: CardHandlers): HTMLElement {
   );
   const actions = el('div', { class: 'conn-actions' }, [reconnectBtn, refreshBtn, inspectBtn, disconnectBtn]);
 
-  card.append(head, el('div', { class: 'conn-body' }, [times, meaning, scopes, lastError, cardError, actions]));
+  card.append(head, el('div', { class: 'conn-body' }, [times, meaning, scopes, note, cardError, actions]));
 
   // Keep `current` in step with updates for the handlers.
   card.addEventListener('tk-update', (ev) => {
@@ -120,12 +122,12 @@ function renderScopes(box: HTMLElement, scopes: readonly string[]): void {
   }
 }
 
-/** Brings a card up to date with the connection, the clock and any running action. */
+/** Brings a card up to date with the connection, the clock and any running action. Touches only what changed. */
 export function updateCard(card: HTMLElement, c: Connection, now: number, extras: CardExtras): void {
   card.dispatchEvent(new CustomEvent('tk-update', { detail: c }));
   const pill = derivePill(c, now);
-  card.dataset.status = c.status;
-  card.dataset.pill = pill.kind;
+  if (card.dataset.status !== c.status) card.dataset.status = c.status;
+  if (card.dataset.pill !== pill.kind) card.dataset.pill = pill.kind;
 
   const q = (id: string): HTMLElement => byTestId(card, id)!;
   const { provider: providerName, account } = displayNames(c);
@@ -139,54 +141,54 @@ export function updateCard(card: HTMLElement, c: Connection, now: number, extras
   const pillEl = q(TID.statusPill);
   setText(pillEl, pill.text);
   setModifier(pillEl, 'pill', pill.tone);
-  pillEl.dataset.kind = pill.kind;
-  pillEl.title = pill.meaning;
+  if (pillEl.dataset.kind !== pill.kind) pillEl.dataset.kind = pill.kind;
+  setAttr(pillEl, 'title', pill.meaning);
 
+  // A dead connection's token times mean nothing: the card says what to do instead.
   const times = card.querySelector<HTMLElement>('.conn-times')!;
-  times.hidden = Boolean(c.damaged);
+  setHidden(times, isDead(c));
   const expiry = q(TID.expiry);
   setText(expiry, capitalise(expiryText(c.expiresAt, now)));
-  if (typeof c.expiresAt === 'number') expiry.title = `Expires ${absolute(c.expiresAt)}`;
-  else expiry.removeAttribute('title');
+  setAttr(expiry, 'title', typeof c.expiresAt === 'number' ? `Expires ${absolute(c.expiresAt)}` : null);
   const refreshed = q(TID.lastRefresh);
   setText(refreshed, capitalise(lastRefreshText(c.lastRefreshAt, now)));
-  if (typeof c.lastRefreshAt === 'number') refreshed.title = `Last refreshed ${absolute(c.lastRefreshAt)}`;
-  else refreshed.removeAttribute('title');
+  setAttr(refreshed, 'title', typeof c.lastRefreshAt === 'number' ? `Last refreshed ${absolute(c.lastRefreshAt)}` : null);
 
+  // One message: the state in a creator's words (a retry counts down); the platform's codes are in Inspect.
   const meaning = card.querySelector<HTMLElement>('.conn-meaning')!;
-  const showMeaning = pill.kind !== 'connected' && pill.kind !== 'refreshing';
-  meaning.hidden = !showMeaning;
-  setText(meaning, c.damaged ? `${pill.meaning} Reason: ${c.damaged}.` : pill.meaning);
+  const message = cardMessage(c, now);
+  setHidden(meaning, message === null);
+  setText(meaning, message ?? '');
 
   renderScopes(q(TID.scopes), c.damaged ? [] : c.scopes ?? []);
 
-  const lastError = q(TID.lastError);
-  const errText = c.lastError?.trim() ?? '';
-  lastError.hidden = errText === '' || Boolean(c.damaged);
-  setText(lastError, errText === '' ? '' : `Last problem: ${errText}`);
+  const note = q(TID.cardNote);
+  setHidden(note, extras.note === null);
+  setText(note, extras.note ?? '');
 
   const cardError = q(TID.cardError);
-  cardError.hidden = extras.error === null;
+  setHidden(cardError, extras.error === null);
   setText(cardError, extras.error ?? '');
 
   const who = `${providerName}, ${account}`;
   const refreshBtn = q(TID.refreshButton) as HTMLButtonElement;
   const refreshing = extras.busy === 'refresh' || c.status === 'refreshing';
   setText(refreshBtn, refreshing ? 'Refreshing…' : 'Refresh now');
-  refreshBtn.disabled = refreshing || !canRefresh(c) || extras.busy === 'disconnect';
-  refreshBtn.hidden = Boolean(c.damaged);
-  refreshBtn.setAttribute('aria-label', `Refresh now: ${who}`);
+  const refreshDisabled = refreshing || !canRefresh(c) || extras.busy === 'disconnect';
+  if (refreshBtn.disabled !== refreshDisabled) refreshBtn.disabled = refreshDisabled;
+  setHidden(refreshBtn, isDead(c));
+  setAttr(refreshBtn, 'aria-label', `Refresh now: ${who}`);
 
   const reconnectBtn = q(TID.reconnectButton) as HTMLButtonElement;
-  reconnectBtn.hidden = !needsReconnect(c);
-  reconnectBtn.disabled = extras.busy !== null;
-  reconnectBtn.setAttribute('aria-label', `Reconnect ${who}`);
+  setHidden(reconnectBtn, !needsReconnect(c));
+  if (reconnectBtn.disabled !== (extras.busy !== null)) reconnectBtn.disabled = extras.busy !== null;
+  setAttr(reconnectBtn, 'aria-label', `Reconnect ${who}`);
 
   const inspectBtn = q(TID.inspectButton) as HTMLButtonElement;
-  inspectBtn.hidden = Boolean(c.damaged);
-  inspectBtn.setAttribute('aria-label', `Inspect ${who}`);
+  setHidden(inspectBtn, Boolean(c.damaged));
+  setAttr(inspectBtn, 'aria-label', `Inspect ${who}`);
 
   const disconnectBtn = q(TID.disconnectButton) as HTMLButtonElement;
-  disconnectBtn.disabled = extras.busy === 'disconnect';
-  disconnectBtn.setAttribute('aria-label', `Disconnect ${who}`);
+  if (disconnectBtn.disabled !== (extras.busy === 'disconnect')) disconnectBtn.disabled = extras.busy === 'disconnect';
+  setAttr(disconnectBtn, 'aria-label', `Disconnect ${who}`);
 }

@@ -67,8 +67,23 @@ export function setText(e: Element, text: string): void {
 
 /** Replaces a class from a family (`pill--ok` → `pill--warn`) without touching the others. */
 export function setModifier(e: Element, base: string, value: string): void {
-  for (const c of [...e.classList]) if (c.startsWith(`${base}--`)) e.classList.remove(c);
-  e.classList.add(`${base}--${value}`);
+  const wanted = `${base}--${value}`;
+  for (const c of [...e.classList]) if (c.startsWith(`${base}--`) && c !== wanted) e.classList.remove(c);
+  if (!e.classList.contains(wanted)) e.classList.add(wanted);
+}
+
+/** Sets an attribute only when it changes (an update on every event must not touch the DOM otherwise). */
+export function setAttr(e: Element, name: string, value: string | null): void {
+  if (value === null) {
+    if (e.hasAttribute(name)) e.removeAttribute(name);
+  } else if (e.getAttribute(name) !== value) {
+    e.setAttribute(name, value);
+  }
+}
+
+/** Sets `hidden` only when it changes. */
+export function setHidden(e: HTMLElement, hidden: boolean): void {
+  if (e.hidden !== hidden) e.hidden = hidden;
 }
 
 /** Selectable text plus a Copy button (clipboard write only; opening URLs is not granted). */

@@ -71,7 +71,9 @@ fn report_event(event: &EngineEvent) {
     match event {
         EngineEvent::Status(StatusChange { id, meta }) => {
             let detail = match (&meta.last_error, meta.expires_at) {
-                (Some(error), _) if meta.status != ConnectionStatus::Connected => format!(" — {error}"),
+                (Some(error), _) if meta.status != ConnectionStatus::Connected => {
+                    format!(" — {}", render::with_retry(meta, error, now))
+                }
                 (_, expires_at) => format!(" — {}", render::expiry(expires_at, now)),
             };
             eprintln!(

@@ -629,11 +629,15 @@ impl Refresher {
                     provider = %meta.provider, connection = %id, class = "transient", %reason, attempt,
                     retry_in_ms = retry_in.as_millis() as u64, "refresh failed; will retry"
                 );
-                let message = format!("refresh failed ({reason}); retrying in {}", human_duration(retry_in));
+                // When, not "in how long": a window counts down to it, and the text never goes stale.
+                let message = format!("refresh failed ({reason})");
+                // To the nearest second: the window and the CLI count down in whole seconds.
+                let retry_at = (self.now_ms() + retry_in.as_millis() as u64 + 500) / 1000;
                 let meta = self.store_write(|vault| {
                     vault.update_meta(id, |m| {
                         m.status = ConnectionStatus::Retrying;
                         m.last_error = Some(message);
+                        m.retry_at = Some(retry_at);
                     })
                 })?;
                 self.publish(id, &meta);
@@ -709,6 +713,7 @@ impl Refresher {
         }
         meta.last_refresh_at = Some(self.clock.unix_secs());
         meta.last_error = None;
+        meta.retry_at = None;
         let written = if self.memory().gone.contains(&id) {
             Err(StoreError::NotFound(id))
         } else {
@@ -808,6 +813,7 @@ impl Refresher {
             vault.update_meta(id, |m| {
                 m.status = status;
                 m.last_error = Some(reason.clone());
+                m.retry_at = None;
             })
         });
         match updated {

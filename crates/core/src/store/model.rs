@@ -186,6 +186,9 @@ pub struct ConnectionMeta {
     /// sign-in extends it (Unix seconds).
     #[serde(default)]
     pub session_ends_at: Option<u64>,
+    /// While `Retrying`: when the engine tries again (Unix seconds), so a window can count down to it.
+    #[serde(default)]
+    pub retry_at: Option<u64>,
 }
 
 impl ConnectionMeta {
@@ -203,6 +206,7 @@ impl ConnectionMeta {
             last_refresh_at: None,
             last_error: None,
             session_ends_at: None,
+            retry_at: None,
         }
     }
 
@@ -319,6 +323,9 @@ pub(super) struct MetaPayload {
     /// absent in older records (then nothing is checked), ignored by older builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) tokens: Option<Vec<String>>,
+    /// When a retrying refresh is tried again. Added later within version 1 (absent: none planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) retry_at: Option<u64>,
 }
 
 /// Version of [`MetaPayload`] this build writes and reads.
@@ -343,6 +350,8 @@ impl From<&ConnectionMeta> for MetaPayload {
             last_error: m.last_error.clone(),
             session_ends_at: m.session_ends_at,
             tokens: None,
+            // Only a retrying connection has a next attempt.
+            retry_at: m.retry_at.filter(|_| m.status == ConnectionStatus::Retrying),
         }
     }
 }
@@ -366,6 +375,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             last_refresh_at: p.last_refresh_at,
             last_error: p.last_error,
             session_ends_at: p.session_ends_at,
+            retry_at: p.retry_at,
         };
         meta.sanitize();
         Ok(meta)
