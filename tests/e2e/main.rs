@@ -3,6 +3,7 @@
 mod app_dialects;
 mod app_flow;
 mod app_keyring;
+mod app_many;
 mod app_restore;
 mod app_window;
 mod cli_connect;

@@ -23,9 +23,9 @@ import {
   type Provider,
   type VaultStatus,
 } from './api';
-import { accountCountText, connectionsReducer, displayNames, type ConnectionsAction } from './model/connections';
+import { accountCountText, connectionsReducer, displayNames, matchesFilter, type ConnectionsAction } from './model/connections';
 import { canRestore, errorLine } from './model/errors';
-import { derivePill, needsReconnect, nextCardChange } from './model/status';
+import { cardMessage, derivePill, needsReconnect, nextCardChange } from './model/status';
 import { expiryText, nowSeconds } from './model/time';
 import { TID } from './testids';
 import { describeLoadError, formatVersion, mockRequested, profileBadge } from './view-model';
@@ -49,8 +49,12 @@ interface State {
   /** null until `list_connections` answered; a string when it failed. */
   listState: 'loading' | 'loaded' | string;
   attention: Attention[];
+  /** Problems the person dismissed from the summary (until the app restarts or the connection changes). */
+  dismissed: Set<string>;
   busy: Map<string, 'refresh' | 'disconnect'>;
   cardErrors: Map<string, string>;
+  /** The list filter (Ctrl+F). */
+  filter: string;
   /** Confirmations shown on a card for a few seconds ("Refreshed — …"), with their timers. */
   cardNotes: Map<string, { text: string; timer: number }>;
 }
@@ -64,9 +68,11 @@ const state: State = {
   connections: [],
   listState: 'loading',
   attention: [],
+  dismissed: new Set(),
   busy: new Map(),
   cardErrors: new Map(),
   cardNotes: new Map(),
+  filter: '',
 };
 
 let backend: Backend = tauriBackend;
@@ -202,6 +208,7 @@ function dispatch(action: ConnectionsAction, announceChanges = true): void {
   }
   if (action.type === 'status') {
     const c = action.connection;
+    state.dismissed.delete(c.id);
     if (c.status === 'connected') {
       // Working again (an automatic retry succeeded): an old failure no longer applies.
       state.attention = state.attention.filter((a) => a.id !== c.id);
@@ -214,8 +221,10 @@ function dispatch(action: ConnectionsAction, announceChanges = true): void {
 function onAttention(a: Attention): void {
   if (state.attention.some((x) => x.id === a.id && x.message === a.message)) return;
   state.attention = [...state.attention.filter((x) => x.id !== a.id), a];
-  const name = state.connections.find((c) => c.id === a.id)?.providerName || a.provider;
-  announce(`${name}, ${a.account}: ${a.message}`);
+  state.dismissed.delete(a.id);
+  const conn = state.connections.find((c) => c.id === a.id);
+  const said = (conn && cardMessage(conn, nowSeconds())) ?? a.message;
+  announce(`${conn?.providerName || a.provider}, ${a.account}: ${said}`);
   renderView();
 }
 
@@ -363,6 +372,21 @@ function renderNotice(view: HTMLElement, mode: string, title: string, text: stri
   );
 }
 
+/**
+ * What the summary lists: every `attention` event of this run, and every connection that needs the person now —
+ * also after a restart, when no event came — unless dismissed.
+ */
+function problems(): Attention[] {
+  const listed = new Map<string, Attention>();
+  for (const c of state.connections) {
+    if (needsReconnect(c) && !state.dismissed.has(c.id)) {
+      listed.set(c.id, { id: c.id, provider: c.provider, account: c.account, message: derivePill(c, nowSeconds()).meaning });
+    }
+  }
+  for (const a of state.attention) if (!state.dismissed.has(a.id)) listed.set(a.id, a);
+  return [...listed.values()];
+}
+
 /** Words for a notice row: the state, short (the card says the rest); the engine's sentence only without a card. */
 function attentionText(a: Attention, conn: Connection | undefined): string {
   return conn ? derivePill(conn, nowSeconds()).text : a.message;
@@ -374,7 +398,8 @@ function attentionText(a: Attention, conn: Connection | undefined): string {
  */
 function renderAttention(region: HTMLElement): void {
   let box = region.querySelector<HTMLDetailsElement>('details.attention-box');
-  if (state.attention.length === 0) {
+  const shown = problems();
+  if (shown.length === 0) {
     box?.remove();
     return;
   }
@@ -388,15 +413,15 @@ function renderAttention(region: HTMLElement): void {
       el('ul', { class: 'attention-list' }),
     ]) as HTMLDetailsElement;
     // One account: its row is the summary's whole point, so it starts open.
-    box.open = state.attention.length === 1;
+    box.open = shown.length === 1;
     region.append(box);
   }
-  const n = state.attention.length;
+  const n = shown.length;
   setText(box.querySelector('.attention-count')!, `${n === 1 ? '1 account needs' : `${n} accounts need`} you`);
   const list = box.querySelector<HTMLElement>('.attention-list')!;
   const rows = new Map<string, HTMLElement>();
   for (const row of list.querySelectorAll<HTMLElement>(':scope > li')) rows.set(row.dataset.connectionId ?? '', row);
-  const wanted = new Set(state.attention.map((a) => a.id));
+  const wanted = new Set(shown.map((a) => a.id));
   for (const [id, row] of rows) {
     if (!wanted.has(id)) {
       const hadFocus = row.contains(document.activeElement);
@@ -405,7 +430,7 @@ function renderAttention(region: HTMLElement): void {
     }
   }
   let prev: Element | null = null;
-  for (const a of state.attention) {
+  for (const a of shown) {
     const conn = state.connections.find((c) => c.id === a.id);
     const names = conn ? displayNames(conn) : { provider: a.provider, account: a.account };
     let row = rows.get(a.id);
@@ -416,6 +441,7 @@ function renderAttention(region: HTMLElement): void {
       });
       const dismiss = button('Dismiss', { small: true, variant: 'ghost', class: 'attention-dismiss' }, () => {
         state.attention = state.attention.filter((x) => x.id !== a.id);
+        state.dismissed.add(a.id);
         renderView();
       });
       row = el('li', { class: 'attention', testid: TID.attention }, [
@@ -454,8 +480,33 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
   if (view.dataset.mode !== 'list') {
     view.dataset.mode = 'list';
     cards.clear();
-    const add = button('Add account', { variant: 'primary', testid: TID.addAccountButton }, () => connectPanel.open());
+    const add = button('Add account', { variant: 'primary', testid: TID.addAccountButton, attrs: { 'aria-keyshortcuts': 'Control+N' } }, () => connectPanel.open());
     add.prepend(el('span', { class: 'btn-icon', text: '+', attrs: { 'aria-hidden': 'true' } }));
+    const filter = el('input', {
+      class: 'input filter-input',
+      testid: TID.filter,
+      attrs: {
+        type: 'search',
+        placeholder: 'Filter (Ctrl+F)',
+        'aria-label': 'Filter accounts by platform or name',
+        'aria-keyshortcuts': 'Control+F',
+        autocomplete: 'off',
+        spellcheck: 'false',
+      },
+    }) as HTMLInputElement;
+    filter.value = state.filter;
+    filter.addEventListener('input', () => {
+      state.filter = filter.value;
+      renderView(false);
+    });
+    filter.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && filter.value !== '') {
+        ev.preventDefault();
+        filter.value = '';
+        state.filter = '';
+        renderView(false);
+      }
+    });
     view.replaceChildren(
       el('section', { class: 'list-view', attrs: { 'aria-labelledby': 'connections-title' } }, [
         el('div', { class: 'list-head' }, [
@@ -463,9 +514,10 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
             el('h1', { class: 'list-title', text: 'Connections', attrs: { id: 'connections-title' } }),
             el('p', { class: 'list-sub' }),
           ]),
-          add,
+          el('div', { class: 'list-tools' }, [filter, add]),
         ]),
         el('div', { class: 'attention-region' }),
+        el('p', { class: 'filter-empty', testid: TID.filterEmpty, hidden: true }),
         el('ul', { class: 'conn-list', testid: TID.connections, attrs: { 'aria-labelledby': 'connections-title' } }),
       ]),
     );
@@ -477,6 +529,7 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
 
   const list = byTestId<HTMLElement>(view, TID.connections)!;
   const now = nowSeconds();
+  let matched = 0;
   const seen = new Set<string>();
   let prev: Element | null = null;
   for (const c of state.connections) {
@@ -492,6 +545,9 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
       note: state.cardNotes.get(c.id)?.text ?? null,
     });
     const item = card.parentElement ?? el('li', { class: 'conn-item' }, [card]);
+    const shown = matchesFilter(c, state.filter);
+    setHidden(item, !shown);
+    if (shown) matched += 1;
     const expected: Element | null = prev === null ? list.firstElementChild : prev.nextElementSibling;
     if (expected !== item) {
       if (prev === null) list.prepend(item);
@@ -515,7 +571,26 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
       if (hadFocus) byTestId<HTMLElement>(view, TID.addAccountButton)?.focus();
     }
   }
+  const none = byTestId<HTMLElement>(view, TID.filterEmpty)!;
+  setHidden(none, matched > 0 || state.connections.length === 0);
+  setText(none, `No account matches “${state.filter.trim()}”. Esc clears the filter.`);
   scheduleClock(now);
+}
+
+/** Ctrl+N adds an account; Ctrl+F filters the list. Not while a dialog is open (it has its own keys). */
+function onShortcut(ev: KeyboardEvent): void {
+  if (!(ev.ctrlKey || ev.metaKey) || ev.altKey || ev.shiftKey) return;
+  if (document.querySelector('dialog[open]') !== null || state.vault?.ready !== true) return;
+  const key = ev.key.toLowerCase();
+  if (key === 'n') {
+    ev.preventDefault();
+    connectPanel.open();
+  } else if (key === 'f' && byId('view').dataset.mode === 'list') {
+    ev.preventDefault();
+    const filter = byTestId<HTMLInputElement>(document, TID.filter);
+    filter?.focus();
+    filter?.select();
+  }
 }
 
 function renderView(announceChanges = true): void {
@@ -639,6 +714,7 @@ async function start(): Promise<void> {
     content.setAttribute('aria-busy', 'false');
     document.body.dataset.ready = 'true';
   }
+  document.addEventListener('keydown', onShortcut);
   // After a suspend the clock jumped: bring every time on screen up to date at once.
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') tick();

@@ -52,6 +52,9 @@ export const TID = {
   keyImportSave: 'key-import-save',
 
   connections: 'connections',
+  /** The list's filter (Ctrl+F) and what it says when nothing matches. */
+  filter: 'filter',
+  filterEmpty: 'filter-empty',
   connectionCard: 'connection-card',
   statusPill: 'status-pill',
   providerName: 'provider-name',

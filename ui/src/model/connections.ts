@@ -93,3 +93,11 @@ export function displayNames(c: Pick<Connection, 'id' | 'provider' | 'providerNa
   const account = c.account || (c.damaged ? `record ${String(c.id).slice(0, 8)}` : 'unknown account');
   return { provider, account };
 }
+
+/** Whether `c` matches the list filter: every word of `query` in its platform or account name (any case). */
+export function matchesFilter(c: Pick<Connection, 'provider' | 'providerName' | 'account'>, query: string): boolean {
+  const words = query.trim().toLowerCase().split(/\s+/).filter((w) => w !== '');
+  if (words.length === 0) return true;
+  const hay = `${c.providerName} ${c.provider} ${c.account}`.toLowerCase();
+  return words.every((w) => hay.includes(w));
+}

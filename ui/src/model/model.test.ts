@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type Connection, type VaultStatus } from '../api';
-import { accountCountText, colourSlot, connectionsReducer, displayNames, scopeChips, scopeLabel, sortConnections } from './connections';
+import { accountCountText, colourSlot, connectionsReducer, displayNames, matchesFilter, scopeChips, scopeLabel, sortConnections } from './connections';
 import { canRestore, describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
 import { KEY_NOTICE, offersKeyImport } from './keys';
 import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
@@ -565,5 +565,18 @@ describe('the vault key', () => {
     expect(offersKeyImport({ headless: true, error: { code: 'wrong_key' } })).toBe(false);
     expect(offersKeyImport({ headless: false, error: { code: 'keyring_locked' } })).toBe(false);
     expect(offersKeyImport({ headless: false, error: null })).toBe(false);
+  });
+});
+
+describe('the list filter', () => {
+  const c = conn({ provider: 'youtube', providerName: 'YouTube', account: 'Maya Makes' });
+  it('matches every word in the platform or the account, in any case', () => {
+    expect(matchesFilter(c, '')).toBe(true);
+    expect(matchesFilter(c, '  ')).toBe(true);
+    expect(matchesFilter(c, 'tube')).toBe(true);
+    expect(matchesFilter(c, 'youtube maya')).toBe(true);
+    expect(matchesFilter(c, 'MAKES')).toBe(true);
+    expect(matchesFilter(c, 'twitch')).toBe(false);
+    expect(matchesFilter(c, 'maya twitch')).toBe(false);
   });
 });
