@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "export_key",
     "acknowledge_key_notice",
     "import_key",
+    "open_setup_page",
     "list_providers",
     "configure_provider",
     "add_custom_provider",

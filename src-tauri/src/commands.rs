@@ -35,7 +35,29 @@ pub(crate) fn app_info(state: State<'_, AppState>) -> AppInfo {
         profile: state.paths.profile().to_string(),
         data_dir: state.paths.dir().display().to_string(),
         headless: state.headless,
+        custom_redirect_uri: tokenkeep_core::provider::discovery::custom_redirect_uri(),
     }
+}
+
+/// Opens a provider's developer console (where its client is registered) in the browser. Only the address the
+/// provider's definition names: the webview cannot open arbitrary addresses.
+#[tauri::command]
+pub(crate) async fn open_setup_page(app: AppHandle, state: State<'_, AppState>, id: String) -> Result<()> {
+    use tokenkeep_core::browser::BrowserOpener as _;
+    let id = ProviderId::parse(&id)?;
+    let ready = state.ready().await?;
+    let catalog = ready.ops().engine().catalog();
+    let url = catalog
+        .get(&id)
+        .and_then(|p| p.setup().map(|s| s.console_url.clone()))
+        .ok_or_else(|| CommandError::new(ErrorCode::NotFound, format!("{id} names no developer console")))?;
+    let browser = match &state.browser {
+        Some(command) => AppBrowser::Command(command.clone()),
+        None => AppBrowser::Desktop(app.clone()),
+    };
+    browser
+        .open(&url)
+        .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))
 }
 
 /// Whether the vault is open, and if not, why (waits while it is being opened).

@@ -25,6 +25,8 @@ pub(crate) struct AppInfo {
     pub(crate) profile: String,
     pub(crate) data_dir: String,
     pub(crate) headless: bool,
+    /// The redirect URI to register for an OpenID provider added by its issuer (any port).
+    pub(crate) custom_redirect_uri: String,
 }
 
 /// Whether the vault is open, and if not, why.

@@ -95,6 +95,7 @@ pub fn run() -> ExitCode {
             commands::export_key,
             commands::acknowledge_key_notice,
             commands::import_key,
+            commands::open_setup_page,
             commands::restore_backup,
             commands::list_providers,
             commands::configure_provider,

@@ -127,10 +127,17 @@ impl Ui {
     }
 
     /// Replaces the value of the input `css` with `text`, as typing would.
+    /// The field is scrolled into the middle of its scroll box first: WebKitWebDriver refuses to clear a field
+    /// below a dialog's fold.
     pub async fn fill(&self, css: &str, text: &str, what: &str) -> Result<()> {
         self.on(css, Duration::from_secs(5), what, |e| {
             let text = text.to_owned();
+            let client = self.client.clone();
             async move {
+                let arg = serde_json::to_value(&e).map_err(|_| CmdError::NotJson(String::new()))?;
+                client
+                    .execute("arguments[0].scrollIntoView({ block: 'center' });", vec![arg])
+                    .await?;
                 e.clear().await?;
                 e.send_keys(&text).await
             }

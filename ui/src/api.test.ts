@@ -122,6 +122,7 @@ describe('every command in docs/IPC.md', () => {
     ['retry_vault', () => api.retryVault(), undefined],
     ['restore_backup', () => api.restoreBackup(), undefined],
     ['export_key', () => api.exportKey(), undefined],
+    ['open_setup_page', () => api.openSetupPage('youtube'), { id: 'youtube' }],
     ['acknowledge_key_notice', () => api.acknowledgeKeyNotice(), undefined],
     ['import_key', () => api.importKey('k'), { key: 'k' }],
     ['list_providers', () => api.listProviders(), undefined],
@@ -160,7 +161,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['acknowledgeKeyNotice', 'exportKey', 'importKey', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['acknowledgeKeyNotice', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

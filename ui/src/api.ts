@@ -67,6 +67,8 @@ export interface AppInfo {
   profile: string;
   dataDir: string;
   headless: boolean;
+  /** The redirect URI to register for an OpenID provider added by its issuer (any port). */
+  customRedirectUri?: string;
 }
 
 export interface VaultStatus {
@@ -348,6 +350,8 @@ export const vaultStatus = (): Promise<VaultStatus> => call<VaultStatus>('vault_
 export const retryVault = (): Promise<VaultStatus> => call<VaultStatus>('retry_vault');
 /** While the store is damaged or missing: restores the newest good backup, then opens the vault. */
 export const restoreBackup = (): Promise<Restored> => call<Restored>('restore_backup');
+/** Opens a provider's developer console in the browser (only the address its definition names). */
+export const openSetupPage = (id: string): Promise<null> => call<null>('open_setup_page', { id });
 /** The master key for a backup (explicit: the window asks the person to confirm first). */
 export const exportKey = (): Promise<ExportedKey> => call<ExportedKey>('export_key');
 /** The person was told about the key: the notice is not shown again for it. */
@@ -417,6 +421,7 @@ export interface Backend {
   retryVault(): Promise<VaultStatus>;
   restoreBackup(): Promise<Restored>;
   exportKey(): Promise<ExportedKey>;
+  openSetupPage(id: string): Promise<null>;
   acknowledgeKeyNotice(): Promise<VaultStatus>;
   importKey(key: string): Promise<VaultStatus>;
   listProviders(): Promise<Provider[]>;
@@ -442,6 +447,7 @@ export const tauriBackend: Backend = {
   retryVault,
   restoreBackup,
   exportKey,
+  openSetupPage,
   acknowledgeKeyNotice,
   importKey,
   listProviders,

@@ -191,6 +191,7 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       return vault;
     },
     exportKey: async () => ({ keyId: KEY_ID, key: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=' }),
+    openSetupPage: async () => null,
     acknowledgeKeyNotice: async () => {
       vault = { ...vault, keyNotice: false };
       return vault;

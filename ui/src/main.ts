@@ -691,6 +691,7 @@ async function start(): Promise<void> {
         renderView();
       },
       connected,
+      customRedirectUri: () => state.info?.customRedirectUri ?? null,
     });
 
     state.info = await backend.appInfo();

@@ -84,6 +84,9 @@ export const TID = {
 
   addAccountButton: 'add-account-button',
   connectPanel: 'connect-panel',
+  /** The setup form's "Open the … developer console" and the custom form's redirect URI. */
+  setupOpen: 'setup-open',
+  customRedirectUri: 'custom-redirect-uri',
   providerRow: 'provider-row',
   configureForm: 'configure-form',
   configureSave: 'configure-save',

@@ -110,7 +110,8 @@ export function validateConfigure(
       (provider.needsSecret && !haveSecret
         ? 'This platform also needs the client secret.'
         : undefined),
-    auth: authError(form.auth, haveSecret),
+    // A platform that needs a secret is told once, at the secret (not again at the method, with a "None" it lacks).
+    auth: provider.needsSecret ? undefined : authError(form.auth, haveSecret),
     redirectUri: provider.redirect === 'paste' ? pastePageError(form.redirectUri) : undefined,
   };
   return done(errors, () => {

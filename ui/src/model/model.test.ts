@@ -580,3 +580,15 @@ describe('the list filter', () => {
     expect(matchesFilter(c, 'maya twitch')).toBe(false);
   });
 });
+
+describe('the setup form says each thing once', () => {
+  it('an empty save for a platform that needs a secret: the client id and the secret, no “None” it lacks', () => {
+    const p = { id: 'youtube', needsSecret: true, hasSecret: false, redirect: 'loopback' as const };
+    const v = validateConfigure(p, { clientId: '', clientSecret: '', auth: 'post', redirectUri: '' });
+    expect(v.ok).toBe(false);
+    if (!v.ok) {
+      expect(Object.keys(v.errors).sort()).toEqual(['clientId', 'clientSecret']);
+      expect(Object.values(v.errors).join(' ')).not.toMatch(/None/);
+    }
+  });
+});

@@ -35,6 +35,8 @@ export interface ConnectPanelDeps {
   /** A provider changed (configured or added). */
   providerSaved(p: Provider): void;
   connected(c: Connected): void;
+  /** The redirect URI to register for an OpenID provider added by its issuer (from `app_info`). */
+  customRedirectUri(): string | null;
 }
 
 type Flow =
@@ -421,6 +423,26 @@ export class ConnectPanel {
     return form;
   }
 
+  /** The developer console as a link (opened by the app: the webview opens no addresses itself). */
+  private consoleLink(p: Provider, name: string): HTMLElement {
+    const status = el('span', { class: 'copy-status', attrs: { role: 'status' } });
+    const open = button(`Open the ${name} developer console`, { small: true, testid: TID.setupOpen }, () => {
+      this.deps.backend.openSetupPage(p.id).then(
+        () => {
+          status.textContent = 'Opened in your browser';
+        },
+        (err) => {
+          status.textContent = errorLine(err);
+        },
+      );
+    });
+    return el('div', { class: 'setup-fact' }, [
+      el('span', { class: 'field-label', text: 'Where to register' }),
+      el('div', { class: 'setup-link' }, [open, status]),
+      copyableText(p.setupUrl ?? '', 'setup-url', 'developer console address'),
+    ]);
+  }
+
   private configureForm(p: Provider): HTMLElement {
     const name = providerLabel(p).name;
     const authOptions = (Object.keys(AUTH_LABELS) as (keyof typeof AUTH_LABELS)[]).map((a) => ({
@@ -453,8 +475,12 @@ export class ConnectPanel {
     const form = el('form', { class: 'setup-form', testid: TID.configureForm, attrs: { novalidate: '', 'aria-label': `Set up ${name}` } }, [
       p.needs ? el('p', { class: 'setup-needs', text: p.needs }) : null,
       p.redirectUri && !paste ? el('div', { class: 'setup-fact' }, [el('span', { class: 'field-label', text: 'Redirect URI to register' }), copyableText(p.redirectUri, 'redirect-uri', 'redirect URI')]) : null,
-      p.setupUrl ? el('div', { class: 'setup-fact' }, [el('span', { class: 'field-label', text: 'Developer console (open it in your browser)' }), copyableText(p.setupUrl, 'setup-url', 'developer console address')]) : null,
-      el('div', { class: 'form-grid' }, [fields.clientId.wrap, fields.clientSecret.wrap, fields.auth.wrap, paste ? fields.redirectUri.wrap : null]),
+      p.setupUrl ? this.consoleLink(p, name) : null,
+      el('div', { class: 'form-grid' }, [fields.clientId.wrap, fields.clientSecret.wrap, paste ? fields.redirectUri.wrap : null]),
+      // The definition already knows how the secret is sent: the choice waits behind "Advanced".
+      p.origin === 'builtin' || p.origin === 'demo'
+        ? el('details', { class: 'setup-advanced' }, [el('summary', { text: 'Advanced: how the secret is sent' }), fields.auth.wrap])
+        : fields.auth.wrap,
       formError,
       el('div', { class: 'form-actions' }, [
         save,
@@ -539,7 +565,14 @@ export class ConnectPanel {
     fields.auth.wrap.classList.add('field--wide');
     const formError = el('p', { class: 'inline-error', attrs: { role: 'alert' }, hidden: true });
     const save = el('button', { class: 'btn btn-primary btn-sm', text: 'Add provider', testid: TID.customProviderSave, attrs: { type: 'submit' } });
+    const redirect = this.deps.customRedirectUri();
     const form = el('form', { class: 'setup-form', testid: TID.customProviderForm, attrs: { novalidate: '', 'aria-label': 'Add an OpenID provider' } }, [
+      redirect === null
+        ? null
+        : el('div', { class: 'setup-fact' }, [
+            el('span', { class: 'field-label', text: 'Redirect URI to register with the provider (any port)' }),
+            copyableText(redirect, TID.customRedirectUri, 'redirect URI'),
+          ]),
       el('div', { class: 'form-grid' }, Object.values(fields).map((f) => f.wrap)),
       formError,
       el('div', { class: 'form-actions' }, [save]),

@@ -24,6 +24,15 @@ use crate::http::{HttpClient, HttpError};
 /// The path OpenID Connect Discovery appends to the issuer.
 const WELL_KNOWN: &str = "/.well-known/openid-configuration";
 
+/// Where the browser comes back to for a custom OpenID provider: loopback, any port (RFC 8252 §7.3).
+const CUSTOM_LOOPBACK_HOST: &str = "127.0.0.1";
+const CUSTOM_REDIRECT_PATH: &str = "/callback";
+
+/// The redirect URI to register for a custom OpenID provider, before it is added (any port: RFC 8252 §7.3).
+pub fn custom_redirect_uri() -> String {
+    format!("http://{CUSTOM_LOOPBACK_HOST}{CUSTOM_REDIRECT_PATH}")
+}
+
 /// Why a provider could not be discovered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -263,8 +272,8 @@ pub async fn discover(
                 .map(String::from)
                 .to_vec(),
         },
-        loopback_host: "127.0.0.1".to_owned(),
-        redirect_path: "/callback".to_owned(),
+        loopback_host: CUSTOM_LOOPBACK_HOST.to_owned(),
+        redirect_path: CUSTOM_REDIRECT_PATH.to_owned(),
         redirect_port: None,
         refresh_margin_secs: None,
         demo: false,
