@@ -28,6 +28,14 @@ async fn launch(session: &HeadlessSession, env: &[(&str, OsString)]) -> Result<(
     Ok((driver, ui))
 }
 
+/// Closes the app and waits until it has let go of its single-instance name: a launch while the last one is still
+/// quitting is forwarded to the dying instance and never opens a window.
+async fn quit(session: &HeadlessSession, driver: TauriDriver, ui: Ui) -> Result<()> {
+    ui.client.close().await.ok();
+    drop(driver);
+    session.wait_for_bus_name_gone("SingleInstance", Duration::from_secs(20))
+}
+
 fn banner(code: &str) -> String {
     format!("{}[data-code='{code}']", tid("vault-banner"))
 }
@@ -107,8 +115,7 @@ async fn app_opens_by_itself_when_the_keyring_starts_or_unlocks() -> Result<()> 
         Ok(shown)
     }
     .await;
-    ui.client.close().await.ok();
-    drop(driver);
+    quit(&session, driver, ui).await?;
     let exported = first?;
 
     // 2. The store now exists and the keyring is locked: the connections are safe; unlocking is noticed.
@@ -129,8 +136,7 @@ async fn app_opens_by_itself_when_the_keyring_starts_or_unlocks() -> Result<()> 
         Ok(())
     }
     .await;
-    ui.client.close().await.ok();
-    drop(driver);
+    quit(&session, driver, ui).await?;
     second?;
 
     // 3. The keyring lost the key: the banner offers Import, and the exported key opens the vault again.
@@ -165,8 +171,7 @@ async fn app_opens_by_itself_when_the_keyring_starts_or_unlocks() -> Result<()> 
         Ok(())
     }
     .await;
-    ui.client.close().await.ok();
-    drop(driver);
+    quit(&session, driver, ui).await?;
     imported?;
 
     // 4. Headless with a key that is not this store's: the variable is named, and Retry is not offered.

@@ -434,6 +434,31 @@ impl HeadlessSession {
         Ok(())
     }
 
+    /// Waits (at most `limit`) until no name on the session bus contains `part` — e.g. until an app that quit has
+    /// let go of its single-instance name, so that the next launch is not forwarded to it as it dies.
+    pub fn wait_for_bus_name_gone(&self, part: &str, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let out = Command::new("dbus-send")
+                .envs(self.env())
+                .args([
+                    "--session",
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.ListNames",
+                ])
+                .output()?;
+            if out.status.success() && !String::from_utf8_lossy(&out.stdout).contains(part) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("a bus name containing {part:?} was still there after {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_for_bus_name(&self, name: &str, limit: Duration) -> Result<()> {
         let deadline = Instant::now() + limit;
         loop {

@@ -64,7 +64,19 @@ impl Fixture {
 
     /// Runs `f` on the raw database (the vault must be closed).
     pub(crate) fn raw<T>(&self, f: impl FnOnce(&sled::Db) -> T) -> T {
-        let db = sled::open(self.sled_dir()).unwrap();
+        // A vault just dropped lets go of sled's file lock when sled's own flusher thread ends, a moment later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match sled::open(self.sled_dir()) {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot open the raw store: {e}"),
+            }
+        };
         let out = f(&db);
         db.flush().unwrap();
         out
