@@ -41,13 +41,16 @@ pub(crate) fn expiry(expires_at: Option<u64>, now: u64) -> String {
 }
 
 /// `error`, and while the connection waits for its next attempt, "; retrying in 8 seconds" (or "retrying now"),
-/// counted from `now` to the planned time (`retry_at`).
-pub(crate) fn with_retry(meta: &tokenkeep_core::store::ConnectionMeta, error: &str, now: u64) -> String {
+/// counted from this moment (to the millisecond: `retry_at` is rounded up to a whole second) to the planned time.
+pub(crate) fn with_retry(meta: &tokenkeep_core::store::ConnectionMeta, error: &str) -> String {
     use tokenkeep_core::store::ConnectionStatus;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     match meta.retry_at.filter(|_| meta.status == ConnectionStatus::Retrying) {
-        Some(at) if at > now => format!(
+        Some(at) if at.saturating_mul(1000) > now_ms + 999 => format!(
             "{error}; retrying in {}",
-            tokenkeep_core::oauth::human_duration(std::time::Duration::from_secs(at - now))
+            tokenkeep_core::oauth::human_duration(std::time::Duration::from_millis(at * 1000 - now_ms))
         ),
         Some(_) => format!("{error}; retrying now"),
         None => error.to_owned(),

@@ -124,7 +124,7 @@ fn status_line(meta: &ConnectionMeta, now: u64) -> (&'static str, String) {
             "a refresh is under way (or was cut short: it is retried when the app or `tokenkeep refresh` next runs)"
                 .into(),
         ),
-        ConnectionStatus::Retrying => ("refreshing", render::with_retry(meta, &reason("a refresh failed"), now)),
+        ConnectionStatus::Retrying => ("refreshing", render::with_retry(meta, &reason("a refresh failed"))),
         ConnectionStatus::CheckNeeded => (
             "refreshing",
             "restored from a backup: the next refresh checks that its sign-in still holds".into(),

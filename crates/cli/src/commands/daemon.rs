@@ -72,7 +72,7 @@ fn report_event(event: &EngineEvent) {
         EngineEvent::Status(StatusChange { id, meta }) => {
             let detail = match (&meta.last_error, meta.expires_at) {
                 (Some(error), _) if meta.status != ConnectionStatus::Connected => {
-                    format!(" — {}", render::with_retry(meta, error, now))
+                    format!(" — {}", render::with_retry(meta, error))
                 }
                 (_, expires_at) => format!(" — {}", render::expiry(expires_at, now)),
             };

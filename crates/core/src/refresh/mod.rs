@@ -631,8 +631,8 @@ impl Refresher {
                 );
                 // When, not "in how long": a window counts down to it, and the text never goes stale.
                 let message = format!("refresh failed ({reason})");
-                // To the nearest second: the window and the CLI count down in whole seconds.
-                let retry_at = (self.now_ms() + retry_in.as_millis() as u64 + 500) / 1000;
+                // Rounded up to a whole second, so a countdown never shows a time before the planned attempt.
+                let retry_at = (self.now_ms() + retry_in.as_millis() as u64).div_ceil(1000);
                 let meta = self.store_write(|vault| {
                     vault.update_meta(id, |m| {
                         m.status = ConnectionStatus::Retrying;
