@@ -14,6 +14,16 @@ pub(crate) enum AppBrowser {
     Desktop(AppHandle),
 }
 
+impl AppBrowser {
+    /// `TOKENKEEP_BROWSER` (`command`) when it is set, otherwise the desktop's handler.
+    pub(crate) fn for_app(app: &AppHandle, command: Option<&CommandBrowser>) -> Self {
+        match command {
+            Some(command) => Self::Command(command.clone()),
+            None => Self::Desktop(app.clone()),
+        }
+    }
+}
+
 impl std::fmt::Debug for AppBrowser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

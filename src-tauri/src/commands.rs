@@ -51,10 +51,7 @@ pub(crate) async fn open_setup_page(app: AppHandle, state: State<'_, AppState>, 
         .get(&id)
         .and_then(|p| p.setup().map(|s| s.console_url.clone()))
         .ok_or_else(|| CommandError::new(ErrorCode::NotFound, format!("{id} names no developer console")))?;
-    let browser = match &state.browser {
-        Some(command) => AppBrowser::Command(command.clone()),
-        None => AppBrowser::Desktop(app.clone()),
-    };
+    let browser = AppBrowser::for_app(&app, state.browser.as_ref());
     browser
         .open(&url)
         .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))
@@ -222,10 +219,7 @@ pub(crate) async fn add_custom_provider(
 pub(crate) async fn connect(app: AppHandle, state: State<'_, AppState>, provider: String) -> Result<Connected> {
     let provider = ProviderId::parse(&provider)?;
     let ready = state.ready().await?;
-    let browser = match &state.browser {
-        Some(command) => AppBrowser::Command(command.clone()),
-        None => AppBrowser::Desktop(app.clone()),
-    };
+    let browser = AppBrowser::for_app(&app, state.browser.as_ref());
     let flow = {
         let (ops, app) = (ready.ops().clone(), app.clone());
         async move {

@@ -230,7 +230,7 @@ impl ConnectionView {
             expires_at: meta.expires_at,
             last_refresh_at: meta.last_refresh_at,
             last_error: meta.last_error.clone(),
-            retry_at: meta.retry_at.filter(|_| meta.status == ConnectionStatus::Retrying),
+            retry_at: meta.planned_retry(),
             scopes: meta.scopes.clone(),
         }
     }

@@ -290,9 +290,9 @@ fn env_key_problem(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::WrongKey | ErrorCode::Invalid | ErrorCode::KeyMissing)
 }
 
-/// A closed vault that a keyring appearing or being unlocked may open.
-fn waits_for_keyring(code: ErrorCode) -> bool {
-    matches!(code, ErrorCode::KeyringUnavailable | ErrorCode::KeyringLocked)
+/// A vault closed for want of the keyring: the keyring appearing or being unlocked may open it.
+fn waits_for_keyring(slot: &Slot) -> bool {
+    matches!(slot, Slot::Closed(e) if matches!(e.code, ErrorCode::KeyringUnavailable | ErrorCode::KeyringLocked))
 }
 
 /// Opens the vault into its slot, and while it stays closed for want of the keyring, watches the keyring.
@@ -327,9 +327,13 @@ impl Opener {
         };
     }
 
+    /// The vault is closed for want of the keyring.
+    async fn waiting(&self) -> bool {
+        waits_for_keyring(&*self.vault.read().await)
+    }
+
     async fn watch_if_waiting(&self) {
-        let waiting = matches!(&*self.vault.read().await, Slot::Closed(e) if waits_for_keyring(e.code));
-        if waiting && !self.headless && !self.watching.swap(true, Ordering::AcqRel) {
+        if self.waiting().await && !self.headless && !self.watching.swap(true, Ordering::AcqRel) {
             let watcher = self.clone();
             tauri::async_runtime::spawn(async move { watcher.watch_keyring().await });
         }
@@ -344,12 +348,10 @@ impl Opener {
         let mut last = probe().await;
         loop {
             tokio::time::sleep(KEYRING_WATCH_EVERY).await;
-            let still_waiting = matches!(&*self.vault.read().await, Slot::Closed(e) if waits_for_keyring(e.code));
-            if !still_waiting {
+            if !self.waiting().await {
                 self.watching.store(false, Ordering::Release);
                 // A retry may have closed it for the keyring again in between, without starting a watcher.
-                let again = matches!(&*self.vault.read().await, Slot::Closed(e) if waits_for_keyring(e.code));
-                if again && !self.watching.swap(true, Ordering::AcqRel) {
+                if self.waiting().await && !self.watching.swap(true, Ordering::AcqRel) {
                     continue;
                 }
                 break;
@@ -361,7 +363,7 @@ impl Opener {
                 continue;
             }
             let slot = self.vault.clone().write_owned().await;
-            if !matches!(&*slot, Slot::Closed(e) if waits_for_keyring(e.code)) {
+            if !waits_for_keyring(&slot) {
                 continue;
             }
             tracing::info!(target: LOG, keyring = ?now, "the keyring changed; opening the vault again");

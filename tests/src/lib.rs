@@ -434,53 +434,50 @@ impl HeadlessSession {
         Ok(())
     }
 
+    /// Asks the session bus `method` (`NameHasOwner string:…`, `ListNames`) and returns the printed reply.
+    fn ask_bus(&self, method: &str, arg: Option<&str>) -> Result<String> {
+        let out = Command::new("dbus-send")
+            .envs(self.env())
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                &format!("org.freedesktop.DBus.{method}"),
+            ])
+            .args(arg)
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits (at most `limit`) until `done` holds, checking every 100 ms; `what` names it in the error.
+    fn poll_bus(&self, limit: Duration, what: &str, done: impl Fn(&Self) -> Result<bool>) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        while !done(self)? {
+            if Instant::now() > deadline {
+                bail!("{what} within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
     /// Waits (at most `limit`) until no name on the session bus contains `part` — e.g. until an app that quit has
     /// let go of its single-instance name, so that the next launch is not forwarded to it as it dies.
     pub fn wait_for_bus_name_gone(&self, part: &str, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let out = Command::new("dbus-send")
-                .envs(self.env())
-                .args([
-                    "--session",
-                    "--print-reply",
-                    "--dest=org.freedesktop.DBus",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.ListNames",
-                ])
-                .output()?;
-            if out.status.success() && !String::from_utf8_lossy(&out.stdout).contains(part) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("a bus name containing {part:?} was still there after {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let what = format!("a bus name containing {part:?} did not go");
+        self.poll_bus(limit, &what, |s| {
+            let names = s.ask_bus("ListNames", None)?;
+            Ok(names.contains("array") && !names.contains(part))
+        })
     }
 
     fn wait_for_bus_name(&self, name: &str, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let out = Command::new("dbus-send")
-                .envs(self.env())
-                .args([
-                    "--session",
-                    "--print-reply",
-                    "--dest=org.freedesktop.DBus",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.NameHasOwner",
-                    &format!("string:{name}"),
-                ])
-                .output()?;
-            if String::from_utf8_lossy(&out.stdout).contains("boolean true") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("{name} did not appear on the session bus within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let what = format!("{name} did not appear on the session bus");
+        let arg = format!("string:{name}");
+        self.poll_bus(limit, &what, |s| {
+            Ok(s.ask_bus("NameHasOwner", Some(&arg))?.contains("boolean true"))
+        })
     }
 }
 

@@ -151,13 +151,8 @@ async function restoreBackup(): Promise<void> {
     state.banner = { retrying: false, retryError: `Restore failed: ${errorLine(err)}` };
   }
   renderVault();
-  if (state.vault?.ready) {
-    state.listState = 'loading';
-    renderView();
-    await loadVaultContents();
-  } else {
-    renderView();
-  }
+  // The restore announced what it brought back.
+  await showOpened(state.vault?.ready === true, null);
 }
 
 async function retryVault(): Promise<void> {
@@ -170,15 +165,22 @@ async function retryVault(): Promise<void> {
     state.banner = { retrying: false, retryError: `Retry failed: ${errorLine(err)}` };
   }
   renderVault();
-  if (state.vault?.ready) {
-    announce('The vault is open.');
-    state.listState = 'loading';
-    renderView();
-    await loadVaultContents();
-  } else {
-    renderView();
+  if (!(await showOpened(state.vault?.ready === true, 'The vault is open.'))) {
     byTestId<HTMLElement>(document, TID.vaultRetry)?.focus();
   }
+}
+
+/** After the vault's state changed: loads the accounts if it just opened (and says so), else shows why not. */
+async function showOpened(opened: boolean, said: string | null): Promise<boolean> {
+  if (!opened) {
+    renderView();
+    return false;
+  }
+  if (said !== null) announce(said);
+  state.listState = 'loading';
+  renderView();
+  await loadVaultContents();
+  return true;
 }
 
 // ---- Events --------------------------------------------------------------------------------------
@@ -188,14 +190,7 @@ async function vaultChanged(v: VaultStatus): Promise<void> {
   const wasReady = state.vault?.ready === true;
   state.vault = v;
   renderVault();
-  if (v.ready && !wasReady) {
-    announce('The keyring is available: the vault is open.');
-    state.listState = 'loading';
-    renderView();
-    await loadVaultContents();
-  } else {
-    renderView();
-  }
+  await showOpened(v.ready && !wasReady, 'The keyring is available: the vault is open.');
 }
 
 function dispatch(action: ConnectionsAction, announceChanges = true): void {

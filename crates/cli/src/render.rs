@@ -43,11 +43,10 @@ pub(crate) fn expiry(expires_at: Option<u64>, now: u64) -> String {
 /// `error`, and while the connection waits for its next attempt, "; retrying in 8 seconds" (or "retrying now"),
 /// counted from this moment (to the millisecond: `retry_at` is rounded up to a whole second) to the planned time.
 pub(crate) fn with_retry(meta: &tokenkeep_core::store::ConnectionMeta, error: &str) -> String {
-    use tokenkeep_core::store::ConnectionStatus;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    match meta.retry_at.filter(|_| meta.status == ConnectionStatus::Retrying) {
+    match meta.planned_retry() {
         Some(at) if at.saturating_mul(1000) > now_ms + 999 => format!(
             "{error}; retrying in {}",
             tokenkeep_core::oauth::human_duration(std::time::Duration::from_millis(at * 1000 - now_ms))

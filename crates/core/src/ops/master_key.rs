@@ -11,7 +11,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::clock::SystemClock;
-use crate::keys::{self, KeySource, KeyStore as _, OsKeyring};
+use crate::keys::{self, KeySource};
 use crate::profile::ProfilePaths;
 use crate::secret::{KeyId, MasterKey};
 use crate::store::{PROGRAM_CLI, StoreError, Vault, store_key_id};
@@ -117,13 +117,12 @@ pub fn import_key(paths: &ProfilePaths, text: &str) -> Result<ImportedKey, OpErr
             paths.profile()
         )));
     }
-    if std::env::var_os(keys::ENV_MASTER_KEY).is_some() {
+    let KeySource::Keyring(keyring) = KeySource::resolve(paths.profile())? else {
         return Err(OpError::Invalid(format!(
             "{} is set, so this Tokenkeep does not use the keyring: unset it to import the key into the keyring",
             keys::ENV_MASTER_KEY
         )));
-    }
-    let keyring = OsKeyring::new(paths.profile().clone());
+    };
     let already_there = match keyring.load(key_id) {
         Ok(Some(_)) => true,
         // A damaged entry, or another key under this key's name: replaced by the right one.
@@ -131,7 +130,7 @@ pub fn import_key(paths: &ProfilePaths, text: &str) -> Result<ImportedKey, OpErr
         Err(e) => return Err(StoreError::Key(e).into()),
     };
     if !already_there {
-        keys::store_verified(&keyring, &key).map_err(StoreError::Key)?;
+        keys::store_verified(&*keyring, &key).map_err(StoreError::Key)?;
     }
     tracing::info!(key_id = %key_id, already_there, "a master key was imported into the keyring");
     Ok(ImportedKey { key_id, already_there })

@@ -713,7 +713,6 @@ impl Refresher {
         }
         meta.last_refresh_at = Some(self.clock.unix_secs());
         meta.last_error = None;
-        meta.retry_at = None;
         let written = if self.memory().gone.contains(&id) {
             Err(StoreError::NotFound(id))
         } else {
@@ -813,7 +812,6 @@ impl Refresher {
             vault.update_meta(id, |m| {
                 m.status = status;
                 m.last_error = Some(reason.clone());
-                m.retry_at = None;
             })
         });
         match updated {

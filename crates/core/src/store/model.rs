@@ -210,12 +210,18 @@ impl ConnectionMeta {
         }
     }
 
+    /// When the engine tries again: only while `Retrying` (a time left from an earlier failure means nothing).
+    pub fn planned_retry(&self) -> Option<u64> {
+        self.retry_at.filter(|_| self.status == ConnectionStatus::Retrying)
+    }
+
     /// Makes every text that came from a provider safe to store and show ([`crate::text::clean`]): the account,
     /// the subject, the scopes and the last error. The vault applies it to everything it writes and reads, so no
     /// escape sequence or bidirectional override reaches a terminal, the window or a notification — whatever the
-    /// provider sent, and whatever an older version stored.
+    /// provider sent, and whatever an older version stored. A retry time is kept only while retrying.
     pub fn sanitize(&mut self) {
         use crate::text::{MAX_ERROR_CHARS, MAX_NAME_CHARS, clean, is_clean};
+        self.retry_at = self.planned_retry();
         if !is_clean(&self.account) || self.account.chars().count() > MAX_NAME_CHARS {
             let account = clean(&self.account, MAX_NAME_CHARS);
             self.account = if account.is_empty() {
@@ -350,8 +356,7 @@ impl From<&ConnectionMeta> for MetaPayload {
             last_error: m.last_error.clone(),
             session_ends_at: m.session_ends_at,
             tokens: None,
-            // Only a retrying connection has a next attempt.
-            retry_at: m.retry_at.filter(|_| m.status == ConnectionStatus::Retrying),
+            retry_at: m.retry_at,
         }
     }
 }
