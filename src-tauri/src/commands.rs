@@ -11,6 +11,7 @@ use tokenkeep_core::connect::ConnectObserver;
 use tokenkeep_core::http::BoxFuture;
 use tokenkeep_core::ops::{self, AddProvider, ConnectOptions, LocalOps, Operations as _};
 use tokenkeep_core::provider::ProviderId;
+use tokenkeep_core::refresh::IfRevocationFails;
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::store::ConnectionId;
 use url::Url;
@@ -326,12 +327,38 @@ pub(crate) async fn refresh_now(state: State<'_, AppState>, id: String) -> Resul
     ))
 }
 
-/// Revokes a connection's tokens at the provider and deletes it.
+/// Revokes a connection's tokens at the provider and deletes it. When the provider cannot be reached,
+/// `ifRevocationFails` (`keep_trying`, the default, or `delete_now`) decides; on an account whose revocation is
+/// pending, `keep_trying` tries again now and `delete_now` deletes it without another attempt.
 #[tauri::command]
-pub(crate) async fn disconnect(state: State<'_, AppState>, id: String) -> Result<Disconnected> {
+pub(crate) async fn disconnect(
+    state: State<'_, AppState>,
+    id: String,
+    if_revocation_fails: Option<String>,
+) -> Result<Disconnected> {
     let connection = connection_id(&id)?.to_hex();
+    let if_revocation_fails = match if_revocation_fails.as_deref() {
+        None | Some("keep_trying") => IfRevocationFails::KeepTrying,
+        Some("delete_now") => IfRevocationFails::DeleteNow,
+        Some(other) => {
+            return Err(CommandError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "{:?} is not a choice: use keep_trying or delete_now",
+                    tokenkeep_core::text::clean(other, 40)
+                ),
+            ));
+        }
+    };
     let ready = state.ready().await?;
-    Ok(ready.ops().run(ops::Disconnect { connection }).await?.into())
+    Ok(ready
+        .ops()
+        .run(ops::Disconnect {
+            connection,
+            if_revocation_fails,
+        })
+        .await?
+        .into())
 }
 
 /// Everything about a connection but its token bytes (offline).

@@ -12,7 +12,7 @@ use tokenkeep_core::provider::catalog::{Catalog, Origin, Readiness, ResolvedProv
 use tokenkeep_core::provider::{ProviderId, RedirectMode};
 use tokenkeep_core::refresh::{DisconnectReport, Revocation};
 use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::store::{ConnectionId, ConnectionMeta, ConnectionStatus, TokenKind};
+use tokenkeep_core::store::{ConnectionId, ConnectionMeta, ConnectionStatus, PendingRevocation, TokenKind};
 
 use crate::error::CommandError;
 
@@ -210,6 +210,42 @@ pub(crate) struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) retry_at: Option<u64>,
     pub(crate) scopes: Vec<String>,
+    /// While `revocation_pending`: how the revocation is going.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    // Boxed: rare, and it would make every listed connection larger.
+    pub(crate) revocation: Option<Box<RevocationView>>,
+}
+
+/// A revocation the engine keeps trying after a disconnect (Unix seconds).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RevocationView {
+    pub(crate) since: u64,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_at: u64,
+    pub(crate) give_up_at: u64,
+    /// Where to revoke by hand, if the platform has such a page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) manage_url: Option<String>,
+}
+
+impl RevocationView {
+    fn new(pending: PendingRevocation, manage_url: Option<String>) -> Self {
+        Self {
+            since: pending.since,
+            attempts: pending.attempts,
+            next_attempt_at: pending.next_attempt_at,
+            give_up_at: pending.give_up_at,
+            manage_url,
+        }
+    }
+}
+
+fn manage_url(catalog: &Catalog, provider: &ProviderId) -> Option<String> {
+    catalog
+        .get(provider)
+        .and_then(|p| p.spec().manage_access_url.as_ref())
+        .map(|u| u.to_string())
 }
 
 /// The name people know a provider by; the id when the provider is no longer configured.
@@ -232,6 +268,9 @@ impl ConnectionView {
             last_error: meta.last_error.clone(),
             retry_at: meta.planned_retry(),
             scopes: meta.scopes.clone(),
+            revocation: meta
+                .revocation
+                .map(|r| Box::new(RevocationView::new(r, manage_url(catalog, &meta.provider)))),
         }
     }
 }
@@ -286,12 +325,16 @@ pub(crate) struct Disconnected {
     pub(crate) detail: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) manage_url: Option<String>,
+    /// Set when the revocation failed and the engine keeps trying: the account stays, `revocation_pending`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pending: Option<RevocationView>,
 }
 
 impl From<DisconnectReport> for Disconnected {
     fn from(report: DisconnectReport) -> Self {
         let url = |u: Option<url::Url>| u.map(String::from);
         let (revocation, detail, manage_url) = match report.revocation {
+            Revocation::NotTried { manage_url } => ("not_tried", None, url(manage_url)),
             Revocation::Revoked => ("revoked", None, None),
             Revocation::NotSupported { manage_url } => ("not_supported", None, url(manage_url)),
             Revocation::Failed { reason, manage_url } => ("failed", Some(reason), url(manage_url)),
@@ -302,6 +345,7 @@ impl From<DisconnectReport> for Disconnected {
         Self {
             account: report.account,
             provider: report.provider.to_string(),
+            pending: report.pending.map(|p| RevocationView::new(p, manage_url.clone())),
             revocation,
             detail,
             manage_url,
@@ -603,6 +647,7 @@ mod tests {
             provider: ProviderId::parse("demo").unwrap(),
             account: "alice".into(),
             revocation,
+            pending: None,
         };
         let manage = url::Url::parse("https://example.test/permissions").unwrap();
         let failed = Disconnected::from(report(Revocation::Failed {
@@ -622,6 +667,29 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({ "account": "alice", "provider": "demo", "revocation": "not_supported" })
+        );
+        let kept = Disconnected::from(DisconnectReport {
+            pending: Some(PendingRevocation {
+                since: 100,
+                attempts: 1,
+                next_attempt_at: 160,
+                give_up_at: 604_900,
+            }),
+            ..report(Revocation::Failed {
+                reason: "offline".into(),
+                manage_url: Some(manage.clone()),
+            })
+        });
+        assert_eq!(
+            serde_json::to_value(kept).unwrap()["pending"],
+            serde_json::json!({
+                "since": 100, "attempts": 1, "nextAttemptAt": 160, "giveUpAt": 604_900,
+                "manageUrl": manage.as_str()
+            })
+        );
+        assert_eq!(
+            Disconnected::from(report(Revocation::NotTried { manage_url: None })).revocation,
+            "not_tried"
         );
     }
 }

@@ -165,7 +165,7 @@ fn op_code(error: &OpError) -> ErrorCode {
 
 fn refresh_code(error: &RefreshError) -> ErrorCode {
     match error {
-        RefreshError::NotFound(_) => ErrorCode::NotFound,
+        RefreshError::NotFound(_) | RefreshError::Disconnected { .. } => ErrorCode::NotFound,
         RefreshError::NeedsReconnect { .. } => ErrorCode::NeedsReconnect,
         // Transient: network, timeout, 5xx, 429. The engine retries by itself.
         RefreshError::Retrying { .. } => ErrorCode::ProviderUnreachable,

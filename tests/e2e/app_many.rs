@@ -12,7 +12,7 @@ use anyhow::{Result, ensure};
 use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::store::{ConnectionMeta, ConnectionStatus, TokenSet};
-use tokenkeep_e2e::cli::{PROFILE, Tokenkeep};
+use tokenkeep_e2e::cli::Tokenkeep;
 use tokenkeep_e2e::seed::now_secs;
 use tokenkeep_e2e::window::{Ui, tid};
 use tokenkeep_e2e::{HeadlessSession, TauriDriver, built_binary, scratch_dir, screenshot_dir};
@@ -132,18 +132,7 @@ async fn app_shows_twenty_accounts_problems_first_with_one_summary() -> Result<(
     // Headless, so the test can write the accounts into the vault itself before the app holds it.
     let tk = Tokenkeep::headless("app-many-store")?;
     seed(&tk)?;
-    let home = tk
-        .profile_dir()
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let key = tk.master_key().map(str::to_owned).unwrap_or_default();
-    let env = [
-        ("TOKENKEEP_HOME", home.into()),
-        ("TOKENKEEP_PROFILE", PROFILE.into()),
-        (tokenkeep_core::keys::ENV_MASTER_KEY, key.into()),
-    ];
-    let driver = TauriDriver::start(&session, &env)?;
+    let driver = TauriDriver::start(&session, &tk.app_env())?;
     let ui = Ui {
         client: driver.connect(&built_binary("tokenkeep-app")?).await?,
     };

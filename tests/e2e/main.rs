@@ -5,6 +5,7 @@ mod app_flow;
 mod app_keyring;
 mod app_many;
 mod app_restore;
+mod app_revocation;
 mod app_window;
 mod cli_connect;
 mod cli_offline;

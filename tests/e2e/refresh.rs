@@ -19,7 +19,9 @@ use tokenkeep_core::clock::SystemClock;
 use tokenkeep_core::http::ReqwestHttp;
 use tokenkeep_core::ops::LocalOps;
 use tokenkeep_core::profile::{Profile, ProfilePaths};
-use tokenkeep_core::refresh::{EngineEvent, RefreshError, RefreshOutcome, RefreshPolicy, Revocation};
+use tokenkeep_core::refresh::{
+    EngineEvent, IfRevocationFails, RefreshError, RefreshOutcome, RefreshPolicy, Revocation,
+};
 use tokenkeep_core::store::{ConnectionId, ConnectionStatus, StoreError, Vault};
 use tokenkeep_e2e::cli::{PROFILE, Tokenkeep};
 use tokenkeep_e2e::peer::{ClientAuth, OidcPeer, Outage, PUBLIC_CLIENT_ID, PeerConfig};
@@ -574,7 +576,7 @@ fn refresh_disconnect_racing_a_refresh_leaves_nothing_alive() -> Result<()> {
             let r = refresher.clone();
             let disconnect = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(disconnect_delay)).await;
-                r.engine().disconnect(id).await
+                r.engine().disconnect(id, IfRevocationFails::DeleteNow).await
             });
             (refresh.await, disconnect.await)
         });

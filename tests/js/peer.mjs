@@ -57,6 +57,9 @@
 //                               working, so a test can still look. Requests hit by an outage are NOT counted in
 //                               `stats` (they never reached oidc-provider); the outage counts them itself.
 //                               Answers {"mode", "remainingMs", "affected"}.
+//                               `"endpoints": ["token", "revocation"]` (default ["token"]) also fails the
+//                               revocation endpoint (/token/revocation) the same way, as a provider that is down
+//                               altogether.
 //   GET  /__admin/outage        the same answer, for the outage in force (mode "off" when none): `affected` is how
 //                               many token requests the current or last outage failed.
 //   POST /__admin/mint          {"account": "u1", "count"?: 1 (at most 5000), "clientId"?: "tokenkeep-public",
@@ -171,7 +174,8 @@ const grantsByAccount = new Map();
 const tokensByAccount = new Map();
 
 // The outage in force (/__admin/outage): until when (ms since the epoch), how, and how many requests it failed.
-const outage = { mode: 'off', until: 0, retryAfter: undefined, affected: 0 };
+const outage = { mode: 'off', until: 0, retryAfter: undefined, affected: 0, paths: new Set(['/token']) };
+const OUTAGE_PATHS = { token: '/token', revocation: '/token/revocation' };
 
 function capitalized(login) {
   return login.charAt(0).toUpperCase() + login.slice(1);
@@ -405,8 +409,11 @@ async function admin(req, res, path) {
 const OUTAGE_MODES = new Set(['drop', '503', '429', 'off']);
 
 function setOutage(body) {
-  const { mode, seconds = 0, retryAfter } = body;
+  const { mode, seconds = 0, retryAfter, endpoints = ['token'] } = body;
   if (!OUTAGE_MODES.has(mode)) throw new Error('mode must be "drop", "503", "429" or "off"');
+  if (!Array.isArray(endpoints) || endpoints.some((e) => !(e in OUTAGE_PATHS))) {
+    throw new Error('endpoints must list "token" and/or "revocation"');
+  }
   if (!(Number.isInteger(seconds) && seconds >= 0)) throw new Error('seconds must be a non-negative integer');
   if (retryAfter !== undefined && !(Number.isInteger(retryAfter) && retryAfter >= 0)) {
     throw new Error('retryAfter must be a non-negative integer');
@@ -417,6 +424,7 @@ function setOutage(body) {
     until: off ? 0 : Date.now() + seconds * 1000,
     retryAfter,
     affected: off ? outage.affected : 0,
+    paths: new Set(endpoints.map((e) => OUTAGE_PATHS[e])),
   });
   log(`admin: outage ${off ? 'off' : `${mode} for ${seconds} s`}`);
 }
@@ -434,12 +442,12 @@ function outageState() {
   };
 }
 
-/** Fails a token-endpoint request per the outage in force; returns true when it did. */
-function failForOutage(req, res) {
-  if (!outageActive()) return false;
+/** Fails a request to an endpoint of the outage in force; returns true when it did. */
+function failForOutage(req, res, path) {
+  if (!outageActive() || !outage.paths.has(path)) return false;
   outage.affected += 1;
   if (outage.mode === 'drop') {
-    log(`outage: dropping ${req.method} /token`);
+    log(`outage: dropping ${req.method} ${path}`);
     req.socket.destroy();
     return true;
   }
@@ -512,7 +520,7 @@ server.on('request', (req, res) => {
     return;
   }
   // Before the counters: a request failed by an outage never reached oidc-provider.
-  if (req.method === 'POST' && path === '/token' && failForOutage(req, res)) return;
+  if (req.method === 'POST' && failForOutage(req, res, path)) return;
   const counter = COUNTED.get(path);
   if (counter) stats[counter] += 1;
   if (req.method === 'POST' && CLIENT_AUTH_PATHS.has(path)) {

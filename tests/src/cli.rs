@@ -156,6 +156,19 @@ impl Tokenkeep {
         )?)
     }
 
+    /// The environment that makes the app open this installation's store (its home, the test profile and, when
+    /// headless, its key): for [`crate::TauriDriver::start`].
+    pub fn app_env(&self) -> Vec<(&'static str, OsString)> {
+        let mut env = vec![
+            ("TOKENKEEP_HOME", self.home.clone().into_os_string()),
+            ("TOKENKEEP_PROFILE", PROFILE.into()),
+        ];
+        if let KeyMode::Headless(key) = &self.key {
+            env.push((tokenkeep_core::keys::ENV_MASTER_KEY, key.into()));
+        }
+        env
+    }
+
     /// The headless master key (base64), for tests that decode what Tokenkeep stored on their own.
     pub fn master_key(&self) -> Option<&str> {
         match &self.key {

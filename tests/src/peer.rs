@@ -566,7 +566,13 @@ impl OidcPeer {
     /// peer keeps all its state (grants, tokens); `Outage::Off` ends an outage at once. Other endpoints keep
     /// working. Returns the outage now in force.
     pub fn outage(&self, mode: Outage, seconds: u64) -> Result<OutageState> {
-        let mut body = json!({ "mode": mode.name(), "seconds": seconds });
+        self.outage_of(mode, seconds, &["token"])
+    }
+
+    /// TEST-ONLY admin: as [`Self::outage`], for the endpoints named (`token`, `revocation`): a provider down
+    /// altogether fails both.
+    pub fn outage_of(&self, mode: Outage, seconds: u64, endpoints: &[&str]) -> Result<OutageState> {
+        let mut body = json!({ "mode": mode.name(), "seconds": seconds, "endpoints": endpoints });
         if let Outage::Unavailable { retry_after: Some(s) } | Outage::TooManyRequests { retry_after: Some(s) } = mode {
             body["retryAfter"] = s.into();
         }

@@ -144,7 +144,8 @@ describe('every command in docs/IPC.md', () => {
     ['paste_sign_in_address', () => api.pasteSignInAddress('https://x/?code=c&state=s'), { address: 'https://x/?code=c&state=s' }],
     ['list_connections', () => api.listConnections(), undefined],
     ['refresh_now', () => api.refreshNow(id), { id }],
-    ['disconnect', () => api.disconnect(id), { id }],
+    ['disconnect', () => api.disconnect(id), { id, ifRevocationFails: 'keep_trying' }],
+    ['disconnect', () => api.disconnect(id, 'delete_now'), { id, ifRevocationFails: 'delete_now' }],
     ['inspect', () => api.inspect(id), { id }],
     ['reveal', () => api.reveal(id, 'refresh_token'), { id, kind: 'refresh_token' }],
   ];

@@ -137,7 +137,18 @@ export type Status =
   | 'needs_reconnect'
   | 'interrupted'
   | 'error'
-  | 'check_needed';
+  | 'check_needed'
+  | 'revocation_pending';
+
+/** A revocation Tokenkeep keeps trying after a disconnect that could not reach the platform (Unix seconds). */
+export interface PendingRevocation {
+  since: number;
+  attempts: number;
+  nextAttemptAt: number;
+  giveUpAt: number;
+  /** Where to revoke by hand, if the platform has such a page. */
+  manageUrl?: string | null;
+}
 
 export interface Connection {
   id: string;
@@ -151,6 +162,8 @@ export interface Connection {
   /** While `retrying`: when Tokenkeep tries again (Unix seconds). */
   retryAt?: number | null;
   scopes: string[];
+  /** While `revocation_pending`: how the revocation is going. */
+  revocation?: PendingRevocation | null;
   /** Set instead of the rest when the record cannot be read. */
   damaged?: string | null;
 }
@@ -161,7 +174,10 @@ export interface Connected {
   replaced: boolean;
 }
 
-export type Revocation = 'revoked' | 'not_supported' | 'failed' | 'skipped';
+export type Revocation = 'revoked' | 'not_supported' | 'failed' | 'skipped' | 'not_tried';
+
+/** What `disconnect` does when the platform cannot be reached to revoke. */
+export type IfRevocationFails = 'keep_trying' | 'delete_now';
 
 export interface Disconnected {
   account: string;
@@ -169,6 +185,8 @@ export interface Disconnected {
   revocation: Revocation;
   detail?: string | null;
   manageUrl?: string | null;
+  /** Set when revoking failed and Tokenkeep keeps trying: the account stays, `revocation_pending`. */
+  pending?: PendingRevocation | null;
 }
 
 export type TokenKind = 'access_token' | 'refresh_token' | 'id_token';
@@ -379,8 +397,8 @@ export const listConnections = (): Promise<Connection[]> =>
   call<Connection[]>('list_connections');
 export const refreshNow = (id: string): Promise<Connection> =>
   call<Connection>('refresh_now', { id });
-export const disconnect = (id: string): Promise<Disconnected> =>
-  call<Disconnected>('disconnect', { id });
+export const disconnect = (id: string, ifRevocationFails: IfRevocationFails = 'keep_trying'): Promise<Disconnected> =>
+  call<Disconnected>('disconnect', { id, ifRevocationFails });
 export const inspect = (id: string): Promise<Inspection> => call<Inspection>('inspect', { id });
 /** The only command that returns token bytes: call it only when the user presses "Reveal". */
 export const reveal = (id: string, kind: TokenKind): Promise<Revealed> =>
@@ -434,7 +452,7 @@ export interface Backend {
   pasteSignInAddress(address: string): Promise<null>;
   listConnections(): Promise<Connection[]>;
   refreshNow(id: string): Promise<Connection>;
-  disconnect(id: string): Promise<Disconnected>;
+  disconnect(id: string, ifRevocationFails?: IfRevocationFails): Promise<Disconnected>;
   inspect(id: string): Promise<Inspection>;
   reveal(id: string, kind: TokenKind): Promise<Revealed>;
   on<K extends EventName>(event: K, handler: (payload: AppEvents[K]) => void): Promise<Unlisten>;

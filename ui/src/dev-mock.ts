@@ -7,7 +7,7 @@
 //                         (vault problems: Retry succeeds the second time; add &retry=fail to keep failing)
 //   &dialog=…             inspect | reveal | disconnect | disconnected | connect | setup | custom |
 //                         custom_errors | waiting | outcome | refresh_error | retry (press Retry twice)
-//   &revocation=…         with dialog=disconnected: revoked | not_supported | failed | skipped
+//   &revocation=…         with dialog=disconnected: revoked | not_supported | failed | skipped | pending
 //   &outcome=…            with dialog=outcome (or any connect): ok | declined | timeout | cancelled | error | busy
 //   &of=<provider>        which card the dialog opens for (default: the first)
 //   &url=open             with dialog=waiting: expand "Browser didn’t open?"
@@ -304,9 +304,26 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       await sleep(1200);
       return put({ ...c, status: 'connected', expiresAt: now() + 3600, lastRefreshAt: now(), lastError: null });
     },
-    disconnect: async (id) => {
+    disconnect: async (id, ifRevocationFails = 'keep_trying') => {
       const c = find(id);
       await sleep(600);
+      const manageUrl = 'https://example.com/settings/apps';
+      if (c.status === 'revocation_pending') {
+        if (ifRevocationFails === 'keep_trying') {
+          const revocation = { ...c.revocation!, attempts: c.revocation!.attempts + 1, nextAttemptAt: now() + 120 };
+          put({ ...c, revocation });
+          return { account: c.account, provider: c.provider, revocation: 'failed', detail: 'could not reach the platform', manageUrl, pending: revocation };
+        }
+        connections = connections.filter((x) => x.id !== id);
+        emit('connection-removed', { id });
+        return { account: c.account, provider: c.provider, revocation: 'not_tried', manageUrl };
+      }
+      if (params.get('revocation') === 'pending' && ifRevocationFails === 'keep_trying') {
+        const t = now();
+        const revocation = { since: t, attempts: 1, nextAttemptAt: t + 60, giveUpAt: t + 7 * 86400, manageUrl };
+        put({ ...c, status: 'revocation_pending', expiresAt: null, scopes: [], lastError: 'could not reach the platform', revocation });
+        return { account: c.account, provider: c.provider, revocation: 'failed', detail: 'could not reach the platform', manageUrl, pending: revocation };
+      }
       const defaults: Record<string, Revocation> = { youtube: 'revoked', x: 'not_supported', tiktok: 'failed', twitch: 'revoked' };
       const revocation = (params.get('revocation') as Revocation | null) ?? defaults[c.provider] ?? 'revoked';
       const manage: Record<string, string> = {

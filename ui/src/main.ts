@@ -25,6 +25,7 @@ import {
 } from './api';
 import { accountCountText, connectionsReducer, displayNames, matchesFilter, type ConnectionsAction } from './model/connections';
 import { canRestore, errorLine } from './model/errors';
+import { isPendingRevocation, nextRevocationChange } from './model/revocations';
 import { cardMessage, derivePill, needsReconnect, nextCardChange } from './model/status';
 import { expiryText, nowSeconds } from './model/time';
 import { TID } from './testids';
@@ -35,6 +36,7 @@ import { openDisconnectDialog } from './views/disconnect-dialog';
 import { button, byId, byTestId, el, setAttr, setHidden, setText } from './views/dom';
 import { openInspectDialog } from './views/inspect-dialog';
 import { openExportKeyDialog, openImportKeyDialog, renderKeyNotice } from './views/key-dialogs';
+import { renderRevocations } from './views/revocations';
 import { renderVaultBanner, renderVaultIndicator, type BannerState } from './views/vault';
 
 // ---- State ---------------------------------------------------------------------------------------
@@ -57,6 +59,9 @@ interface State {
   filter: string;
   /** Confirmations shown on a card for a few seconds ("Refreshed — …"), with their timers. */
   cardNotes: Map<string, { text: string; timer: number }>;
+  /** Pending revocations the person asked to try now, and what went wrong with such a try. */
+  revoking: Set<string>;
+  revocationErrors: Map<string, string>;
 }
 
 const state: State = {
@@ -73,6 +78,8 @@ const state: State = {
   cardErrors: new Map(),
   cardNotes: new Map(),
   filter: '',
+  revoking: new Set(),
+  revocationErrors: new Map(),
 };
 
 let backend: Backend = tauriBackend;
@@ -200,6 +207,8 @@ function dispatch(action: ConnectionsAction, announceChanges = true): void {
     state.attention = state.attention.filter((a) => a.id !== action.id);
     state.busy.delete(action.id);
     state.cardErrors.delete(action.id);
+    state.revoking.delete(action.id);
+    state.revocationErrors.delete(action.id);
   }
   if (action.type === 'status') {
     const c = action.connection;
@@ -289,11 +298,47 @@ const cardHandlers = {
       backend,
       busy: (id, on) => setBusy(id, on ? 'disconnect' : null),
       removed: (id, result) => {
+        if (result.pending) {
+          // Kept for the revocation: the `connection-status` event moves it to "still revoking"; a reload makes
+          // sure nothing was missed.
+          announce(`${result.account} disconnected; Tokenkeep keeps trying to revoke its access.`);
+          void loadConnections();
+          return;
+        }
         dispatch({ type: 'removed', id });
         announce(`${result.account} disconnected.`);
       },
     }),
 };
+
+const revocationHandlers = {
+  retry: (c: Connection) => void retryRevocation(c),
+  deleteNow: (c: Connection) => cardHandlers.disconnect(c),
+};
+
+/** "Try now" on a pending revocation: revoked and deleted, or still pending with the next try planned. */
+async function retryRevocation(c: Connection): Promise<void> {
+  const { provider, account } = displayNames(c);
+  state.revoking.add(c.id);
+  state.revocationErrors.delete(c.id);
+  renderView(false);
+  try {
+    const result = await backend.disconnect(c.id, 'keep_trying');
+    state.revoking.delete(c.id);
+    if (result.pending) {
+      // The platform's own words are in the disconnect dialog's details; here, the fact.
+      state.revocationErrors.set(c.id, `Still couldn’t reach ${provider}. Tokenkeep keeps trying.`);
+      void loadConnections();
+    } else {
+      dispatch({ type: 'removed', id: c.id });
+      announce(`${provider}, ${account}: access revoked, and everything stored for it was deleted.`);
+    }
+  } catch (err) {
+    state.revoking.delete(c.id);
+    state.revocationErrors.set(c.id, errorLine(err));
+  }
+  renderView(false);
+}
 
 // ---- Rendering -----------------------------------------------------------------------------------
 
@@ -465,7 +510,9 @@ function scheduleClock(now: number): void {
   if (clockTimer !== undefined) window.clearTimeout(clockTimer);
   clockTimer = undefined;
   let next = Infinity;
-  for (const c of state.connections) next = Math.min(next, nextCardChange(c, now));
+  for (const c of state.connections) {
+    next = Math.min(next, isPendingRevocation(c) ? nextRevocationChange(c, now) : nextCardChange(c, now));
+  }
   if (!Number.isFinite(next)) return;
   // A little past the moment, so the new text is there; at most an hour (timers drift across suspend).
   clockTimer = window.setTimeout(tick, Math.min(next * 1000 + 30, 3_600_000));
@@ -514,10 +561,13 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
         el('div', { class: 'attention-region' }),
         el('p', { class: 'filter-empty', testid: TID.filterEmpty, hidden: true }),
         el('ul', { class: 'conn-list', testid: TID.connections, attrs: { 'aria-labelledby': 'connections-title' } }),
+        el('div', { class: 'revocations-region' }),
       ]),
     );
   }
-  const n = state.connections.length;
+  // Disconnected accounts still being revoked are not accounts any more: they have their own section.
+  const accounts = state.connections.filter((c) => !isPendingRevocation(c));
+  const n = accounts.length;
   const sub = view.querySelector<HTMLElement>('.list-sub')!;
   setText(sub, `${accountCountText(n)} · tokens are refreshed automatically while Tokenkeep runs`);
   renderAttention(view.querySelector<HTMLElement>('.attention-region')!);
@@ -527,7 +577,7 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
   let matched = 0;
   const seen = new Set<string>();
   let prev: Element | null = null;
-  for (const c of state.connections) {
+  for (const c of accounts) {
     seen.add(c.id);
     let card = cards.get(c.id);
     if (!card) {
@@ -567,8 +617,16 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
     }
   }
   const none = byTestId<HTMLElement>(view, TID.filterEmpty)!;
-  setHidden(none, matched > 0 || state.connections.length === 0);
+  setHidden(none, matched > 0 || accounts.length === 0);
   setText(none, `No account matches “${state.filter.trim()}”. Esc clears the filter.`);
+  renderRevocations(
+    view.querySelector<HTMLElement>('.revocations-region')!,
+    state.connections.filter(isPendingRevocation),
+    now,
+    revocationHandlers,
+    { busy: state.revoking, errors: state.revocationErrors },
+    () => byTestId<HTMLElement>(view, TID.addAccountButton),
+  );
   scheduleClock(now);
 }
 

@@ -81,6 +81,14 @@ export const TID = {
   cancelDisconnect: 'cancel-disconnect',
   disconnectResult: 'disconnect-result',
   manageUrl: 'manage-url',
+  /** After a failed revoke: "Keep trying" / "Delete now instead". */
+  keepRevoking: 'keep-revoking',
+  deleteNow: 'delete-now',
+  /** The "still revoking" section: one revocation[data-connection-id] row each, with its buttons. */
+  revocations: 'revocations',
+  revocation: 'revocation',
+  revocationRetry: 'revocation-retry',
+  revocationDelete: 'revocation-delete',
 
   addAccountButton: 'add-account-button',
   connectPanel: 'connect-panel',

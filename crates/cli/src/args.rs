@@ -70,9 +70,19 @@ pub(crate) enum Command {
         connection: String,
     },
     /// Revoke a connection's tokens at the provider and delete everything stored for it.
+    ///
+    /// When the provider cannot be reached, the account leaves use at once and Tokenkeep keeps trying to revoke
+    /// in the background (while the app or `tokenkeep daemon` runs), for up to a week; at a terminal you are
+    /// asked. Run it again on a pending account to try now.
     Disconnect {
         /// The connection: its id (or a prefix of it), provider:account, or the account alone.
         connection: String,
+        /// If revoking fails, keep trying in the background without asking (the default when not at a terminal).
+        #[arg(long, conflicts_with = "delete_now")]
+        keep_revoking: bool,
+        /// If revoking fails (or is still pending), delete everything now and revoke by hand at the platform.
+        #[arg(long)]
+        delete_now: bool,
     },
     /// Run the refresh engine in the foreground (servers, tests): keeps every connection fresh, logs status
     /// changes, stops cleanly on Ctrl-C / SIGTERM.

@@ -160,12 +160,23 @@ pub(crate) enum ListJson<'a> {
         provider: &'a str,
         scopes: &'a [String],
         status: ConnectionStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revocation: Option<RevocationJson>,
     },
     Damaged {
         error: &'a str,
         id: String,
         status: &'static str,
     },
+}
+
+/// A pending revocation in `list --json`.
+#[derive(Serialize)]
+pub(crate) struct RevocationJson {
+    attempts: u32,
+    disconnected_at: String,
+    gives_up_at: String,
+    next_attempt_at: String,
 }
 
 impl<'a> From<&'a ConnectionEntry> for ListJson<'a> {
@@ -178,6 +189,12 @@ impl<'a> From<&'a ConnectionEntry> for ListJson<'a> {
                 provider: m.provider.as_str(),
                 scopes: &m.scopes,
                 status: m.status,
+                revocation: m.revocation.map(|r| RevocationJson {
+                    attempts: r.attempts,
+                    disconnected_at: render::rfc3339(r.since),
+                    gives_up_at: render::rfc3339(r.give_up_at),
+                    next_attempt_at: render::rfc3339(r.next_attempt_at),
+                }),
             },
             Err(problem) => Self::Damaged {
                 error: problem,

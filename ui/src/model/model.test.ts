@@ -6,6 +6,7 @@ import { KEY_NOTICE, offersKeyImport } from './keys';
 import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
 import { claimRows, tokenPresenceText } from './inspect';
 import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
+import { isPendingRevocation, nextRevocationChange, revocationText } from './revocations';
 import { HIDDEN, REVEAL_MS, hideCountdownText, revealReducer, secondsLeft, tokenKindName, type RevealState } from './reveal';
 import { EXPIRING_SOON_SECONDS, canRefresh, cardMessage, derivePill, needsReconnect, nextCardChange } from './status';
 import { capitalise, expiryText, formatDuration, lastRefreshText, nextTextChange, relativeText } from './time';
@@ -514,6 +515,47 @@ describe('outcomes', () => {
       expect(o.detail).toBe('HTTP 503');
     }
     expect(disconnectOutcome({ account: 'm', provider: 'x', revocation: 'failed', manageUrl: null }, 'X').manageUrl).toBeNull();
+    for (const revocation of ['not_supported', 'failed', 'skipped', 'not_tried'] as const) {
+      expect(disconnectOutcome({ account: 'maya', provider: 'x', revocation }, 'X').text).toMatch(/access may remain/);
+    }
+  });
+
+  it('disconnect: a revocation kept pending says Tokenkeep keeps trying, for how long, and what is kept', () => {
+    const pending = { since: 1000, attempts: 1, nextAttemptAt: 1060, giveUpAt: 1000 + 7 * 86400 };
+    const o = disconnectOutcome(
+      { account: 'maya', provider: 'x', revocation: 'failed', detail: 'connection refused', manageUrl: 'https://x.com/apps', pending },
+      'X',
+    );
+    expect(o.title).toBe('Disconnected — still revoking');
+    expect(o.text).toMatch(/keeps trying in the background, for up to 7 days/);
+    expect(o.text).toMatch(/only what revoking needs is kept, encrypted/);
+    expect(o.text).not.toMatch(/were deleted/);
+    expect(o.manageUrl).toBe('https://x.com/apps');
+    expect(o.detail).toBe('connection refused');
+  });
+
+  it('pending revocations: a counting-down next try, the tries so far and the day it stops', () => {
+    const c = {
+      status: 'revocation_pending' as const,
+      provider: 'x',
+      providerName: 'X',
+      damaged: null,
+      revocation: { since: 0, attempts: 3, nextAttemptAt: 1000 + 245, giveUpAt: Date.UTC(2026, 11, 9) / 1000 },
+    };
+    expect(isPendingRevocation(c)).toBe(true);
+    expect(isPendingRevocation({ ...c, status: 'connected' })).toBe(false);
+    const text = revocationText(c, 1000, false, 'en-US');
+    expect(text).toBe(
+      'Tokenkeep couldn’t reach X to revoke its access. Next try in 4 min (3 tries so far); after Dec 9 it stops, deletes the tokens and tells you to revoke by hand.',
+    );
+    expect(revocationText({ ...c, revocation: { ...c.revocation, attempts: 1 } }, 1000, false, 'en-US')).toMatch(/\(1 try so far\)/);
+    expect(revocationText(c, 1000 + 245, false, 'en-US')).toMatch(/Trying again now/);
+    expect(revocationText(c, 1000, true, 'en-US')).toMatch(/Trying again now/);
+    // The countdown reads "4 min" until 3 min 59 s are left: the next change is at the minute.
+    expect(nextRevocationChange(c, 1000)).toBe(5);
+    expect(nextRevocationChange(c, 1000 + 200)).toBe(1);
+    expect(nextRevocationChange(c, 1000 + 300)).toBe(Infinity);
+    expect(derivePill({ status: 'revocation_pending', expiresAt: null, damaged: null }, 0).text).toBe('Revoking access');
   });
 
   it('providers: demo labelled and listed first, then ready, then needing setup', () => {

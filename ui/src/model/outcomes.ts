@@ -2,6 +2,7 @@
 
 import { AppError, type Connected, type Disconnected, type Provider } from '../api';
 import { describeError } from './errors';
+import { formatDuration } from './time';
 
 export type Tone = 'ok' | 'neutral' | 'warn' | 'bad';
 
@@ -66,7 +67,27 @@ export function disconnectOutcome(d: Disconnected, providerName: string): Discon
   const byHand = manageUrl
     ? ` To be sure, remove Tokenkeep’s access in your ${providerName} account settings at the address below.`
     : ` To be sure, remove Tokenkeep’s access in your ${providerName} account settings (connected or third-party apps).`;
+  if (d.pending) {
+    return {
+      tone: 'warn',
+      title: 'Disconnected — still revoking',
+      text:
+        `Tokenkeep couldn’t reach ${providerName} to revoke access for ${d.account}. It no longer uses this account and ` +
+        `keeps trying in the background, for up to ${formatDuration(d.pending.giveUpAt - d.pending.since)}; only ` +
+        'what revoking needs is kept, encrypted. You can also delete everything now and remove the access by hand.',
+      manageUrl,
+      detail,
+    };
+  }
   switch (d.revocation) {
+    case 'not_tried':
+      return {
+        tone: 'warn',
+        title: 'Deleted — access may remain',
+        text: `The tokens for ${who} were deleted here before ${providerName} confirmed the revoke, so access may remain.${byHand}`,
+        manageUrl,
+        detail,
+      };
     case 'revoked':
       return {
         tone: 'ok',

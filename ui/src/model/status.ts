@@ -25,6 +25,7 @@ export type PillKind =
   | 'interrupted'
   | 'error'
   | 'check_needed'
+  | 'revocation_pending'
   | 'damaged';
 
 /** Tone picks the colour; the text always says the state too (never colour alone). */
@@ -81,6 +82,12 @@ const PILLS: Record<PillKind, Omit<Pill, 'kind'>> = {
     meaning:
       'Restored from a backup: the platform may have replaced this token since. The next refresh tells; if it fails, reconnect.',
   },
+  revocation_pending: {
+    text: 'Revoking access',
+    tone: 'busy',
+    meaning:
+      'Disconnected: Tokenkeep no longer uses this account, and keeps asking the platform to revoke its access until it confirms.',
+  },
   error: {
     text: 'Error',
     tone: 'bad',
@@ -105,6 +112,7 @@ const KNOWN: readonly Status[] = [
   'interrupted',
   'error',
   'check_needed',
+  'revocation_pending',
 ];
 
 /** Derives the pill from the backend status and the time (expiring soon / expired). */

@@ -27,8 +27,15 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         return Ok(());
     }
     let now = render::now_secs();
+    let pending = |entry: &&tokenkeep_core::ops::ConnectionEntry| {
+        entry
+            .meta
+            .as_ref()
+            .is_ok_and(|m| m.status == ConnectionStatus::RevocationPending)
+    };
     let rows: Vec<Vec<String>> = entries
         .iter()
+        .filter(|entry| !pending(entry))
         .map(|entry| match &entry.meta {
             Ok(m) => vec![
                 entry.id.to_hex(),
@@ -48,10 +55,43 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
             ],
         })
         .collect();
-    outln!(
-        "{}",
-        render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
-    );
+    if rows.is_empty() {
+        outln!("No accounts connected.");
+    } else {
+        outln!(
+            "{}",
+            render::table(&["id", "provider", "account", "status", "expiry", "scopes"], &rows)
+        );
+    }
+    let revoking: Vec<Vec<String>> = entries
+        .iter()
+        .filter(pending)
+        .filter_map(|entry| {
+            let m = entry.meta.as_ref().ok()?;
+            let r = m.revocation?;
+            Some(vec![
+                entry.id.to_hex(),
+                m.provider.to_string(),
+                m.account.clone(),
+                format!("{} so far", r.attempts),
+                render::relative(r.next_attempt_at, now),
+                render::rfc3339(r.give_up_at),
+            ])
+        })
+        .collect();
+    if !revoking.is_empty() {
+        outln!(
+            "\nDisconnected, revocation pending (not used any more; Tokenkeep keeps trying to revoke their access \
+             while the app or `tokenkeep daemon` runs; `tokenkeep disconnect ID` tries now, `--delete-now` gives up):"
+        );
+        outln!(
+            "{}",
+            render::table(
+                &["id", "provider", "account", "attempts", "next try", "gives up"],
+                &revoking
+            )
+        );
+    }
     Ok(())
 }
 
@@ -64,6 +104,14 @@ pub(super) fn status(ctx: &Context) -> Result<()> {
         return Ok(());
     }
     let now = render::now_secs();
+    let revoking = entries
+        .iter()
+        .filter(|e| {
+            e.meta
+                .as_ref()
+                .is_ok_and(|m| m.status == ConnectionStatus::RevocationPending)
+        })
+        .count();
     let mut rows: Vec<(bool, Vec<String>)> = entries
         .iter()
         .map(|entry| match &entry.meta {
@@ -90,12 +138,17 @@ pub(super) fn status(ctx: &Context) -> Result<()> {
     let needing = rows.iter().filter(|(needs_you, _)| *needs_you).count();
     let table: Vec<Vec<String>> = rows.into_iter().map(|(_, row)| row).collect();
     outln!("{}", render::table(&["account", "state", "why"], &table));
-    let total = table.len();
+    let total = table.len() - revoking;
     let accounts = if total == 1 { "account" } else { "accounts" };
+    let revoking = match revoking {
+        0 => String::new(),
+        1 => "; 1 disconnected account is still being revoked".to_owned(),
+        n => format!("; {n} disconnected accounts are still being revoked"),
+    };
     match needing {
-        0 => outln!("\n{total} {accounts}, all fine."),
+        0 => outln!("\n{total} {accounts}, all fine{revoking}."),
         n => outln!(
-            "\n{total} {accounts}, {n} {} you.",
+            "\n{total} {accounts}, {n} {} you{revoking}.",
             if n == 1 { "needs" } else { "need" }
         ),
     }
@@ -146,6 +199,19 @@ fn status_line(meta: &ConnectionMeta, now: u64) -> (&'static str, String) {
         ConnectionStatus::Error => (
             "needs you",
             format!("{} — see `tokenkeep show`", reason("the last refresh failed")),
+        ),
+        ConnectionStatus::RevocationPending => (
+            "revoking",
+            match meta.revocation {
+                Some(r) => format!(
+                    "disconnected; the platform could not be reached to revoke its access ({}): next try {}, gives \
+                     up {}",
+                    reason("unreachable"),
+                    render::relative(r.next_attempt_at, now),
+                    render::rfc3339(r.give_up_at)
+                ),
+                None => "disconnected; its access is being revoked".to_owned(),
+            },
         ),
         other if other.needs_user() => ("needs you", reason(other.as_str())),
         other => (other.as_str(), reason("")),

@@ -129,7 +129,11 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
         } => connections::show(ctx, connection, json, reveal),
         Command::Token { connection } => tokens::token(ctx, connection),
         Command::Refresh { connection } => tokens::refresh(ctx, connection),
-        Command::Disconnect { connection } => tokens::disconnect(ctx, connection),
+        Command::Disconnect {
+            connection,
+            keep_revoking,
+            delete_now,
+        } => tokens::disconnect(ctx, connection, keep_revoking, delete_now),
         Command::Daemon => daemon::exec(ctx),
         Command::List { json } => connections::list(ctx, json),
         Command::Status => connections::status(ctx),

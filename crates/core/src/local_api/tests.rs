@@ -322,6 +322,7 @@ async fn the_client_gets_what_the_local_operations_return() {
     let gone = client
         .run(ops::Disconnect {
             connection: "demo:alice".into(),
+            if_revocation_fails: Default::default(),
         })
         .await
         .unwrap();

@@ -104,9 +104,8 @@ impl From<&OpError> for ApiError {
     fn from(error: &OpError) -> Self {
         let kind = match error {
             OpError::Invalid(_) => ErrorKind::Invalid,
-            OpError::Store(StoreError::NotFound(_)) | OpError::Refresh(RefreshError::NotFound(_)) => {
-                ErrorKind::NotFound
-            }
+            OpError::Store(StoreError::NotFound(_))
+            | OpError::Refresh(RefreshError::NotFound(_) | RefreshError::Disconnected { .. }) => ErrorKind::NotFound,
             OpError::Refresh(RefreshError::NeedsReconnect { .. }) => ErrorKind::NeedsReconnect,
             OpError::Refresh(RefreshError::Retrying { .. }) => ErrorKind::Retrying,
             _ => ErrorKind::Failed,

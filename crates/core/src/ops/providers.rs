@@ -11,6 +11,7 @@ use crate::profile::ProfilePaths;
 use crate::provider::catalog::{Catalog, ResolvedProvider};
 use crate::provider::config::ProfileConfig;
 use crate::provider::{ClientAuth, ProviderId, builtin, discovery, instance};
+use crate::refresh::IfRevocationFails;
 use crate::secret::SecretString;
 use crate::store::{StoreError, Vault};
 
@@ -311,7 +312,8 @@ impl super::Op for RemoveProvider {
         }
         let mut disconnected = Vec::new();
         for cid in using {
-            disconnected.push(local.engine().disconnect(cid).await?);
+            // The provider's client goes with it, so a revocation that fails now could never be retried.
+            disconnected.push(local.engine().disconnect(cid, IfRevocationFails::DeleteNow).await?);
         }
         let mut config = ProfileConfig::load(&config_path)?;
         config.remove_custom_provider(&self.id)?;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::connections::find_connection;
 use super::wire::{self, ApiError, Line, Reply, plain_reply};
 use super::{LocalOps, Op, OpError};
-use crate::refresh::{DisconnectReport, RefreshOutcome};
+use crate::refresh::{DisconnectReport, IfRevocationFails, RefreshOutcome};
 use crate::secret::SecretString;
 use crate::store::{ConnectionId, ConnectionMeta};
 
@@ -24,11 +24,15 @@ pub struct Refresh {
     pub connection: String,
 }
 
-/// Revoke the connection's tokens at the provider and delete everything stored for it.
+/// Revoke the connection's tokens at the provider and delete everything stored for it; when the provider cannot
+/// be reached, keep trying in the background or delete now, as `if_revocation_fails` says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disconnect {
     /// An id or `provider:account`.
     pub connection: String,
+    /// What to do when the revocation fails (absent: keep trying).
+    #[serde(default)]
+    pub if_revocation_fails: IfRevocationFails,
 }
 
 /// What [`Token`] returns. Not `Serialize`; `Debug` is redacted.
@@ -90,7 +94,7 @@ impl Op for Disconnect {
         let id = local
             .blocking(move |vault| find_connection(vault, &self.connection))
             .await?;
-        Ok(local.engine().disconnect(id).await?)
+        Ok(local.engine().disconnect(id, self.if_revocation_fails).await?)
     }
 }
 

@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{DisconnectReport, EngineEvent, RefreshError, RefreshOutcome, RefreshPolicy, Refresher, Trigger};
+use super::{
+    DisconnectReport, EngineEvent, IfRevocationFails, RefreshError, RefreshOutcome, RefreshPolicy, Refresher, Trigger,
+};
 use crate::clock::Clock;
 use crate::http::SharedHttp;
 use crate::provider::catalog::Catalog;
@@ -210,9 +212,15 @@ impl RefreshEngine {
         self.refresher.refresh(id, Trigger::User).await
     }
 
-    /// Revokes `id`'s tokens at the provider and deletes every record of it; see the refresher's rules.
-    pub async fn disconnect(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
-        self.refresher.disconnect(id).await
+    /// Revokes `id`'s tokens at the provider and deletes every record of it — or, when the provider cannot be
+    /// reached and `if_fails` says so, keeps only what revoking needs and tries again later (the timer plans it
+    /// from the event). Disconnecting an account whose revocation is pending tries again now, or deletes it.
+    pub async fn disconnect(
+        &self,
+        id: ConnectionId,
+        if_fails: IfRevocationFails,
+    ) -> Result<DisconnectReport, RefreshError> {
+        self.refresher.disconnect(id, if_fails).await
     }
 
     /// Tells the engine (and every listener) that `id` was just stored by a connect or reconnect, and returns
@@ -349,7 +357,18 @@ async fn run(
                 if in_flight.insert(id) {
                     stats.refreshes.fetch_add(1, Ordering::Relaxed);
                     let refresher = refresher.clone();
-                    let task = running.spawn(async move { (id, refresher.refresh(id, trigger).await) });
+                    let task = running.spawn(async move {
+                        let result = if trigger == Trigger::Revoke {
+                            // Its outcome is in the vault and the events; nobody waits for it here.
+                            refresher
+                                .retry_revocation(id)
+                                .await
+                                .map(|_| RefreshOutcome::StillFresh { expires_at: None })
+                        } else {
+                            refresher.refresh(id, trigger).await
+                        };
+                        (id, result)
+                    });
                     tasks.insert(task.id(), id);
                 }
             }

@@ -42,7 +42,7 @@ use crate::provider::TokenRole;
 use crate::provider::catalog::{Catalog, ResolvedProvider};
 use crate::provider::{ProviderId, RefreshStyle};
 use crate::secret::SecretString;
-use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, TokenSet, Vault};
+use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, PendingRevocation, StoreError, TokenSet, Vault};
 
 /// Capacity of the event channel; a subscriber that falls further behind misses events (and should re-list).
 const EVENT_CAPACITY: usize = 1024;
@@ -127,6 +127,14 @@ pub enum RefreshError {
         /// What is wrong.
         reason: String,
     },
+    /// The person disconnected the account; Tokenkeep only keeps trying to revoke its tokens.
+    #[error("{account} at {provider} was disconnected: Tokenkeep no longer uses it and is only revoking its access")]
+    Disconnected {
+        /// Provider id.
+        provider: ProviderId,
+        /// Account name.
+        account: String,
+    },
     /// The vault failed (shared, so one refresh's outcome can answer several waiters).
     #[error(transparent)]
     Store(Arc<StoreError>),
@@ -140,6 +148,17 @@ impl From<StoreError> for RefreshError {
             other => Self::Store(Arc::new(other)),
         }
     }
+}
+
+/// A disconnected account is not used any more: no refresh, no token.
+fn refuse_disconnected(meta: &ConnectionMeta) -> Result<(), RefreshError> {
+    if meta.status == ConnectionStatus::RevocationPending {
+        return Err(RefreshError::Disconnected {
+            provider: meta.provider.clone(),
+            account: meta.account.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// What a token check with the platform said.
@@ -183,6 +202,23 @@ pub enum Trigger {
     Resume,
     /// The platform requires its tokens to be checked regularly (Twitch's `/validate`).
     Validate,
+    /// A revocation left pending by a disconnect is due again.
+    Revoke,
+}
+
+/// What a disconnect does when the provider cannot be reached to revoke the tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IfRevocationFails {
+    /// The connection leaves the list; only what revoking needs is kept, sealed, and the engine keeps trying with
+    /// backoff until it succeeds or gives up (then the person is told where to revoke by hand). For an account
+    /// already pending, this tries again now.
+    #[default]
+    KeepTrying,
+    /// Delete every record now; the report names where to revoke by hand. An account already pending is deleted
+    /// without another attempt.
+    DeleteNow,
 }
 
 /// What became of the platform-side grant on disconnect.
@@ -209,9 +245,15 @@ pub enum Revocation {
         /// Why.
         reason: String,
     },
+    /// Deleted at the person's request while a revocation was pending, without another attempt.
+    NotTried {
+        /// Where to revoke by hand.
+        manage_url: Option<Url>,
+    },
 }
 
-/// The result of a disconnect: the records are gone; the revocation may not be.
+/// The result of a disconnect: the records are gone, or — when the revocation failed and the person chose to
+/// keep trying — only what revoking needs is left, and `pending` says when the engine tries again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DisconnectReport {
     /// Provider id.
@@ -220,6 +262,9 @@ pub struct DisconnectReport {
     pub account: String,
     /// What happened at the provider.
     pub revocation: Revocation,
+    /// Set when the revocation is still to be done: the account is kept as `revocation_pending`.
+    #[serde(default)]
+    pub pending: Option<PendingRevocation>,
 }
 
 /// Refreshes and disconnects connections; one operation at a time per connection. Private to this crate: callers
@@ -360,6 +405,11 @@ impl Refresher {
     /// done until the user acts: the refresh (its start at random within the jitter window), or — when earlier —
     /// a check the platform requires, or the warning before the session's absolute end.
     pub(crate) fn next_due(&self, id: ConnectionId, meta: &ConnectionMeta) -> Option<(u64, Trigger)> {
+        if meta.status == ConnectionStatus::RevocationPending {
+            return meta
+                .revocation
+                .map(|r| (r.next_attempt_at.saturating_mul(1000), Trigger::Revoke));
+        }
         let refresh = self.due_at_ms(id, meta).map(|at| (at, Trigger::Timer));
         if !matches!(meta.status, ConnectionStatus::Connected | ConnectionStatus::Retrying) {
             return refresh;
@@ -399,7 +449,7 @@ impl Refresher {
 
     fn due_at_ms_with(&self, id: ConnectionId, meta: &ConnectionMeta, unit_random: f64) -> Option<u64> {
         match meta.status {
-            status if status.needs_user() => return None,
+            status if status.needs_user() || status == ConnectionStatus::RevocationPending => return None,
             // The in-flight marker of a refresh that never finished, or a retry the previous process had planned;
             // or a connection restored from a backup, whose refresh token may be out of date.
             ConnectionStatus::Refreshing | ConnectionStatus::CheckNeeded => return Some(0),
@@ -437,6 +487,7 @@ impl Refresher {
     /// A valid access token for `id`, refreshing first when it expires within the on-demand margin.
     pub(crate) async fn access_token(&self, id: ConnectionId) -> Result<SecretString, RefreshError> {
         let meta = self.meta(id)?;
+        refuse_disconnected(&meta)?;
         if let ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted = meta.status {
             return Err(RefreshError::NeedsReconnect {
                 provider: meta.provider,
@@ -468,6 +519,7 @@ impl Refresher {
         let flight = self.flight(id);
         let _flight = flight.lock().await;
         let meta = self.meta(id)?;
+        refuse_disconnected(&meta)?;
         let previous = meta.status;
         {
             let mut memory = self.memory();
@@ -939,8 +991,14 @@ impl Refresher {
     }
 
     /// Revokes the connection's tokens at the provider (RFC 7009), then deletes every record of it, atomically
-    /// and flushed, whatever the revocation's outcome. A refresh in flight is overruled (rule 3).
-    pub(crate) async fn disconnect(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
+    /// and flushed. A refresh in flight is overruled (rule 3). When the revocation fails (the provider is down,
+    /// the machine offline), `if_fails` decides: keep only what revoking needs and try again later, or delete
+    /// anyway. Disconnecting an account whose revocation is pending tries again now, or deletes it at once.
+    pub(crate) async fn disconnect(
+        &self,
+        id: ConnectionId,
+        if_fails: IfRevocationFails,
+    ) -> Result<DisconnectReport, RefreshError> {
         // IMPORTANT: mark the connection gone *before* reading its tokens: a refresh that writes after this read
         // sees the mark and revokes what it got; one that wrote before is revoked here.
         let meta = self.meta(id).or_else(|e| match e {
@@ -951,58 +1009,226 @@ impl Refresher {
             )),
             other => Err(other),
         })?;
+        if meta.status == ConnectionStatus::RevocationPending {
+            return match if_fails {
+                IfRevocationFails::KeepTrying => self.retry_revocation(id).await,
+                IfRevocationFails::DeleteNow => {
+                    let flight = self.flight(id);
+                    let _flight = flight.lock().await;
+                    let manage_url = self.manage_url(&meta);
+                    self.forget(id, &meta, Revocation::NotTried { manage_url })
+                }
+            };
+        }
         // The mark stays for the life of the process: a refresh may still be in flight after the delete, and ids
         // are random, so a disconnected id never comes back.
         self.memory().gone.insert(id);
-        let result = self.revoke_and_delete(id, &meta).await;
+        let tokens = self.vault.tokens(id);
+        let revocation = self.attempt_revocation(&meta, tokens.as_ref()).await;
         let mut memory = self.memory();
         memory.retries.remove(&id);
         memory.no_refresh_token.remove(&id);
         memory.validated.remove(&id);
         memory.session_warned.remove(&id);
+        memory.held.remove(&id);
         drop(memory);
-        let revocation = result?;
+        match (revocation, tokens, if_fails) {
+            (Revocation::Failed { reason, manage_url }, Ok(tokens), IfRevocationFails::KeepTrying) => {
+                let pending = self.keep_for_revocation(id, &meta, tokens, &reason)?;
+                tracing::info!(provider = %meta.provider, connection = %id, "disconnected; revocation pending");
+                Ok(DisconnectReport {
+                    provider: meta.provider,
+                    account: meta.account,
+                    revocation: Revocation::Failed { reason, manage_url },
+                    pending: Some(pending),
+                })
+            }
+            (revocation, _, _) => self.forget(id, &meta, revocation),
+        }
+    }
+
+    /// Tries a pending revocation again (the engine's timer, or the person's "Try now"). Success deletes the
+    /// account; a failure plans the next attempt with backoff, until the give-up time: then everything kept is
+    /// deleted and the person is told, once, where to revoke by hand.
+    pub(crate) async fn retry_revocation(&self, id: ConnectionId) -> Result<DisconnectReport, RefreshError> {
+        let flight = self.flight(id);
+        let _flight = flight.lock().await;
+        let meta = self.meta(id)?;
+        let Some(pending) = meta
+            .revocation
+            .filter(|_| meta.status == ConnectionStatus::RevocationPending)
+        else {
+            return Err(RefreshError::Failed {
+                provider: meta.provider,
+                account: meta.account,
+                reason: "no revocation is pending for this account".into(),
+            });
+        };
+        self.memory().gone.insert(id);
+        let tokens = self.vault.tokens(id);
+        let revocation = self.attempt_revocation(&meta, tokens.as_ref()).await;
+        let now = self.clock.unix_secs();
+        match revocation {
+            Revocation::Failed { reason, manage_url } if tokens.is_ok() && now < pending.give_up_at => {
+                let attempts = pending.attempts.saturating_add(1);
+                let wait = self.policy.revoke_backoff(attempts, plan::unit_random());
+                let next = PendingRevocation {
+                    attempts,
+                    next_attempt_at: now.saturating_add(wait.as_secs().max(1)).min(pending.give_up_at),
+                    ..pending
+                };
+                let meta = self.store_write(|vault| {
+                    vault.update_meta(id, |m| {
+                        m.revocation = Some(next);
+                        m.last_error = Some(reason.clone());
+                    })
+                })?;
+                self.publish(id, &meta);
+                tracing::info!(provider = %meta.provider, connection = %id, attempts, "revocation failed again; retrying later");
+                Ok(DisconnectReport {
+                    provider: meta.provider,
+                    account: meta.account,
+                    revocation: Revocation::Failed { reason, manage_url },
+                    pending: Some(next),
+                })
+            }
+            revocation => {
+                let report = self.forget(id, &meta, revocation)?;
+                if !matches!(report.revocation, Revocation::Revoked) {
+                    self.tell_to_revoke_by_hand(id, &meta, &pending, &report.revocation);
+                }
+                Ok(report)
+            }
+        }
+    }
+
+    /// One attempt at revoking `meta`'s tokens. Never fails: what went wrong is the outcome.
+    async fn attempt_revocation(&self, meta: &ConnectionMeta, tokens: Result<&TokenSet, &StoreError>) -> Revocation {
+        let catalog = self.catalog();
+        let Some(provider) = catalog.get(&meta.provider).cloned() else {
+            return Revocation::Skipped {
+                reason: "the provider is no longer configured".into(),
+            };
+        };
+        let tokens = match tokens {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                return Revocation::Skipped {
+                    reason: format!("the tokens could not be read ({e})"),
+                };
+            }
+        };
+        let manage_url = provider.spec().manage_access_url.clone();
+        if provider.spec().revocation_endpoint.is_none() {
+            return Revocation::NotSupported { manage_url };
+        }
+        let outcome = match credentials::client_credentials(&self.vault, &provider) {
+            Err(e) => Err(e.to_string()),
+            Ok(credentials) => self
+                .revoke_all(&provider, &credentials, tokens)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match outcome {
+            Ok(()) => Revocation::Revoked,
+            Err(reason) => Revocation::Failed { reason, manage_url },
+        }
+    }
+
+    /// Turns a disconnected account into a pending revocation: the tokens revoking needs (not the ID token, not
+    /// the subject, scopes or expiry), sealed, in one write; the engine plans the next attempt from the event.
+    fn keep_for_revocation(
+        &self,
+        id: ConnectionId,
+        meta: &ConnectionMeta,
+        tokens: TokenSet,
+        reason: &str,
+    ) -> Result<PendingRevocation, RefreshError> {
+        let now = self.clock.unix_secs();
+        let wait = self.policy.revoke_backoff(1, plan::unit_random());
+        let pending = PendingRevocation {
+            since: now,
+            attempts: 1,
+            next_attempt_at: now.saturating_add(wait.as_secs().max(1)),
+            give_up_at: now.saturating_add(self.policy.revoke_give_up_after.as_secs()),
+        };
+        let kept = ConnectionMeta {
+            subject: None,
+            scopes: Vec::new(),
+            expires_at: None,
+            session_ends_at: None,
+            retry_at: None,
+            status: ConnectionStatus::RevocationPending,
+            last_error: Some(reason.to_owned()),
+            revocation: Some(pending),
+            ..meta.clone()
+        };
+        let tokens = TokenSet {
+            id_token: None,
+            ..tokens
+        };
+        self.store_write(|vault| vault.replace_tokens(id, &tokens, &kept))?;
+        self.publish(id, &kept);
+        Ok(pending)
+    }
+
+    /// Deletes every record of `id` and tells the listeners.
+    fn forget(
+        &self,
+        id: ConnectionId,
+        meta: &ConnectionMeta,
+        revocation: Revocation,
+    ) -> Result<DisconnectReport, RefreshError> {
+        self.store_write(|vault| vault.delete_connection(id))?;
         self.emit(EngineEvent::Removed(id));
         tracing::info!(provider = %meta.provider, connection = %id, ?revocation, "disconnected");
         Ok(DisconnectReport {
-            provider: meta.provider,
-            account: meta.account,
+            provider: meta.provider.clone(),
+            account: meta.account.clone(),
             revocation,
+            pending: None,
         })
     }
 
-    async fn revoke_and_delete(&self, id: ConnectionId, meta: &ConnectionMeta) -> Result<Revocation, RefreshError> {
+    fn manage_url(&self, meta: &ConnectionMeta) -> Option<Url> {
+        self.catalog()
+            .get(&meta.provider)
+            .and_then(|p| p.spec().manage_access_url.clone())
+    }
+
+    /// The final notice of a revocation given up: the person must revoke at the platform.
+    fn tell_to_revoke_by_hand(
+        &self,
+        id: ConnectionId,
+        meta: &ConnectionMeta,
+        pending: &PendingRevocation,
+        revocation: &Revocation,
+    ) {
         let catalog = self.catalog();
-        let provider = catalog.get(&meta.provider).cloned();
-        let revocation = match (provider, self.vault.tokens(id)) {
-            (None, _) => Revocation::Skipped {
-                reason: "the provider is no longer configured".into(),
-            },
-            (Some(_), Err(e)) => Revocation::Skipped {
-                reason: format!("the tokens could not be read ({e})"),
-            },
-            (Some(provider), Ok(tokens)) => {
-                let manage_url = provider.spec().manage_access_url.clone();
-                if provider.spec().revocation_endpoint.is_none() {
-                    Revocation::NotSupported { manage_url }
-                } else {
-                    match credentials::client_credentials(&self.vault, &provider) {
-                        Err(e) => Revocation::Failed {
-                            reason: e.to_string(),
-                            manage_url,
-                        },
-                        Ok(credentials) => match self.revoke_all(&provider, &credentials, &tokens).await {
-                            Ok(()) => Revocation::Revoked,
-                            Err(e) => Revocation::Failed {
-                                reason: e.to_string(),
-                                manage_url,
-                            },
-                        },
-                    }
-                }
-            }
+        let platform = catalog
+            .get(&meta.provider)
+            .map_or_else(|| meta.provider.to_string(), |p| p.spec().display_name.clone());
+        let why = match revocation {
+            Revocation::Failed { reason, .. } => format!(
+                "{platform} could not be reached for {} ({reason})",
+                human_duration(Duration::from_secs(pending.give_up_at.saturating_sub(pending.since)))
+            ),
+            Revocation::Skipped { reason } => reason.clone(),
+            _ => format!("{platform} offers no way for apps to revoke their access"),
         };
-        self.vault.delete_connection(id)?;
-        Ok(revocation)
+        let by_hand = match self.manage_url(meta) {
+            Some(url) => format!("revoke Tokenkeep's access by hand at {url}"),
+            None => format!("revoke Tokenkeep's access by hand in {platform}'s account settings"),
+        };
+        tracing::warn!(provider = %meta.provider, connection = %id, "gave up revoking; the person is told to revoke by hand");
+        self.emit(EngineEvent::Attention {
+            id,
+            provider: meta.provider.clone(),
+            account: meta.account.clone(),
+            message: format!(
+                "Tokenkeep stopped trying to revoke its access: {why}. The tokens are deleted from this computer; \
+                 {by_hand}"
+            ),
+        });
     }
 }

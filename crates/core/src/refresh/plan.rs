@@ -28,6 +28,13 @@ pub struct RefreshPolicy {
     /// Refresh requests at providers in flight at once, across all connections (the store's commits around
     /// each request run outside this limit).
     pub max_concurrent: usize,
+    /// First wait before trying a failed revocation again; doubles with each further failure.
+    pub revoke_backoff_base: Duration,
+    /// Longest wait between revocation attempts.
+    pub revoke_backoff_cap: Duration,
+    /// How long after a disconnect the engine keeps trying to revoke before it deletes what it kept and tells the
+    /// person to revoke by hand.
+    pub revoke_give_up_after: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -44,6 +51,12 @@ impl Default for RefreshPolicy {
             // and re-plan, at the cost of 12 wakeups an hour when nothing is due.
             wake_check: Duration::from_secs(5 * 60),
             max_concurrent: 4,
+            // A provider that is down for minutes is retried within minutes; one gone for days is asked four
+            // times a day, for a week: long enough for an outage or a trip offline, short enough that the tokens
+            // do not linger for ever.
+            revoke_backoff_base: Duration::from_secs(60),
+            revoke_backoff_cap: Duration::from_secs(6 * 3600),
+            revoke_give_up_after: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -88,6 +101,19 @@ impl RefreshPolicy {
             Some(wait) => jittered.max(wait.min(self.backoff_cap * 4)),
             None => jittered,
         }
+    }
+}
+
+impl RefreshPolicy {
+    /// Wait after failed revocation attempt number `attempt` (1 = the one at disconnect), with ±20 % jitter.
+    pub fn revoke_backoff(&self, attempt: u32, unit_random: f64) -> Duration {
+        let exp = self
+            .revoke_backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let factor = 0.8 + 0.4 * unit_random.clamp(0.0, 1.0);
+        exp.min(self.revoke_backoff_cap)
+            .mul_f64(factor)
+            .min(self.revoke_backoff_cap)
     }
 }
 
@@ -148,6 +174,25 @@ mod tests {
             Duration::from_secs(3600),
             "bounded"
         );
+    }
+
+    #[test]
+    fn revocation_backoff_starts_at_a_minute_and_settles_at_six_hours() {
+        let p = RefreshPolicy::default();
+        assert_eq!(p.revoke_backoff(1, 0.5), Duration::from_secs(60));
+        assert_eq!(p.revoke_backoff(2, 0.5), Duration::from_secs(120));
+        assert_eq!(p.revoke_backoff(9, 0.5), Duration::from_secs(256 * 60));
+        assert_eq!(
+            p.revoke_backoff(10, 0.5),
+            Duration::from_secs(6 * 3600),
+            "512 min is past the cap"
+        );
+        assert_eq!(
+            p.revoke_backoff(40, 0.999),
+            Duration::from_secs(6 * 3600),
+            "jitter never exceeds the cap"
+        );
+        assert!(p.revoke_backoff(1, 0.0) >= Duration::from_secs(48));
     }
 
     #[test]

@@ -790,7 +790,7 @@ async fn a_failed_revocation_of_one_token_does_not_skip_the_other() {
         Some("refresh_token") => Answer::oauth_error(503, "temporarily_unavailable"),
         _ => Answer::ok(),
     });
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::DeleteNow).await.unwrap();
     let tokens: Vec<_> = h
         .http
         .revocations()
@@ -834,7 +834,7 @@ async fn an_installed_app_authenticates_with_its_id_and_an_empty_password_and_it
     h.http.token_script([Answer::json(200, r#"{"error":"invalid_grant"}"#)]);
     let err = h.refresher.refresh(id, Trigger::User).await.unwrap_err();
     assert!(matches!(err, RefreshError::NeedsReconnect { .. }), "{err}");
-    h.refresher.disconnect(id).await.unwrap();
+    h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
     let revoke = &h.http.revocations()[0];
     assert_eq!(revoke.authorization.as_deref(), Some(expected.as_str()));
     assert!(revoke.user_agent.is_some());
@@ -854,7 +854,7 @@ async fn access_token_revocation_and_foreign_error_shapes_follow_the_definition(
         matches!(err, RefreshError::NeedsReconnect { .. }),
         "a rejected grant, not a retry: {err}"
     );
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
     assert_eq!(report.revocation, Revocation::Revoked);
     let revocations = h.http.revocations();
     assert_eq!(revocations.len(), 1, "only the access token");
@@ -877,7 +877,7 @@ async fn revocation_parameters_can_go_in_the_query() {
         headers: vec![("content-type", "text/plain".into())],
         body: "OK".into(),
     });
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
     assert_eq!(report.revocation, Revocation::Revoked);
     let revocations = h.http.revocations();
     assert_eq!(revocations.len(), 2);
@@ -1282,7 +1282,7 @@ async fn disconnect_revokes_the_refresh_token_first_then_deletes() {
     let other = h.connect(ACME, 3000, ConnectionStatus::Connected);
     let mut events = h.refresher.subscribe();
 
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
 
     assert_eq!(report.revocation, Revocation::Revoked);
     assert_eq!(
@@ -1314,12 +1314,12 @@ async fn disconnect_revokes_the_refresh_token_first_then_deletes() {
 }
 
 #[tokio::test]
-async fn disconnect_deletes_even_when_revocation_fails() {
+async fn disconnect_delete_now_deletes_even_when_revocation_fails() {
     let h = Harness::new();
     let id = h.connect(BASIC, 3000, ConnectionStatus::Connected);
     h.http.respond(|_| Answer::oauth_error(503, "temporarily_unavailable"));
 
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::DeleteNow).await.unwrap();
 
     let Revocation::Failed { reason, manage_url } = &report.revocation else {
         panic!("{report:?}")
@@ -1343,12 +1343,205 @@ async fn disconnect_deletes_even_when_revocation_fails() {
     assert!(h.vault.list().unwrap().is_empty());
 }
 
+/// Issue 13: a disconnect that cannot reach the provider no longer deletes the tokens and forgets the grant. The
+/// account leaves use at once (no refresh, no token), keeps only what revoking needs, and is revoked when the
+/// provider answers again — then, and only then, deleted.
+#[tokio::test(start_paused = true)]
+async fn a_failed_revocation_keeps_only_what_revoking_needs_and_retries_until_it_succeeds() {
+    let (h, _clock) = paused_harness();
+    let id = h.connect_with(BASIC, 3000, ConnectionStatus::Connected, OLD_ACCESS, Some(OLD_REFRESH));
+    h.vault
+        .update_meta(id, |m| {
+            m.subject = Some("subject-1".into());
+            m.scopes = vec!["read".into()];
+        })
+        .unwrap();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = down.clone();
+    h.http.respond(move |_| {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            Answer::Network
+        } else {
+            Answer::ok()
+        }
+    });
+    let mut events = h.refresher.subscribe();
+
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
+
+    let pending = report.pending.expect("kept for revocation");
+    assert!(matches!(report.revocation, Revocation::Failed { .. }), "{report:?}");
+    assert_eq!((pending.since, pending.attempts), (h.clock.unix_secs(), 1));
+    assert!(
+        (48..=72).contains(&(pending.next_attempt_at - pending.since)),
+        "{pending:?}"
+    );
+    assert_eq!(pending.give_up_at - pending.since, 7 * 24 * 3600);
+    let kept = h.meta(id);
+    assert_eq!(kept.status, ConnectionStatus::RevocationPending);
+    assert_eq!(kept.revocation, Some(pending));
+    assert_eq!((kept.subject, kept.scopes, kept.expires_at), (None, vec![], None));
+    let tokens = h.vault.tokens(id).unwrap();
+    assert_eq!(
+        tokens.refresh.as_ref().map(SecretString::dangerously_expose),
+        Some(OLD_REFRESH)
+    );
+    assert!(tokens.id_token.is_none());
+    assert!(
+        matches!(drain(&mut events).as_slice(), [EngineEvent::Status(c)] if c.meta.status == ConnectionStatus::RevocationPending)
+    );
+    for refused in [
+        h.refresher.refresh(id, Trigger::User).await.map(|_| ()),
+        h.refresher.access_token(id).await.map(|_| ()),
+    ] {
+        assert!(matches!(refused, Err(RefreshError::Disconnected { .. })), "{refused:?}");
+    }
+
+    // The timer tries at the planned time, still down: the next wait doubles.
+    let engine = RefreshEngine::started(h.refresher.clone());
+    tokio::time::sleep(Duration::from_secs(pending.next_attempt_at - pending.since + 1)).await;
+    let again = h.meta(id).revocation.expect("still pending");
+    assert_eq!(again.attempts, 2);
+    assert!(
+        (96..=144).contains(&(again.next_attempt_at - h.clock.unix_secs() + 1)),
+        "{again:?}"
+    );
+    assert_eq!(h.http.token_requests().len(), 0, "never refreshed");
+
+    // The provider is back: the next attempt revokes both tokens and deletes everything.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    assert!(matches!(h.vault.get_meta(id), Err(StoreError::NotFound(_))));
+    let revoked: Vec<_> = h
+        .http
+        .revocations()
+        .iter()
+        .filter_map(|r| r.field("token").map(str::to_owned))
+        .collect();
+    assert_eq!(&revoked[revoked.len() - 2..], [OLD_REFRESH, OLD_ACCESS]);
+    assert!(drain(&mut events).contains(&EngineEvent::Removed(id)));
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+/// After a week of failures the engine deletes what it kept and says, once, where to revoke by hand.
+#[tokio::test(start_paused = true)]
+async fn a_revocation_that_never_succeeds_is_given_up_after_a_week_with_a_final_notice() {
+    let (h, _clock) = paused_harness();
+    let id = h.connect(BASIC, 3000, ConnectionStatus::Connected);
+    h.http.respond(|_| Answer::oauth_error(503, "temporarily_unavailable"));
+    let pending = h
+        .refresher
+        .disconnect(id, IfRevocationFails::KeepTrying)
+        .await
+        .unwrap()
+        .pending
+        .unwrap();
+    let mut events = h.refresher.subscribe();
+    let engine = RefreshEngine::started(h.refresher.clone());
+
+    tokio::time::sleep(Duration::from_secs(pending.give_up_at - pending.since - 3600)).await;
+    let attempts = h.meta(id).revocation.unwrap().attempts;
+    assert!(
+        (30..=40).contains(&attempts),
+        "backoff up to six hours: {attempts} attempts in a week"
+    );
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+
+    assert!(
+        matches!(h.vault.get_meta(id), Err(StoreError::NotFound(_))),
+        "given up and deleted"
+    );
+    let events = drain(&mut events);
+    let notices: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Attention { id: seen, message, .. } if *seen == id => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{events:?}");
+    assert!(
+        notices[0].contains("stopped trying to revoke") && notices[0].contains(MANAGE_URL),
+        "{}",
+        notices[0]
+    );
+    assert!(!notices[0].contains(OLD_REFRESH) && !notices[0].contains(CLIENT_SECRET));
+    assert!(events.contains(&EngineEvent::Removed(id)));
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+/// The person's choices on a pending revocation: "Try now" tries at once; "Delete now" deletes without asking the
+/// provider again, naming where to revoke by hand. A restart keeps the revocation planned.
+#[tokio::test]
+async fn a_pending_revocation_can_be_tried_now_or_deleted_now_and_survives_a_restart() {
+    let h = Harness::new();
+    let id = h.connect(BASIC, 3000, ConnectionStatus::Connected);
+    h.http.respond(|_| Answer::Network);
+    h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
+    let asked = h.http.revocations().len();
+
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
+    assert_eq!(report.pending.map(|p| p.attempts), Some(2), "tried again now");
+    assert!(h.http.revocations().len() > asked);
+
+    // A new process over the same vault plans the attempt from the record.
+    let restarted = Refresher::new(
+        h.vault.clone(),
+        catalog(),
+        h.http.clone(),
+        h.clock.clone(),
+        RefreshPolicy::default(),
+    );
+    let meta = h.meta(id);
+    assert_eq!(
+        restarted.next_due(id, &meta),
+        Some((meta.revocation.unwrap().next_attempt_at * 1000, Trigger::Revoke))
+    );
+
+    let asked = h.http.revocations().len();
+    let report = restarted.disconnect(id, IfRevocationFails::DeleteNow).await.unwrap();
+    assert_eq!(
+        report.revocation,
+        Revocation::NotTried {
+            manage_url: Some(Url::parse(MANAGE_URL).unwrap())
+        }
+    );
+    assert_eq!(report.pending, None);
+    assert_eq!(h.http.revocations().len(), asked, "not asked again");
+    assert!(h.vault.list().unwrap().is_empty());
+}
+
+/// A pending revocation whose provider was removed cannot be done: it is given up at once, with the notice.
+#[tokio::test]
+async fn a_pending_revocation_whose_provider_is_gone_is_given_up_with_a_notice() {
+    let h = Harness::new();
+    let id = h.connect(BASIC, 3000, ConnectionStatus::Connected);
+    h.http.respond(|_| Answer::Network);
+    h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
+    let mut config = ProfileConfig::default();
+    config
+        .set_client(&ProviderId::parse(ACME).unwrap(), CLIENT_ID, None)
+        .ok();
+    h.refresher.set_catalog(Catalog::from_config(&config).unwrap());
+    let mut events = h.refresher.subscribe();
+
+    let report = h.refresher.retry_revocation(id).await.unwrap();
+
+    assert!(matches!(report.revocation, Revocation::Skipped { .. }), "{report:?}");
+    assert!(h.vault.list().unwrap().is_empty());
+    assert!(
+        drain(&mut events)
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Attention { message, .. } if message.contains("by hand")))
+    );
+}
+
 #[tokio::test]
 async fn disconnect_without_a_revocation_endpoint_says_so() {
     let h = Harness::new();
     let id = h.connect(NO_REVOKE, 3000, ConnectionStatus::Connected);
 
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
 
     assert_eq!(
         report.revocation,
@@ -1377,7 +1570,7 @@ async fn disconnect_during_a_refresh_discards_and_revokes_the_new_tokens() {
     let refresh = tokio::spawn(async move { refresher.refresh(id, Trigger::Timer).await });
     gate.reached().await;
 
-    let report = h.refresher.disconnect(id).await.unwrap();
+    let report = h.refresher.disconnect(id, IfRevocationFails::KeepTrying).await.unwrap();
     assert_eq!(report.revocation, Revocation::Revoked);
     assert!(h.vault.list().unwrap().is_empty());
     gate.open();
@@ -1466,7 +1659,9 @@ async fn race_once(h: &Harness, seed: u64, rng: &mut XorShift, tally: &mut RaceT
         }
         if step == start_disconnect {
             let refresher = h.refresher.clone();
-            disconnect = Some(tokio::spawn(async move { refresher.disconnect(id).await }));
+            disconnect = Some(tokio::spawn(async move {
+                refresher.disconnect(id, IfRevocationFails::KeepTrying).await
+            }));
         }
         if step == open_gate {
             gate.open();
@@ -1845,7 +2040,7 @@ fn refresh_and_disconnect_logs_carry_no_token_values() {
         h.refresher.refresh(transient, Trigger::Timer).await.unwrap_err();
         h.http
             .respond(move |_| Answer::json(400, &format!(r#"{{"error":"invalid_token","token":"{NEW_REFRESH}"}}"#)));
-        h.refresher.disconnect(ok).await.unwrap();
+        h.refresher.disconnect(ok, IfRevocationFails::KeepTrying).await.unwrap();
     });
     drop(runtime);
 

@@ -63,7 +63,8 @@ pub use clients::FIELD_CLIENT_SECRET;
 pub use error::{RecordError, RecordProblem, StoreError};
 pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON};
 pub use model::{
-    CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, TokenKind, TokenSet,
+    CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, PendingRevocation,
+    TokenKind, TokenSet,
 };
 pub use restore::{BackupSummary, RestoreFrom, RestoreReport, StartOverReport};
 pub use rotation::{RotationReport, RotationStep};

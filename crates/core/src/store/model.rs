@@ -112,11 +112,15 @@ pub enum ConnectionStatus {
     /// Restored from a backup: the refresh token may have been replaced at the provider since. The next refresh
     /// (at once, when the engine runs) tells: connected again, or `interrupted` when the platform refuses it.
     CheckNeeded,
+    /// Disconnected by the user, but the provider could not be reached to revoke the tokens: the connection is
+    /// no longer used, and only what revoking needs is kept until the engine succeeds or gives up (see
+    /// [`ConnectionMeta::revocation`]).
+    RevocationPending,
 }
 
 impl ConnectionStatus {
     /// Every status, in declaration order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Connected,
         Self::Refreshing,
         Self::Retrying,
@@ -124,6 +128,7 @@ impl ConnectionStatus {
         Self::Interrupted,
         Self::Error,
         Self::CheckNeeded,
+        Self::RevocationPending,
     ];
 
     /// The stable name stored in records (`connected`, `needs_reconnect`, …).
@@ -136,6 +141,7 @@ impl ConnectionStatus {
             Self::Interrupted => "interrupted",
             Self::Error => "error",
             Self::CheckNeeded => "check_needed",
+            Self::RevocationPending => "revocation_pending",
         }
     }
 
@@ -189,6 +195,22 @@ pub struct ConnectionMeta {
     /// While `Retrying`: when the engine tries again (Unix seconds), so a window can count down to it.
     #[serde(default)]
     pub retry_at: Option<u64>,
+    /// While `RevocationPending`: how the revocation is going.
+    #[serde(default)]
+    pub revocation: Option<PendingRevocation>,
+}
+
+/// A revocation the engine keeps trying after a disconnect that could not reach the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRevocation {
+    /// When the person disconnected (Unix seconds).
+    pub since: u64,
+    /// Attempts so far (the one at disconnect included).
+    pub attempts: u32,
+    /// When the engine tries again (Unix seconds).
+    pub next_attempt_at: u64,
+    /// When the engine stops trying, deletes what it kept and tells the person to revoke by hand (Unix seconds).
+    pub give_up_at: u64,
 }
 
 impl ConnectionMeta {
@@ -207,6 +229,7 @@ impl ConnectionMeta {
             last_error: None,
             session_ends_at: None,
             retry_at: None,
+            revocation: None,
         }
     }
 
@@ -222,6 +245,9 @@ impl ConnectionMeta {
     pub fn sanitize(&mut self) {
         use crate::text::{MAX_ERROR_CHARS, MAX_NAME_CHARS, clean, is_clean};
         self.retry_at = self.planned_retry();
+        if self.status != ConnectionStatus::RevocationPending {
+            self.revocation = None;
+        }
         if !is_clean(&self.account) || self.account.chars().count() > MAX_NAME_CHARS {
             let account = clean(&self.account, MAX_NAME_CHARS);
             self.account = if account.is_empty() {
@@ -332,6 +358,9 @@ pub(super) struct MetaPayload {
     /// When a retrying refresh is tried again. Added later within version 1 (absent: none planned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) retry_at: Option<u64>,
+    /// A revocation still to be done (status `revocation_pending`). Added later within version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) revocation: Option<PendingRevocation>,
 }
 
 /// Version of [`MetaPayload`] this build writes and reads.
@@ -357,6 +386,7 @@ impl From<&ConnectionMeta> for MetaPayload {
             session_ends_at: m.session_ends_at,
             tokens: None,
             retry_at: m.retry_at,
+            revocation: m.revocation,
         }
     }
 }
@@ -381,6 +411,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             last_error: p.last_error,
             session_ends_at: p.session_ends_at,
             retry_at: p.retry_at,
+            revocation: p.revocation,
         };
         meta.sanitize();
         Ok(meta)
