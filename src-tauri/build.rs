@@ -29,6 +29,8 @@ const COMMANDS: &[&str] = &[
     "disconnect",
     "inspect",
     "reveal",
+    "copy_token",
+    "clear_clipboard",
 ];
 
 fn main() {

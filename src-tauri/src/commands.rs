@@ -17,6 +17,7 @@ use tokenkeep_core::store::ConnectionId;
 use url::Url;
 
 use crate::browser::AppBrowser;
+use crate::clipboard::{ClipboardEvent, TokenClipboard};
 use crate::dto::{
     AppInfo, Auth, ConnectProgress, Connected, Connection, ConnectionView, Disconnected, ExportedKey, Inspection,
     Provider, Restored, Revealed, VaultStatus,
@@ -374,6 +375,35 @@ pub(crate) async fn inspect(state: State<'_, AppState>, id: String) -> Result<In
         })
         .await?;
     Ok(Inspection::new(shown.inspection, &ready.ops().engine().catalog()))
+}
+
+/// Copies one token to the clipboard from here — the webview never holds it — and clears it after a while if the
+/// clipboard still holds it. Answers (and emits as `clipboard`) when it will be cleared.
+#[tauri::command]
+pub(crate) async fn copy_token(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    clipboard: State<'_, TokenClipboard>,
+    id: String,
+    kind: String,
+) -> Result<ClipboardEvent> {
+    let connection = connection_id(&id)?.to_hex();
+    let kind = crate::dto::token_kind(&kind)?;
+    let ready = state.ready().await?;
+    let token = ready.ops().reveal(&connection, kind).await?;
+    let copied = clipboard
+        .copy(&app, &token)
+        .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
+    tracing::info!(connection = %connection, kind = %kind.field(), "token copied to the clipboard");
+    Ok(copied)
+}
+
+/// "Clear now": takes a copied token off the clipboard if it is still there.
+#[tauri::command]
+pub(crate) fn clear_clipboard(app: AppHandle, clipboard: State<'_, TokenClipboard>) -> ClipboardEvent {
+    let outcome = clipboard.clear_if_ours(None).unwrap_or(ClipboardEvent::Cleared);
+    let _ = tauri::Emitter::emit(&app, crate::clipboard::CLIPBOARD, &outcome);
+    outcome
 }
 
 /// One token's value, because the user pressed "Reveal".

@@ -9,6 +9,7 @@
 //! (`events.rs`).
 
 mod browser;
+mod clipboard;
 mod commands;
 mod dto;
 mod error;
@@ -84,6 +85,7 @@ pub fn run() -> ExitCode {
                 .build(),
         )
         .manage(AppState::new(settings.paths, settings.headless, settings.browser))
+        .manage(clipboard::TokenClipboard::default())
         .setup(|app| {
             app.state::<AppState>().open_in_background(app.handle())?;
             Ok(())
@@ -110,6 +112,8 @@ pub fn run() -> ExitCode {
             commands::disconnect,
             commands::inspect,
             commands::reveal,
+            commands::copy_token,
+            commands::clear_clipboard,
         ])
         .build(tauri::generate_context!("../tauri.conf.json"));
     let app = match app {
@@ -121,6 +125,8 @@ pub fn run() -> ExitCode {
     };
     let code = app.run_return(|app, event| {
         if let tauri::RunEvent::Exit = event {
+            // A copied token does not outlive the app on the clipboard.
+            app.state::<clipboard::TokenClipboard>().clear_if_ours(None);
             // Let refreshes in flight finish (bounded) so that a rotated refresh token is saved, not lost.
             tauri::async_runtime::block_on(app.state::<AppState>().shut_down());
         }

@@ -148,6 +148,8 @@ describe('every command in docs/IPC.md', () => {
     ['disconnect', () => api.disconnect(id, 'delete_now'), { id, ifRevocationFails: 'delete_now' }],
     ['inspect', () => api.inspect(id), { id }],
     ['reveal', () => api.reveal(id, 'refresh_token'), { id, kind: 'refresh_token' }],
+    ['copy_token', () => api.copyToken(id, 'access_token'), { id, kind: 'access_token' }],
+    ['clear_clipboard', () => api.clearClipboard(), undefined],
   ];
 
   it.each(cases)('%s', async (cmd, run, args) => {
@@ -162,7 +164,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['acknowledgeKeyNotice', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

@@ -273,10 +273,19 @@ export interface AppEvents {
   'connect-progress': ConnectProgress;
   /** The vault opened, or failed again, without a command (the keyring it waited for changed). */
   'vault-status': VaultStatus;
+  /** A copied token: on the clipboard until `clearsAt`, cleared, or replaced by something the person copied. */
+  clipboard: ClipboardState;
 }
+
+/** A token copied by `copy_token` (times in Unix seconds). */
+export type ClipboardState =
+  | { state: 'holding'; clearsAt: number; seconds: number }
+  | { state: 'cleared' }
+  | { state: 'replaced' };
 
 export type EventName = keyof AppEvents;
 export const EVENT_NAMES: readonly EventName[] = [
+  'clipboard',
   'connection-status',
   'connection-removed',
   'attention',
@@ -400,6 +409,11 @@ export const refreshNow = (id: string): Promise<Connection> =>
 export const disconnect = (id: string, ifRevocationFails: IfRevocationFails = 'keep_trying'): Promise<Disconnected> =>
   call<Disconnected>('disconnect', { id, ifRevocationFails });
 export const inspect = (id: string): Promise<Inspection> => call<Inspection>('inspect', { id });
+/** Copies a token to the clipboard from Rust (the page never holds it); cleared after a while if still there. */
+export const copyToken = (id: string, kind: TokenKind): Promise<ClipboardState> =>
+  call<ClipboardState>('copy_token', { id, kind });
+/** Takes a copied token off the clipboard now, if it is still there. */
+export const clearClipboard = (): Promise<ClipboardState> => call<ClipboardState>('clear_clipboard');
 /** The only command that returns token bytes: call it only when the user presses "Reveal". */
 export const reveal = (id: string, kind: TokenKind): Promise<Revealed> =>
   call<Revealed>('reveal', { id, kind });
@@ -455,6 +469,8 @@ export interface Backend {
   disconnect(id: string, ifRevocationFails?: IfRevocationFails): Promise<Disconnected>;
   inspect(id: string): Promise<Inspection>;
   reveal(id: string, kind: TokenKind): Promise<Revealed>;
+  copyToken(id: string, kind: TokenKind): Promise<ClipboardState>;
+  clearClipboard(): Promise<ClipboardState>;
   on<K extends EventName>(event: K, handler: (payload: AppEvents[K]) => void): Promise<Unlisten>;
 }
 
@@ -478,6 +494,8 @@ export const tauriBackend: Backend = {
   pasteSignInAddress,
   listConnections,
   refreshNow,
+  copyToken,
+  clearClipboard,
   disconnect,
   inspect,
   reveal,

@@ -340,6 +340,16 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       emit('connection-removed', { id });
       return result;
     },
+    copyToken: async () => {
+      const clip = { state: 'holding' as const, clearsAt: Math.ceil(now()) + 30, seconds: 30 };
+      emit('clipboard', clip);
+      window.setTimeout(() => emit('clipboard', { state: 'cleared' }), 30_000);
+      return clip;
+    },
+    clearClipboard: async () => {
+      emit('clipboard', { state: 'cleared' });
+      return { state: 'cleared' as const };
+    },
     inspect: async (id) => {
       const c = find(id);
       await sleep(150);

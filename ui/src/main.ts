@@ -30,6 +30,7 @@ import { cardMessage, derivePill, needsReconnect, nextCardChange } from './model
 import { expiryText, nowSeconds } from './model/time';
 import { TID } from './testids';
 import { describeLoadError, formatVersion, mockRequested, profileBadge } from './view-model';
+import { ClipboardNotice } from './views/clipboard-notice';
 import { ConnectPanel } from './views/connect-panel';
 import { createCard, updateCard } from './views/connection-card';
 import { openDisconnectDialog } from './views/disconnect-dialog';
@@ -86,6 +87,7 @@ let backend: Backend = tauriBackend;
 const cards = new Map<string, HTMLElement>();
 const lastPill = new Map<string, string>();
 let connectPanel: ConnectPanel;
+let clipboardNotice: ClipboardNotice;
 /** How long a card's confirmation stays. */
 const NOTE_MS = 6000;
 /** The one timer: it fires when the nearest countdown or relative time on screen next reads differently. */
@@ -239,6 +241,7 @@ async function subscribe(): Promise<void> {
     backend.on('attention', onAttention),
     backend.on('connect-progress', (p) => connectPanel.progress(p)),
     backend.on('vault-status', (v) => void vaultChanged(v)),
+    backend.on('clipboard', (c) => clipboardNotice.show(c)),
   ];
   const results = await Promise.allSettled(subs);
   for (const r of results) if (r.status === 'rejected') console.error('event subscription failed', r.reason);
@@ -733,6 +736,7 @@ async function start(): Promise<void> {
       backend = m.backend;
       scenario = m.scenario;
     }
+    clipboardNotice = new ClipboardNotice(backend);
     connectPanel = new ConnectPanel({
       backend,
       providers: () => state.providers,

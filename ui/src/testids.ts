@@ -89,6 +89,11 @@ export const TID = {
   revocation: 'revocation',
   revocationRetry: 'revocation-retry',
   revocationDelete: 'revocation-delete',
+  /** The clipboard notice[data-state=holding|cleared|replaced] and its "Clear now". */
+  clipboardNotice: 'clipboard-notice',
+  clipboardClear: 'clipboard-clear',
+  /** "Copy" in a token row of Inspect (copies without showing the token). */
+  tokenCopy: 'token-copy',
 
   addAccountButton: 'add-account-button',
   connectPanel: 'connect-panel',

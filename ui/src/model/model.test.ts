@@ -7,6 +7,7 @@ import { validateConfigure, validateCustom, validateImport, validateServer, type
 import { claimRows, tokenPresenceText } from './inspect';
 import { connectFailed, connectSucceeded, disconnectOutcome, orderProviders, providerLabel } from './outcomes';
 import { isPendingRevocation, nextRevocationChange, revocationText } from './revocations';
+import { clipboardText } from './clipboard';
 import { HIDDEN, REVEAL_MS, hideCountdownText, revealReducer, secondsLeft, tokenKindName, type RevealState } from './reveal';
 import { EXPIRING_SOON_SECONDS, canRefresh, cardMessage, derivePill, needsReconnect, nextCardChange } from './status';
 import { capitalise, expiryText, formatDuration, lastRefreshText, nextTextChange, relativeText } from './time';
@@ -632,5 +633,16 @@ describe('the setup form says each thing once', () => {
       expect(Object.keys(v.errors).sort()).toEqual(['clientId', 'clientSecret']);
       expect(Object.values(v.errors).join(' ')).not.toMatch(/None/);
     }
+  });
+});
+
+describe('clipboard notice', () => {
+  it('counts down to the clearing, then says what happened', () => {
+    const holding = { state: 'holding' as const, clearsAt: 1030, seconds: 30 };
+    expect(clipboardText(holding, 1000)).toBe('Token copied. Tokenkeep clears it from the clipboard in 30 s.');
+    expect(clipboardText(holding, 1029.5)).toBe('Token copied. Tokenkeep is clearing it from the clipboard.');
+    expect(clipboardText({ state: 'cleared' }, 0)).toMatch(/was cleared/);
+    expect(clipboardText({ state: 'replaced' }, 0)).toMatch(/left the clipboard alone/);
+    expect(clipboardText(null, 0)).toBeNull();
   });
 });

@@ -8,7 +8,7 @@ import { derivePill } from '../model/status';
 import { scopeLabel } from '../model/connections';
 import { expiryText, nowSeconds, relativeText } from '../model/time';
 import { TID, revealId } from '../testids';
-import { button, copyToClipboard, el, setModifier } from './dom';
+import { button, el, setModifier } from './dom';
 import { openModal } from './dialog';
 
 const dateText = (s: number): string => new Date(s * 1000).toLocaleString();
@@ -83,9 +83,7 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
         const status = el('span', { class: 'copy-status', attrs: { role: 'status' } });
         const copy = button('Copy', { small: true, testid: TID.revealCopy, attrs: { 'aria-label': `Copy the ${tokenKindName(kind).toLowerCase()}` } }, () => {
           if (reveal.phase !== 'shown' || reveal.kind !== kind) return;
-          void copyToClipboard(reveal.value).then((ok) => {
-            status.textContent = ok ? 'Copied' : 'Copy failed — select the text instead';
-          });
+          copyToken(kind, status);
         });
         const hide = button('Hide now', { small: true, variant: 'ghost', testid: TID.revealHide }, () => {
           dispatch({ type: 'hide' });
@@ -108,6 +106,19 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
     }
   }
 
+  /** Copies from Rust (the value does not pass through this page), cleared after a while: see the notice. */
+  function copyToken(kind: TokenKind, status: HTMLElement): void {
+    status.textContent = '';
+    backend.copyToken(c.id, kind).then(
+      () => {
+        status.textContent = 'Copied';
+      },
+      (err) => {
+        status.textContent = `Copy failed: ${errorLine(err)}`;
+      },
+    );
+  }
+
   function tokenSection(t: TokenInfo): HTMLElement {
     const name = tokenKindName(t.kind);
     const presence = el('span', { class: `token-presence ${t.present ? 'is-present' : 'is-absent'}`, text: tokenPresenceText(t) });
@@ -126,9 +137,16 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
       );
     });
     revealBtn.hidden = !t.present;
+    const copied = el('span', { class: 'copy-status', attrs: { role: 'status' } });
+    const copyBtn = button('Copy', {
+      small: true,
+      testid: TID.tokenCopy,
+      attrs: { 'aria-label': `Copy the ${name.toLowerCase()} without showing it` },
+    }, () => copyToken(t.kind, copied));
+    copyBtn.hidden = !t.present;
     slots.set(t.kind, { slot, button: revealBtn });
     const section = el('li', { class: 'token', testid: TID.tokenRow }, [
-      el('div', { class: 'token-line' }, [el('span', { class: 'token-name', text: name }), presence, revealBtn]),
+      el('div', { class: 'token-line' }, [el('span', { class: 'token-name', text: name }), presence, copied, copyBtn, revealBtn]),
       slot,
     ]);
     section.dataset.kind = t.kind;
@@ -186,7 +204,7 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
         el('h3', { class: 'section-title', text: 'Stored tokens' }),
         el('p', {
           class: 'warning-note',
-          text: `Anyone who has a token can act as you on ${provider}. Reveal one only when nobody can see your screen; it hides again after 30 seconds.`,
+          text: `Anyone who has a token can act as you on ${provider}. Reveal one only when nobody can see your screen; it hides again after 30 seconds. A copied token is cleared from the clipboard after a while.`,
         }),
         tokens,
       ]),
