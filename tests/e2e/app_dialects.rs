@@ -292,7 +292,13 @@ async fn scenario(run: &mut Run, tiktok: &Platform, instagram: &Platform, mastod
     let typo = tiktok
         .moved_preset("tiktok")?
         .replace("scope_separator", "scope_seperator");
-    run.import_refused(&typo, "line 30: unknown field `scope_seperator`")
+    // The line of the typo, as an editor numbers it: the error must point there.
+    let line = typo
+        .lines()
+        .position(|l| l.starts_with("scope_seperator"))
+        .ok_or_else(|| anyhow!("the TikTok preset has no scope_separator line"))?
+        + 1;
+    run.import_refused(&typo, &format!("line {line}: unknown field `scope_seperator`"))
         .await?;
     run.import("tiktok", &tiktok.moved_preset("tiktok")?).await?;
     run.set_up("tiktok", &[("clientId", CLIENT_ID), ("clientSecret", CLIENT_SECRET)])

@@ -290,6 +290,28 @@ fn cli_connect_public_client_pkce_stores_sealed_tokens_and_logs_no_secret() -> R
     );
     ensure!(peer.is_active(&refresh)?, "the stored refresh token is not active");
 
+    // The account picture the id_token names: fetched once, at connect, sealed beside the tokens; reading the
+    // store (list, show) never fetches it again.
+    let picture = tk
+        .open_vault()?
+        .picture(connection_id(&id)?)?
+        .ok_or_else(|| anyhow!("the account picture was not stored"))?;
+    ensure!(
+        picture.kind().media_type() == "image/png" && picture.bytes().starts_with(b"\x89PNG"),
+        "the stored picture is not the peer's PNG: {picture:?}"
+    );
+    let shown = tk.ok(&["show", &id], None)?;
+    ensure!(
+        shown.stdout.contains("picture       image/png"),
+        "`show` does not mention the picture:\n{}",
+        shown.stdout
+    );
+    ensure!(
+        peer.stats()?.picture_requests == 1,
+        "the picture was fetched {} times, not once at connect",
+        peer.stats()?.picture_requests
+    );
+
     let tokens = [
         ("the access token", access.as_str()),
         ("the refresh token", &refresh),

@@ -215,6 +215,19 @@ fn lifecycle(
         .ok_or_else(|| anyhow!("no id in {entry}"))?
         .to_owned();
     let (access, refresh) = stored_tokens(&tk, &id)?;
+    // The emulations that answer with a profile picture (on their own host): it is fetched at connect and sealed.
+    if PICTURED.contains(&case.id) {
+        let connection: ConnectionId = id.parse().map_err(|e| anyhow!("{e}"))?;
+        let picture = tk
+            .open_vault()?
+            .picture(connection)?
+            .ok_or_else(|| anyhow!("{}: the profile picture was not stored", case.id))?;
+        ensure!(
+            picture.kind().media_type() == "image/png",
+            "{}: stored {picture:?}",
+            case.id
+        );
+    }
     // A long-lived token where the platform has one (Meta's exchange): the short-lived one is never kept.
     ensure_active(platform, &access, "access", "the stored access token")?;
     match (case.refresh, &refresh) {
@@ -537,6 +550,9 @@ fn youtube_channel_identity_and_schemeless_issuer() -> Result<()> {
     })
     .map(drop)
 }
+
+/// The platforms whose emulation names a profile picture in its identity answer (X only when `user.fields` asks).
+const PICTURED: &[&str] = &["x"];
 
 #[test]
 fn x_public_client_with_rotation() -> Result<()> {

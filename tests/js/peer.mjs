@@ -83,6 +83,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { crc32, deflateSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
@@ -147,6 +148,8 @@ const stats = {
   revocations: 0,
   userinfoRequests: 0,
   authorizations: 0,
+  // GET /avatars/<account>.png: the account pictures the `picture` claim names (fetched once, at connect).
+  pictureRequests: 0,
   adminRevokedGrants: 0,
 };
 
@@ -205,7 +208,7 @@ const provider = new Provider(issuer, {
   scopes: ['openid', 'offline_access', 'profile', 'email', 'videos.read', 'videos.upload'],
   claims: {
     openid: ['sub'],
-    profile: ['name', 'preferred_username'],
+    profile: ['name', 'preferred_username', 'picture'],
     email: ['email', 'email_verified'],
   },
   async findAccount(_ctx, sub) {
@@ -216,6 +219,7 @@ const provider = new Provider(issuer, {
           sub,
           name: capitalized(sub),
           preferred_username: sub,
+          picture: `${issuer}/avatars/${encodeURIComponent(sub)}.png`,
           email: `${sub}@example.test`,
           email_verified: true,
         };
@@ -511,10 +515,44 @@ const COUNTED = new Map([
   ['/auth', 'authorizations'],
 ]);
 
+/** A real 16×16 PNG in one colour, derived from `name`: each account has its own picture. */
+function avatarPng(name) {
+  let h = 0;
+  for (const ch of name) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  const rgb = [h & 0xff, (h >>> 8) & 0xff, (h >>> 16) & 0xff];
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(16, 0);
+  ihdr.writeUInt32BE(16, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = Buffer.concat(Array.from({ length: 16 }, () => Buffer.from([0, ...Array(16).fill(rgb).flat()])));
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(rows)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
 const oidc = provider.callback();
 server.on('request', (req, res) => {
   const path = new URL(req.url, issuer).pathname;
   res.on('finish', () => log(`${req.method} ${path} ${res.statusCode}`));
+  const avatar = /^\/avatars\/([^/]+)\.png$/.exec(path);
+  if (req.method === 'GET' && avatar) {
+    stats.pictureRequests += 1;
+    const png = avatarPng(decodeURIComponent(avatar[1]));
+    res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length });
+    res.end(png);
+    return;
+  }
   if (path.startsWith('/__admin/')) {
     admin(req, res, path).catch((err) => reply(res, 400, { error: err.message }));
     return;

@@ -101,6 +101,16 @@ function bearer(req) {
 
 const sha256 = (s) => crypto.createHash('sha256').update(s).digest();
 
+/** A real 1×1 PNG: the account picture the emulations' profile answers point to (on this server). */
+const AVATAR_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z/C/HgAGgwJ/lK3Q6wAAAABJRU5ErkJggg==',
+  'base64',
+);
+const sendAvatar = (_req, res) => {
+  res.writeHead(200, { 'content-type': 'image/png', 'content-length': AVATAR_PNG.length });
+  res.end(AVATAR_PNG);
+};
+
 function unsignedJwt(claims) {
   const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${enc({ alg: 'RS256', kid: 'emulated', typ: 'JWT' })}.${enc(claims)}.${Buffer.from('emulated').toString('base64url')}`;
@@ -545,7 +555,9 @@ dialects.youtube = {
 // X (Twitter), OAuth 2.0 Authorization Code with PKCE, Native App (public client).
 // https://docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code: PKCE required; the redirect URI must
 //   match; a refresh token only with offline.access; POST /2/oauth2/token form with client_id; /2/oauth2/revoke.
-// https://docs.x.com/x-api/users/user-lookup-me: GET /2/users/me -> {"data": {"id", "name", "username"}}.
+// https://docs.x.com/x-api/users/user-lookup-me: GET /2/users/me -> {"data": {"id", "name", "username"}}; more
+//   fields only when `user.fields` names them (profile_image_url among them); an unknown field is a 400.
+const X_USER_FIELDS = new Set(['affiliation', 'connection_status', 'created_at', 'description', 'entities', 'id', 'location', 'most_recent_tweet_id', 'name', 'pinned_tweet_id', 'profile_banner_url', 'profile_image_url', 'protected', 'public_metrics', 'receives_your_dm', 'subscription_type', 'url', 'username', 'verified', 'verified_type', 'withheld']);
 dialects.x = {
   routes: {
     'GET /x.com/i/oauth2/authorize': (req, res, url) =>
@@ -577,10 +589,16 @@ dialects.x = {
       if (t) t.active = false;
       return send(res, 200, { revoked: true });
     },
-    'GET /api.x.com/2/users/me': (req, res) => {
+    'GET /api.x.com/2/users/me': (req, res, url) => {
       if (!live(bearer(req) ?? '', 'access')) return refuse(res, 401, { title: 'Unauthorized', status: 401 }, 'x me: token');
-      return send(res, 200, { data: { id: '2244994945', name: 'Ada', username: 'ada_writes' } });
+      const fields = (url.searchParams.get('user.fields') ?? '').split(',').filter(Boolean);
+      const unknown = fields.filter((f) => !X_USER_FIELDS.has(f));
+      if (unknown.length > 0) return refuse(res, 400, { errors: [{ parameters: { 'user.fields': unknown }, message: `The \`user.fields\` query parameter value [${unknown[0]}] is not one of [${[...X_USER_FIELDS].join(',')}]` }], title: 'Invalid Request', type: 'https://api.twitter.com/2/problems/invalid-request' }, 'x me: user.fields');
+      const data = { id: '2244994945', name: 'Ada', username: 'ada_writes' };
+      if (fields.includes('profile_image_url')) data.profile_image_url = `http://${req.headers.host}/pbs.twimg.com/profile_images/2244994945/ada_normal.png`;
+      return send(res, 200, { data });
     },
+    'GET /pbs.twimg.com/profile_images/2244994945/ada_normal.png': sendAvatar,
   },
 };
 

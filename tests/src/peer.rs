@@ -148,6 +148,8 @@ pub struct PeerStats {
     pub authorizations: u64,
     /// Grants revoked through `/__admin/revoke-grant`.
     pub admin_revoked_grants: u64,
+    /// Requests for the account pictures the `picture` claim names.
+    pub picture_requests: u64,
 }
 
 /// The scope of [`OidcPeer::mint`]ed grants.
@@ -559,6 +561,7 @@ impl OidcPeer {
             userinfo_requests: field("userinfoRequests")?,
             authorizations: field("authorizations")?,
             admin_revoked_grants: field("adminRevokedGrants")?,
+            picture_requests: field("pictureRequests")?,
         })
     }
 

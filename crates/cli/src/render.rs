@@ -31,6 +31,18 @@ pub(crate) fn relative(secs: u64, now: u64) -> String {
     }
 }
 
+/// A size for people: "812 bytes", "14.2 KiB".
+pub(crate) fn bytes(n: usize) -> String {
+    if n < 1024 {
+        format!("{n} bytes")
+    } else {
+        // Sizes here are at most a few MiB: exact in f64.
+        #[allow(clippy::cast_precision_loss)]
+        let kib = n as f64 / 1024.0;
+        format!("{kib:.1} KiB")
+    }
+}
+
 /// "expires in 12 min", "expired 3 min ago", "no expiry".
 pub(crate) fn expiry(expires_at: Option<u64>, now: u64) -> String {
     match expires_at {

@@ -12,6 +12,7 @@ use crate::browser::{BrowserError, BrowserOpener};
 use crate::clock::Clock;
 use crate::http::{BoxFuture, SharedHttp};
 use crate::oauth::{Authorization, Authorized, ClientCredentials, FlowError, PasteSource};
+use crate::picture::AccountPicture;
 use crate::provider::ProviderSpec;
 use crate::secret::SecretString;
 use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus, StoreError, Vault};
@@ -122,6 +123,7 @@ pub fn store_authorization(
         scopes,
         expires_at,
         session_ends_at,
+        picture,
     } = authorized;
     let provider = &spec.id;
     let existing = vault.list()?.into_iter().find_map(|(id, meta)| {
@@ -145,6 +147,7 @@ pub fn store_authorization(
             meta.last_error = None;
             meta.session_ends_at = session_ends_at;
             vault.replace_tokens(id, &tokens, &meta)?;
+            store_picture(vault, id, picture.as_ref());
             tracing::info!(provider = %provider, connection = %id, "reconnected an existing account");
             Ok(Connected {
                 id,
@@ -160,6 +163,7 @@ pub fn store_authorization(
             meta.last_refresh_at = Some(now_secs);
             meta.session_ends_at = session_ends_at;
             let id = vault.put_connection(meta, &tokens)?;
+            store_picture(vault, id, picture.as_ref());
             tracing::info!(provider = %provider, connection = %id, "connected a new account");
             Ok(Connected {
                 id,
@@ -167,5 +171,15 @@ pub fn store_authorization(
                 replaced: false,
             })
         }
+    }
+}
+
+/// Stores the account's picture after its tokens: a failure costs the picture only (logged), never the
+/// connection. A reconnect without a picture keeps the one stored.
+fn store_picture(vault: &Vault, id: ConnectionId, picture: Option<&AccountPicture>) {
+    if let Some(picture) = picture
+        && let Err(error) = vault.set_picture(id, picture)
+    {
+        tracing::warn!(connection = %id, %error, "could not store the account's picture");
     }
 }

@@ -21,6 +21,7 @@ pub mod local_api;
 pub mod logging;
 pub mod oauth;
 pub mod ops;
+pub mod picture;
 pub mod profile;
 pub mod provider;
 pub mod refresh;

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use anyhow::Result;
-use tokenkeep_core::ops::{ExportEnvelopes, List, Show, Shown, Verify, VerifyReport};
+use tokenkeep_core::ops::{ExportEnvelopes, List, Picture, Show, Shown, StoredPicture, Verify, VerifyReport};
 
 use tokenkeep_core::store::{ConnectionMeta, ConnectionStatus};
 
@@ -221,7 +221,15 @@ fn status_line(meta: &ConnectionMeta, now: u64) -> (&'static str, String) {
 /// `show CONNECTION [--json] [--reveal]`. With `--reveal`, the values go from their `SecretString`s into a
 /// zeroized buffer and from there to stdout, and nowhere else.
 pub(super) fn show(ctx: &Context, connection: String, json: bool, reveal: bool) -> Result<()> {
-    let shown = Backend::open(ctx)?.run(Show { connection, reveal })?;
+    let backend = Backend::open(ctx)?;
+    let shown = backend.run(Show { connection, reveal })?;
+    // The picture's type and size, from the vault (nothing is fetched): only when the metadata names one.
+    let picture = match shown.inspection.meta.picture {
+        Some(_) => backend.run(Picture {
+            connection: shown.inspection.id.to_hex(),
+        })?,
+        None => None,
+    };
     if reveal {
         eprintln!(
             "tokenkeep: WARNING: printing stored token values. Anyone who sees them can act as this account; do not \
@@ -233,13 +241,13 @@ pub(super) fn show(ctx: &Context, connection: String, json: bool, reveal: bool) 
         serde_json::to_writer_pretty(&mut out, &ShowJson::from(&shown))?;
         out.write_all(b"\n")?;
     } else {
-        write_show_text(&mut out, &shown)?;
+        write_show_text(&mut out, &shown, picture.as_ref())?;
     }
     out.print()?;
     Ok(())
 }
 
-fn write_show_text(out: &mut SecretBuf, shown: &Shown) -> std::io::Result<()> {
+fn write_show_text(out: &mut SecretBuf, shown: &Shown, picture: Option<&StoredPicture>) -> std::io::Result<()> {
     let (data, meta) = (&shown.inspection, &shown.inspection.meta);
     let now = render::now_secs();
     let when = |t: Option<u64>| {
@@ -269,6 +277,14 @@ fn write_show_text(out: &mut SecretBuf, shown: &Shown) -> std::io::Result<()> {
     writeln!(out, "expiry        {}", render::expiry(meta.expires_at, now))?;
     writeln!(out, "last refresh  {}", when(meta.last_refresh_at))?;
     writeln!(out, "connected     {}", when(Some(meta.created_at)))?;
+    if let Some(picture) = picture {
+        writeln!(
+            out,
+            "picture       {}, {}, stored at connect",
+            picture.media_type,
+            render::bytes(picture.bytes.len())
+        )?;
+    }
     writeln!(out, "sealed with   key {}", data.key_id)?;
     writeln!(out, "tokens:")?;
     for t in &data.tokens {

@@ -24,6 +24,9 @@ pub struct AccountIdentity {
     pub account: String,
     /// The provider's stable id for the account, when known.
     pub subject: Option<String>,
+    /// Where the account's picture is, when the provider said and the address is one Tokenkeep fetches from
+    /// (see `picture_address`).
+    pub picture: Option<url::Url>,
 }
 
 /// Why the identity could not be established.
@@ -127,6 +130,7 @@ pub(crate) fn identity_from_claims(
     claims: &serde_json::Value,
     account_claims: &[String],
     subject_claim: &str,
+    picture_claims: &[String],
 ) -> Result<AccountIdentity, IdentityError> {
     // The provider's text is shown in terminals, the window and notifications: made safe here, where it enters.
     let account = account_claims
@@ -138,7 +142,33 @@ pub(crate) fn identity_from_claims(
     let subject = claim_text(claims, subject_claim)
         .map(|text| crate::text::clean(&text, 255))
         .filter(|text| !text.is_empty());
-    Ok(AccountIdentity { account, subject })
+    let picture = picture_claims
+        .iter()
+        .filter_map(|path| claim(claims, path)?.as_str())
+        .find_map(picture_address);
+    Ok(AccountIdentity {
+        account,
+        subject,
+        picture,
+    })
+}
+
+/// The address of an account picture as a provider gave it, if Tokenkeep will fetch from it: `https://`, or
+/// `http://` on a loopback address (the local emulations), no credentials in it, at most 2,048 characters.
+/// Reddit escapes its `&` as `&amp;` (its `icon_img` is HTML-escaped): undone here.
+pub(crate) fn picture_address(text: &str) -> Option<url::Url> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 2048 {
+        return None;
+    }
+    let url = url::Url::parse(&text.replace("&amp;", "&")).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost"),
+    };
+    let allowed = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    (allowed && url.username().is_empty() && url.password().is_none()).then_some(url)
 }
 
 /// Asks the userinfo endpoint who the access token belongs to (with the provider's headers).
@@ -179,7 +209,10 @@ pub(crate) async fn identify(
 ) -> Result<AccountIdentity, IdentityError> {
     let userinfo_endpoint = spec.userinfo_endpoint.as_ref();
     match &spec.identity {
-        IdentitySource::IdToken { account_claims } => {
+        IdentitySource::IdToken {
+            account_claims,
+            picture_claims,
+        } => {
             let claims = id_token_claims.ok_or(IdentityError::MissingIdToken)?;
             let mut merged = claims.clone();
             // Many providers put only `sub` in the id_token and serve the profile claims from userinfo (OpenID
@@ -200,11 +233,17 @@ pub(crate) async fn identify(
                     Err(error) => tracing::warn!(%error, "userinfo failed; using the id_token alone"),
                 }
             }
-            identity_from_claims(&serde_json::Value::Object(merged), account_claims, "sub")
+            identity_from_claims(
+                &serde_json::Value::Object(merged),
+                account_claims,
+                "sub",
+                picture_claims,
+            )
         }
         IdentitySource::Userinfo {
             account_claims,
             subject_claim,
+            picture_claims,
         } => {
             let endpoint = userinfo_endpoint.ok_or_else(|| IdentityError::Userinfo("no endpoint configured".into()))?;
             let mut info = fetch_userinfo(spec, http, endpoint, access_token).await?;
@@ -215,7 +254,7 @@ pub(crate) async fn identify(
                     object.entry(key.clone()).or_insert_with(|| value.clone());
                 }
             }
-            identity_from_claims(&info, account_claims, subject_claim)
+            identity_from_claims(&info, account_claims, subject_claim, picture_claims)
         }
     }
 }
@@ -247,12 +286,13 @@ mod tests {
         }));
         let claims = id_token_claims(&token).unwrap();
         validate_id_token(&claims, &expect(&nonce)).unwrap();
-        let id = identity_from_claims(&serde_json::Value::Object(claims), &["email".into()], "sub").unwrap();
+        let id = identity_from_claims(&serde_json::Value::Object(claims), &["email".into()], "sub", &[]).unwrap();
         assert_eq!(
             id,
             AccountIdentity {
                 account: "alice@example.test".into(),
-                subject: Some("u1".into())
+                subject: Some("u1".into()),
+                picture: None,
             }
         );
     }
@@ -315,16 +355,64 @@ mod tests {
             &info,
             &["data.user.username".into(), "data.user.display_name".into()],
             "data.user.open_id",
+            &[],
         )
         .unwrap();
         assert_eq!(
             id,
             AccountIdentity {
                 account: "Creator".into(),
-                subject: Some("42".into())
+                subject: Some("42".into()),
+                picture: None,
             }
         );
-        let err = identity_from_claims(&info, &["email".into()], "sub").unwrap_err();
+        let err = identity_from_claims(&info, &["email".into()], "sub", &[]).unwrap_err();
         assert!(matches!(err, IdentityError::NoAccountClaim(_)));
+    }
+
+    #[test]
+    fn the_first_usable_picture_address_is_taken() {
+        let info = serde_json::json!({
+            "name": "Ada",
+            "icon_img": "https://styles.example/icon.png?width=256&amp;height=256&amp;s=abc",
+            "avatar": "javascript:alert(1)",
+        });
+        let pick = |claims: &[&str]| {
+            let claims: Vec<String> = claims.iter().map(|c| (*c).to_owned()).collect();
+            identity_from_claims(&info, &["name".into()], "id", &claims)
+                .unwrap()
+                .picture
+        };
+        // HTML-escaped ampersands (Reddit) are undone; a script address is never a picture.
+        assert_eq!(
+            pick(&["avatar", "icon_img"]).unwrap().as_str(),
+            "https://styles.example/icon.png?width=256&height=256&s=abc"
+        );
+        assert_eq!(pick(&["avatar"]), None);
+        assert_eq!(pick(&["missing"]), None);
+    }
+
+    #[test]
+    fn pictures_come_only_from_https_or_loopback() {
+        for ok in [
+            "https://pbs.example/a_normal.jpg",
+            "http://127.0.0.1:4000/pictures/a.png",
+            "http://[::1]:4000/a.png",
+            "http://localhost/a.png",
+        ] {
+            assert!(picture_address(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "http://pbs.example/a.jpg",
+            "http://10.0.0.1/a.png",
+            "file:///etc/passwd",
+            "data:image/png;base64,AAAA",
+            "https://user:pass@pbs.example/a.jpg",
+            "",
+            "not a url",
+        ] {
+            assert!(picture_address(bad).is_none(), "{bad}");
+        }
+        assert!(picture_address(&format!("https://pbs.example/{}", "a".repeat(3000))).is_none());
     }
 }

@@ -159,6 +159,8 @@ pub struct Authorized {
     pub expires_at: Option<u64>,
     /// When the session ends for good (the refresh token's end), if known: only a new sign-in extends it.
     pub session_ends_at: Option<u64>,
+    /// The account's picture, when the provider named one and it could be fetched (see [`crate::picture`]).
+    pub picture: Option<crate::picture::AccountPicture>,
 }
 
 /// Where an authorization waits for the browser's answer.
@@ -598,6 +600,18 @@ async fn complete(
     let identity = identity::identify(spec, &**http, claims.as_ref(), &access)
         .await
         .map_err(identity_error)?;
+    // Cosmetic: without it, connecting goes on (the window draws the platform's mark). Neither the address nor
+    // the bytes are logged: both are personal.
+    let picture = match &identity.picture {
+        Some(address) => match crate::picture::fetch(&**http, address).await {
+            Ok(picture) => Some(picture),
+            Err(error) => {
+                tracing::info!(provider = %spec.id, %error, "the account's picture was not stored");
+                None
+            }
+        },
+        None => None,
+    };
     let scopes = response
         .scopes()
         .map(|granted| granted.iter().map(|s| s.to_string()).collect())
@@ -616,6 +630,7 @@ async fn complete(
         scopes,
         expires_at: dialect::expires_at(now, expires_in, spec),
         session_ends_at: dialect::session_ends_at(now, response.refresh_expires_in(), spec),
+        picture,
     })
 }
 

@@ -30,6 +30,34 @@ pub struct Verify {}
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportEnvelopes {}
 
+/// A connection's account picture, as stored at connect (never fetched here: reading stays offline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Picture {
+    /// An id, an id prefix, an account or `provider:account`.
+    pub connection: String,
+}
+
+/// A stored account picture: its media type (sniffed from its bytes when it was fetched) and its bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPicture {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub media_type: String,
+    /// Its fingerprint (as the connection's metadata names it).
+    pub tag: String,
+    /// The image.
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredPicture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPicture")
+            .field("media_type", &self.media_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
 /// One connection as listed: its metadata, or why its record cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionEntry {
@@ -162,7 +190,30 @@ pub struct ExportedEnvelope {
     pub envelope: Vec<u8>,
 }
 
-plain_reply!(Vec<ConnectionEntry>, Inspection, VerifyReport, Vec<ExportedEnvelope>);
+plain_reply!(
+    Vec<ConnectionEntry>,
+    Inspection,
+    VerifyReport,
+    Vec<ExportedEnvelope>,
+    Option<StoredPicture>
+);
+
+impl Op for Picture {
+    type Output = Option<StoredPicture>;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        local
+            .blocking(move |vault| {
+                let id = find_connection(vault, &self.connection)?;
+                Ok(vault.picture(id)?.map(|picture| StoredPicture {
+                    media_type: picture.kind().media_type().to_owned(),
+                    tag: picture.tag(),
+                    bytes: picture.bytes().to_vec(),
+                }))
+            })
+            .await
+    }
+}
 
 impl Op for List {
     type Output = Vec<ConnectionEntry>;

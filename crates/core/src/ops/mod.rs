@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::backups::{DescribedBackup, describe_backups, restore_from_backup};
 pub use self::connections::{
-    ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Problem, RevealedToken, Show,
-    Shown, TokenInspection, Verify, VerifyReport,
+    ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Picture, Problem, RevealedToken,
+    Show, Shown, StoredPicture, TokenInspection, Verify, VerifyReport,
 };
 pub use self::master_key::{ExportedKey, ImportedKey, acknowledge_key_notice, export_key, import_key, key_notice_due};
 pub use self::providers::{
@@ -188,6 +188,7 @@ macro_rules! requests {
 requests! {
     List(List) = "list",
     Show(Show) = "show",
+    Picture(Picture) = "picture",
     Verify(Verify) = "verify",
     ExportEnvelopes(ExportEnvelopes) = "export_envelopes",
     Token(Token) = "token",

@@ -271,12 +271,14 @@ pub async fn discover(
             account_claims: ["email", "preferred_username", "name", "sub"]
                 .map(String::from)
                 .to_vec(),
+            picture_claims: vec!["picture".to_owned()],
         },
         loopback_host: CUSTOM_LOOPBACK_HOST.to_owned(),
         redirect_path: CUSTOM_REDIRECT_PATH.to_owned(),
         redirect_port: None,
         refresh_margin_secs: None,
         demo: false,
+        platform: None,
         instance: None,
     };
     spec.validate()?;

@@ -151,6 +151,9 @@ pub enum IdentitySource {
         /// Claims to try, in order, for the display name (e.g. `email`, `preferred_username`, `sub`).
         #[serde(default = "default_account_claims")]
         account_claims: Vec<String>,
+        /// Claims to try, in order, for the address of the account's picture (OpenID Connect's `picture`).
+        #[serde(default = "default_picture_claims", skip_serializing_if = "is_default_picture_claims")]
+        picture_claims: Vec<String>,
     },
     /// A GET to the userinfo endpoint with the new access token.
     Userinfo {
@@ -160,7 +163,30 @@ pub enum IdentitySource {
         /// Claim holding the stable subject id (`sub`, `id`, `data.id`).
         #[serde(default = "default_subject_claim")]
         subject_claim: String,
+        /// Claims to try, in order, for the address of the account's picture (`data.profile_image_url`). It is
+        /// fetched once, at connect, and stored sealed; an empty list fetches none.
+        #[serde(default = "default_picture_claims", skip_serializing_if = "is_default_picture_claims")]
+        picture_claims: Vec<String>,
     },
+}
+
+impl IdentitySource {
+    /// The claims that may hold the address of the account's picture.
+    pub fn picture_claims(&self) -> &[String] {
+        match self {
+            Self::IdToken { picture_claims, .. } | Self::Userinfo { picture_claims, .. } => picture_claims,
+        }
+    }
+}
+
+fn default_picture_claims() -> Vec<String> {
+    vec!["picture".to_owned()]
+}
+
+// A provider written out (`providers export`, the profile's config) says only what differs from the default.
+#[allow(clippy::ptr_arg)] // serde's `skip_serializing_if` passes `&Vec<String>`
+fn is_default_picture_claims(claims: &Vec<String>) -> bool {
+    claims.len() == 1 && claims[0] == "picture"
 }
 
 fn default_account_claims() -> Vec<String> {
@@ -564,6 +590,10 @@ pub struct ProviderSpec {
     /// Marks definitions that exist only for local testing (the demo provider), so the UI can label them.
     #[serde(default)]
     pub demo: bool,
+    /// The platform, for the mark the window draws beside its accounts (`youtube`, `mastodon`: the servers of a
+    /// platform of many share it). Unset for custom providers, which get a letter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// For platforms that run on many servers: the template, or the server this definition was registered at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceSpec>,
@@ -642,6 +672,15 @@ impl ProviderSpec {
         };
         if self.display_name.trim().is_empty() {
             return Err(invalid("display_name is empty"));
+        }
+        if let Some(platform) = &self.platform
+            && (platform.is_empty()
+                || platform.len() > 32
+                || !platform
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(invalid("platform must be 1 to 32 of a-z, 0-9 and -"));
         }
         for (field, text) in [
             ("display_name", Some(&self.display_name)),

@@ -16,6 +16,7 @@
 //! | `connections`        | record id (16 random bytes)           | envelope of the JSON [`ConnectionMeta`], field `meta` |
 //! | `tokens/<provider>`  | record id ‖ `0x00` ‖ field name       | envelope of the token, field `access_token`, `refresh_token` or `id_token` |
 //! | `clients`            | derived record id ‖ `0x00` ‖ `client_secret` | envelope of a provider's client secret (see `clients`) |
+//! | `pictures`           | record id ‖ `0x00` ‖ `picture`        | envelope of the account's picture (see `pictures`) |
 //!
 //! Every envelope is bound to `RecordLocation { profile, tree, record_id, field }`, so a value copied to another
 //! profile, tree, record or field does not open. Record ids are random, never derived from account names; the
@@ -39,6 +40,7 @@ mod durable;
 mod error;
 mod holder;
 mod model;
+mod pictures;
 mod recovery;
 mod restore;
 mod rotation;
@@ -66,6 +68,7 @@ pub use model::{
     CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, PendingRevocation,
     TokenKind, TokenSet,
 };
+pub use pictures::{FIELD_PICTURE, TREE_PICTURES};
 pub use restore::{BackupSummary, RestoreFrom, RestoreReport, StartOverReport};
 pub use rotation::{RotationReport, RotationStep};
 
@@ -737,6 +740,13 @@ impl Vault {
                 writes.push((tree, keys));
             }
         }
+        if let Some(pictures) = self.existing_tree(TREE_PICTURES)?
+            && pictures
+                .contains_key(token_key(id, FIELD_PICTURE))
+                .map_err(StoreError::db("reading pictures"))?
+        {
+            writes.push((pictures, vec![Op::Del(token_key(id, FIELD_PICTURE))]));
+        }
         if writes.is_empty() {
             return Ok(false);
         }
@@ -807,6 +817,20 @@ impl Vault {
                     }
                 }
                 _ => problems.push(problem(TREE_CLIENTS, hex::encode(&k), "", RecordError::BadRecordKey)),
+            }
+        }
+        for item in self.existing_tree(TREE_PICTURES)?.iter().flat_map(sled::Tree::iter) {
+            let (k, v) = item.map_err(StoreError::db("reading pictures"))?;
+            match split_token_key(&k) {
+                Some((id, field)) if field == FIELD_PICTURE => {
+                    if !known.contains(&id) {
+                        problems.push(problem(TREE_PICTURES, id.to_hex(), field, RecordError::Orphan));
+                    }
+                    if let Err(e) = self.decode_picture(&keys, id, &v) {
+                        problems.push(problem(TREE_PICTURES, id.to_hex(), field, e));
+                    }
+                }
+                _ => problems.push(problem(TREE_PICTURES, hex::encode(&k), "", RecordError::BadRecordKey)),
             }
         }
         for &id in &ids {
@@ -971,6 +995,18 @@ impl Vault {
         meta: &ConnectionMeta,
         tokens: Option<&TokenSet>,
     ) -> Result<(), StoreError> {
+        self.write_connection_with(write, id, meta, tokens, Vec::new())
+    }
+
+    /// [`Self::write_connection`], with `extra` writes in the same transaction.
+    fn write_connection_with(
+        &self,
+        write: MutexGuard<'_, ()>,
+        id: ConnectionId,
+        meta: &ConnectionMeta,
+        tokens: Option<&TokenSet>,
+        extra: Vec<(sled::Tree, Vec<Op>)>,
+    ) -> Result<(), StoreError> {
         let keys = self.keys_read();
         let key = &keys.current;
         let mut payload = MetaPayload::from(meta);
@@ -1012,6 +1048,7 @@ impl Vault {
             }
             writes.push((tree, ops));
         }
+        writes.extend(extra);
         // Every write of a connection says its status: a refresh in flight ends with it.
         writes.extend(self.end_in_flight(id)?);
         drop(keys);
@@ -1130,12 +1167,15 @@ impl Vault {
         Ok(out)
     }
 
-    /// Every tree holding sealed records: `connections`, the token trees, then `clients`.
+    /// Every tree holding sealed records: `connections`, the token trees, `clients`, then `pictures`.
     fn sealed_trees(&self) -> Result<Vec<(String, sled::Tree)>, StoreError> {
         let mut trees = vec![(TREE_CONNECTIONS.to_owned(), self.connections.clone())];
         trees.extend(self.token_trees()?);
         if let Some(clients) = self.existing_tree(TREE_CLIENTS)? {
             trees.push((TREE_CLIENTS.to_owned(), clients));
+        }
+        if let Some(pictures) = self.existing_tree(TREE_PICTURES)? {
+            trees.push((TREE_PICTURES.to_owned(), pictures));
         }
         Ok(trees)
     }

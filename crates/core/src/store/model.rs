@@ -198,6 +198,10 @@ pub struct ConnectionMeta {
     /// While `RevocationPending`: how the revocation is going.
     #[serde(default)]
     pub revocation: Option<PendingRevocation>,
+    /// The fingerprint ([`crate::picture::AccountPicture::tag`]) of the account's picture, when one is stored
+    /// (see [`super::Vault::set_picture`]).
+    #[serde(default)]
+    pub picture: Option<String>,
 }
 
 /// A revocation the engine keeps trying after a disconnect that could not reach the provider.
@@ -230,6 +234,7 @@ impl ConnectionMeta {
             session_ends_at: None,
             retry_at: None,
             revocation: None,
+            picture: None,
         }
     }
 
@@ -247,6 +252,13 @@ impl ConnectionMeta {
         self.retry_at = self.planned_retry();
         if self.status != ConnectionStatus::RevocationPending {
             self.revocation = None;
+        }
+        if self
+            .picture
+            .as_ref()
+            .is_some_and(|tag| tag.len() != 16 || !tag.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            self.picture = None;
         }
         if !is_clean(&self.account) || self.account.chars().count() > MAX_NAME_CHARS {
             let account = clean(&self.account, MAX_NAME_CHARS);
@@ -361,6 +373,9 @@ pub(super) struct MetaPayload {
     /// A revocation still to be done (status `revocation_pending`). Added later within version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) revocation: Option<PendingRevocation>,
+    /// The fingerprint of the stored picture. Added later within version 1 (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) picture: Option<String>,
 }
 
 /// Version of [`MetaPayload`] this build writes and reads.
@@ -387,6 +402,7 @@ impl From<&ConnectionMeta> for MetaPayload {
             tokens: None,
             retry_at: m.retry_at,
             revocation: m.revocation,
+            picture: m.picture.clone(),
         }
     }
 }
@@ -412,6 +428,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             session_ends_at: p.session_ends_at,
             retry_at: p.retry_at,
             revocation: p.revocation,
+            picture: p.picture,
         };
         meta.sanitize();
         Ok(meta)

@@ -301,3 +301,84 @@ fn the_in_flight_marker_shows_refreshing_until_the_next_write() {
     assert!(vault.delete_connection(b).unwrap());
     assert!(vault.in_flight.get().unwrap().is_empty());
 }
+
+/// A picture is sealed in its own tree, named by tag in the metadata in the same commit, bound to its connection
+/// (moved under another it does not open, and `verify` says so), re-sealed by a rotation, deleted with the
+/// connection, and never makes the connection unreadable.
+#[test]
+fn pictures_are_sealed_bound_rotated_and_deleted_with_their_connection() {
+    use crate::picture::AccountPicture;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    let vault = open(&paths, &keys).unwrap();
+    let tokens = TokenSet {
+        access: SecretString::new("access-value".into()),
+        refresh: None,
+        id_token: None,
+    };
+    let a = vault
+        .put_connection(ConnectionMeta::new(pid("demo"), "a@example.test"), &tokens)
+        .unwrap();
+    let b = vault
+        .put_connection(ConnectionMeta::new(pid("demo"), "b@example.test"), &tokens)
+        .unwrap();
+    assert!(vault.picture(a).unwrap().is_none());
+    assert!(
+        !vault
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == TREE_PICTURES.as_bytes()),
+        "reading created the pictures tree"
+    );
+
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend_from_slice(b"a-distinctive-picture-body");
+    let picture = AccountPicture::from_bytes(bytes.clone()).unwrap();
+    let generation = vault.generation();
+    vault.set_picture(a, &picture).unwrap();
+    assert!(vault.generation() > generation, "a picture is a commit");
+    assert_eq!(vault.get_meta(a).unwrap().picture, Some(picture.tag()));
+    assert_eq!(vault.get_meta(b).unwrap().picture, None);
+    let stored = vault.picture(a).unwrap().unwrap();
+    assert_eq!(stored.bytes(), &bytes[..]);
+    assert_eq!(stored.kind().media_type(), "image/png");
+
+    // Sealed on disk, and bound to its connection.
+    let tree = vault.db.open_tree(TREE_PICTURES).unwrap();
+    let sealed = tree.get(token_key(a, FIELD_PICTURE)).unwrap().unwrap();
+    assert!(
+        !sealed.windows(12).any(|w| w == b"distinctive-"),
+        "the plaintext is not on disk"
+    );
+    tree.insert(token_key(b, FIELD_PICTURE), sealed).unwrap();
+    assert!(matches!(vault.picture(b), Err(StoreError::Record { .. })));
+    assert!(vault.get_meta(b).is_ok(), "a bad picture costs only the picture");
+    let problems = vault.verify().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].tree, TREE_PICTURES);
+    tree.remove(token_key(b, FIELD_PICTURE)).unwrap();
+    assert!(vault.verify().unwrap().is_empty());
+
+    // Rotation re-seals it under the new key.
+    let report = vault.rotate_key().unwrap();
+    assert!(report.resealed >= 2, "{report:?}");
+    assert_eq!(vault.picture(a).unwrap().unwrap().bytes(), &bytes[..]);
+    let raw = vault.raw_records().unwrap();
+    let picture_record = raw
+        .iter()
+        .find(|r| r.tree == TREE_PICTURES)
+        .expect("the picture is exported");
+    assert_eq!(
+        envelope::peek_header(&picture_record.envelope).unwrap().key_id,
+        report.new
+    );
+
+    // A disconnect leaves nothing of it behind.
+    vault.delete_connection(a).unwrap();
+    assert!(tree.get(token_key(a, FIELD_PICTURE)).unwrap().is_none());
+    assert!(vault.picture(a).unwrap().is_none());
+    assert!(matches!(vault.set_picture(a, &picture), Err(StoreError::NotFound(_))));
+}
