@@ -43,6 +43,16 @@ pub(crate) fn holder_name(holder: &Holder) -> &'static str {
     }
 }
 
+/// The program (`PROGRAM_APP` or `PROGRAM_DAEMON`) that holds the store and answers on its socket now, if any:
+/// commands that change only the configuration use it to say what happens next.
+pub(crate) fn serving_program(ctx: &Context) -> Option<String> {
+    let runtime = runtime().ok()?;
+    runtime
+        .block_on(Client::connect(&ctx.paths))
+        .ok()
+        .map(|client| client.server().program.clone())
+}
+
 /// A single-threaded runtime for one command.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()

@@ -93,6 +93,7 @@ fn report_event(event: &EngineEvent) {
             eprintln!("{} ATTENTION {provider}:{account}: {message}", render::rfc3339(now));
         }
         EngineEvent::Removed(id) => eprintln!("{} {id} disconnected", render::rfc3339(now)),
+        EngineEvent::ProvidersChanged => eprintln!("{} providers reloaded", render::rfc3339(now)),
         _ => {}
     }
 }

@@ -11,9 +11,10 @@ use tokenkeep_core::provider::RedirectMode;
 use tokenkeep_core::provider::catalog::{Readiness, ResolvedProvider};
 use tokenkeep_core::provider::config::Imported;
 use tokenkeep_core::secret::SecretString;
+use tokenkeep_core::store::PROGRAM_APP;
 
 use crate::Context;
-use crate::backend::{Backend, open_vault, runtime};
+use crate::backend::{Backend, open_vault, runtime, serving_program};
 use crate::output::{self, ProviderJson};
 use crate::render;
 
@@ -127,7 +128,7 @@ pub(super) fn add(ctx: &Context, request: AddProvider) -> Result<()> {
         outln!("Its client secret is sealed in the vault.");
     }
     match added.provider.readiness() {
-        Readiness::Ready => outln!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        Readiness::Ready => next_step(ctx, &spec.id, &spec.display_name),
         Readiness::NeedsClientId { message }
         | Readiness::NeedsRedirectUri { message }
         | Readiness::NeedsInstance { message } => outln!("{message}"),
@@ -151,10 +152,26 @@ pub(super) fn import(ctx: &Context, file: &std::path::Path) -> Result<()> {
     };
     outln!("{verb} provider {} ({}).", spec.id, spec.display_name);
     match imported.provider.readiness().message() {
-        None => outln!("Connect an account with `tokenkeep connect {}`.", spec.id),
+        None => next_step(ctx, &spec.id, &spec.display_name),
         Some(message) => outln!("{message}"),
     }
     Ok(())
+}
+
+/// What to do with a provider that is ready: `tokenkeep connect`, unless the app or the daemon holds the store —
+/// then it has picked the change up (it looks at the configuration every two seconds) and connecting goes there.
+fn next_step(ctx: &Context, id: &ProviderId, name: &str) {
+    match serving_program(ctx) {
+        None => outln!("Connect an account with `tokenkeep connect {id}`."),
+        Some(program) if program == PROGRAM_APP => outln!(
+            "The Tokenkeep app is running and picks this up by itself: connect an account from its window (Add \
+             account → {name}). `tokenkeep connect {id}` works once the app is closed."
+        ),
+        Some(_) => outln!(
+            "`tokenkeep daemon` is running and picks this up by itself. `tokenkeep connect {id}` needs the store to \
+             itself: stop the daemon, connect, then start it again."
+        ),
+    }
 }
 
 /// `providers export ID`.
@@ -173,6 +190,13 @@ pub(super) fn remove(ctx: &Context, id: ProviderId, with_connections: bool) -> R
     for report in &removed.disconnected {
         outln!("Disconnected {} from {}.", report.account, report.provider);
     }
-    outln!("Removed provider {}.", removed.id);
+    if removed.setup_forgotten {
+        outln!(
+            "Forgot the setup of {} (its client id and secret): it is built in, so it stays listed, needing setup.",
+            removed.id
+        );
+    } else {
+        outln!("Removed provider {}.", removed.id);
+    }
     Ok(())
 }

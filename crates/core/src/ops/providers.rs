@@ -259,9 +259,10 @@ pub fn export_provider(paths: &ProfilePaths, id: &ProviderId) -> Result<String, 
     Ok(catalog.require(id)?.spec().to_toml()?)
 }
 
-/// Removes a custom provider (an imported override of a built-in gives the built-in back). Refused while
-/// connections use it, unless `with_connections`: then each is disconnected first (revoked at the provider,
-/// deleted), through the engine.
+/// Removes a custom provider (an imported override of a built-in gives the built-in back), or forgets a built-in
+/// one's setup (its client id and method, and its sealed client secret: it needs setting up again; the built-in
+/// definition stays). Refused while connections use it, unless `with_connections`: then each is disconnected first
+/// (revoked at the provider, deleted), through the engine.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RemoveProvider {
     /// The provider.
@@ -278,6 +279,9 @@ pub struct RemovedProvider {
     pub id: ProviderId,
     /// The connections disconnected first.
     pub disconnected: Vec<crate::refresh::DisconnectReport>,
+    /// A built-in provider whose setup was forgotten (it is still listed, needing setup), rather than removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub setup_forgotten: bool,
 }
 
 super::wire::plain_reply!(RemovedProvider);
@@ -288,8 +292,17 @@ impl super::Op for RemoveProvider {
     async fn run(self, local: &super::LocalOps) -> Result<Self::Output, OpError> {
         let config_path = local.paths().config_file();
         let mut config = ProfileConfig::load(&config_path)?;
-        if config.custom_provider(&self.id).is_none() {
-            // The same refusals as the config gives (built-in, unknown), before anything is disconnected.
+        let forget_setup = config.custom_provider(&self.id).is_none() && builtin::is_builtin(&self.id);
+        if forget_setup {
+            let has_secret = local.has_client_secret(&self.id)?;
+            if config.settings(&self.id).is_none_or(|s| s.client_id.is_none()) && !has_secret {
+                return Err(OpError::Invalid(format!(
+                    "{} is a built-in provider that is not set up: there is nothing to remove",
+                    self.id
+                )));
+            }
+        } else if config.custom_provider(&self.id).is_none() {
+            // The refusal the config gives (unknown), before anything is disconnected.
             config.remove_custom_provider(&self.id)?;
         }
         let id = self.id.clone();
@@ -316,13 +329,23 @@ impl super::Op for RemoveProvider {
             disconnected.push(local.engine().disconnect(cid, IfRevocationFails::DeleteNow).await?);
         }
         let mut config = ProfileConfig::load(&config_path)?;
-        config.remove_custom_provider(&self.id)?;
+        if forget_setup {
+            config.clear_client(&self.id);
+        } else {
+            config.remove_custom_provider(&self.id)?;
+        }
         config.save(&config_path)?;
+        // A custom provider's secret goes too: a provider of the same id added later is another registration.
+        let id = self.id.clone();
+        local
+            .blocking(move |vault| Ok(vault.delete_client_secret(&id)?))
+            .await?;
         local.reload_providers()?;
-        tracing::info!(provider = %self.id, disconnected = disconnected.len(), "provider removed");
+        tracing::info!(provider = %self.id, disconnected = disconnected.len(), forget_setup, "provider removed");
         Ok(RemovedProvider {
             id: self.id,
             disconnected,
+            setup_forgotten: forget_setup,
         })
     }
 }

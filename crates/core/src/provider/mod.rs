@@ -152,7 +152,10 @@ pub enum IdentitySource {
         #[serde(default = "default_account_claims")]
         account_claims: Vec<String>,
         /// Claims to try, in order, for the address of the account's picture (OpenID Connect's `picture`).
-        #[serde(default = "default_picture_claims", skip_serializing_if = "is_default_picture_claims")]
+        #[serde(
+            default = "default_picture_claims",
+            skip_serializing_if = "is_default_picture_claims"
+        )]
         picture_claims: Vec<String>,
     },
     /// A GET to the userinfo endpoint with the new access token.
@@ -165,7 +168,10 @@ pub enum IdentitySource {
         subject_claim: String,
         /// Claims to try, in order, for the address of the account's picture (`data.profile_image_url`). It is
         /// fetched once, at connect, and stored sealed; an empty list fetches none.
-        #[serde(default = "default_picture_claims", skip_serializing_if = "is_default_picture_claims")]
+        #[serde(
+            default = "default_picture_claims",
+            skip_serializing_if = "is_default_picture_claims"
+        )]
         picture_claims: Vec<String>,
     },
 }

@@ -76,6 +76,9 @@ pub enum EngineEvent {
     },
     /// A connection was disconnected and deleted.
     Removed(ConnectionId),
+    /// The providers changed (added, set up, removed — here or by another process editing the profile's
+    /// configuration): names, readiness and marks may read differently now.
+    ProvidersChanged,
 }
 
 /// A connection's new state: its whole metadata as just written (no token data), so that whoever listens — the
@@ -344,9 +347,17 @@ impl Refresher {
         &self.policy
     }
 
-    /// Replaces the provider catalog (after the user changed providers).
+    /// Replaces the provider catalog (after the user changed providers); says so to the listeners when it differs.
     pub(crate) fn set_catalog(&self, catalog: Catalog) {
-        *self.catalog.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+        let changed = {
+            let mut current = self.catalog.write().unwrap_or_else(PoisonError::into_inner);
+            let changed = **current != catalog;
+            *current = Arc::new(catalog);
+            changed
+        };
+        if changed {
+            self.emit(EngineEvent::ProvidersChanged);
+        }
     }
 
     pub(crate) fn catalog(&self) -> Arc<Catalog> {
