@@ -19,8 +19,8 @@ use url::Url;
 use crate::browser::AppBrowser;
 use crate::clipboard::{ClipboardEvent, TokenClipboard};
 use crate::dto::{
-    AppInfo, Auth, ConnectProgress, Connected, Connection, ConnectionView, Disconnected, ExportedKey, Inspection,
-    Provider, Restored, Revealed, VaultStatus,
+    AccountPicture, AppInfo, Auth, ConnectProgress, Connected, Connection, ConnectionView, Disconnected, ExportedKey,
+    Inspection, Provider, RemovedProvider, Restored, Revealed, VaultStatus,
 };
 use crate::error::{CommandError, ErrorCode};
 use crate::events::{self, CONNECT_PROGRESS};
@@ -375,6 +375,40 @@ pub(crate) async fn inspect(state: State<'_, AppState>, id: String) -> Result<In
         })
         .await?;
     Ok(Inspection::new(shown.inspection, &ready.ops().engine().catalog()))
+}
+
+/// Removes a custom provider, or forgets a built-in one's setup (its client id and secret). Refused while accounts
+/// use it, unless `with_connections`: they are disconnected first (revoked at the platform, deleted).
+#[tauri::command]
+pub(crate) async fn remove_provider(
+    state: State<'_, AppState>,
+    id: String,
+    with_connections: Option<bool>,
+) -> Result<RemovedProvider> {
+    let id = ProviderId::parse(&id)?;
+    let ready = state.ready().await?;
+    let removed = ready
+        .ops()
+        .run(ops::RemoveProvider {
+            id,
+            with_connections: with_connections.unwrap_or(false),
+        })
+        .await?;
+    Ok(RemovedProvider {
+        id: removed.id.to_string(),
+        disconnected: removed.disconnected.len(),
+        setup_forgotten: removed.setup_forgotten,
+    })
+}
+
+/// The account picture stored at connect, as a `data:` address the window can show (its CSP allows `data:`
+/// images and nothing remote); `null` when the platform gave none. Never fetched here: the window stays offline.
+#[tauri::command]
+pub(crate) async fn account_picture(state: State<'_, AppState>, id: String) -> Result<Option<AccountPicture>> {
+    let connection = connection_id(&id)?.to_hex();
+    let ready = state.ready().await?;
+    let picture = ready.ops().run(ops::Picture { connection }).await?;
+    Ok(picture.map(AccountPicture::from))
 }
 
 /// Copies one token to the clipboard from here — the webview never holds it — and clears it after a while if the

@@ -137,6 +137,9 @@ pub(crate) struct Provider {
     pub(crate) paste_page: Option<String>,
     /// A platform of many servers, before a server is named: set up by adding a server (`add_server`).
     pub(crate) template: bool,
+    /// The platform whose mark the window shows; absent for a custom provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) platform: Option<String>,
 }
 
 impl Provider {
@@ -179,6 +182,7 @@ impl Provider {
             },
             paste_page: spec.redirect_uri.as_ref().map(ToString::to_string),
             template: spec.is_template(),
+            platform: spec.platform.clone(),
         }
     }
 }
@@ -187,7 +191,8 @@ impl Provider {
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub(crate) enum Connection {
-    Readable(ConnectionView),
+    // Boxed: the readable view is much larger than the damaged one.
+    Readable(Box<ConnectionView>),
     Damaged { id: String, damaged: String },
 }
 
@@ -214,6 +219,12 @@ pub(crate) struct ConnectionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     // Boxed: rare, and it would make every listed connection larger.
     pub(crate) revocation: Option<Box<RevocationView>>,
+    /// The platform whose mark the window shows (`youtube`, `x`, …); absent for a custom provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) platform: Option<String>,
+    /// The tag of the account's stored picture (`account_picture` returns it); absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) picture: Option<String>,
 }
 
 /// A revocation the engine keeps trying after a disconnect (Unix seconds).
@@ -248,6 +259,11 @@ fn manage_url(catalog: &Catalog, provider: &ProviderId) -> Option<String> {
         .map(|u| u.to_string())
 }
 
+/// The platform a configured provider belongs to, for its mark.
+fn platform(catalog: &Catalog, provider: &ProviderId) -> Option<String> {
+    catalog.get(provider).and_then(|p| p.spec().platform.clone())
+}
+
 /// The name people know a provider by; the id when the provider is no longer configured.
 pub(crate) fn provider_name(catalog: &Catalog, provider: &ProviderId) -> String {
     catalog
@@ -271,6 +287,8 @@ impl ConnectionView {
             revocation: meta
                 .revocation
                 .map(|r| Box::new(RevocationView::new(r, manage_url(catalog, &meta.provider)))),
+            platform: platform(catalog, &meta.provider),
+            picture: meta.picture.clone(),
         }
     }
 }
@@ -278,7 +296,7 @@ impl ConnectionView {
 impl Connection {
     pub(crate) fn new(id: ConnectionId, meta: &Result<ConnectionMeta, String>, catalog: &Catalog) -> Self {
         match meta {
-            Ok(meta) => Self::Readable(ConnectionView::new(id, meta, catalog)),
+            Ok(meta) => Self::Readable(Box::new(ConnectionView::new(id, meta, catalog))),
             Err(error) => Self::Damaged {
                 id: id.to_hex(),
                 damaged: format!(
@@ -293,6 +311,41 @@ impl Connection {
 fn status(status: ConnectionStatus) -> &'static str {
     // The stored names are the IPC names (`connected`, `needs_reconnect`, …), by design.
     status.as_str()
+}
+
+/// The result of `remove_provider`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RemovedProvider {
+    pub(crate) id: String,
+    /// How many accounts were disconnected first.
+    pub(crate) disconnected: usize,
+    /// A built-in provider whose setup was forgotten: still listed, needing setup.
+    pub(crate) setup_forgotten: bool,
+}
+
+/// An account's stored picture, ready for an `<img>`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AccountPicture {
+    /// The tag the connection's `picture` names, so the window can cache by it.
+    pub(crate) tag: String,
+    /// `data:image/png;base64,…`: the bytes were sniffed when fetched, so the type is what they are.
+    pub(crate) data_url: String,
+}
+
+impl From<ops::StoredPicture> for AccountPicture {
+    fn from(picture: ops::StoredPicture) -> Self {
+        use base64::Engine as _;
+        Self {
+            data_url: format!(
+                "data:{};base64,{}",
+                picture.media_type,
+                base64::engine::general_purpose::STANDARD.encode(&picture.bytes)
+            ),
+            tag: picture.tag,
+        }
+    }
 }
 
 /// The result of `connect`.

@@ -18,6 +18,8 @@ use crate::dto::{self, ConnectionView};
 pub(crate) const CONNECTION_STATUS: &str = "connection-status";
 /// A connection was disconnected. Payload: `{ id }`.
 pub(crate) const CONNECTION_REMOVED: &str = "connection-removed";
+/// The providers changed (here, or another process edited the profile's configuration). Payload: `null`.
+pub(crate) const PROVIDERS_CHANGED: &str = "providers-changed";
 /// A connection needs the user, once per incident. Payload: `{ id, provider, account, message }`.
 pub(crate) const ATTENTION: &str = "attention";
 /// The vault opened (or failed again) without a command: the keyring it waited for started or was unlocked.
@@ -47,6 +49,12 @@ pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, o
                 emit(&app, CONNECTION_STATUS, connection);
             }
             Ok(EngineEvent::Removed(id)) => emit(&app, CONNECTION_REMOVED, dto::Removed { id: id.to_hex() }),
+            Ok(EngineEvent::ProvidersChanged) => {
+                // A provider's name, readiness or mark may read differently now: the window reloads the
+                // providers, and every card gets its connection again with the new names.
+                emit(&app, PROVIDERS_CHANGED, ());
+                resend_all(&app, &ops).await;
+            }
             Ok(EngineEvent::Attention {
                 id,
                 provider,

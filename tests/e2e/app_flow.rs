@@ -355,6 +355,27 @@ async fn scenario(w: &mut Window, peer: &OidcPeer, app_log: &Path) -> Result<Str
     ensure!(cards.len() == 1, "{} cards after one connect", cards.len());
     let account = w.text(&format!("{} {}", card(&id, None), tid("account-name"))).await?;
     ensure!(account == ACCOUNT, "the card shows the account {account:?}");
+    // The account's picture (the peer's PNG, fetched once at connect), from the vault as a data: image, with the
+    // platform's mark as its badge; nothing is fetched to show it.
+    let picture = w
+        .attr(&format!("{} .avatar img.avatar-img", card(&id, None)), "src")
+        .await?
+        .unwrap_or_default();
+    ensure!(
+        picture.starts_with("data:image/png;base64,"),
+        "the card's picture is {picture:?}"
+    );
+    w.wait_for(
+        &format!("{} .avatar-badge svg", card(&id, None)),
+        s5,
+        "no platform badge on the picture",
+    )
+    .await?;
+    ensure!(
+        peer.stats()?.picture_requests == 1,
+        "the picture was fetched {} times",
+        peer.stats()?.picture_requests
+    );
     w.record("card-connected", None).await?;
 
     // 3. The access token's lifetime passes: the engine refreshes and the card follows, through events only.

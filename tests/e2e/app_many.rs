@@ -83,6 +83,9 @@ const ACCOUNTS: &[(&str, &str, ConnectionStatus, i64, Option<&str>)] = &[
     ("x", "@maya_news", ConnectionStatus::Connected, 100 * 60, None),
 ];
 
+/// The platforms of [`ACCOUNTS`], each once: one group heading each when grouped by platform.
+const PLATFORMS: usize = 12;
+
 fn seed(tk: &Tokenkeep) -> Result<()> {
     let vault = tk.open_vault()?;
     let now = now_secs();
@@ -221,6 +224,57 @@ async fn app_shows_twenty_accounts_problems_first_with_one_summary() -> Result<(
             .await?;
         ensure!(columns.as_u64() == Some(2), "{columns} columns at 1280 px");
         ui.screenshot(&shots, "app-many-5-wide-two-columns").await?;
+
+        // Every card shows its platform's mark (the seeded accounts have no pictures), not a letter.
+        let marks = ui
+            .client
+            .execute(
+                "return [...document.querySelectorAll(\"[data-testid='connection-card']\")].map(c => c.querySelector('.avatar').dataset.mark ?? null);",
+                vec![],
+            )
+            .await?;
+        let marks: Vec<Option<String>> = serde_json::from_value(marks)?;
+        ensure!(marks.iter().all(Option::is_some), "cards without a mark: {marks:?}");
+        let providers = ui
+            .client
+            .execute(
+                "return [...document.querySelectorAll(\"[data-testid='connection-card']\")].map(c => c.dataset.provider);",
+                vec![],
+            )
+            .await?;
+        let providers: Vec<String> = serde_json::from_value(providers)?;
+        ensure!(
+            marks.iter().zip(&providers).all(|(m, p)| m.as_deref() == Some(p.as_str())),
+            "marks {marks:?} for {providers:?}"
+        );
+
+        // Grouped by platform: a heading per platform with its count (and how many need you), the choice kept
+        // across a reload.
+        ui.click(&tid("group-toggle"), "Group by platform").await?;
+        let heads = ui
+            .client
+            .execute(
+                "return [...document.querySelectorAll(\"[data-testid='group-head']\")].map(h => h.textContent);",
+                vec![],
+            )
+            .await?;
+        let heads: Vec<String> = serde_json::from_value(heads)?;
+        ensure!(heads.len() == PLATFORMS, "{} group headings: {heads:?}", heads.len());
+        ensure!(heads.iter().any(|h| h.starts_with("YouTube") && h.contains("3 accounts")), "{heads:?}");
+        ensure!(heads.iter().any(|h| h.starts_with("X") && h.contains("3 accounts · 1 needs you")), "{heads:?}");
+        let pressed = ui.attr(&tid("group-toggle"), "aria-pressed").await?;
+        ensure!(pressed.as_deref() == Some("true"), "aria-pressed {pressed:?}");
+        ui.screenshot(&shots, "app-many-6-grouped-by-platform").await?;
+        ui.client.execute("location.reload();", vec![]).await?;
+        ui.wait_for(&tid("group-head"), limit, "the group headings after a reload").await?;
+        let pressed = ui.attr(&tid("group-toggle"), "aria-pressed").await?;
+        ensure!(pressed.as_deref() == Some("true"), "the grouping was not kept: {pressed:?}");
+        ui.click(&tid("group-toggle"), "Group by platform").await?;
+        let left = ui
+            .client
+            .execute("return document.querySelectorAll(\"[data-testid='group-head']\").length;", vec![])
+            .await?;
+        ensure!(left.as_u64() == Some(0), "{left} headings after ungrouping");
         Ok(())
     }
     .await;

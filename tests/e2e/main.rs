@@ -5,6 +5,7 @@ mod app_dialects;
 mod app_flow;
 mod app_keyring;
 mod app_many;
+mod app_providers;
 mod app_restore;
 mod app_revocation;
 mod app_window;

@@ -139,6 +139,8 @@ describe('every command in docs/IPC.md', () => {
     ],
     ['add_server', () => api.addServer({ template: 'mastodon', server: 'mastodon.social' }), { template: 'mastodon', server: 'mastodon.social' }],
     ['import_provider', () => api.importProvider({ name: 'a.toml', text: 'id = "a"' }), { name: 'a.toml', text: 'id = "a"' }],
+    ['remove_provider', () => api.removeProvider('acme'), { id: 'acme', withConnections: false }],
+    ['remove_provider', () => api.removeProvider('acme', true), { id: 'acme', withConnections: true }],
     ['connect', () => api.connect('demo'), { provider: 'demo' }],
     ['cancel_connect', () => api.cancelConnect(), undefined],
     ['paste_sign_in_address', () => api.pasteSignInAddress('https://x/?code=c&state=s'), { address: 'https://x/?code=c&state=s' }],
@@ -147,6 +149,7 @@ describe('every command in docs/IPC.md', () => {
     ['disconnect', () => api.disconnect(id), { id, ifRevocationFails: 'keep_trying' }],
     ['disconnect', () => api.disconnect(id, 'delete_now'), { id, ifRevocationFails: 'delete_now' }],
     ['inspect', () => api.inspect(id), { id }],
+    ['account_picture', () => api.accountPicture(id), { id }],
     ['reveal', () => api.reveal(id, 'refresh_token'), { id, kind: 'refresh_token' }],
     ['copy_token', () => api.copyToken(id, 'access_token'), { id, kind: 'access_token' }],
     ['clear_clipboard', () => api.clearClipboard(), undefined],
@@ -164,7 +167,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['accountPicture', 'acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'removeProvider', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 
@@ -202,10 +205,11 @@ describe('events', () => {
     listenMock.mockResolvedValue(() => {});
     await api.onConnectionStatus(() => {});
     await api.onConnectionRemoved(() => {});
+    await api.onProvidersChanged(() => {});
     await api.onAttention(() => {});
     await api.onConnectProgress(() => {});
     await api.onVaultStatus(() => {});
-    expect(listenMock.mock.calls.map((c) => c[0])).toEqual(['connection-status', 'connection-removed', 'attention', 'connect-progress', 'vault-status']);
+    expect(listenMock.mock.calls.map((c) => c[0])).toEqual(['connection-status', 'connection-removed', 'providers-changed', 'attention', 'connect-progress', 'vault-status']);
   });
 
   it('rejects with no_tauri outside the app', async () => {

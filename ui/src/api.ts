@@ -128,6 +128,8 @@ export interface Provider {
   pastePage?: string | null;
   /** A platform of many servers (Mastodon) before a server is named: set up with `addServer`. */
   template: boolean;
+  /** Whose mark to show (`youtube`, `x`, …); absent for a custom provider. */
+  platform?: string | null;
 }
 
 export type Status =
@@ -166,6 +168,26 @@ export interface Connection {
   revocation?: PendingRevocation | null;
   /** Set instead of the rest when the record cannot be read. */
   damaged?: string | null;
+  /** Whose mark to show (`youtube`, `x`, …); absent for a custom provider. */
+  platform?: string | null;
+  /** The tag of the account picture stored at connect (it changes when the picture does); absent when none. */
+  picture?: string | null;
+}
+
+/** What `removeProvider` did. */
+export interface RemovedProvider {
+  id: string;
+  /** How many accounts were disconnected first. */
+  disconnected: number;
+  /** A built-in provider whose setup was forgotten: still listed, needing setup. */
+  setupForgotten: boolean;
+}
+
+/** An account picture stored at connect: sniffed PNG/JPEG/GIF/WebP, never fetched at display time. */
+export interface AccountPicture {
+  tag: string;
+  /** A `data:` address (the window's CSP allows `data:` images and nothing remote). */
+  dataUrl: string;
 }
 
 export interface Connected {
@@ -269,6 +291,8 @@ export interface Attention {
 export interface AppEvents {
   'connection-status': Connection;
   'connection-removed': { id: string };
+  /** The providers changed (here, or `tokenkeep providers add` while the app runs): list them again. */
+  'providers-changed': null;
   attention: Attention;
   'connect-progress': ConnectProgress;
   /** The vault opened, or failed again, without a command (the keyring it waited for changed). */
@@ -288,6 +312,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   'clipboard',
   'connection-status',
   'connection-removed',
+  'providers-changed',
   'attention',
   'connect-progress',
   'vault-status',
@@ -395,6 +420,12 @@ export const addServer = (args: AddServerArgs): Promise<Provider> =>
   call<Provider>('add_server', { ...args });
 export const importProvider = (args: ImportProviderArgs): Promise<Provider> =>
   call<Provider>('import_provider', { ...args });
+/**
+ * Removes a custom provider, or forgets a built-in one's setup (client ID and secret). Refused (`invalid`) while
+ * accounts use it, unless `withConnections`: they are disconnected first (revoked at the platform, deleted).
+ */
+export const removeProvider = (id: string, withConnections = false): Promise<RemovedProvider> =>
+  call<RemovedProvider>('remove_provider', { id, withConnections });
 /** Resolves when the flow ends (connected), rejects with declined/timeout/cancelled/busy/…. */
 export const connect = (provider: string): Promise<Connected> =>
   call<Connected>('connect', { provider });
@@ -409,6 +440,9 @@ export const refreshNow = (id: string): Promise<Connection> =>
 export const disconnect = (id: string, ifRevocationFails: IfRevocationFails = 'keep_trying'): Promise<Disconnected> =>
   call<Disconnected>('disconnect', { id, ifRevocationFails });
 export const inspect = (id: string): Promise<Inspection> => call<Inspection>('inspect', { id });
+/** The account picture stored at connect, or `null`. */
+export const accountPicture = (id: string): Promise<AccountPicture | null> =>
+  call<AccountPicture | null>('account_picture', { id });
 /** Copies a token to the clipboard from Rust (the page never holds it); cleared after a while if still there. */
 export const copyToken = (id: string, kind: TokenKind): Promise<ClipboardState> =>
   call<ClipboardState>('copy_token', { id, kind });
@@ -439,6 +473,7 @@ export const onConnectionStatus = (h: (c: Connection) => void): Promise<Unlisten
   onEvent('connection-status', h);
 export const onConnectionRemoved = (h: (p: { id: string }) => void): Promise<Unlisten> =>
   onEvent('connection-removed', h);
+export const onProvidersChanged = (h: () => void): Promise<Unlisten> => onEvent('providers-changed', () => h());
 export const onAttention = (h: (p: Attention) => void): Promise<Unlisten> =>
   onEvent('attention', h);
 export const onConnectProgress = (h: (p: ConnectProgress) => void): Promise<Unlisten> =>
@@ -461,6 +496,7 @@ export interface Backend {
   addCustomProvider(args: AddCustomProviderArgs): Promise<Provider>;
   addServer(args: AddServerArgs): Promise<Provider>;
   importProvider(args: ImportProviderArgs): Promise<Provider>;
+  removeProvider(id: string, withConnections?: boolean): Promise<RemovedProvider>;
   connect(provider: string): Promise<Connected>;
   cancelConnect(): Promise<null>;
   pasteSignInAddress(address: string): Promise<null>;
@@ -468,6 +504,7 @@ export interface Backend {
   refreshNow(id: string): Promise<Connection>;
   disconnect(id: string, ifRevocationFails?: IfRevocationFails): Promise<Disconnected>;
   inspect(id: string): Promise<Inspection>;
+  accountPicture(id: string): Promise<AccountPicture | null>;
   reveal(id: string, kind: TokenKind): Promise<Revealed>;
   copyToken(id: string, kind: TokenKind): Promise<ClipboardState>;
   clearClipboard(): Promise<ClipboardState>;
@@ -489,6 +526,7 @@ export const tauriBackend: Backend = {
   addCustomProvider,
   addServer,
   importProvider,
+  removeProvider,
   connect,
   cancelConnect,
   pasteSignInAddress,
@@ -498,6 +536,7 @@ export const tauriBackend: Backend = {
   clearClipboard,
   disconnect,
   inspect,
+  accountPicture,
   reveal,
   on: onEvent,
 };

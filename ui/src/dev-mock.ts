@@ -50,7 +50,8 @@ const newId = (): string => {
 };
 
 function provider(p: Partial<Provider> & Pick<Provider, 'id' | 'name'>): Provider {
-  return { origin: 'builtin', ready: true, auth: 'none', needsSecret: false, hasSecret: false, scopes: [], redirect: 'loopback', template: false, ...p };
+  const platform = p.origin === 'custom' ? null : p.id;
+  return { origin: 'builtin', ready: true, auth: 'none', needsSecret: false, hasSecret: false, scopes: [], redirect: 'loopback', template: false, platform, ...p };
 }
 
 function mockProviders(): Provider[] {
@@ -101,12 +102,35 @@ function mockProviders(): Provider[] {
 }
 
 function conn(p: Partial<Connection> & Pick<Connection, 'provider' | 'providerName' | 'account'>): Connection {
-  return { id: newId(), status: 'connected', scopes: [], ...p };
+  return { id: newId(), status: 'connected', scopes: [], platform: p.provider, ...p };
+}
+
+const MOCK_PICTURE_TAG = '0f1e2d3c4b5a6978';
+
+/** A stand-in account picture: a PNG drawn here (the real one comes from the vault). */
+function mockPicture(): string {
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 96;
+  const g = canvas.getContext('2d');
+  if (!g) return '';
+  const grad = g.createLinearGradient(0, 0, 96, 96);
+  grad.addColorStop(0, '#f59e0b');
+  grad.addColorStop(1, '#db2777');
+  g.fillStyle = grad;
+  g.fillRect(0, 0, 96, 96);
+  g.fillStyle = 'rgba(255,255,255,0.9)';
+  g.beginPath();
+  g.arc(48, 38, 18, 0, Math.PI * 2);
+  g.fill();
+  g.beginPath();
+  g.ellipse(48, 92, 34, 26, 0, 0, Math.PI * 2);
+  g.fill();
+  return canvas.toDataURL('image/png');
 }
 
 function mockConnections(state: string): Connection[] {
   const t = now();
-  const youtube = conn({ provider: 'youtube', providerName: 'YouTube', account: 'maya.makes@gmail.com', expiresAt: t + 48 * 60, lastRefreshAt: t - 12 * 60, scopes: ['openid', 'email', 'https://www.googleapis.com/auth/youtube.readonly'] });
+  const youtube = conn({ provider: 'youtube', providerName: 'YouTube', account: 'maya.makes@gmail.com', picture: MOCK_PICTURE_TAG, expiresAt: t + 48 * 60, lastRefreshAt: t - 12 * 60, scopes: ['openid', 'email', 'https://www.googleapis.com/auth/youtube.readonly'] });
   const twitch = conn({ provider: 'twitch', providerName: 'Twitch', account: 'mayamakes_live', expiresAt: t + 6 * 60 + 20, lastRefreshAt: t - 3 * 3600, scopes: ['user:read:email', 'channel:read:subscriptions', 'moderator:read:followers', 'bits:read', 'channel:read:redemptions', 'clips:edit', 'analytics:read:extensions'] });
   const x = conn({ provider: 'x', providerName: 'X', account: '@maya_makes', status: 'needs_reconnect', expiresAt: t - 2 * 3600, lastRefreshAt: t - 4 * 3600, lastError: 'X rejected the refresh token (invalid_grant): sign in again to reconnect', scopes: ['tweet.read', 'users.read', 'offline.access'] });
   const tiktok = conn({ provider: 'tiktok', providerName: 'TikTok', account: 'mayamakes', status: 'retrying', expiresAt: t + 3 * 60, lastRefreshAt: t - 23 * 3600, lastError: 'Couldn’t reach open.tiktokapis.com (timed out); trying again in 2 min', scopes: ['user.info.basic', 'video.list'] });
@@ -349,6 +373,28 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
     clearClipboard: async () => {
       emit('clipboard', { state: 'cleared' });
       return { state: 'cleared' as const };
+    },
+    removeProvider: async (id, withConnections = false) => {
+      await sleep(200);
+      const p = providers.find((x) => x.id === id);
+      if (!p) throw new AppError('not_found', `No provider ${id}.`);
+      const using = connections.filter((c) => c.provider === id);
+      if (using.length > 0 && !withConnections) throw new AppError('invalid', `${using.length} connection(s) use ${id}: disconnect them first`);
+      for (const c of using) {
+        connections = connections.filter((x) => x.id !== c.id);
+        emit('connection-removed', { id: c.id });
+      }
+      const forgot = p.origin !== 'custom';
+      providers = forgot
+        ? providers.map((x) => (x.id === id ? { ...x, ready: false, clientId: null, hasSecret: false, needs: `${x.name} needs a client id.` } : x))
+        : providers.filter((x) => x.id !== id);
+      emit('providers-changed', null);
+      return { id, disconnected: using.length, setupForgotten: forgot };
+    },
+    accountPicture: async (id) => {
+      const c = find(id);
+      await sleep(50);
+      return c.picture ? { tag: c.picture, dataUrl: mockPicture() } : null;
     },
     inspect: async (id) => {
       const c = find(id);

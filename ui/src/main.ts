@@ -14,6 +14,7 @@ import './styles.css';
 import {
   AppError,
   hasTauri,
+  type AccountPicture,
   tauriBackend,
   type AppInfo,
   type Attention,
@@ -23,7 +24,7 @@ import {
   type Provider,
   type VaultStatus,
 } from './api';
-import { accountCountText, connectionsReducer, displayNames, matchesFilter, type ConnectionsAction } from './model/connections';
+import { accountCountText, connectionsReducer, displayNames, groupConnections, matchesFilter, type ConnectionsAction, type Grouping } from './model/connections';
 import { canRestore, errorLine } from './model/errors';
 import { isPendingRevocation, nextRevocationChange } from './model/revocations';
 import { cardMessage, derivePill, needsReconnect, nextCardChange } from './model/status';
@@ -32,7 +33,7 @@ import { TID } from './testids';
 import { describeLoadError, formatVersion, mockRequested, profileBadge } from './view-model';
 import { ClipboardNotice } from './views/clipboard-notice';
 import { ConnectPanel } from './views/connect-panel';
-import { createCard, updateCard } from './views/connection-card';
+import { createCard, updateCard, type CardExtras } from './views/connection-card';
 import { openDisconnectDialog } from './views/disconnect-dialog';
 import { button, byId, byTestId, el, setAttr, setHidden, setText } from './views/dom';
 import { openInspectDialog } from './views/inspect-dialog';
@@ -58,11 +59,33 @@ interface State {
   cardErrors: Map<string, string>;
   /** The list filter (Ctrl+F). */
   filter: string;
+  /** One list (problems first) or a section per platform; remembered across starts. */
+  grouping: Grouping;
   /** Confirmations shown on a card for a few seconds ("Refreshed — …"), with their timers. */
   cardNotes: Map<string, { text: string; timer: number }>;
   /** Pending revocations the person asked to try now, and what went wrong with such a try. */
   revoking: Set<string>;
   revocationErrors: Map<string, string>;
+}
+
+const GROUPING_KEY = 'tokenkeep.grouping';
+
+function storedGrouping(): Grouping {
+  try {
+    return window.localStorage.getItem(GROUPING_KEY) === 'platform' ? 'platform' : 'none';
+  } catch {
+    return 'none';
+  }
+}
+
+function setGrouping(grouping: Grouping): void {
+  state.grouping = grouping;
+  try {
+    window.localStorage.setItem(GROUPING_KEY, grouping);
+  } catch {
+    // A webview without storage: the choice lasts until the app closes.
+  }
+  renderView(false);
 }
 
 const state: State = {
@@ -79,12 +102,15 @@ const state: State = {
   cardErrors: new Map(),
   cardNotes: new Map(),
   filter: '',
+  grouping: storedGrouping(),
   revoking: new Set(),
   revocationErrors: new Map(),
 };
 
 let backend: Backend = tauriBackend;
 const cards = new Map<string, HTMLElement>();
+/** The group headings on the list (by group key), kept like the cards so nothing is rebuilt. */
+const groupHeads = new Map<string, HTMLElement>();
 const lastPill = new Map<string, string>();
 let connectPanel: ConnectPanel;
 let clipboardNotice: ClipboardNotice;
@@ -238,6 +264,8 @@ async function subscribe(): Promise<void> {
   const subs = [
     backend.on('connection-status', (c) => dispatch({ type: 'status', connection: c })),
     backend.on('connection-removed', ({ id }) => dispatch({ type: 'removed', id })),
+    // Maybe `tokenkeep providers add` in a terminal: the panel shows the providers as they are now.
+    backend.on('providers-changed', () => void loadProviders()),
     backend.on('attention', onAttention),
     backend.on('connect-progress', (p) => connectPanel.progress(p)),
     backend.on('vault-status', (v) => void vaultChanged(v)),
@@ -508,23 +536,159 @@ function renderAttention(region: HTMLElement): void {
   }
 }
 
+/**
+ * When (Unix seconds) each card's or row's text next changes with the clock alone. A change further off than a
+ * couple of seconds is a minute-level text ("refreshed 4 min ago"): it is moved to the next mark of a one-minute
+ * grid, so that a thousand cards whose minutes turn at a thousand different seconds are updated in one batch a
+ * minute, not one wake-up after another (a minute-level text is at most a minute late). Countdowns in seconds
+ * stay exact.
+ */
+const due = new Map<string, number>();
+const GRID_SECONDS = 60;
+
+/**
+ * The cards on screen (or within a screen of it). The clock updates only these: a card scrolled away waits, and is
+ * brought up to date the moment it comes near the view — with a thousand accounts the window does the work of the
+ * ten or so that can be seen.
+ */
+const onScreen = new Set<string>();
+const visibility =
+  typeof IntersectionObserver === 'undefined'
+    ? null
+    : new IntersectionObserver(
+        (entries) => {
+          const now = nowSeconds();
+          for (const e of entries) {
+            const id = (e.target as HTMLElement).dataset.connectionId ?? '';
+            if (!e.isIntersecting) {
+              onScreen.delete(id);
+              continue;
+            }
+            onScreen.add(id);
+            const at = due.get(id);
+            const c = state.connections.find((x) => x.id === id);
+            const card = cards.get(id);
+            const unloaded = c?.picture ? !pictures.has(c.picture) : false;
+            if (c && card && ((at !== undefined && at <= now) || unloaded)) {
+              updateCard(card, c, now, cardExtras(c));
+              due.set(id, dueAt(c, now));
+            }
+          }
+          scheduleClock(now);
+        },
+        { rootMargin: '25% 0px' },
+      );
+
+/** Whether the clock should keep `id`'s text current now. */
+function watched(c: Connection): boolean {
+  return visibility === null || isPendingRevocation(c) || onScreen.has(c.id);
+}
+
+function dueAt(c: Connection, now: number): number {
+  const wait = isPendingRevocation(c) ? nextRevocationChange(c, now) : nextCardChange(c, now);
+  if (!Number.isFinite(wait)) return Infinity;
+  const at = now + wait;
+  return wait <= 2 ? at : Math.ceil(at / GRID_SECONDS) * GRID_SECONDS;
+}
+
 /** Sleeps until the nearest change of anything the clock alone changes on screen (no 1-second re-render). */
 function scheduleClock(now: number): void {
   if (clockTimer !== undefined) window.clearTimeout(clockTimer);
   clockTimer = undefined;
   let next = Infinity;
   for (const c of state.connections) {
-    next = Math.min(next, isPendingRevocation(c) ? nextRevocationChange(c, now) : nextCardChange(c, now));
+    const at = due.get(c.id);
+    if (at !== undefined && watched(c)) next = Math.min(next, at);
   }
   if (!Number.isFinite(next)) return;
   // A little past the moment, so the new text is there; at most an hour (timers drift across suspend).
-  clockTimer = window.setTimeout(tick, Math.min(next * 1000 + 30, 3_600_000));
+  clockTimer = window.setTimeout(tick, Math.min(Math.max(0, next - now) * 1000 + 30, 3_600_000));
+}
+
+/** The clock moved on: only the cards (and rows) whose text changed now are updated. */
+function tick(): void {
+  clockTimer = undefined;
+  const view = byId('view');
+  if (view.dataset.mode !== 'list') return;
+  const now = nowSeconds();
+  let rows = false;
+  for (const c of state.connections) {
+    const at = due.get(c.id);
+    if (at === undefined || at > now || !watched(c)) continue;
+    if (isPendingRevocation(c)) {
+      rows = true;
+    } else {
+      const card = cards.get(c.id);
+      if (card) updateCard(card, c, now, cardExtras(c));
+    }
+    due.set(c.id, dueAt(c, now));
+  }
+  if (rows) renderRevocationRows(view, now);
+  scheduleClock(now);
+}
+
+function cardExtras(c: Connection): CardExtras {
+  return {
+    busy: state.busy.get(c.id) ?? null,
+    error: state.cardErrors.get(c.id) ?? null,
+    note: state.cardNotes.get(c.id)?.text ?? null,
+    picture: pictureFor(c),
+  };
+}
+
+/**
+ * Account pictures by tag, loaded (from the vault: nothing is fetched from the platform) when their card first
+ * comes near the view, and kept while some connection names them.
+ */
+const pictures = new Map<string, AccountPicture | 'loading' | 'none'>();
+
+function pictureFor(c: Connection): AccountPicture | null {
+  const tag = c.picture;
+  const id = c.id;
+  if (!tag) return null;
+  const known = pictures.get(tag);
+  if (typeof known === 'object') return known;
+  if (known === undefined && watched(c)) {
+    pictures.set(tag, 'loading');
+    backend.accountPicture(id).then(
+      (picture) => {
+        pictures.set(tag, picture && picture.tag === tag ? picture : 'none');
+        const latest = state.connections.find((x) => x.id === id);
+        const card = cards.get(id);
+        if (latest && card && byId('view').dataset.mode === 'list') {
+          updateCard(card, latest, nowSeconds(), cardExtras(latest));
+        }
+      },
+      // The letter or the mark stays; the next list (a reconnect changes the tag) tries again.
+      () => pictures.delete(tag),
+    );
+  }
+  return null;
+}
+
+function forgetUnusedPictures(): void {
+  const used = new Set(state.connections.map((c) => c.picture).filter((t): t is string => Boolean(t)));
+  for (const tag of pictures.keys()) if (!used.has(tag)) pictures.delete(tag);
+}
+
+function renderRevocationRows(view: HTMLElement, now: number): void {
+  renderRevocations(
+    view.querySelector<HTMLElement>('.revocations-region')!,
+    state.connections.filter(isPendingRevocation),
+    now,
+    revocationHandlers,
+    { busy: state.revoking, errors: state.revocationErrors },
+    () => byTestId<HTMLElement>(view, TID.addAccountButton),
+  );
 }
 
 function renderList(view: HTMLElement, announceChanges: boolean): void {
   if (view.dataset.mode !== 'list') {
     view.dataset.mode = 'list';
+    visibility?.disconnect();
+    onScreen.clear();
     cards.clear();
+    groupHeads.clear();
     const add = button('Add account', { variant: 'primary', testid: TID.addAccountButton, attrs: { 'aria-keyshortcuts': 'Control+N' } }, () => connectPanel.open());
     add.prepend(el('span', { class: 'btn-icon', text: '+', attrs: { 'aria-hidden': 'true' } }));
     const filter = el('input', {
@@ -552,6 +716,9 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
         renderView(false);
       }
     });
+    const group = button('Group by platform', { testid: TID.groupToggle, attrs: { 'aria-pressed': String(state.grouping === 'platform') } }, () =>
+      setGrouping(state.grouping === 'platform' ? 'none' : 'platform'),
+    );
     view.replaceChildren(
       el('section', { class: 'list-view', attrs: { 'aria-labelledby': 'connections-title' } }, [
         el('div', { class: 'list-head' }, [
@@ -559,7 +726,7 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
             el('h1', { class: 'list-title', text: 'Connections', attrs: { id: 'connections-title' } }),
             el('p', { class: 'list-sub' }),
           ]),
-          el('div', { class: 'list-tools' }, [filter, add]),
+          el('div', { class: 'list-tools' }, [filter, group, add]),
         ]),
         el('div', { class: 'attention-region' }),
         el('p', { class: 'filter-empty', testid: TID.filterEmpty, hidden: true }),
@@ -580,28 +747,28 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
   let matched = 0;
   const seen = new Set<string>();
   let prev: Element | null = null;
-  for (const c of accounts) {
-    seen.add(c.id);
-    let card = cards.get(c.id);
-    if (!card) {
-      card = createCard(c, cardHandlers);
-      cards.set(c.id, card);
-    }
-    updateCard(card, c, now, {
-      busy: state.busy.get(c.id) ?? null,
-      error: state.cardErrors.get(c.id) ?? null,
-      note: state.cardNotes.get(c.id)?.text ?? null,
-    });
-    const item = card.parentElement ?? el('li', { class: 'conn-item' }, [card]);
-    const shown = matchesFilter(c, state.filter);
-    setHidden(item, !shown);
-    if (shown) matched += 1;
+  const place = (item: Element): void => {
     const expected: Element | null = prev === null ? list.firstElementChild : prev.nextElementSibling;
     if (expected !== item) {
       if (prev === null) list.prepend(item);
       else prev.after(item);
     }
     prev = item;
+  };
+  const renderCard = (c: Connection): void => {
+    seen.add(c.id);
+    let card = cards.get(c.id);
+    if (!card) {
+      card = createCard(c, cardHandlers);
+      cards.set(c.id, card);
+      visibility?.observe(card);
+    }
+    updateCard(card, c, now, cardExtras(c));
+    const item = card.parentElement ?? el('li', { class: 'conn-item' }, [card]);
+    const shown = matchesFilter(c, state.filter);
+    setHidden(item, !shown);
+    if (shown) matched += 1;
+    place(item);
     const pill = card.dataset.pill ?? '';
     const was = lastPill.get(c.id);
     if (announceChanges && was !== undefined && was !== pill) {
@@ -609,10 +776,41 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
       announce(`${n.provider}, ${n.account}: ${derivePill(c, now).text}`);
     }
     lastPill.set(c.id, pill);
+  };
+  const groupToggle = byTestId<HTMLElement>(view, TID.groupToggle)!;
+  setAttr(groupToggle, 'aria-pressed', String(state.grouping === 'platform'));
+  setHidden(groupToggle, accounts.length < 2);
+  const usedHeads = new Set<string>();
+  for (const g of groupConnections(accounts, state.grouping)) {
+    if (g.title !== '') {
+      usedHeads.add(g.key);
+      let head = groupHeads.get(g.key);
+      if (!head) {
+        head = el('li', { class: 'conn-group-head', testid: TID.groupHead }, [
+          el('h2', { class: 'conn-group-title' }, [el('span', { class: 'conn-group-name' }), el('span', { class: 'conn-group-count' })]),
+        ]);
+        head.dataset.group = g.key;
+        groupHeads.set(g.key, head);
+      }
+      setText(head.querySelector('.conn-group-name')!, g.title);
+      const count = g.problems > 0 ? `${accountCountText(g.items.length)} · ${g.problems} need${g.problems === 1 ? 's' : ''} you` : accountCountText(g.items.length);
+      setText(head.querySelector('.conn-group-count')!, count);
+      setHidden(head, !g.items.some((c) => matchesFilter(c, state.filter)));
+      place(head);
+    }
+    for (const c of g.items) renderCard(c);
+  }
+  for (const [key, head] of groupHeads) {
+    if (!usedHeads.has(key)) {
+      head.remove();
+      groupHeads.delete(key);
+    }
   }
   for (const [id, card] of cards) {
     if (!seen.has(id)) {
       const hadFocus = card.contains(document.activeElement);
+      visibility?.unobserve(card);
+      onScreen.delete(id);
       (card.parentElement ?? card).remove();
       cards.delete(id);
       lastPill.delete(id);
@@ -622,14 +820,10 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
   const none = byTestId<HTMLElement>(view, TID.filterEmpty)!;
   setHidden(none, matched > 0 || accounts.length === 0);
   setText(none, `No account matches “${state.filter.trim()}”. Esc clears the filter.`);
-  renderRevocations(
-    view.querySelector<HTMLElement>('.revocations-region')!,
-    state.connections.filter(isPendingRevocation),
-    now,
-    revocationHandlers,
-    { busy: state.revoking, errors: state.revocationErrors },
-    () => byTestId<HTMLElement>(view, TID.addAccountButton),
-  );
+  renderRevocationRows(view, now);
+  forgetUnusedPictures();
+  due.clear();
+  for (const c of state.connections) due.set(c.id, dueAt(c, now));
   scheduleClock(now);
 }
 
@@ -699,11 +893,6 @@ function renderView(announceChanges = true): void {
   renderList(view, announceChanges);
 }
 
-function tick(): void {
-  clockTimer = undefined;
-  if (byId('view').dataset.mode === 'list') renderView();
-}
-
 function renderError(err: unknown): void {
   const view = describeLoadError(err);
   const frag = cloneTemplate('tpl-error');
@@ -747,6 +936,13 @@ async function start(): Promise<void> {
         state.providers = list.some((x) => x.id === p.id) ? list.map((x) => (x.id === p.id ? p : x)) : [...list, p];
         renderView();
       },
+      providerRemoved: (p, disconnected) => {
+        const name = p.name;
+        const accounts = disconnected === 0 ? '' : ` and disconnected ${accountCountText(disconnected)}`;
+        announce(p.origin === 'custom' ? `Removed ${name}${accounts}.` : `Forgot the setup of ${name}${accounts}.`);
+        void loadProviders();
+      },
+      accountsOf: (id) => state.connections.filter((c) => c.provider === id && !isPendingRevocation(c)).length,
       connected,
       customRedirectUri: () => state.info?.customRedirectUri ?? null,
     });
@@ -775,7 +971,7 @@ async function start(): Promise<void> {
   document.addEventListener('keydown', onShortcut);
   // After a suspend the clock jumped: bring every time on screen up to date at once.
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') tick();
+    if (document.visibilityState === 'visible' && byId('view').dataset.mode === 'list') renderView(false);
   });
   if (scenario) await scenario();
 }

@@ -55,6 +55,9 @@ export const TID = {
   /** The list's filter (Ctrl+F) and what it says when nothing matches. */
   filter: 'filter',
   filterEmpty: 'filter-empty',
+  /** "Group by platform" (aria-pressed), and each group's heading (data-group: the platform). */
+  groupToggle: 'group-toggle',
+  groupHead: 'group-head',
   connectionCard: 'connection-card',
   statusPill: 'status-pill',
   providerName: 'provider-name',
@@ -103,6 +106,9 @@ export const TID = {
   providerRow: 'provider-row',
   configureForm: 'configure-form',
   configureSave: 'configure-save',
+  /** In a set-up provider's form: "Remove…", then the confirmation and its button. */
+  providerRemove: 'provider-remove',
+  providerRemoveConfirm: 'provider-remove-confirm',
   customProviderForm: 'custom-provider-form',
   customProviderSave: 'custom-provider-save',
   serverForm: 'server-form',
@@ -131,4 +137,6 @@ export const TID = {
 
 export const providerConnectId = (id: string): string => `provider-${id}-connect`;
 export const providerSetupId = (id: string): string => `provider-${id}-setup`;
+/** "Edit" on a provider that is set up: opens its setup form, with "Remove…" in it. */
+export const providerEditId = (id: string): string => `provider-${id}-edit`;
 export const revealId = (kind: TokenKind): string => `reveal-${kind}`;

@@ -1,6 +1,7 @@
 // The connection list and the events that change it. Pure reducer.
 
 import type { Connection } from '../api';
+import { markFor } from './marks';
 
 export type ConnectionsAction =
   | { type: 'loaded'; connections: Connection[] }
@@ -15,6 +16,11 @@ function rank(c: Connection): string {
 
 function key(c: Connection): string {
   return `${rank(c)}\u0000${(c.providerName || c.provider || '').toLowerCase()}\u0000${(c.account || '').toLowerCase()}\u0000${c.id}`;
+}
+
+/** Whether a connection needs the person (or cannot be read). */
+export function isProblem(c: Connection): boolean {
+  return rank(c) === '0';
 }
 
 /** Problems first, then a stable order: provider name, then account (case-insensitive), then id. */
@@ -100,4 +106,45 @@ export function matchesFilter(c: Pick<Connection, 'provider' | 'providerName' | 
   if (words.length === 0) return true;
   const hay = `${c.providerName} ${c.provider} ${c.account}`.toLowerCase();
   return words.every((w) => hay.includes(w));
+}
+
+/** How the list is laid out: one list, problems first; or a section per platform. */
+export type Grouping = 'none' | 'platform';
+
+export interface Group {
+  /** Stable across renders: the platform (or, for a custom provider, the provider id); `''` for one list. */
+  key: string;
+  /** The heading ("YouTube"); empty for one list. */
+  title: string;
+  items: Connection[];
+  /** How many of `items` need the person. */
+  problems: number;
+}
+
+/**
+ * `sorted` (see `sortConnections`) laid out by `grouping`. By platform: one group per platform — every Mastodon
+ * server, both Instagram logins under one — named as people know it, groups in name order, each keeping the
+ * problems-first order inside; unreadable records last, in their own group.
+ */
+export function groupConnections(sorted: readonly Connection[], grouping: Grouping): Group[] {
+  if (grouping === 'none') {
+    return [{ key: '', title: '', items: [...sorted], problems: sorted.filter(isProblem).length }];
+  }
+  const groups = new Map<string, Group>();
+  for (const c of sorted) {
+    const key = c.damaged ? '~damaged' : c.platform ? `p:${c.platform}` : `c:${c.provider}`;
+    let g = groups.get(key);
+    if (!g) {
+      const title = c.damaged ? 'Unreadable records' : (markFor(c.platform)?.label ?? (c.providerName || c.provider));
+      g = { key, title, items: [], problems: 0 };
+      groups.set(key, g);
+    }
+    g.items.push(c);
+    if (isProblem(c)) g.problems += 1;
+  }
+  return [...groups.values()].sort((a, b) => {
+    if ((a.key === '~damaged') !== (b.key === '~damaged')) return a.key === '~damaged' ? 1 : -1;
+    const t = a.title.localeCompare(b.title, undefined, { sensitivity: 'base' });
+    return t !== 0 ? t : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  });
 }

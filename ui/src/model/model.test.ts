@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type Connection, type VaultStatus } from '../api';
-import { accountCountText, colourSlot, connectionsReducer, displayNames, matchesFilter, scopeChips, scopeLabel, sortConnections } from './connections';
+import { accountCountText, colourSlot, connectionsReducer, displayNames, groupConnections, matchesFilter, scopeChips, scopeLabel, sortConnections } from './connections';
 import { canRestore, describeError, errorLine, shortKeyId, vaultIndicator, vaultProblem } from './errors';
 import { KEY_NOTICE, offersKeyImport } from './keys';
 import { validateConfigure, validateCustom, validateImport, validateServer, type CustomForm } from './forms';
@@ -316,6 +316,45 @@ describe('reveal state machine', () => {
     s = revealReducer(s, { type: 'failed', requestId: 1, message: 'The vault is locked.' });
     expect(s).toMatchObject({ phase: 'failed', message: 'The vault is locked.' });
     expect(tokenKindName('id_token')).toBe('ID token');
+  });
+});
+
+describe('grouping by platform', () => {
+  const yt1 = conn({ id: '1'.repeat(32), platform: 'youtube', account: 'b@x' });
+  const yt2 = conn({ id: '2'.repeat(32), platform: 'youtube', account: 'a@x', status: 'needs_reconnect' });
+  const ig = conn({ id: '3'.repeat(32), provider: 'instagram', providerName: 'Instagram', platform: 'instagram', account: 'maya' });
+  const igFb = conn({ id: '4'.repeat(32), provider: 'instagram-facebook', providerName: 'Instagram (Facebook Login)', platform: 'instagram', account: 'maya.biz' });
+  const m1 = conn({ id: '5'.repeat(32), provider: 'mastodon-social', providerName: 'Mastodon (mastodon.social)', platform: 'mastodon', account: '@m' });
+  const m2 = conn({ id: '6'.repeat(32), provider: 'mastodon-art', providerName: 'Mastodon (mastodon.art)', platform: 'mastodon', account: '@m' });
+  const custom = conn({ id: '7'.repeat(32), provider: 'acme', providerName: 'Acme SSO', account: 'me' });
+  const damaged = { id: '8'.repeat(32), damaged: 'the record failed its integrity check' } as unknown as Connection;
+  const all = sortConnections([yt1, yt2, ig, igFb, m1, m2, custom, damaged]);
+
+  it('one list keeps the problems-first order and counts the problems', () => {
+    const [one, ...rest] = groupConnections(all, 'none');
+    expect(rest).toEqual([]);
+    expect(one!.items).toEqual(all);
+    expect(one!.title).toBe('');
+    expect(one!.problems).toBe(2);
+  });
+
+  it('one group per platform, named as people know it, in name order; unreadable records last', () => {
+    const groups = groupConnections(all, 'platform');
+    expect(groups.map((g) => [g.title, g.items.map((c) => c.id[0])])).toEqual([
+      ['Acme SSO', ['7']],
+      ['Instagram', ['3', '4']],
+      ['Mastodon', ['6', '5']],
+      ['YouTube', ['2', '1']],
+      ['Unreadable records', ['8']],
+    ]);
+    expect(groups.find((g) => g.title === 'YouTube')!.problems).toBe(1);
+    expect(new Set(groups.map((g) => g.key)).size).toBe(groups.length);
+  });
+
+  it('a custom provider named like a platform is its own group', () => {
+    const fake = conn({ id: '9'.repeat(32), provider: 'my-youtube', providerName: 'YouTube' });
+    const keys = groupConnections(sortConnections([yt1, fake]), 'platform').map((g) => g.key);
+    expect(keys).toHaveLength(2);
   });
 });
 

@@ -22,10 +22,11 @@ import {
 } from '../model/forms';
 import { connectFailed, connectSucceeded, orderProviders, providerLabel, type ConnectOutcome } from '../model/outcomes';
 import { colourSlot } from '../model/connections';
-import { TID, providerConnectId, providerSetupId } from '../testids';
+import { TID, providerConnectId, providerEditId, providerSetupId } from '../testids';
 import { button, copyableText, el, setModifier } from './dom';
 import { focusFirst, openModal, type Modal } from './dialog';
 import { selectField, showErrors, textAreaField, textField, type Field } from './form';
+import { setAvatar } from './mark';
 
 export interface ConnectPanelDeps {
   backend: Backend;
@@ -34,6 +35,10 @@ export interface ConnectPanelDeps {
   reloadProviders(): Promise<void>;
   /** A provider changed (configured or added). */
   providerSaved(p: Provider): void;
+  /** A provider was removed (or a built-in one's setup forgotten), with `disconnected` accounts. */
+  providerRemoved(p: Provider, disconnected: number): void;
+  /** How many accounts are connected with this provider. */
+  accountsOf(providerId: string): number;
   connected(c: Connected): void;
   /** The redirect URI to register for an OpenID provider added by its issuer (from `app_info`). */
   customRedirectUri(): string | null;
@@ -326,8 +331,8 @@ export class ConnectPanel {
 
   private providerRow(p: Provider, running: boolean): HTMLElement {
     const label = providerLabel(p);
-    const mark = el('div', { class: 'avatar avatar--sm', text: label.name.charAt(0).toUpperCase(), attrs: { 'aria-hidden': 'true' } });
-    setModifier(mark, 'avatar', `c${colourSlot(p.id)}`);
+    const mark = el('div', { class: 'avatar avatar--sm', attrs: { 'aria-hidden': 'true' } });
+    setAvatar(mark, { platform: p.platform, letter: label.name.charAt(0).toUpperCase(), slot: colourSlot(p.id) });
     const nameBox = el('div', { class: 'provider-name' }, [
       el('span', { class: 'provider-title', text: label.name }),
       label.note === null ? null : el('span', { class: 'provider-note', text: label.note }),
@@ -338,6 +343,7 @@ export class ConnectPanel {
     if (p.origin === 'demo') row.classList.add('provider--demo');
 
     let action: HTMLButtonElement;
+    let edit: HTMLButtonElement | null = null;
     if (p.ready) {
       action = button('Connect', {
         variant: 'primary',
@@ -346,6 +352,22 @@ export class ConnectPanel {
         attrs: { 'aria-label': `Connect ${label.name}` },
       }, () => void this.start(p.id));
       action.disabled = running;
+      if (isSetUp(p)) {
+        const open = this.openSetup === p.id;
+        edit = button(open ? 'Close' : 'Edit', {
+          small: true,
+          variant: 'ghost',
+          testid: providerEditId(p.id),
+          attrs: { 'aria-expanded': String(open), 'aria-label': `${open ? 'Close the setup of' : 'Edit the setup of'} ${label.name}` },
+        }, () => {
+          this.openSetup = open ? null : p.id;
+          this.renderProviders();
+          this.listRegion
+            ?.querySelector<HTMLElement>(open ? `[data-testid="${providerEditId(p.id)}"]` : `[data-testid="${TID.configureForm}"] input`)
+            ?.focus();
+        });
+        edit.disabled = running;
+      }
     } else {
       const open = this.openSetup === p.id;
       action = button(open ? 'Close setup' : p.template ? 'Add your server' : 'Set up', {
@@ -363,8 +385,8 @@ export class ConnectPanel {
         target?.focus();
       });
     }
-    row.append(el('div', { class: 'provider-line' }, [mark, nameBox, action]));
-    if (!p.ready && this.openSetup === p.id) row.append(p.template ? this.serverForm(p) : this.configureForm(p));
+    row.append(el('div', { class: 'provider-line' }, [mark, nameBox, el('div', { class: 'provider-actions' }, [edit, action])]));
+    if (this.openSetup === p.id) row.append(p.template ? this.serverForm(p) : this.configureForm(p));
     return row;
   }
 
@@ -472,7 +494,8 @@ export class ConnectPanel {
     fields.redirectUri.wrap.classList.add('field--wide');
     const formError = el('p', { class: 'inline-error', attrs: { role: 'alert' }, hidden: true });
     const save = el('button', { class: 'btn btn-primary btn-sm', text: 'Save', testid: TID.configureSave, attrs: { type: 'submit' } });
-    const form = el('form', { class: 'setup-form', testid: TID.configureForm, attrs: { novalidate: '', 'aria-label': `Set up ${name}` } }, [
+    const back = p.ready ? providerEditId(p.id) : providerSetupId(p.id);
+    const form = el('form', { class: 'setup-form', testid: TID.configureForm, attrs: { novalidate: '', 'aria-label': `${p.ready ? 'Edit the setup of' : 'Set up'} ${name}` } }, [
       p.needs ? el('p', { class: 'setup-needs', text: p.needs }) : null,
       p.redirectUri && !paste ? el('div', { class: 'setup-fact' }, [el('span', { class: 'field-label', text: 'Redirect URI to register' }), copyableText(p.redirectUri, 'redirect-uri', 'redirect URI')]) : null,
       p.setupUrl ? this.consoleLink(p, name) : null,
@@ -487,8 +510,9 @@ export class ConnectPanel {
         button('Cancel', { small: true, variant: 'ghost' }, () => {
           this.openSetup = null;
           this.renderProviders();
-          this.listRegion?.querySelector<HTMLElement>(`[data-testid="${providerSetupId(p.id)}"]`)?.focus();
+          this.listRegion?.querySelector<HTMLElement>(`[data-testid="${back}"]`)?.focus();
         }),
+        isSetUp(p) ? this.removeControl(p, name) : null,
       ]),
     ]);
     form.dataset.providerId = p.id;
@@ -523,6 +547,53 @@ export class ConnectPanel {
       );
     });
     return form;
+  }
+
+  /**
+   * "Remove…" for a provider that is set up, then a confirmation that says what goes with it: a custom provider is
+   * removed; a built-in one forgets its client ID and secret (it stays listed, needing setup). Accounts connected
+   * with it are disconnected first (revoked at the platform, deleted).
+   */
+  private removeControl(p: Provider, name: string): HTMLElement {
+    const box = el('div', { class: 'provider-remove' });
+    const custom = p.origin === 'custom';
+    const ask = (): void => {
+      const n = this.deps.accountsOf(p.id);
+      const what = custom ? `Remove ${name} from Tokenkeep?` : `Forget the setup of ${name}? ${p.hasSecret ? 'Its client ID and secret are' : 'Its client ID is'} deleted; you can set it up again.`;
+      const accounts = n === 0 ? '' : ` ${n === 1 ? 'The 1 account' : `The ${n} accounts`} connected with it ${n === 1 ? 'is' : 'are'} disconnected first (revoked at ${name}) and deleted.`;
+      const error = el('p', { class: 'inline-error', attrs: { role: 'alert' }, hidden: true });
+      const keep = button('Keep it', { small: true, variant: 'ghost' }, () => {
+        box.replaceChildren(start);
+        start.focus();
+      });
+      const confirm = button(custom ? 'Remove' : 'Forget setup', { small: true, variant: 'danger', testid: TID.providerRemoveConfirm }, () => {
+        confirm.disabled = true;
+        keep.disabled = true;
+        confirm.textContent = n > 0 ? 'Disconnecting…' : 'Removing…';
+        this.deps.backend.removeProvider(p.id, n > 0).then(
+          (removed) => {
+            this.openSetup = null;
+            this.deps.providerRemoved(p, removed.disconnected);
+          },
+          (err) => {
+            confirm.disabled = false;
+            keep.disabled = false;
+            confirm.textContent = custom ? 'Remove' : 'Forget setup';
+            error.hidden = false;
+            error.textContent = errorLine(err);
+          },
+        );
+      });
+      box.replaceChildren(el('div', { class: 'provider-remove-confirm', attrs: { role: 'group', 'aria-label': `Remove ${name}` } }, [
+        el('p', { class: 'provider-remove-text', text: what + accounts }),
+        error,
+        el('div', { class: 'form-actions' }, [confirm, keep]),
+      ]));
+      keep.focus();
+    };
+    const start = button(custom ? 'Remove…' : 'Forget setup…', { small: true, variant: 'danger', testid: TID.providerRemove, attrs: { 'aria-label': `${custom ? 'Remove' : 'Forget the setup of'} ${name}` } }, ask);
+    box.append(start);
+    return box;
   }
 
   private customSection(providers: Provider[], running: boolean): HTMLElement {
@@ -699,4 +770,10 @@ export class ConnectPanel {
     section.append(form);
     return section;
   }
+}
+
+/** Set up by the person (a custom provider, or a built-in with a client ID or secret): it can be edited or removed. */
+function isSetUp(p: Provider): boolean {
+  if (p.origin === 'demo' || p.template) return false;
+  return p.origin === 'custom' || Boolean(p.clientId) || p.hasSecret;
 }

@@ -6,6 +6,7 @@ import { canRefresh, cardMessage, derivePill, isDead, needsReconnect } from '../
 import { capitalise, expiryText, lastRefreshText } from '../model/time';
 import { TID } from '../testids';
 import { button, byTestId, el, nextId, setAttr, setHidden, setModifier, setText } from './dom';
+import { setAvatar } from './mark';
 
 export interface CardHandlers {
   refresh(c: Connection): void;
@@ -21,10 +22,15 @@ export interface CardExtras {
   error: string | null;
   /** A short confirmation of the last action ("Refreshed"), shown for a few seconds. */
   note: string | null;
+  /** The account picture, once loaded (the connection's `picture` names its tag). */
+  picture?: { tag: string; dataUrl: string } | null | undefined;
 }
 
+// One formatter for every card: making one per call is the costly part of `toLocaleString`.
+const ABSOLUTE = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+
 function absolute(seconds: number): string {
-  return new Date(seconds * 1000).toLocaleString();
+  return ABSOLUTE.format(new Date(seconds * 1000));
 }
 
 export function createCard(c: Connection, handlers: CardHandlers): HTMLElement {
@@ -132,9 +138,12 @@ export function updateCard(card: HTMLElement, c: Connection, now: number, extras
   const q = (id: string): HTMLElement => byTestId(card, id)!;
   const { provider: providerName, account } = displayNames(c);
 
-  const mark = card.querySelector<HTMLElement>('.avatar')!;
-  setText(mark, c.damaged ? '?' : providerName.trim().charAt(0).toUpperCase() || '?');
-  setModifier(mark, 'avatar', `c${colourSlot(c.provider || providerName)}`);
+  setAvatar(card.querySelector<HTMLElement>('.avatar')!, {
+    platform: c.damaged ? null : c.platform,
+    letter: c.damaged ? '?' : providerName.trim().charAt(0).toUpperCase() || '?',
+    slot: colourSlot(c.provider || providerName),
+    picture: c.picture ? (extras.picture ?? null) : null,
+  });
   setText(q(TID.providerName), providerName);
   setText(q(TID.accountName), account);
 

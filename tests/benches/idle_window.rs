@@ -1,0 +1,260 @@
+//! The window at rest: idle CPU and memory of Tokenkeep's process tree (the app, its WebKit web and network
+//! processes) with 1, 100 and 1,000 connections, next to a bare Tauri window (`src-tauri/examples/bare-window.rs`:
+//! the same Tauri, WebKitGTK, toolchain and window size, a static page) measured in the same run on the same Xvfb.
+//!
+//! Each window gets `IDLE_SETTLE` seconds to start and render (default 20), then its tree's CPU time (user +
+//! system, from `/proc/<pid>/stat`) is measured over `IDLE_SECONDS` (default 60), and its resident memory (the sum
+//! of `VmRSS`, so shared pages count once per process: an upper bound) at the end. No refresh is due during the
+//! measurement (the seeded tokens expire in hours). Goal (issue 13): at 1,000 connections, at most 1.5× the bare
+//! window's CPU.
+//!
+//! `cargo bench -p tokenkeep-e2e --bench idle_window` (`IDLE_COUNTS=1,100,1000` to choose). It builds the app and
+//! the bare window (debug profile, like the end-to-end tests) first.
+#![allow(clippy::print_stdout, missing_docs)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use tokenkeep_core::provider::ProviderId;
+use tokenkeep_core::secret::SecretString;
+use tokenkeep_core::store::{ConnectionMeta, TokenSet};
+use tokenkeep_e2e::cli::Tokenkeep;
+use tokenkeep_e2e::seed::now_secs;
+use tokenkeep_e2e::{HeadlessSession, scratch_dir, target_dir, workspace_root};
+
+const PLATFORMS: &[&str] = &[
+    "youtube",
+    "x",
+    "tiktok",
+    "instagram",
+    "facebook",
+    "threads",
+    "linkedin",
+    "reddit",
+    "twitch",
+    "pinterest",
+];
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Clock ticks per second of `/proc/*/stat` times.
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// (parent pid, user + system ticks) of every process now.
+fn processes() -> HashMap<u32, (u32, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After the command name (in parentheses, may hold spaces): state, ppid, …; utime and stime are the 12th
+        // and 13th fields after it.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0);
+        let ticks = fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        out.insert(pid, (ppid, ticks));
+    }
+    out
+}
+
+/// `root` and every process below it.
+fn tree(root: u32, all: &HashMap<u32, (u32, u64)>) -> Vec<u32> {
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|(_, (ppid, _))| *ppid == parent).map(|(pid, _)| *pid));
+        i += 1;
+    }
+    found
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().to_owned())
+            })
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct Idle {
+    cpu_percent: f64,
+    rss_mib: f64,
+    processes: usize,
+    /// Per process: its name and share of a core.
+    detail: Vec<(String, f64)>,
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or_else(|_| "?".into(), |s| s.trim().to_owned())
+}
+
+/// Lets `child` settle, then measures its tree at rest.
+fn measure(child: &mut Child, settle: Duration, window: Duration) -> Result<Idle> {
+    std::thread::sleep(settle);
+    if let Some(status) = child.try_wait()? {
+        bail!("the window exited during start-up: {status}");
+    }
+    let ticks_per_sec = clock_ticks();
+    let before = processes();
+    let pids = tree(child.id(), &before);
+    ensure!(pids.len() >= 2, "no WebKit processes below the window (only {pids:?})");
+    let started: u64 = pids.iter().filter_map(|p| before.get(p)).map(|(_, t)| t).sum();
+    let clock = std::time::Instant::now();
+    std::thread::sleep(window);
+    let after = processes();
+    let elapsed = clock.elapsed().as_secs_f64();
+    // The same processes (one that ended counts what it had used).
+    let ended: u64 = pids
+        .iter()
+        .map(|p| after.get(p).or(before.get(p)).map_or(0, |(_, t)| *t))
+        .sum();
+    let used = ended.saturating_sub(started) as f64 / ticks_per_sec as f64;
+    let rss: u64 = tree(child.id(), &after).iter().map(|p| rss_kib(*p)).sum();
+    let detail = pids
+        .iter()
+        .map(|p| {
+            let t = |m: &HashMap<u32, (u32, u64)>| m.get(p).map_or(0, |(_, t)| *t);
+            let share = t(&after).saturating_sub(t(&before)) as f64 / ticks_per_sec as f64 / elapsed * 100.0;
+            (comm(*p), share)
+        })
+        .collect();
+    Ok(Idle {
+        cpu_percent: used / elapsed * 100.0,
+        rss_mib: rss as f64 / 1024.0,
+        processes: pids.len(),
+        detail,
+    })
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM first, so the app closes its store and socket.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    for _ in 0..50 {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn seed(tk: &Tokenkeep, n: u64) -> Result<()> {
+    let vault = tk.open_vault()?;
+    let now = now_secs();
+    for i in 0..n {
+        let provider = PLATFORMS[i as usize % PLATFORMS.len()];
+        let mut meta = ConnectionMeta::new(ProviderId::parse(provider)?, format!("creator {i}"));
+        // Due in hours, spread so the relative times differ.
+        meta.expires_at = Some(now + 3 * 3600 + i * 7);
+        meta.last_refresh_at = Some(now - 600 - i);
+        meta.scopes = vec!["openid".into(), "profile".into()];
+        let tokens = TokenSet {
+            access: SecretString::new(format!("idle-access-{i}")),
+            refresh: Some(SecretString::new(format!("idle-refresh-{i}"))),
+            id_token: None,
+        };
+        vault.put_connection(meta, &tokens)?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let settle = Duration::from_secs(env_u64("IDLE_SETTLE", 20));
+    let window = Duration::from_secs(env_u64("IDLE_SECONDS", 60));
+    let counts: Vec<u64> = std::env::var("IDLE_COUNTS")
+        .unwrap_or_else(|_| "1,100,1000".into())
+        .split(',')
+        .map(|s| s.trim().parse().context("IDLE_COUNTS is a list of numbers"))
+        .collect::<Result<_>>()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "-p",
+            "tokenkeep-app",
+            "--bin",
+            "tokenkeep-app",
+            "--example",
+            "bare-window",
+        ])
+        .status()?;
+    ensure!(built.success(), "building the app and the bare window failed");
+    let debug = target_dir().join("debug");
+    let (app, bare) = (debug.join("tokenkeep-app"), debug.join("examples").join("bare-window"));
+
+    let dir = scratch_dir("idle-window")?;
+    let session = HeadlessSession::start(&dir)?;
+    println!(
+        "idle over {} s after {} s to settle; process tree of the window (app + WebKit processes)",
+        window.as_secs(),
+        settle.as_secs()
+    );
+    let mut bare_child = session.command(&bare).spawn()?;
+    let reference = measure(&mut bare_child, settle, window);
+    stop(bare_child);
+    let reference = reference?;
+    println!(
+        "{:<28} {:>7.2} % of a core  {:>7.1} MiB  ({} processes)",
+        "bare Tauri window", reference.cpu_percent, reference.rss_mib, reference.processes
+    );
+    let detail: Vec<String> = reference
+        .detail
+        .iter()
+        .map(|(name, share)| format!("{name} {share:.2} %"))
+        .collect();
+    println!("{:<28} {}", "", detail.join(", "));
+    for n in counts {
+        let tk = Tokenkeep::headless(&format!("idle-window-{n}"))?;
+        seed(&tk, n)?;
+        let mut child = session.command(&app).envs(tk.app_env()).spawn()?;
+        let idle = measure(&mut child, settle, window);
+        stop(child);
+        let idle = idle?;
+        println!(
+            "{:<28} {:>7.2} % of a core  {:>7.1} MiB  ({} processes)  CPU {:.2}x, memory {:.2}x the bare window",
+            format!("Tokenkeep, {n} connection(s)"),
+            idle.cpu_percent,
+            idle.rss_mib,
+            idle.processes,
+            idle.cpu_percent / reference.cpu_percent.max(0.01),
+            idle.rss_mib / reference.rss_mib.max(1.0),
+        );
+        let detail: Vec<String> = idle
+            .detail
+            .iter()
+            .map(|(name, share)| format!("{name} {share:.2} %"))
+            .collect();
+        println!("{:<28} {}", "", detail.join(", "));
+    }
+    Ok(())
+}
