@@ -1,7 +1,8 @@
 //! Issue 13, providers while the app runs: `tokenkeep providers add` in a terminal shows up in the open window by
 //! itself (the app looks at `config.toml` every 2 s) and says so instead of suggesting `tokenkeep connect`, which
 //! cannot run beside the app; a provider that is set up can be edited and removed in the window — a custom one
-//! goes, a built-in one forgets its client ID (and secret) and asks to be set up again.
+//! goes, a built-in one forgets its client ID (and secret) and asks to be set up again; the setup form's
+//! developer-console button opens exactly the address the preset names.
 //!
 //! Real components: the built app and CLI under Xvfb through tauri-driver, the OpenID test peer for the custom
 //! provider's discovery. Screenshots: `target/screenshots/app-providers-*.png`.
@@ -26,7 +27,17 @@ async fn app_picks_up_providers_added_in_a_terminal_and_edits_and_removes_them()
     let session = HeadlessSession::start(&dir)?;
     let peer = OidcPeer::start(&PeerConfig::default())?;
     let tk = Tokenkeep::headless("app-providers-store")?;
-    let driver = TauriDriver::start(&session, &tk.app_env())?;
+    // A "browser" that only writes down what it was asked to open.
+    let opened = dir.join("opened.txt");
+    let recorder = dir.join("record-browser.sh");
+    std::fs::write(
+        &recorder,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", opened.display()),
+    )?;
+    std::fs::set_permissions(&recorder, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let mut env = tk.app_env();
+    env.push(("TOKENKEEP_BROWSER", recorder.clone().into_os_string()));
+    let driver = TauriDriver::start(&session, &env)?;
     let ui = Ui {
         client: driver.connect(&built_binary("tokenkeep-app")?).await?,
     };
@@ -37,6 +48,41 @@ async fn app_picks_up_providers_added_in_a_terminal_and_edits_and_removes_them()
         ui.wait_for(&tid("connect-panel"), LIMIT, "the connect panel").await?;
         ui.wait_for(&tid("provider-x-setup"), LIMIT, "X, not set up yet")
             .await?;
+
+        // Its setup form links to X's developer console: the app opens exactly the address the preset names.
+        ui.click(&tid("provider-x-setup"), "Set up on X").await?;
+        ui.click(
+            &format!("{} {}", row("x"), tid("setup-open")),
+            "Open the developer console",
+        )
+        .await?;
+        let deadline = std::time::Instant::now() + LIMIT;
+        let status = loop {
+            let status = ui
+                .text_of(
+                    &format!("{} .setup-link .copy-status", row("x")),
+                    LIMIT,
+                    "the link's status",
+                )
+                .await?;
+            if !status.is_empty() || std::time::Instant::now() > deadline {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        ensure!(status == "Opened in your browser", "the console link says {status:?}");
+        let asked = loop {
+            let asked = std::fs::read_to_string(&opened).unwrap_or_default();
+            if !asked.is_empty() || std::time::Instant::now() > deadline {
+                break asked;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        ensure!(
+            asked.trim() == "https://developer.x.com/en/portal/dashboard",
+            "the browser was asked to open {asked:?}"
+        );
+        ui.click(&tid("provider-x-setup"), "Close setup on X").await?;
 
         // A terminal sets X up while the window is open: the row turns ready by itself, and the CLI says where
         // to connect now.
