@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use base64::Engine as _;
 use serde_json::Value;
 use tokenkeep_e2e::cli::{Tokenkeep, connected_id};
 use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
@@ -112,6 +113,14 @@ fn export_opens_independently_and_verify_names_a_tampered_record() -> Result<()>
         meta["account"] == "alice@example.test" && meta["provider"] == "demo",
         "meta decoded as {meta}"
     );
+    // The account picture, sealed like the rest: the media type the document names, and a PNG.
+    let picture = decoded
+        .iter()
+        .find(|d| d["tree"] == "pictures" && d["record_id"] == id.as_str())
+        .ok_or_else(|| anyhow!("no picture record was exported: {decoded:?}"))?;
+    ensure!(picture["media_type"] == "image/png", "the picture decoded as {picture}");
+    let image = base64::engine::general_purpose::STANDARD.decode(picture["image"].as_str().unwrap_or_default())?;
+    ensure!(image.starts_with(b"\x89PNG"), "the picture is not a PNG");
     // And with the wrong key it opens nothing.
     let wrong = decode_independently(&export, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     ensure!(wrong.is_err(), "a wrong key must not open the export");

@@ -4,8 +4,8 @@
 It shares no code with Tokenkeep: another language, another crypto library (pyca/cryptography). Given the master
 key it rebuilds each record's key id, record key and AAD from the document, checks the AAD Tokenkeep exported
 against its own, verifies the tag in constant time before decrypting, and prints one JSON line per record:
-{"tree", "record_id", "field", "plaintext"} (plaintext as UTF-8 text) — or {"..., "error": "..."} for a record it
-cannot open.
+{"tree", "record_id", "field", "plaintext"} (plaintext as UTF-8 text; for the `pictures` tree "media_type" and
+"image", base64, instead) — or {"..., "error": "..."} for a record it cannot open.
 
     TOKENKEEP_MASTER_KEY=<base64 of 32 bytes> python3 decode_envelopes.py < export.jsonl
 """
@@ -18,6 +18,8 @@ import struct
 import sys
 
 from cryptography.hazmat.primitives import hashes, padding
+
+IMAGE_TYPES = {b"image/png", b"image/jpeg", b"image/gif", b"image/webp"}
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -85,7 +87,15 @@ def main() -> int:
                 base64.b64decode(row["envelope"]),
                 aad,
             )
-            out["plaintext"] = plain.decode("utf-8")
+            if row["tree"] == "pictures":
+                # FORMAT.md: the media type in ASCII, "\n", the image bytes.
+                media_type, sep, image = plain.partition(b"\n")
+                if not sep or media_type not in IMAGE_TYPES:
+                    raise ValueError("not a picture record: " + repr(media_type[:40]))
+                out["media_type"] = media_type.decode("ascii")
+                out["image"] = base64.b64encode(image).decode("ascii")
+            else:
+                out["plaintext"] = plain.decode("utf-8")
         except ValueError as error:
             out["error"] = str(error)
             failures += 1
