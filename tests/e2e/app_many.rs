@@ -275,6 +275,28 @@ async fn app_shows_twenty_accounts_problems_first_with_one_summary() -> Result<(
             .execute("return document.querySelectorAll(\"[data-testid='group-head']\").length;", vec![])
             .await?;
         ensure!(left.as_u64() == Some(0), "{left} headings after ungrouping");
+
+        // Compact: one row per working account (a second line only for what needs the person), so the twenty
+        // fit on a screen or so; kept across a reload like the grouping.
+        ui.click(&tid("compact-toggle"), "Compact").await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let heights = ui
+            .client
+            .execute(
+                "return [...document.querySelectorAll(\"[data-testid='connection-card'][data-status='connected']\")].map(c => c.getBoundingClientRect().height);",
+                vec![],
+            )
+            .await?;
+        let heights: Vec<f64> = serde_json::from_value(heights)?;
+        ensure!(heights.len() == ACCOUNTS.len() - 4, "{} connected cards", heights.len());
+        ensure!(heights.iter().all(|h| *h <= 64.0), "compact rows are taller than one line: {heights:?}");
+        ui.client.execute("document.querySelector('details[open]')?.removeAttribute('open'); window.scrollTo(0, 0);", vec![]).await?;
+        ui.screenshot(&shots, "app-many-7-compact").await?;
+        ui.client.execute("location.reload();", vec![]).await?;
+        ui.wait_for(&format!("{} {}", tid("connections"), tid("connection-card")), limit, "the cards after a reload").await?;
+        let pressed = ui.attr(&tid("compact-toggle"), "aria-pressed").await?;
+        ensure!(pressed.as_deref() == Some("true"), "the compact layout was not kept: {pressed:?}");
+        ui.click(&tid("compact-toggle"), "Compact").await?;
         Ok(())
     }
     .await;

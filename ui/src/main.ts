@@ -61,6 +61,8 @@ interface State {
   filter: string;
   /** One list (problems first) or a section per platform; remembered across starts. */
   grouping: Grouping;
+  /** Cards, or one row per account (twenty fit on a screen); remembered across starts. */
+  compact: boolean;
   /** Confirmations shown on a card for a few seconds ("Refreshed — …"), with their timers. */
   cardNotes: Map<string, { text: string; timer: number }>;
   /** Pending revocations the person asked to try now, and what went wrong with such a try. */
@@ -68,23 +70,39 @@ interface State {
   revocationErrors: Map<string, string>;
 }
 
+// How the list is laid out, kept in the webview's storage (nothing personal: two words).
 const GROUPING_KEY = 'tokenkeep.grouping';
+const COMPACT_KEY = 'tokenkeep.compact';
+
+function stored(key: string): string | null {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function store(key: string, value: string): void {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    // A webview without storage: the choice lasts until the app closes.
+  }
+}
 
 function storedGrouping(): Grouping {
-  try {
-    return window.localStorage.getItem(GROUPING_KEY) === 'platform' ? 'platform' : 'none';
-  } catch {
-    return 'none';
-  }
+  return stored(GROUPING_KEY) === 'platform' ? 'platform' : 'none';
 }
 
 function setGrouping(grouping: Grouping): void {
   state.grouping = grouping;
-  try {
-    window.localStorage.setItem(GROUPING_KEY, grouping);
-  } catch {
-    // A webview without storage: the choice lasts until the app closes.
-  }
+  store(GROUPING_KEY, grouping);
+  renderView(false);
+}
+
+function setCompact(compact: boolean): void {
+  state.compact = compact;
+  store(COMPACT_KEY, String(compact));
   renderView(false);
 }
 
@@ -103,6 +121,7 @@ const state: State = {
   cardNotes: new Map(),
   filter: '',
   grouping: storedGrouping(),
+  compact: stored(COMPACT_KEY) === 'true',
   revoking: new Set(),
   revocationErrors: new Map(),
 };
@@ -716,8 +735,11 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
         renderView(false);
       }
     });
-    const group = button('Group by platform', { testid: TID.groupToggle, attrs: { 'aria-pressed': String(state.grouping === 'platform') } }, () =>
+    const group = button('By platform', { testid: TID.groupToggle, attrs: { 'aria-pressed': String(state.grouping === 'platform'), 'aria-label': 'Group by platform', title: 'Group by platform' } }, () =>
       setGrouping(state.grouping === 'platform' ? 'none' : 'platform'),
+    );
+    const compact = button('Compact', { testid: TID.compactToggle, attrs: { 'aria-pressed': String(state.compact), title: 'One line per account' } }, () =>
+      setCompact(!state.compact),
     );
     view.replaceChildren(
       el('section', { class: 'list-view', attrs: { 'aria-labelledby': 'connections-title' } }, [
@@ -726,7 +748,7 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
             el('h1', { class: 'list-title', text: 'Connections', attrs: { id: 'connections-title' } }),
             el('p', { class: 'list-sub' }),
           ]),
-          el('div', { class: 'list-tools' }, [filter, group, add]),
+          el('div', { class: 'list-tools' }, [filter, compact, group, add]),
         ]),
         el('div', { class: 'attention-region' }),
         el('p', { class: 'filter-empty', testid: TID.filterEmpty, hidden: true }),
@@ -780,6 +802,10 @@ function renderList(view: HTMLElement, announceChanges: boolean): void {
   const groupToggle = byTestId<HTMLElement>(view, TID.groupToggle)!;
   setAttr(groupToggle, 'aria-pressed', String(state.grouping === 'platform'));
   setHidden(groupToggle, accounts.length < 2);
+  const compactToggle = byTestId<HTMLElement>(view, TID.compactToggle)!;
+  setAttr(compactToggle, 'aria-pressed', String(state.compact));
+  setHidden(compactToggle, accounts.length === 0);
+  list.classList.toggle('conn-list--compact', state.compact);
   const usedHeads = new Set<string>();
   for (const g of groupConnections(accounts, state.grouping)) {
     if (g.title !== '') {

@@ -57,6 +57,8 @@ export const TID = {
   filterEmpty: 'filter-empty',
   /** "Group by platform" (aria-pressed), and each group's heading (data-group: the platform). */
   groupToggle: 'group-toggle',
+  /** "Compact" (aria-pressed): one row per account. */
+  compactToggle: 'compact-toggle',
   groupHead: 'group-head',
   connectionCard: 'connection-card',
   statusPill: 'status-pill',
