@@ -14,7 +14,6 @@ mod commands;
 mod dto;
 mod error;
 mod events;
-mod renderer;
 mod state;
 
 use std::process::ExitCode;
@@ -88,9 +87,6 @@ pub fn run() -> ExitCode {
         .manage(AppState::new(settings.paths, settings.headless, settings.browser))
         .manage(clipboard::TokenClipboard::default())
         .setup(|app| {
-            if let Some(window) = app.get_webview_window("main") {
-                renderer::configure(&window);
-            }
             app.state::<AppState>().open_in_background(app.handle())?;
             Ok(())
         })

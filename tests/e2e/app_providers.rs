@@ -21,6 +21,26 @@ fn row(id: &str) -> String {
     format!("{}[data-provider-id='{id}']", tid("provider-row"))
 }
 
+/// Waits until `check` (a JavaScript expression) holds for the focused element.
+async fn focus_lands(ui: &Ui, check: &str, what: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let holds = ui.client.execute(&format!("return {check};"), vec![]).await?;
+        if holds == serde_json::Value::Bool(true) {
+            return Ok(());
+        }
+        let focused = ui
+            .client
+            .execute("return document.activeElement.outerHTML.slice(0, 120);", vec![])
+            .await?;
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the focus did not land {what}: it is on {focused}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_picks_up_providers_added_in_a_terminal_and_edits_and_removes_them() -> Result<()> {
     let dir = scratch_dir("app-providers")?;
@@ -160,6 +180,12 @@ async fn app_picks_up_providers_added_in_a_terminal_and_edits_and_removes_them()
         .await?;
         ui.wait_for(&tid("provider-x-setup"), LIMIT, "X still looks set up")
             .await?;
+        focus_lands(
+            &ui,
+            "document.activeElement.dataset.testid === 'provider-x-setup'",
+            "on X's Set up",
+        )
+        .await?;
         let config = std::fs::read_to_string(tk.config_file())?;
         ensure!(
             !config.contains("x-client-from-terminal"),
@@ -185,6 +211,13 @@ async fn app_picks_up_providers_added_in_a_terminal_and_edits_and_removes_them()
         .await?;
         ui.wait_gone(&row("studio"), LIMIT, "the removed provider is still listed")
             .await?;
+        // The focus was in the removed row: it lands on a platform's button, not on the page.
+        focus_lands(
+            &ui,
+            "document.activeElement.closest('.provider-actions') !== null",
+            "on a platform's button",
+        )
+        .await?;
         let config = std::fs::read_to_string(tk.config_file())?;
         ensure!(
             !config.contains("studio"),

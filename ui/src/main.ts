@@ -966,7 +966,6 @@ async function start(): Promise<void> {
         const name = p.name;
         const accounts = disconnected === 0 ? '' : ` and disconnected ${accountCountText(disconnected)}`;
         announce(p.origin === 'custom' ? `Removed ${name}${accounts}.` : `Forgot the setup of ${name}${accounts}.`);
-        void loadProviders();
       },
       accountsOf: (id) => state.connections.filter((c) => c.provider === id && !isPendingRevocation(c)).length,
       connected,

@@ -35,7 +35,8 @@ export interface ConnectPanelDeps {
   reloadProviders(): Promise<void>;
   /** A provider changed (configured or added). */
   providerSaved(p: Provider): void;
-  /** A provider was removed (or a built-in one's setup forgotten), with `disconnected` accounts. */
+  /** A provider was removed (or a built-in one's setup forgotten), with `disconnected` accounts (the panel
+   * reloads the providers itself, to put the focus back). */
   providerRemoved(p: Provider, disconnected: number): void;
   /** How many accounts are connected with this provider. */
   accountsOf(providerId: string): number;
@@ -326,7 +327,11 @@ export class ConnectPanel {
     const list = el('ul', { class: 'providers', attrs: { 'aria-label': 'Platforms' } });
     for (const p of orderProviders(providers)) list.append(this.providerRow(p, running));
     const heading = el('h3', { class: 'section-title', text: 'Platforms' });
+    // The providers can change under the person (a terminal, an event): a focused button keeps the focus.
+    const active = document.activeElement;
+    const kept = active instanceof HTMLElement && region.contains(active) ? active.dataset.testid : undefined;
     region.replaceChildren(heading, list, this.customSection(providers, running), this.importSection(running));
+    if (kept) region.querySelector<HTMLElement>(`[data-testid="${kept}"]`)?.focus();
   }
 
   private providerRow(p: Provider, running: boolean): HTMLElement {
@@ -574,6 +579,15 @@ export class ConnectPanel {
           (removed) => {
             this.openSetup = null;
             this.deps.providerRemoved(p, removed.disconnected);
+            // The form (or the whole row) is gone with the focus in it: focus goes to the row's own button
+            // (Set up, for a built-in), or the first platform's when the row went too.
+            void this.deps.reloadProviders().then(() => {
+              const list = this.listRegion;
+              (
+                list?.querySelector<HTMLElement>(`[data-provider-id="${p.id}"] .provider-actions button`) ??
+                list?.querySelector<HTMLElement>('.providers .provider-actions button')
+              )?.focus();
+            });
           },
           (err) => {
             confirm.disabled = false;
