@@ -5,7 +5,8 @@
 //! connection's metadata names the picture's fingerprint, so a window fetches it again only when it changes.
 //!
 //! Pictures are cosmetic and can be 128 KiB each, so **they are not in the backups** (which are rewritten after
-//! every commit): after a restore the window shows the platform's mark until the account is connected again.
+//! every commit): a restore clears every restored connection's `picture`, and the window shows the platform's mark
+//! until the account is connected again.
 
 use super::{ConnectionId, Keys, Op, RecordError, StoreError, Vault, record_error, token_key};
 use crate::picture::AccountPicture;

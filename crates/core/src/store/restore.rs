@@ -174,10 +174,25 @@ impl Vault {
             crate::clock::rfc3339(header.created_at)
         );
         let mut marked = 0;
+        // Backups hold no pictures (see `pictures`): a restored record that names one names nothing now, and
+        // the window would ask for it in vain. It reads "no picture" until the next reconnect stores one.
+        let pictured: Vec<ConnectionId> = vault
+            .list()?
+            .into_iter()
+            .filter_map(|(id, meta)| meta.ok().filter(|m| m.picture.is_some()).map(|_| id))
+            .collect();
+        for id in pictured.iter().filter(|id| !check.contains(id)) {
+            match vault.update_meta(*id, |m| m.picture = None) {
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(error @ StoreError::Record { .. }) => tracing::warn!(%error, "a restored record is damaged"),
+                Err(error) => return Err(error),
+            }
+        }
         for id in check {
             match vault.update_meta(id, |m| {
                 m.status = ConnectionStatus::CheckNeeded;
                 m.last_error = Some(note.clone());
+                m.picture = None;
             }) {
                 Ok(_) => marked += 1,
                 Err(StoreError::NotFound(_)) => {}

@@ -315,3 +315,30 @@ fn a_renamed_token_record_is_damage_not_absence() {
         );
     }
 }
+
+/// Backups hold no pictures: a restored connection that had one names none afterwards (the window shows the
+/// platform's mark until a reconnect stores one), so nothing points at a picture that is not there.
+#[test]
+fn a_restore_forgets_the_pictures_the_backup_does_not_hold() {
+    let fx = Fixture::new();
+    let ids = {
+        let vault = fx.open();
+        let ids = populate(&vault);
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(b"restored-picture");
+        let picture = tokenkeep_core::picture::AccountPicture::from_bytes(png).unwrap();
+        vault.set_picture(ids[0], &picture).unwrap();
+        assert!(vault.get_meta(ids[0]).unwrap().picture.is_some());
+        vault.settle_backups();
+        ids
+    };
+    std::fs::remove_dir_all(fx.paths.store_dir()).unwrap();
+    let (vault, report) = restore(&fx).unwrap();
+    assert_eq!(report.connections, 3);
+    assert_all_readable(&vault, &ids);
+    for id in &ids {
+        assert_eq!(vault.get_meta(*id).unwrap().picture, None, "{id} still names a picture");
+        assert!(vault.picture(*id).unwrap().is_none());
+    }
+    assert!(vault.verify().unwrap().is_empty());
+}
