@@ -76,20 +76,15 @@ async fn app_picks_up_providers_added_in_a_terminal_and_edits_and_removes_them()
             "Open the developer console",
         )
         .await?;
+        // The status line fills in when the app answers.
+        let status = ui
+            .text_of(
+                &format!("{} .setup-link .copy-status:not(:empty)", row("x")),
+                LIMIT,
+                "the link's status",
+            )
+            .await?;
         let deadline = std::time::Instant::now() + LIMIT;
-        let status = loop {
-            let status = ui
-                .text_of(
-                    &format!("{} .setup-link .copy-status", row("x")),
-                    LIMIT,
-                    "the link's status",
-                )
-                .await?;
-            if !status.is_empty() || std::time::Instant::now() > deadline {
-                break status;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
         ensure!(status == "Opened in your browser", "the console link says {status:?}");
         let asked = loop {
             let asked = std::fs::read_to_string(&opened).unwrap_or_default();
