@@ -28,7 +28,12 @@ use tokenkeep_e2e::peer::{MintedGrant, OidcPeer, PUBLIC_CLIENT_ID, PeerConfig};
 
 /// CPU time this process has used so far (user + system, all threads), from `/proc/self/stat`.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of("self")
+}
+
+/// CPU time process `pid` (`self`, or a number) has used so far, from `/proc/PID/stat`.
+fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name (which is in parentheses and may hold spaces): utime is the 12th, stime
     // the 13th of them, in clock ticks (100 per second on Linux).
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -109,6 +114,7 @@ fn main() -> Result<()> {
     let concurrency = env_usize("STORM_CONCURRENCY", RefreshPolicy::default().max_concurrent);
     let peer = OidcPeer::start(&PeerConfig::default())?;
     let token_endpoint = peer.token_endpoint()?.to_owned();
+    let peer_pid = peer.pid().to_string();
     const ROUNDS: usize = 3;
     let warmup = peer.mint("warmup", 1500)?;
     let plain: Vec<Vec<MintedGrant>> = (0..ROUNDS)
@@ -164,20 +170,23 @@ fn main() -> Result<()> {
         let (mut plain_rates, mut our_rates) = (Vec::new(), Vec::new());
         println!("refresh storm: {connections} refreshes per run, concurrency {concurrency}, one peer (oidc-provider)");
         for grants in &plain {
-            let cpu = cpu_time();
+            let (cpu, peer_cpu) = (cpu_time(), cpu_time_of(&peer_pid));
             let p = plain_client(http.clone(), &token_endpoint, grants, concurrency).await?;
-            let plain_cpu = cpu_time() - cpu;
-            let (syncs, cpu) = (vault.syncs(), cpu_time());
+            let (plain_cpu, plain_peer) = (cpu_time() - cpu, cpu_time_of(&peer_pid) - peer_cpu);
+            let (syncs, cpu, peer_cpu) = (vault.syncs(), cpu_time(), cpu_time_of(&peer_pid));
             let t = tokenkeep(refresher.clone(), ids.clone()).await?;
             let (syncs, our_cpu) = (vault.syncs() - syncs, cpu_time() - cpu);
+            let our_peer = cpu_time_of(&peer_pid) - peer_cpu;
             let per = |d: Duration| d.as_secs_f64() * 1e6 / connections as f64;
             println!(
-                "  plain HTTP client {:>8.1} refreshes/s ({:>4.0} µs CPU each)   Tokenkeep engine {:>8.1} refreshes/s \
-                 ({:>4.0} µs CPU each, {:.2} syncs)",
+                "  plain HTTP client {:>8.1} refreshes/s ({:>4.0} µs CPU each, peer {:>4.0} µs)   Tokenkeep engine \
+                 {:>8.1} refreshes/s ({:>4.0} µs CPU each, peer {:>4.0} µs, {:.2} syncs)",
                 rate(p),
                 per(plain_cpu),
+                per(plain_peer),
                 rate(t),
                 per(our_cpu),
+                per(our_peer),
                 syncs as f64 / connections as f64
             );
             plain_rates.push(rate(p));

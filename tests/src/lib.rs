@@ -86,6 +86,11 @@ impl Guarded {
         &mut self.child
     }
 
+    /// The process id (for reading its CPU time in `/proc`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails if the process has already exited.
     pub fn ensure_running(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {

@@ -411,6 +411,11 @@ impl OidcPeer {
         Ok(peer)
     }
 
+    /// The peer's process id (a benchmark reads its CPU time in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self._process.id()
+    }
+
     /// The issuer, exactly `http://127.0.0.1:PORT`.
     pub fn issuer(&self) -> &str {
         &self.issuer
