@@ -365,7 +365,8 @@ impl Refresher {
     }
 
     /// Runs a store write, which waits for the disk (see `store::durable`), without stalling the async worker it
-    /// is called on: on a multi-threaded runtime the worker hands its other tasks to another thread meanwhile
+    /// is called on (the hot path — the in-flight marker, a refresh's result, a retry — uses the vault's async
+    /// writes instead, which hold no thread while they wait): on a multi-threaded runtime the worker hands its other tasks to another thread meanwhile
     /// (`block_in_place`), so refreshes waiting for their HTTP answers keep moving. On a current-thread runtime
     /// (tests) it runs in place.
     fn store_write<T>(&self, write: impl FnOnce(&Vault) -> T) -> T {
@@ -657,7 +658,7 @@ impl Refresher {
         };
 
         // The in-flight marker (rule 1): on disk before the request leaves.
-        self.store_write(|vault| vault.begin_refresh(id))?;
+        self.vault.begin_refresh_async(id).await?;
         let mut meta = meta;
         meta.status = ConnectionStatus::Refreshing;
         self.publish(id, &meta);
@@ -696,13 +697,14 @@ impl Refresher {
                 let message = format!("refresh failed ({reason})");
                 // Rounded up to a whole second, so a countdown never shows a time before the planned attempt.
                 let retry_at = (self.now_ms() + retry_in.as_millis() as u64).div_ceil(1000);
-                let meta = self.store_write(|vault| {
-                    vault.update_meta(id, |m| {
+                let meta = self
+                    .vault
+                    .update_meta_async(id, |m| {
                         m.status = ConnectionStatus::Retrying;
                         m.last_error = Some(message);
                         m.retry_at = Some(retry_at);
                     })
-                })?;
+                    .await?;
                 self.publish(id, &meta);
                 Err(RefreshError::Retrying {
                     provider: meta.provider,
@@ -779,7 +781,7 @@ impl Refresher {
         let written = if self.memory().gone.contains(&id) {
             Err(StoreError::NotFound(id))
         } else {
-            self.store_write(|vault| vault.replace_tokens(id, &tokens, &meta))
+            self.vault.replace_tokens_async(id, &tokens, &meta).await
         };
         // A disconnect that began while the request was in flight wins: whatever was just issued is revoked.
         if matches!(written, Err(StoreError::NotFound(_))) || self.memory().gone.contains(&id) {

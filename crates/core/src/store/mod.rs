@@ -484,7 +484,7 @@ impl Vault {
             ..meta
         };
         meta.sanitize();
-        self.write_connection(w, id, &meta, Some(tokens))?;
+        self.write_connection(w, id, &meta, Some(tokens))?.wait()?;
         Ok(id)
     }
 
@@ -497,7 +497,42 @@ impl Vault {
     /// [`StoreError::NotFound`], [`StoreError::ProviderChanged`], or a sealing or database failure (then nothing
     /// changed).
     pub fn replace_tokens(&self, id: ConnectionId, tokens: &TokenSet, meta: &ConnectionMeta) -> Result<(), StoreError> {
+        self.apply_tokens(id, tokens, meta)?.wait()
+    }
+
+    /// [`Self::replace_tokens`] for async code: the calling task waits for the disk without holding its thread
+    /// (see `durable`).
+    ///
+    /// # Errors
+    /// As [`Self::replace_tokens`].
+    pub async fn replace_tokens_async(
+        &self,
+        id: ConnectionId,
+        tokens: &TokenSet,
+        meta: &ConnectionMeta,
+    ) -> Result<(), StoreError> {
+        self.apply_tokens(id, tokens, meta)?.settled().await
+    }
+
+    /// [`Self::replace_tokens`], applied but not yet durable.
+    fn apply_tokens(
+        &self,
+        id: ConnectionId,
+        tokens: &TokenSet,
+        meta: &ConnectionMeta,
+    ) -> Result<Pending<'_>, StoreError> {
         let w = self.write_lock();
+        let writes = self.token_writes(id, tokens, meta)?;
+        self.apply(w, &writes)
+    }
+
+    /// The writes of [`Self::replace_tokens`]; the caller holds the write lock.
+    fn token_writes(
+        &self,
+        id: ConnectionId,
+        tokens: &TokenSet,
+        meta: &ConnectionMeta,
+    ) -> Result<Vec<(sled::Tree, Vec<Op>)>, StoreError> {
         if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
         }
@@ -513,7 +548,7 @@ impl Vault {
             updated_at: self.clock.unix_secs(),
             ..meta.clone()
         };
-        self.write_connection(w, id, &meta, Some(tokens))
+        self.connection_writes(id, &meta, Some(tokens), Vec::new())
     }
 
     /// Changes a connection's metadata with `f` (read, modify, write under the vault's write lock, flushed) and
@@ -527,6 +562,31 @@ impl Vault {
         id: ConnectionId,
         f: impl FnOnce(&mut ConnectionMeta),
     ) -> Result<ConnectionMeta, StoreError> {
+        let (meta, pending) = self.apply_meta(id, f)?;
+        pending.wait()?;
+        Ok(meta)
+    }
+
+    /// [`Self::update_meta`] for async code: the calling task waits for the disk without holding its thread.
+    ///
+    /// # Errors
+    /// As [`Self::update_meta`].
+    pub async fn update_meta_async(
+        &self,
+        id: ConnectionId,
+        f: impl FnOnce(&mut ConnectionMeta) + Send,
+    ) -> Result<ConnectionMeta, StoreError> {
+        let (meta, pending) = self.apply_meta(id, f)?;
+        pending.settled().await?;
+        Ok(meta)
+    }
+
+    /// [`Self::update_meta`], applied but not yet durable.
+    fn apply_meta(
+        &self,
+        id: ConnectionId,
+        f: impl FnOnce(&mut ConnectionMeta),
+    ) -> Result<(ConnectionMeta, Pending<'_>), StoreError> {
         let w = self.write_lock();
         // The sealed status, not the in-flight one: this write ends the refresh in flight, if any.
         let mut meta = self.sealed_meta(id)?;
@@ -539,8 +599,8 @@ impl Vault {
             });
         }
         meta.updated_at = self.clock.unix_secs();
-        self.write_connection(w, id, &meta, None)?;
-        Ok(meta)
+        let pending = self.write_connection(w, id, &meta, None)?;
+        Ok((meta, pending))
     }
 
     /// A connection's metadata; its status is `refreshing` while a refresh is in flight (see
@@ -565,6 +625,19 @@ impl Vault {
     /// # Errors
     /// [`StoreError::NotFound`], or a database or sync failure (then the refresh must not be sent).
     pub fn begin_refresh(&self, id: ConnectionId) -> Result<(), StoreError> {
+        self.apply_begin_refresh(id)?.wait()
+    }
+
+    /// [`Self::begin_refresh`] for async code: the calling task waits for the disk without holding its thread.
+    ///
+    /// # Errors
+    /// As [`Self::begin_refresh`].
+    pub async fn begin_refresh_async(&self, id: ConnectionId) -> Result<(), StoreError> {
+        self.apply_begin_refresh(id)?.settled().await
+    }
+
+    /// [`Self::begin_refresh`], applied but not yet durable.
+    fn apply_begin_refresh(&self, id: ConnectionId) -> Result<Pending<'_>, StoreError> {
         let w = self.write_lock();
         if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
@@ -581,9 +654,14 @@ impl Vault {
         };
         tree.insert(id.as_bytes(), &self.clock.unix_secs().to_be_bytes())
             .map_err(StoreError::db("recording a refresh in flight"))?;
-        let applied = self.durable.applied();
+        let write = self.durable.applied();
         drop(w);
-        self.durable.wait(applied)
+        // The marker is not in backups (it says what this process is doing, not what the store holds).
+        Ok(Pending {
+            vault: self,
+            write,
+            backup: false,
+        })
     }
 
     /// [`TREE_IN_FLIGHT`], if it exists (reading never creates it; [`Self::begin_refresh`] does).
@@ -994,7 +1072,7 @@ impl Vault {
         id: ConnectionId,
         meta: &ConnectionMeta,
         tokens: Option<&TokenSet>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Pending<'_>, StoreError> {
         self.write_connection_with(write, id, meta, tokens, Vec::new())
     }
 
@@ -1006,7 +1084,20 @@ impl Vault {
         meta: &ConnectionMeta,
         tokens: Option<&TokenSet>,
         extra: Vec<(sled::Tree, Vec<Op>)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Pending<'_>, StoreError> {
+        let writes = self.connection_writes(id, meta, tokens, extra)?;
+        self.apply(write, &writes)
+    }
+
+    /// The writes that seal a connection's metadata and, if given, its whole token set, with `extra` writes and
+    /// the end of its in-flight marker. The caller holds the write lock.
+    fn connection_writes(
+        &self,
+        id: ConnectionId,
+        meta: &ConnectionMeta,
+        tokens: Option<&TokenSet>,
+        extra: Vec<(sled::Tree, Vec<Op>)>,
+    ) -> Result<Vec<(sled::Tree, Vec<Op>)>, StoreError> {
         let keys = self.keys_read();
         let key = &keys.current;
         let mut payload = MetaPayload::from(meta);
@@ -1051,13 +1142,18 @@ impl Vault {
         writes.extend(extra);
         // Every write of a connection says its status: a refresh in flight ends with it.
         writes.extend(self.end_in_flight(id)?);
-        drop(keys);
-        self.commit(write, &writes)
+        Ok(writes)
     }
 
     /// Applies `writes` in one sled transaction across all the trees named, with the store's generation one
     /// higher in the same transaction, then flushes; a backup follows. The caller holds the write lock.
     fn commit(&self, write: MutexGuard<'_, ()>, writes: &[(sled::Tree, Vec<Op>)]) -> Result<(), StoreError> {
+        self.apply(write, writes)?.wait()
+    }
+
+    /// [`Self::commit`] up to the disk: the transaction is applied and the write lock released; the returned
+    /// [`Pending`] waits for the sync (which commits that overlap share) and then asks for a backup.
+    fn apply(&self, write: MutexGuard<'_, ()>, writes: &[(sled::Tree, Vec<Op>)]) -> Result<Pending<'_>, StoreError> {
         let next = self.generation() + 1;
         let mut writes = writes.to_vec();
         writes.push((
@@ -1097,9 +1193,11 @@ impl Vault {
         // Group commit: the next writer may apply its change while this one waits for the disk; one sync
         // covers both (see `durable`).
         drop(write);
-        self.durable.wait(applied)?;
-        self.backup.changed();
-        Ok(())
+        Ok(Pending {
+            vault: self,
+            write: applied,
+            backup: true,
+        })
     }
 
     /// Writes a backup of everything committed, now, on this thread (the writer thread does this on its own
@@ -1190,6 +1288,38 @@ impl Vault {
             .open_tree(name)
             .map(Some)
             .map_err(StoreError::db("opening a tree"))
+    }
+}
+
+/// A write applied to the store, not yet reported committed: it is once [`Pending::wait`] or
+/// [`Pending::settled`] says it is on disk (then a backup of it follows, for a commit).
+#[must_use = "a write counts as committed only once it is durable"]
+struct Pending<'v> {
+    vault: &'v Vault,
+    write: u64,
+    /// A commit of what the store holds (a backup follows), not the in-flight marker.
+    backup: bool,
+}
+
+impl Pending<'_> {
+    /// Blocks this thread until the write is durable.
+    fn wait(self) -> Result<(), StoreError> {
+        self.vault.durable.wait(self.write)?;
+        self.done();
+        Ok(())
+    }
+
+    /// Waits, without holding the thread, until the write is durable.
+    async fn settled(self) -> Result<(), StoreError> {
+        self.vault.durable.settled(self.write).await?;
+        self.done();
+        Ok(())
+    }
+
+    fn done(&self) {
+        if self.backup {
+            self.vault.backup.changed();
+        }
     }
 }
 

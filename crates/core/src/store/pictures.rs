@@ -47,7 +47,7 @@ impl Vault {
             self.pictures_tree()?,
             vec![Op::Put(token_key(id, FIELD_PICTURE), sealed)],
         );
-        self.write_connection_with(w, id, &meta, None, vec![write])
+        self.write_connection_with(w, id, &meta, None, vec![write])?.wait()
     }
 
     /// Connection `id`'s picture, if one is stored.
