@@ -365,10 +365,10 @@ impl Refresher {
     }
 
     /// Runs a store write, which waits for the disk (see `store::durable`), without stalling the async worker it
-    /// is called on (the hot path — the in-flight marker, a refresh's result, a retry — uses the vault's async
-    /// writes instead, which hold no thread while they wait): on a multi-threaded runtime the worker hands its other tasks to another thread meanwhile
+    /// is called on: on a multi-threaded runtime the worker hands its other tasks to another thread meanwhile
     /// (`block_in_place`), so refreshes waiting for their HTTP answers keep moving. On a current-thread runtime
-    /// (tests) it runs in place.
+    /// (tests) it runs in place. For the rarer writes only: the hot path (the in-flight marker, a refresh's
+    /// result, a retry's status) uses the vault's `*_async` writes, which hold no thread while they wait.
     fn store_write<T>(&self, write: impl FnOnce(&Vault) -> T) -> T {
         let multi = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);

@@ -522,17 +522,6 @@ impl Vault {
         meta: &ConnectionMeta,
     ) -> Result<Pending<'_>, StoreError> {
         let w = self.write_lock();
-        let writes = self.token_writes(id, tokens, meta)?;
-        self.apply(w, &writes)
-    }
-
-    /// The writes of [`Self::replace_tokens`]; the caller holds the write lock.
-    fn token_writes(
-        &self,
-        id: ConnectionId,
-        tokens: &TokenSet,
-        meta: &ConnectionMeta,
-    ) -> Result<Vec<(sled::Tree, Vec<Op>)>, StoreError> {
         if !self.exists(id)? {
             return Err(StoreError::NotFound(id));
         }
@@ -548,7 +537,7 @@ impl Vault {
             updated_at: self.clock.unix_secs(),
             ..meta.clone()
         };
-        self.connection_writes(id, &meta, Some(tokens), Vec::new())
+        self.write_connection(w, id, &meta, Some(tokens))
     }
 
     /// Changes a connection's metadata with `f` (read, modify, write under the vault's write lock, flushed) and
@@ -1085,19 +1074,6 @@ impl Vault {
         tokens: Option<&TokenSet>,
         extra: Vec<(sled::Tree, Vec<Op>)>,
     ) -> Result<Pending<'_>, StoreError> {
-        let writes = self.connection_writes(id, meta, tokens, extra)?;
-        self.apply(write, &writes)
-    }
-
-    /// The writes that seal a connection's metadata and, if given, its whole token set, with `extra` writes and
-    /// the end of its in-flight marker. The caller holds the write lock.
-    fn connection_writes(
-        &self,
-        id: ConnectionId,
-        meta: &ConnectionMeta,
-        tokens: Option<&TokenSet>,
-        extra: Vec<(sled::Tree, Vec<Op>)>,
-    ) -> Result<Vec<(sled::Tree, Vec<Op>)>, StoreError> {
         let keys = self.keys_read();
         let key = &keys.current;
         let mut payload = MetaPayload::from(meta);
@@ -1142,7 +1118,8 @@ impl Vault {
         writes.extend(extra);
         // Every write of a connection says its status: a refresh in flight ends with it.
         writes.extend(self.end_in_flight(id)?);
-        Ok(writes)
+        drop(keys);
+        self.apply(write, &writes)
     }
 
     /// Applies `writes` in one sled transaction across all the trees named, with the store's generation one
