@@ -150,11 +150,26 @@ impl Keys {
     }
 }
 
-/// One change to one tree, applied inside a transaction.
+/// One change to one tree.
 #[derive(Clone)]
 enum Op {
     Put(Vec<u8>, Vec<u8>),
     Del(Vec<u8>),
+}
+
+/// How a commit reaches sled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// One sled transaction: after a crash, all of it or none of it.
+    Atomic,
+    /// Single-key writes in the order given, the store's generation second to last and the in-flight marker's
+    /// removal last: only for a connection's write while its refresh is in flight (the refresh's result, or its
+    /// failure). sled recovers a prefix of its log (it replays in log order and stops at the first message it
+    /// cannot read), so a crash in the middle leaves the marker, and the next start treats the connection as a
+    /// refresh cut short — what it would do had the crash come a moment earlier — while every prefix is a
+    /// readable record (the new tokens come before the metadata that lists them). A sled transaction costs two
+    /// extra writes of its log buffer, each waited for on the disk; a refresh storm spent half its CPU on them.
+    Ordered,
 }
 
 /// Public facts read from the `meta` tree.
@@ -174,6 +189,9 @@ pub struct Vault {
     connections: sled::Tree,
     /// [`TREE_IN_FLIGHT`], once it exists (created by the first refresh, so that reading never creates it).
     in_flight: OnceLock<sled::Tree>,
+    /// A crash after this many single-key writes of an ordered commit (see [`Commit::Ordered`]).
+    #[cfg(test)]
+    crash_after: std::sync::atomic::AtomicUsize,
     profile: String,
     store_dir: PathBuf,
     source: Source,
@@ -404,6 +422,8 @@ impl Vault {
             meta,
             connections,
             in_flight: OnceLock::new(),
+            #[cfg(test)]
+            crash_after: std::sync::atomic::AtomicUsize::new(usize::MAX),
             profile,
             store_dir,
             source,
@@ -488,9 +508,10 @@ impl Vault {
         Ok(id)
     }
 
-    /// Replaces a connection's tokens and metadata in one atomic write. The token set is taken as is: a `None`
-    /// removes the stored token of that kind (to keep a refresh token the provider did not reissue, pass the old
-    /// one back). `updated_at` is set from the clock. A connection whose metadata record is damaged can be
+    /// Replaces a connection's tokens and metadata in one commit (atomic, or, while a refresh is in flight,
+    /// ordered so that a crash leaves a whole record and the marker: see `docs/SECURITY.md`). The token set is
+    /// taken as is: a `None` removes the stored token of that kind (to keep a refresh token the provider did not
+    /// reissue, pass the old one back). `updated_at` is set from the clock. A connection whose metadata record is damaged can be
     /// repaired this way.
     ///
     /// # Errors
@@ -643,14 +664,8 @@ impl Vault {
         };
         tree.insert(id.as_bytes(), &self.clock.unix_secs().to_be_bytes())
             .map_err(StoreError::db("recording a refresh in flight"))?;
-        let write = self.durable.applied();
-        drop(w);
         // The marker is not in backups (it says what this process is doing, not what the store holds).
-        Ok(Pending {
-            vault: self,
-            write,
-            backup: false,
-        })
+        Ok(self.applied(w, false))
     }
 
     /// [`TREE_IN_FLIGHT`], if it exists (reading never creates it; [`Self::begin_refresh`] does).
@@ -1053,8 +1068,9 @@ impl Vault {
         Ok(envelope::seal(key, &self.location(tree, &id, field), plain)?)
     }
 
-    /// Seals and writes a connection's metadata and, if given, its whole token set, in one transaction, and
-    /// releases the caller's write lock while the commit becomes durable.
+    /// Seals and writes a connection's metadata and, if given, its whole token set, and releases the caller's
+    /// write lock while the commit becomes durable: in one transaction, or — the write that ends a refresh in
+    /// flight — as ordered single-key writes (see [`Commit::Ordered`]).
     fn write_connection(
         &self,
         write: MutexGuard<'_, ()>,
@@ -1096,30 +1112,44 @@ impl Vault {
                 self.seal(key, TREE_CONNECTIONS, id, FIELD_META, &payload)?,
             )],
         )];
+        // Every write of a connection says its status: a refresh in flight ends with it.
+        let end = self.end_in_flight(id)?;
+        let commit = if end.is_some() && extra.is_empty() {
+            Commit::Ordered
+        } else {
+            Commit::Atomic
+        };
         if let Some(tokens) = tokens {
             let name = token_tree_name(&meta.provider);
             let tree = self
                 .db
                 .open_tree(&name)
                 .map_err(StoreError::db("opening a token tree"))?;
-            let mut ops = Vec::new();
+            let (mut puts, mut dels) = (Vec::new(), Vec::new());
             for kind in TokenKind::ALL {
                 let k = token_key(id, kind.field());
-                ops.push(match tokens.get(kind) {
-                    Some(token) => Op::Put(
+                match tokens.get(kind) {
+                    Some(token) => puts.push(Op::Put(
                         k,
                         self.seal(key, &name, id, kind.field(), token.dangerously_expose().as_bytes())?,
-                    ),
-                    None => Op::Del(k),
-                });
+                    )),
+                    None => dels.push(Op::Del(k)),
+                }
             }
-            writes.push((tree, ops));
+            if commit == Commit::Ordered {
+                // IMPORTANT: the new tokens before the metadata that lists them, and the removals after it, so
+                // that every prefix of the commit holds each token that the metadata in it lists.
+                writes.insert(0, (tree.clone(), puts));
+                writes.push((tree, dels));
+            } else {
+                puts.extend(dels);
+                writes.push((tree, puts));
+            }
         }
         writes.extend(extra);
-        // Every write of a connection says its status: a refresh in flight ends with it.
-        writes.extend(self.end_in_flight(id)?);
+        writes.extend(end);
         drop(keys);
-        self.apply(write, &writes)
+        self.apply_as(write, &writes, commit)
     }
 
     /// Applies `writes` in one sled transaction across all the trees named, with the store's generation one
@@ -1131,12 +1161,54 @@ impl Vault {
     /// [`Self::commit`] up to the disk: the transaction is applied and the write lock released; the returned
     /// [`Pending`] waits for the sync (which commits that overlap share) and then asks for a backup.
     fn apply(&self, write: MutexGuard<'_, ()>, writes: &[(sled::Tree, Vec<Op>)]) -> Result<Pending<'_>, StoreError> {
+        self.apply_as(write, writes, Commit::Atomic)
+    }
+
+    /// [`Self::apply`], as `commit` says.
+    fn apply_as(
+        &self,
+        write: MutexGuard<'_, ()>,
+        writes: &[(sled::Tree, Vec<Op>)],
+        commit: Commit,
+    ) -> Result<Pending<'_>, StoreError> {
         let next = self.generation() + 1;
-        let mut writes = writes.to_vec();
-        writes.push((
+        let generation = (
             self.meta.clone(),
             vec![Op::Put(META_GENERATION.to_vec(), next.to_be_bytes().to_vec())],
-        ));
+        );
+        if commit == Commit::Ordered {
+            // The generation just before the marker's removal, which comes last.
+            let mut writes = writes.to_vec();
+            writes.insert(writes.len().saturating_sub(1), generation);
+            #[cfg(test)]
+            let mut budget = self.crash_after.load(Ordering::Relaxed);
+            for (tree, ops) in &writes {
+                for op in ops {
+                    #[cfg(test)]
+                    {
+                        if budget == 0 {
+                            return Err(StoreError::Io {
+                                context: "a crash (test)",
+                                path: PathBuf::new(),
+                                source: std::io::Error::other("the process died here"),
+                            });
+                        }
+                        budget -= 1;
+                    }
+                    match op {
+                        Op::Put(k, v) => tree.insert(k.as_slice(), v.as_slice()).map(drop),
+                        Op::Del(k) => tree.remove(k.as_slice()).map(drop),
+                    }
+                    .map_err(StoreError::db("writing a refresh's result"))?;
+                }
+                if tree.name() == self.meta.name() {
+                    self.generation.store(next, Ordering::Release);
+                }
+            }
+            return Ok(self.applied(write, true));
+        }
+        let mut writes = writes.to_vec();
+        writes.push(generation);
         let writes = &writes;
         let trees: Vec<&sled::Tree> = writes.iter().map(|(t, _)| t).collect();
         trees
@@ -1165,16 +1237,20 @@ impl Vault {
                     unreachable!("the transaction closure never aborts")
                 }
             })?;
-        let applied = self.durable.applied();
         self.generation.store(next, Ordering::Release);
-        // Group commit: the next writer may apply its change while this one waits for the disk; one sync
-        // covers both (see `durable`).
+        Ok(self.applied(write, true))
+    }
+
+    /// Numbers a write just applied to sled and releases the write lock: the returned [`Pending`] waits for the
+    /// disk. Group commit: the next writer may apply its change meanwhile; one sync covers both (see `durable`).
+    fn applied(&self, write: MutexGuard<'_, ()>, backup: bool) -> Pending<'_> {
+        let applied = self.durable.applied();
         drop(write);
-        Ok(Pending {
+        Pending {
             vault: self,
             write: applied,
-            backup: true,
-        })
+            backup,
+        }
     }
 
     /// Writes a backup of everything committed, now, on this thread (the writer thread does this on its own

@@ -382,3 +382,88 @@ fn pictures_are_sealed_bound_rotated_and_deleted_with_their_connection() {
     assert!(vault.picture(a).unwrap().is_none());
     assert!(matches!(vault.set_picture(a, &picture), Err(StoreError::NotFound(_))));
 }
+
+/// F7: the write that ends a refresh is single-key writes in order, not a transaction. Cut short after any of them
+/// (a crash: sled recovers a prefix of its log), the connection reads whole — the old tokens or the new, never a
+/// listed one missing — and still carries the in-flight marker, so the next start checks it as a refresh cut short.
+#[test]
+fn a_refresh_result_cut_short_anywhere_reads_whole_and_stays_marked() {
+    let token = |s: &str| Some(SecretString::new(s.into()));
+    // A refresh that adds an ID token, and one that drops it (the removal comes after the metadata).
+    let cases = [
+        (
+            TokenSet {
+                access: SecretString::new("old-a".into()),
+                refresh: token("old-r"),
+                id_token: None,
+            },
+            TokenSet {
+                access: SecretString::new("new-a".into()),
+                refresh: token("new-r"),
+                id_token: token("new-i"),
+            },
+        ),
+        (
+            TokenSet {
+                access: SecretString::new("old-a".into()),
+                refresh: token("old-r"),
+                id_token: token("old-i"),
+            },
+            TokenSet {
+                access: SecretString::new("new-a".into()),
+                refresh: token("new-r"),
+                id_token: None,
+            },
+        ),
+    ];
+    let expose = |t: &Option<SecretString>| t.as_ref().map(|t| t.dangerously_expose().to_owned());
+    for (old, new) in cases {
+        let mut cut = 0;
+        loop {
+            let tmp = tempfile::tempdir().unwrap();
+            let paths = paths(tmp.path());
+            let keys = MemoryKeyStore::new();
+            let vault = open(&paths, &keys).unwrap();
+            let id = vault
+                .put_connection(ConnectionMeta::new(pid("demo"), "a@example.test"), &old)
+                .unwrap();
+            vault.begin_refresh(id).unwrap();
+            let generation = vault.generation();
+            let mut meta = vault.get_meta(id).unwrap();
+            meta.status = ConnectionStatus::Connected;
+            meta.expires_at = Some(99);
+            vault.crash_after.store(cut, Ordering::Relaxed);
+            let finished = vault.replace_tokens(id, &new, &meta).is_ok();
+            drop(vault);
+
+            let vault = open(&paths, &keys).unwrap();
+            let read = vault
+                .tokens(id)
+                .unwrap_or_else(|e| panic!("cut after {cut} writes: {e}"));
+            assert_eq!(vault.verify().unwrap(), [], "cut after {cut} writes");
+            let meta = vault.get_meta(id).unwrap();
+            let access = read.access.dangerously_expose();
+            assert!(access == "old-a" || access == "new-a", "cut after {cut}: {access}");
+            assert!(
+                [expose(&old.refresh), expose(&new.refresh)].contains(&expose(&read.refresh)),
+                "cut after {cut} writes"
+            );
+            if finished {
+                assert_eq!(meta.status, ConnectionStatus::Connected);
+                assert_eq!((access, expose(&read.refresh)), ("new-a", expose(&new.refresh)));
+                assert_eq!(expose(&read.id_token), expose(&new.id_token));
+                assert_eq!(meta.expires_at, Some(99));
+                assert_eq!(vault.generation(), generation + 1);
+                break;
+            }
+            assert_eq!(
+                meta.status,
+                ConnectionStatus::Refreshing,
+                "cut after {cut} writes: the marker stays"
+            );
+            cut += 1;
+        }
+        // Tokens, metadata, removal, generation, marker: each cut was tried.
+        assert!(cut >= 5, "only {cut} writes");
+    }
+}
