@@ -29,10 +29,12 @@ use tokio::sync::Notify;
 use super::StoreError;
 
 /// How long an async syncer waits before its round, so that the commits of refreshes finishing meanwhile share
-/// it. A refresh takes tens of milliseconds at a platform; 2 ms more is not felt, and a storm of refreshes at
-/// concurrency 4 needs about a third of the syncs it needed without it (0.26 per refresh, against 0.8–0.9; each
-/// a write and a flush of sled's log, then an `fdatasync`).
-const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// it. A refresh takes tens of milliseconds at a platform; 5 ms more is not felt. Each round is a handoff to
+/// sled's I/O thread, a write and a flush of its log, an `fdatasync` and the wake-up of every waiter: in a storm
+/// of refreshes at concurrency 4 it was the largest cost left once commits stopped being sled transactions, and
+/// the window sets how many rounds there are (per refresh: 0.8–0.9 without one, 0.24 at 2 ms, 0.12 at 5 ms, with
+/// the CPU per refresh 430–510 µs at 2 ms and 330–400 µs at 5 ms; the `refresh_storm` bench).
+const COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The syncer's role, held by an async syncer across its commit window; dropped while `held` (the task cancelled
 /// before its round began), it is given back.
