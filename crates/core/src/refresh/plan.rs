@@ -66,7 +66,7 @@ impl RefreshPolicy {
     /// crash can turn into `interrupted`. Four times [`Self::max_concurrent`]: a result waits for the disk about
     /// as long as a request takes (the group commit's window, then the sync), so with only twice as many the
     /// requests at the provider fell below the limit while answers waited (the `refresh_storm` bench at
-    /// concurrency 4: 0.66–0.73 of the plain client at twice, 0.80–0.82 at four times).
+    /// concurrency 4, 3-pair runs: 0.66–0.73 of the plain client at twice, 0.74–0.82 at four times).
     pub fn max_exposed(&self) -> usize {
         self.max_concurrent.max(1) * 4
     }

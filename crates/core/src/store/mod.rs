@@ -157,21 +157,6 @@ enum Op {
     Del(Vec<u8>),
 }
 
-/// How a commit reaches sled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// One sled transaction: after a crash, all of it or none of it.
-    Atomic,
-    /// Single-key writes in the order given, the store's generation second to last and the in-flight marker's
-    /// removal last: only for a connection's write while its refresh is in flight (the refresh's result, or its
-    /// failure). sled recovers a prefix of its log (it replays in log order and stops at the first message it
-    /// cannot read), so a crash in the middle leaves the marker, and the next start treats the connection as a
-    /// refresh cut short — what it would do had the crash come a moment earlier — while every prefix is a
-    /// readable record (the new tokens come before the metadata that lists them). A sled transaction costs two
-    /// extra writes of its log buffer, each waited for on the disk; a refresh storm spent half its CPU on them.
-    Ordered,
-}
-
 /// Public facts read from the `meta` tree.
 #[derive(Debug, Default)]
 struct MetaState {
@@ -189,7 +174,7 @@ pub struct Vault {
     connections: sled::Tree,
     /// [`TREE_IN_FLIGHT`], once it exists (created by the first refresh, so that reading never creates it).
     in_flight: OnceLock<sled::Tree>,
-    /// A crash after this many single-key writes of an ordered commit (see [`Commit::Ordered`]).
+    /// A crash after this many single-key writes of [`Self::apply_ordered`].
     #[cfg(test)]
     crash_after: std::sync::atomic::AtomicUsize,
     profile: String,
@@ -511,8 +496,8 @@ impl Vault {
     /// Replaces a connection's tokens and metadata in one commit (atomic, or, while a refresh is in flight,
     /// ordered so that a crash leaves a whole record and the marker: see `docs/SECURITY.md`). The token set is
     /// taken as is: a `None` removes the stored token of that kind (to keep a refresh token the provider did not
-    /// reissue, pass the old one back). `updated_at` is set from the clock. A connection whose metadata record is damaged can be
-    /// repaired this way.
+    /// reissue, pass the old one back). `updated_at` is set from the clock. A connection whose metadata record is
+    /// damaged can be repaired this way.
     ///
     /// # Errors
     /// [`StoreError::NotFound`], [`StoreError::ProviderChanged`], or a sealing or database failure (then nothing
@@ -1070,7 +1055,7 @@ impl Vault {
 
     /// Seals and writes a connection's metadata and, if given, its whole token set, and releases the caller's
     /// write lock while the commit becomes durable: in one transaction, or — the write that ends a refresh in
-    /// flight — as ordered single-key writes (see [`Commit::Ordered`]).
+    /// flight — as ordered single-key writes ([`Self::apply_ordered`]).
     fn write_connection(
         &self,
         write: MutexGuard<'_, ()>,
@@ -1114,11 +1099,8 @@ impl Vault {
         )];
         // Every write of a connection says its status: a refresh in flight ends with it.
         let end = self.end_in_flight(id)?;
-        let commit = if end.is_some() && extra.is_empty() {
-            Commit::Ordered
-        } else {
-            Commit::Atomic
-        };
+        // The write that ends a refresh in flight is not a transaction (see `apply_ordered`).
+        let ordered = end.is_some() && extra.is_empty();
         if let Some(tokens) = tokens {
             let name = token_tree_name(&meta.provider);
             let tree = self
@@ -1136,7 +1118,7 @@ impl Vault {
                     None => dels.push(Op::Del(k)),
                 }
             }
-            if commit == Commit::Ordered {
+            if ordered {
                 // IMPORTANT: the new tokens before the metadata that lists them, and the removals after it, so
                 // that every prefix of the commit holds each token that the metadata in it lists.
                 writes.insert(0, (tree.clone(), puts));
@@ -1146,10 +1128,15 @@ impl Vault {
                 writes.push((tree, puts));
             }
         }
-        writes.extend(extra);
-        writes.extend(end);
         drop(keys);
-        self.apply_as(write, &writes, commit)
+        match end {
+            Some(end) if ordered => self.apply_ordered(write, &writes, &end),
+            end => {
+                writes.extend(extra);
+                writes.extend(end);
+                self.apply(write, &writes)
+            }
+        }
     }
 
     /// Applies `writes` in one sled transaction across all the trees named, with the store's generation one
@@ -1161,54 +1148,9 @@ impl Vault {
     /// [`Self::commit`] up to the disk: the transaction is applied and the write lock released; the returned
     /// [`Pending`] waits for the sync (which commits that overlap share) and then asks for a backup.
     fn apply(&self, write: MutexGuard<'_, ()>, writes: &[(sled::Tree, Vec<Op>)]) -> Result<Pending<'_>, StoreError> {
-        self.apply_as(write, writes, Commit::Atomic)
-    }
-
-    /// [`Self::apply`], as `commit` says.
-    fn apply_as(
-        &self,
-        write: MutexGuard<'_, ()>,
-        writes: &[(sled::Tree, Vec<Op>)],
-        commit: Commit,
-    ) -> Result<Pending<'_>, StoreError> {
         let next = self.generation() + 1;
-        let generation = (
-            self.meta.clone(),
-            vec![Op::Put(META_GENERATION.to_vec(), next.to_be_bytes().to_vec())],
-        );
-        if commit == Commit::Ordered {
-            // The generation just before the marker's removal, which comes last.
-            let mut writes = writes.to_vec();
-            writes.insert(writes.len().saturating_sub(1), generation);
-            #[cfg(test)]
-            let mut budget = self.crash_after.load(Ordering::Relaxed);
-            for (tree, ops) in &writes {
-                for op in ops {
-                    #[cfg(test)]
-                    {
-                        if budget == 0 {
-                            return Err(StoreError::Io {
-                                context: "a crash (test)",
-                                path: PathBuf::new(),
-                                source: std::io::Error::other("the process died here"),
-                            });
-                        }
-                        budget -= 1;
-                    }
-                    match op {
-                        Op::Put(k, v) => tree.insert(k.as_slice(), v.as_slice()).map(drop),
-                        Op::Del(k) => tree.remove(k.as_slice()).map(drop),
-                    }
-                    .map_err(StoreError::db("writing a refresh's result"))?;
-                }
-                if tree.name() == self.meta.name() {
-                    self.generation.store(next, Ordering::Release);
-                }
-            }
-            return Ok(self.applied(write, true));
-        }
         let mut writes = writes.to_vec();
-        writes.push(generation);
+        writes.push(self.generation_write(next));
         let writes = &writes;
         let trees: Vec<&sled::Tree> = writes.iter().map(|(t, _)| t).collect();
         trees
@@ -1239,6 +1181,60 @@ impl Vault {
             })?;
         self.generation.store(next, Ordering::Release);
         Ok(self.applied(write, true))
+    }
+
+    /// The write that ends a refresh in flight (its result, or its failure), without a sled transaction: `writes`
+    /// one key at a time in their order, then the store's generation, then `end` (the in-flight marker's
+    /// removal); the write lock is released as by [`Self::apply`]. A sled transaction costs two extra writes of
+    /// its log buffer, each waited for on the disk: a refresh storm spent half its CPU on them.
+    ///
+    /// sled recovers a prefix of its log (it replays in log order and stops at the first message it cannot read),
+    /// so a crash part-way — or a failure here — leaves a prefix: a readable record (the caller orders the new
+    /// tokens before the metadata that lists them) and the marker, so the next start treats the connection as a
+    /// refresh cut short, what it would do had the crash come a moment earlier.
+    fn apply_ordered(
+        &self,
+        write: MutexGuard<'_, ()>,
+        writes: &[(sled::Tree, Vec<Op>)],
+        end: &(sled::Tree, Vec<Op>),
+    ) -> Result<Pending<'_>, StoreError> {
+        #[cfg(test)]
+        let budget = std::cell::Cell::new(self.crash_after.load(Ordering::Relaxed));
+        let put_all = |(tree, ops): &(sled::Tree, Vec<Op>)| -> Result<(), StoreError> {
+            for op in ops {
+                #[cfg(test)]
+                {
+                    if budget.get() == 0 {
+                        return Err(StoreError::Io {
+                            context: "a crash (test)",
+                            path: PathBuf::new(),
+                            source: std::io::Error::other("the process died here"),
+                        });
+                    }
+                    budget.set(budget.get() - 1);
+                }
+                match op {
+                    Op::Put(k, v) => tree.insert(k.as_slice(), v.as_slice()).map(drop),
+                    Op::Del(k) => tree.remove(k.as_slice()).map(drop),
+                }
+                .map_err(StoreError::db("writing a refresh's result"))?;
+            }
+            Ok(())
+        };
+        writes.iter().try_for_each(put_all)?;
+        let next = self.generation() + 1;
+        put_all(&self.generation_write(next))?;
+        self.generation.store(next, Ordering::Release);
+        put_all(end)?;
+        Ok(self.applied(write, true))
+    }
+
+    /// The write that records `next` as the store's generation.
+    fn generation_write(&self, next: u64) -> (sled::Tree, Vec<Op>) {
+        (
+            self.meta.clone(),
+            vec![Op::Put(META_GENERATION.to_vec(), next.to_be_bytes().to_vec())],
+        )
     }
 
     /// Numbers a write just applied to sled and releases the write lock: the returned [`Pending`] waits for the
