@@ -38,7 +38,9 @@ pub use self::providers::{
     AddProvider, AddedProvider, ImportedProvider, RemoveProvider, RemovedProvider, add_provider, catalog,
     export_provider, import_provider,
 };
-pub use self::tokens::{AccessToken, Disconnect, Refresh, RefreshReport, Token};
+pub use self::tokens::{
+    AccessToken, Disconnect, FailedRefresh, Refresh, RefreshAll, RefreshAllReport, RefreshReport, Token,
+};
 use self::wire::{ApiError, ErrorKind, Line, Reply};
 use crate::browser::BrowserOpener;
 use crate::clock::{Clock, SystemClock};
@@ -193,6 +195,7 @@ requests! {
     ExportEnvelopes(ExportEnvelopes) = "export_envelopes",
     Token(Token) = "token",
     Refresh(Refresh) = "refresh",
+    RefreshAll(RefreshAll) = "refresh_all",
     Disconnect(Disconnect) = "disconnect",
     RemoveProvider(RemoveProvider) = "remove_provider",
 }

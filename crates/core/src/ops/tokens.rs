@@ -8,7 +8,7 @@ use super::wire::{self, ApiError, Line, Reply, plain_reply};
 use super::{LocalOps, Op, OpError};
 use crate::refresh::{DisconnectReport, IfRevocationFails, RefreshOutcome};
 use crate::secret::SecretString;
-use crate::store::{ConnectionId, ConnectionMeta};
+use crate::store::{ConnectionId, ConnectionMeta, ConnectionStatus};
 
 /// A valid access token, refreshed first when it is about to expire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,34 @@ pub struct Token {
 pub struct Refresh {
     /// An id or `provider:account`.
     pub connection: String,
+}
+
+/// Refresh every connection that can be refreshed now — all but those that need the person (sign in again, look
+/// at a failure) and disconnected ones whose revocation is pending — through the engine, which keeps to its own
+/// limit of concurrent requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshAll {}
+
+/// What [`RefreshAll`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshAllReport {
+    /// Connections that got new tokens.
+    pub refreshed: usize,
+    /// Connections whose token was still fresh (refreshed a moment ago by someone else).
+    pub fresh: usize,
+    /// Connections left alone: they need the person, or only wait to be revoked.
+    pub skipped: usize,
+    /// Connections whose refresh failed, with why (no token data).
+    pub failed: Vec<FailedRefresh>,
+}
+
+/// One connection [`RefreshAll`] could not refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRefresh {
+    /// The connection.
+    pub id: ConnectionId,
+    /// What happened and what to do, in words.
+    pub message: String,
 }
 
 /// Revoke the connection's tokens at the provider and delete everything stored for it; when the provider cannot
@@ -52,7 +80,7 @@ pub struct RefreshReport {
     pub rotated: bool,
 }
 
-plain_reply!(RefreshReport, DisconnectReport);
+plain_reply!(RefreshReport, RefreshAllReport, DisconnectReport);
 
 impl Op for Token {
     type Output = AccessToken;
@@ -84,6 +112,44 @@ impl Op for Refresh {
             refreshed,
             rotated,
         })
+    }
+}
+
+impl Op for RefreshAll {
+    type Output = RefreshAllReport;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let entries = local.blocking(|vault| Ok(vault.list()?)).await?;
+        let mut report = RefreshAllReport::default();
+        let mut ids = Vec::new();
+        for (id, meta) in entries {
+            match meta {
+                Ok(meta) if !meta.status.needs_user() && meta.status != ConnectionStatus::RevocationPending => {
+                    ids.push(id);
+                }
+                // Needs the person, only waits to be revoked, or a damaged record (`verify` reports it).
+                _ => report.skipped += 1,
+            }
+        }
+        let outcomes = local.engine().refresh_each(&ids).await;
+        for (id, outcome) in ids.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(RefreshOutcome::Refreshed { .. }) => report.refreshed += 1,
+                Ok(RefreshOutcome::StillFresh { .. }) => report.fresh += 1,
+                Err(error) => report.failed.push(FailedRefresh {
+                    id,
+                    message: error.to_string(),
+                }),
+            }
+        }
+        tracing::info!(
+            refreshed = report.refreshed,
+            fresh = report.fresh,
+            skipped = report.skipped,
+            failed = report.failed.len(),
+            "refreshed every connection, as asked"
+        );
+        Ok(report)
     }
 }
 

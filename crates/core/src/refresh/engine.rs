@@ -36,6 +36,10 @@ const CLOCK_JUMP: Duration = Duration::from_secs(2);
 enum Command {
     /// Refresh now, answer when done.
     RefreshNow(ConnectionId, oneshot::Sender<Result<RefreshOutcome, RefreshError>>),
+    /// Pause automatic refreshing until this wall-clock time (ms), or resume it (`None`).
+    Pause(Option<u64>),
+    /// Plan every connection from the vault again now (the system woke from sleep).
+    Replan,
     /// Finish the refreshes in flight and end.
     Stop,
 }
@@ -62,6 +66,8 @@ pub struct RefreshEngine {
     commands: mpsc::UnboundedSender<Command>,
     timer: Mutex<Timer>,
     stats: Arc<Counters>,
+    /// Until when (wall-clock ms) automatic refreshing is paused; 0: it is not. Written by the task only.
+    paused_until: Arc<AtomicU64>,
 }
 
 /// Whether the timer runs.
@@ -97,6 +103,8 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::RefreshNow(id, _) => write!(f, "RefreshNow({id})"),
+            Self::Pause(until) => write!(f, "Pause({until:?})"),
+            Self::Replan => f.write_str("Replan"),
             Self::Stop => f.write_str("Stop"),
         }
     }
@@ -130,6 +138,7 @@ impl RefreshEngine {
             commands,
             timer: Mutex::new(Timer::Idle(receiver)),
             stats: Arc::new(Counters::default()),
+            paused_until: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -145,7 +154,13 @@ impl RefreshEngine {
             // IMPORTANT: subscribed here, before the task exists, so that no change made from now on escapes
             // the plan; the task lists every connection first and then follows the events.
             let events = self.refresher.subscribe();
-            let task = tokio::spawn(run(self.refresher.clone(), receiver, events, self.stats.clone()));
+            let task = tokio::spawn(run(
+                self.refresher.clone(),
+                receiver,
+                events,
+                self.stats.clone(),
+                self.paused_until.clone(),
+            ));
             *timer = Timer::Running(task);
         }
     }
@@ -164,6 +179,44 @@ impl RefreshEngine {
             wakeups: self.stats.wakeups.load(Ordering::Relaxed),
             refreshes: self.stats.refreshes.load(Ordering::Relaxed),
             planned: self.stats.planned.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Pauses automatic refreshing for `length` (the timer's refreshes and revocation retries; a refresh the
+    /// person or a script asks for still runs), or resumes it now (`None`). Returns when the pause ends (Unix
+    /// seconds), and announces it as [`EngineEvent::Paused`]. A pause lasts until it runs out, a resume, or the
+    /// end of this process: it is not stored.
+    ///
+    /// # Errors
+    /// [`PauseError::NotRunning`] when the timer does not run in this process (there is nothing to pause).
+    pub fn pause(&self, length: Option<Duration>) -> Result<Option<u64>, PauseError> {
+        if !self.running() {
+            return Err(PauseError::NotRunning);
+        }
+        let until = length.map(|length| {
+            let until = self.refresher.now_ms().saturating_add(length.as_millis() as u64);
+            // Whole seconds, so what is shown is what happens.
+            until.div_ceil(1000) * 1000
+        });
+        self.commands
+            .send(Command::Pause(until))
+            .map_err(|_| PauseError::NotRunning)?;
+        Ok(until.map(|ms| ms / 1000))
+    }
+
+    /// Until when (Unix seconds) automatic refreshing is paused, if it is.
+    pub fn paused_until(&self) -> Option<u64> {
+        match self.paused_until.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(ms / 1000),
+        }
+    }
+
+    /// Plans every connection again from what is stored, now: the system woke from sleep, and tokens that expired
+    /// meanwhile are refreshed within moments instead of at the next wake check. Does nothing without the timer.
+    pub fn replan(&self) {
+        if self.running() {
+            let _ = self.commands.send(Command::Replan);
         }
     }
 
@@ -212,6 +265,35 @@ impl RefreshEngine {
         self.refresher.refresh(id, Trigger::User).await
     }
 
+    /// Refreshes each of `ids` now, as [`refresh_now`](Self::refresh_now) does, and returns their outcomes in the
+    /// same order. With the timer running, every request is handed to it at once, and it runs them within its
+    /// limit of concurrent refreshes; without it, one after the other.
+    pub async fn refresh_each(&self, ids: &[ConnectionId]) -> Vec<Result<RefreshOutcome, RefreshError>> {
+        let mut answers = Vec::with_capacity(ids.len());
+        if self.running() {
+            for &id in ids {
+                let (reply, answer) = oneshot::channel();
+                let sent = self.commands.send(Command::RefreshNow(id, reply)).is_ok();
+                answers.push((id, sent.then_some(answer)));
+            }
+        } else {
+            answers.extend(ids.iter().map(|&id| (id, None)));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, answer) in answers {
+            let answered = match answer {
+                Some(answer) => answer.await.ok(),
+                None => None,
+            };
+            // Not handed over, or the engine stopped meanwhile: do it directly.
+            out.push(match answered {
+                Some(result) => result,
+                None => self.refresher.refresh(id, Trigger::User).await,
+            });
+        }
+        out
+    }
+
     /// Revokes `id`'s tokens at the provider and deletes every record of it — or, when the provider cannot be
     /// reached and `if_fails` says so, keeps only what revoking needs and tries again later (the timer plans it
     /// from the event). Disconnecting an account whose revocation is pending tries again now, or deletes it.
@@ -246,6 +328,15 @@ impl RefreshEngine {
             abort.abort();
         }
     }
+}
+
+/// Why [`RefreshEngine::pause`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PauseError {
+    /// The engine's timer does not run in this process (a one-shot command): there is nothing to pause.
+    #[error("automatic refreshing does not run in this process, so it cannot be paused")]
+    NotRunning,
 }
 
 impl Drop for RefreshEngine {
@@ -333,11 +424,22 @@ fn plan_all(refresher: &Refresher, plan: &mut Plan) {
     }
 }
 
+/// A new plan from the vault, without the connections being refreshed now (they are planned when they end).
+fn replanned(refresher: &Refresher, in_flight: &HashSet<ConnectionId>) -> Plan {
+    let mut plan = Plan::default();
+    plan_all(refresher, &mut plan);
+    for id in in_flight {
+        plan.remove(*id);
+    }
+    plan
+}
+
 async fn run(
     refresher: Arc<Refresher>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     mut events: broadcast::Receiver<EngineEvent>,
     stats: Arc<Counters>,
+    paused_until: Arc<AtomicU64>,
 ) {
     let mut plan = Plan::default();
     plan_all(&refresher, &mut plan);
@@ -352,7 +454,17 @@ async fn run(
     loop {
         stats.wakeups.fetch_add(1, Ordering::Relaxed);
         let now = refresher.now_ms();
-        if !stopping {
+        let paused = match paused_until.load(Ordering::Acquire) {
+            0 => None,
+            until if until <= now => {
+                paused_until.store(0, Ordering::Release);
+                tracing::info!("the pause ran out; refreshing automatically again");
+                refresher.emit(EngineEvent::Paused { until: None });
+                None
+            }
+            until => Some(until),
+        };
+        if !stopping && paused.is_none() {
             while let Some((id, trigger)) = plan.pop_due(now) {
                 if in_flight.insert(id) {
                     stats.refreshes.fetch_add(1, Ordering::Relaxed);
@@ -380,8 +492,9 @@ async fn run(
         // IMPORTANT: sleep until the first due time, but never longer than `wake_check`: tokio's clock is
         // monotonic and stops during suspend, while due times are wall-clock. Comparing both clocks on wake-up
         // tells a suspend or clock change apart from an ordinary wake.
-        let sleep = plan
-            .first()
+        // While paused, nothing is due before the pause ends.
+        let sleep = paused
+            .or_else(|| plan.first())
             .map_or(refresher.policy().wake_check, |at| {
                 Duration::from_millis(at.saturating_sub(now))
             })
@@ -402,11 +515,7 @@ async fn run(
                     // IMPORTANT: events were dropped (a burst beyond the channel's capacity); the vault has the
                     // truth, so plan everything from it again.
                     tracing::warn!(missed, "the refresh engine missed events; re-planning every connection");
-                    plan = Plan::default();
-                    plan_all(&refresher, &mut plan);
-                    for id in &in_flight {
-                        plan.remove(*id);
-                    }
+                    plan = replanned(&refresher, &in_flight);
                 }
                 // The refresher lives as long as this task holds it: cannot happen.
                 Err(RecvError::Closed) => {}
@@ -420,6 +529,18 @@ async fn run(
                         let task = running.spawn(async move { (id, refresher.refresh(id, Trigger::User).await) });
                         tasks.insert(task.id(), id);
                     }
+                }
+                Some(Command::Pause(until)) => {
+                    paused_until.store(until.unwrap_or(0), Ordering::Release);
+                    match until {
+                        Some(until) => tracing::info!(until_ms = until, "automatic refreshing paused"),
+                        None => tracing::info!("automatic refreshing resumed"),
+                    }
+                    refresher.emit(EngineEvent::Paused { until: until.map(|ms| ms / 1000) });
+                }
+                Some(Command::Replan) => {
+                    tracing::info!("re-planning every connection (the system woke up)");
+                    plan = replanned(&refresher, &in_flight);
                 }
                 Some(Command::Stop) | None => {
                     stopping = true;

@@ -32,7 +32,7 @@ use url::Url;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::engine::{EngineParts, EngineStats, RefreshEngine};
+pub use self::engine::{EngineParts, EngineStats, PauseError, RefreshEngine};
 pub use self::plan::RefreshPolicy;
 use crate::clock::Clock;
 use crate::credentials::{self, CredentialsError};
@@ -79,6 +79,12 @@ pub enum EngineEvent {
     /// The providers changed (added, set up, removed — here or by another process editing the profile's
     /// configuration): names, readiness and marks may read differently now.
     ProvidersChanged,
+    /// Automatic refreshing was paused until `until` (Unix seconds), or resumed (`None`): by the person, or
+    /// because the pause ran out. Refreshes the person or a script asks for still run while paused.
+    Paused {
+        /// When automatic refreshing resumes by itself; `None`: it runs again now.
+        until: Option<u64>,
+    },
 }
 
 /// A connection's new state: its whole metadata as just written (no token data), so that whoever listens — the

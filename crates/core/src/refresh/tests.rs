@@ -2060,3 +2060,126 @@ fn refresh_and_disconnect_logs_carry_no_token_values() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
     assert!(!text.contains(&basic), "the log contains the Basic credentials");
 }
+
+/// Issue 14 (tray "Pause refreshing"): while paused the timer starts nothing — a connection that falls due waits —
+/// while a refresh the person asks for still runs; when the pause runs out the due connection is refreshed at
+/// once, and both changes are announced.
+#[tokio::test(start_paused = true)]
+async fn a_paused_engine_refreshes_only_on_request_until_the_pause_runs_out() {
+    let (h, _clock) = paused_harness();
+    let start = tokio::time::Instant::now();
+    // Due in about four minutes.
+    let due = h.connect(ACME, 540, ConnectionStatus::Connected);
+    let asked = h.connect(ACME, 3600, ConnectionStatus::Connected);
+    let mut events = h.refresher.subscribe();
+    let engine = RefreshEngine::started(h.refresher.clone());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let until = engine.pause(Some(Duration::from_secs(3600))).unwrap().unwrap();
+    // 10 ms after the start: rounded up to the next whole second.
+    assert_eq!(until, NOW + 3601, "whole seconds");
+    let paused = loop {
+        if let EngineEvent::Paused { until } = events.recv().await.unwrap() {
+            break until;
+        }
+    };
+    assert_eq!(paused, Some(until));
+    assert_eq!(engine.paused_until(), Some(until));
+
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    assert!(
+        h.http.token_requests().is_empty(),
+        "nothing refreshed by the timer while paused"
+    );
+    assert_eq!(h.meta(due).status, ConnectionStatus::Connected);
+    // The person's own request is not paused.
+    assert!(matches!(
+        engine.refresh_now(asked).await.unwrap(),
+        RefreshOutcome::Refreshed { .. }
+    ));
+    assert_eq!(h.http.token_requests().len(), 1);
+
+    h.http
+        .wait_for(|seen| seen.iter().filter(|s| s.is_token()).count() == 2)
+        .await;
+    let resumed_at = h.http.token_requests()[1].at - start;
+    assert!(
+        resumed_at >= Duration::from_secs(3601) && resumed_at <= Duration::from_secs(3601) + Duration::from_millis(1),
+        "the due connection was refreshed when the pause ran out, at {resumed_at:?}"
+    );
+    assert_eq!(engine.paused_until(), None);
+    let resumed = loop {
+        if let EngineEvent::Paused { until } = events.recv().await.unwrap() {
+            break until;
+        }
+    };
+    assert_eq!(resumed, None, "the end of the pause is announced");
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+/// A resume undoes a pause at once; and without the timer there is nothing to pause, which says so.
+#[tokio::test(start_paused = true)]
+async fn resuming_refreshes_what_fell_due_and_an_engine_without_timer_cannot_pause() {
+    let (h, _clock) = paused_harness();
+    let idle = RefreshEngine::with_refresher(h.refresher.clone());
+    assert_eq!(
+        idle.pause(Some(Duration::from_secs(60))),
+        Err(super::PauseError::NotRunning)
+    );
+
+    h.connect(ACME, 540, ConnectionStatus::Connected);
+    let engine = RefreshEngine::started(h.refresher.clone());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    engine.pause(Some(Duration::from_secs(24 * 3600))).unwrap();
+    tokio::time::sleep(Duration::from_secs(10 * 60)).await;
+    assert!(h.http.token_requests().is_empty());
+    assert_eq!(engine.pause(None).unwrap(), None);
+    h.http.wait_for(|seen| seen.iter().any(Seen::is_token)).await;
+    assert_eq!(engine.paused_until(), None);
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+/// Issue 14 (sleep and resume): told that the system woke, the engine plans from the vault at once, so a token
+/// that expired during the sleep is refreshed within moments, not at the next wake check.
+#[tokio::test(start_paused = true)]
+async fn replan_after_waking_refreshes_what_expired_during_the_sleep_at_once() {
+    let (h, clock) = paused_harness();
+    // Due in about 45 minutes: the engine sleeps for its wake check at a time.
+    h.connect(ACME, 50 * 60, ConnectionStatus::Connected);
+    let engine = RefreshEngine::started(h.refresher.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    clock.jump(Duration::from_secs(3600));
+    let woke = tokio::time::Instant::now();
+    engine.replan();
+    h.http.wait_for(|seen| seen.iter().any(Seen::is_token)).await;
+    let waited = h.http.token_requests()[0].at - woke;
+    assert!(
+        waited < Duration::from_millis(5),
+        "refreshed {waited:?} after the wake, not at the wake check"
+    );
+    engine.stop(Duration::from_secs(5)).await;
+}
+
+/// "Refresh all" hands every request to the running engine at once and gets each outcome back in order.
+#[tokio::test(start_paused = true)]
+async fn refresh_each_answers_every_connection_in_order() {
+    let (h, _clock) = paused_harness();
+    let ids: Vec<_> = (0..3)
+        .map(|_| h.connect(ACME, 3600, ConnectionStatus::Connected))
+        .collect();
+    let engine = RefreshEngine::started(h.refresher.clone());
+    let outcomes = engine.refresh_each(&ids).await;
+    assert_eq!(outcomes.len(), 3);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(RefreshOutcome::Refreshed { .. }))),
+        "{outcomes:?}"
+    );
+    assert_eq!(h.http.token_requests().len(), 3);
+    engine.stop(Duration::from_secs(5)).await;
+    // Without the timer, one after the other, the same way.
+    let direct = RefreshEngine::with_refresher(h.refresher.clone());
+    assert!(direct.refresh_each(&ids[..1]).await[0].is_ok());
+    assert_eq!(h.http.token_requests().len(), 4);
+}
