@@ -27,6 +27,7 @@ const COMMANDS: &[&str] = &[
     "paste_sign_in_address",
     "list_connections",
     "refresh_now",
+    "pause_refreshing",
     "disconnect",
     "inspect",
     "account_picture",

@@ -328,6 +328,29 @@ pub(crate) async fn refresh_now(state: State<'_, AppState>, id: String) -> Resul
     ))
 }
 
+/// Pauses automatic refreshing for `minutes` (1 to a day), or resumes it (`null`); returns until when it is
+/// paused. The window's Resume and the tray's Pause both end here or in the same engine call.
+#[tauri::command]
+pub(crate) async fn pause_refreshing(state: State<'_, AppState>, minutes: Option<u32>) -> Result<crate::dto::Paused> {
+    let length = match minutes {
+        Some(m @ 1..=1440) => Some(std::time::Duration::from_secs(u64::from(m) * 60)),
+        Some(m) => {
+            return Err(CommandError::new(
+                ErrorCode::Invalid,
+                format!("a pause of {m} minutes is not possible: choose 1 to 1440 minutes"),
+            ));
+        }
+        None => None,
+    };
+    let ready = state.ready().await?;
+    let until = ready
+        .ops()
+        .engine()
+        .pause(length)
+        .map_err(|error| CommandError::new(ErrorCode::Internal, error.to_string()))?;
+    Ok(crate::dto::Paused { until })
+}
+
 /// Revokes a connection's tokens at the provider and deletes it. When the provider cannot be reached,
 /// `ifRevocationFails` (`keep_trying`, the default, or `delete_now`) decides; on an account whose revocation is
 /// pending, `keep_trying` tries again now and `delete_now` deletes it without another attempt.

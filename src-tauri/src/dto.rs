@@ -525,6 +525,24 @@ pub(crate) struct Removed {
     pub(crate) id: String,
 }
 
+/// `tray-reconnect`: the person chose an account's Reconnect in the tray menu.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TrayReconnect {
+    pub(crate) id: String,
+}
+
+/// `refresh-paused`: automatic refreshing paused until `until` (Unix seconds), or resumed (`None`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Paused {
+    pub(crate) until: Option<u64>,
+}
+
+/// `background-note`: the window was closed and Tokenkeep keeps running in the tray (said once).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct BackgroundNote {
+    pub(crate) message: String,
+}
+
 /// `attention`: a connection needs the user.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Attention {

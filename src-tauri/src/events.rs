@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tauri::{AppHandle, Emitter};
+use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_notification::NotificationExt;
 use tokenkeep_core::ops::{self, LocalOps, Operations as _};
 use tokenkeep_core::provider::ProviderId;
@@ -13,6 +13,7 @@ use tokenkeep_core::store::ConnectionId;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use crate::dto::{self, ConnectionView};
+use crate::tray::Tray;
 
 /// A connection's status, expiry or last refresh changed. Payload: `Connection`.
 pub(crate) const CONNECTION_STATUS: &str = "connection-status";
@@ -25,6 +26,8 @@ pub(crate) const ATTENTION: &str = "attention";
 /// The vault opened (or failed again) without a command: the keyring it waited for started or was unlocked.
 /// Payload: `VaultStatus`.
 pub(crate) const VAULT_STATUS: &str = "vault-status";
+/// Automatic refreshing was paused (from the tray) or resumed. Payload: `{ until }` (Unix seconds, or null).
+pub(crate) const REFRESH_PAUSED: &str = "refresh-paused";
 /// The browser was asked to open the sign-in page. Payload: `{ provider, stage, url }`.
 pub(crate) const CONNECT_PROGRESS: &str = "connect-progress";
 
@@ -42,8 +45,14 @@ pub(crate) fn emit<P: serde::Serialize + Clone>(app: &AppHandle, event: &str, pa
 /// Forwards every [`EngineEvent`] to the webview until the engine is dropped. Each event carries the connection
 /// as just written, so nothing is read from the vault again — except after missed events.
 pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, ops: Arc<LocalOps>) {
+    let tray = app.state::<Tray>();
+    tray.sync(&app, &ops).await;
     loop {
-        match events.recv().await {
+        let event = events.recv().await;
+        if let Ok(event) = &event {
+            tray.observe(&app, event, &ops.engine().catalog());
+        }
+        match event {
             Ok(EngineEvent::Status(change)) => {
                 let connection = ConnectionView::new(change.id, &change.meta, &ops.engine().catalog());
                 emit(&app, CONNECTION_STATUS, connection);
@@ -70,6 +79,7 @@ pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, o
                 };
                 emit(&app, ATTENTION, payload);
             }
+            Ok(EngineEvent::Paused { until }) => emit(&app, REFRESH_PAUSED, dto::Paused { until }),
             Ok(other) => tracing::debug!(?other, "engine event with no window counterpart"),
             Err(RecvError::Lagged(missed)) => {
                 // IMPORTANT: the channel dropped events (a burst larger than its capacity). Statuses are state,
@@ -78,6 +88,7 @@ pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, o
                     missed,
                     "the window fell behind the refresh engine; re-sending every status"
                 );
+                tray.sync(&app, &ops).await;
                 resend_all(&app, &ops).await;
             }
             Err(RecvError::Closed) => break,
@@ -116,5 +127,19 @@ fn notify(app: &AppHandle, id: ConnectionId, provider: &ProviderId, account: &st
         // not reported back (without a server, as in a headless session, it is silently dropped).
         Ok(()) => tracing::info!(provider = %provider, connection = %id, "{NOTIFICATION_SENT}"),
         Err(error) => tracing::warn!(provider = %provider, connection = %id, %error, "desktop notification failed"),
+    }
+}
+
+/// Tells the person, as a desktop notification, that Tokenkeep went on running when the window closed.
+pub(crate) fn notify_background(app: &AppHandle, message: &str) {
+    let shown = app
+        .notification()
+        .builder()
+        .title("Tokenkeep is still running")
+        .body(message)
+        .show();
+    match shown {
+        Ok(()) => tracing::info!("{NOTIFICATION_SENT}: running in the background"),
+        Err(error) => tracing::warn!(%error, "desktop notification failed"),
     }
 }

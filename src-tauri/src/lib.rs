@@ -8,6 +8,7 @@
 //! `vault_status` saying why. When the vault opens, the refresh engine starts and its events reach the window
 //! (`events.rs`).
 
+mod background;
 mod browser;
 mod clipboard;
 mod commands;
@@ -15,6 +16,7 @@ mod dto;
 mod error;
 mod events;
 mod state;
+mod tray;
 
 use std::process::ExitCode;
 
@@ -50,8 +52,10 @@ pub fn run() -> ExitCode {
             settings.paths.logs_dir().display()
         ));
     }
+    let background = background::background_requested();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
+        background,
         profile = %settings.paths.profile(),
         data_dir = %settings.paths.dir().display(),
         "starting Tokenkeep"
@@ -65,12 +69,9 @@ pub fn run() -> ExitCode {
             settings.paths.profile().as_str().replace('-', "_")
         ))
         .callback(|app, _args, _cwd| {
-            tracing::info!("second launch: focusing the existing window");
-            if let Some(window) = app.get_webview_window("main") {
-                let _ = window.unminimize();
-                let _ = window.show();
-                let _ = window.set_focus();
-            }
+            // Also when this instance runs in the background with its window hidden: a launch means "show me".
+            tracing::info!("second launch: showing the existing window");
+            tray::show_window(app);
         })
         .build();
 
@@ -86,9 +87,26 @@ pub fn run() -> ExitCode {
         )
         .manage(AppState::new(settings.paths, settings.headless, settings.browser))
         .manage(clipboard::TokenClipboard::default())
-        .setup(|app| {
+        .manage(tray::Tray::default())
+        .setup(move |app| {
+            app.state::<tray::Tray>().install(app.handle());
+            // IMPORTANT: the window is created hidden (tauri.conf.json), so that a login start shows none.
+            if background {
+                tracing::info!("started in the background: no window until the tray's Open or a second launch");
+            } else {
+                tray::show_window(app.handle());
+            }
+            background::quit_on_signals(app.handle());
+            background::replan_on_wake(app.handle());
             app.state::<AppState>().open_in_background(app.handle())?;
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && let Some(window) = window.app_handle().get_webview_window(window.label())
+            {
+                background::on_close_requested(&window, api);
+            }
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
@@ -110,6 +128,7 @@ pub fn run() -> ExitCode {
             commands::paste_sign_in_address,
             commands::list_connections,
             commands::refresh_now,
+            commands::pause_refreshing,
             commands::disconnect,
             commands::inspect,
             commands::account_picture,
@@ -133,7 +152,8 @@ pub fn run() -> ExitCode {
             tauri::async_runtime::block_on(app.state::<AppState>().shut_down());
         }
     });
-    tracing::info!(code, "Tokenkeep stopped");
+    // Not `code`: the log redactor masks `code=` as an OAuth authorization code.
+    tracing::info!(exit_status = code, "Tokenkeep stopped");
     match u8::try_from(code) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(code) => ExitCode::from(code),

@@ -8,6 +8,7 @@ mod app_many;
 mod app_providers;
 mod app_restore;
 mod app_revocation;
+mod app_tray;
 mod app_window;
 mod cli_connect;
 mod cli_offline;

@@ -146,6 +146,8 @@ describe('every command in docs/IPC.md', () => {
     ['paste_sign_in_address', () => api.pasteSignInAddress('https://x/?code=c&state=s'), { address: 'https://x/?code=c&state=s' }],
     ['list_connections', () => api.listConnections(), undefined],
     ['refresh_now', () => api.refreshNow(id), { id }],
+    ['pause_refreshing', () => api.pauseRefreshing(60), { minutes: 60 }],
+    ['pause_refreshing', () => api.pauseRefreshing(null), { minutes: null }],
     ['disconnect', () => api.disconnect(id), { id, ifRevocationFails: 'keep_trying' }],
     ['disconnect', () => api.disconnect(id, 'delete_now'), { id, ifRevocationFails: 'delete_now' }],
     ['inspect', () => api.inspect(id), { id }],
@@ -167,7 +169,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['accountPicture', 'acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'refreshNow', 'removeProvider', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
+      ['accountPicture', 'acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'pauseRefreshing', 'refreshNow', 'removeProvider', 'restoreBackup', 'retryVault', 'reveal', 'vaultStatus'].sort(),
     );
   });
 

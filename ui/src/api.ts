@@ -299,6 +299,17 @@ export interface AppEvents {
   'vault-status': VaultStatus;
   /** A copied token: on the clipboard until `clearsAt`, cleared, or replaced by something the person copied. */
   clipboard: ClipboardState;
+  /** Automatic refreshing was paused (from the tray, or here) or resumed. */
+  'refresh-paused': Paused;
+  /** The person chose an account's Reconnect in the tray menu: open it. */
+  'tray-reconnect': { id: string };
+  /** The window was closed and Tokenkeep keeps running in the tray (sent once). */
+  'background-note': { message: string };
+}
+
+/** Until when automatic refreshing is paused (Unix seconds), or `null`: it runs. */
+export interface Paused {
+  until: number | null;
 }
 
 /** A token copied by `copy_token` (times in Unix seconds). */
@@ -316,6 +327,9 @@ export const EVENT_NAMES: readonly EventName[] = [
   'attention',
   'connect-progress',
   'vault-status',
+  'refresh-paused',
+  'tray-reconnect',
+  'background-note',
 ];
 
 export type Unlisten = () => void;
@@ -437,6 +451,9 @@ export const listConnections = (): Promise<Connection[]> =>
   call<Connection[]>('list_connections');
 export const refreshNow = (id: string): Promise<Connection> =>
   call<Connection>('refresh_now', { id });
+/** Pauses automatic refreshing for `minutes`, or resumes it (`null`); returns until when it is paused. */
+export const pauseRefreshing = (minutes: number | null): Promise<Paused> =>
+  call<Paused>('pause_refreshing', { minutes });
 export const disconnect = (id: string, ifRevocationFails: IfRevocationFails = 'keep_trying'): Promise<Disconnected> =>
   call<Disconnected>('disconnect', { id, ifRevocationFails });
 export const inspect = (id: string): Promise<Inspection> => call<Inspection>('inspect', { id });
@@ -502,6 +519,7 @@ export interface Backend {
   pasteSignInAddress(address: string): Promise<null>;
   listConnections(): Promise<Connection[]>;
   refreshNow(id: string): Promise<Connection>;
+  pauseRefreshing(minutes: number | null): Promise<Paused>;
   disconnect(id: string, ifRevocationFails?: IfRevocationFails): Promise<Disconnected>;
   inspect(id: string): Promise<Inspection>;
   accountPicture(id: string): Promise<AccountPicture | null>;
@@ -532,6 +550,7 @@ export const tauriBackend: Backend = {
   pasteSignInAddress,
   listConnections,
   refreshNow,
+  pauseRefreshing,
   copyToken,
   clearClipboard,
   disconnect,

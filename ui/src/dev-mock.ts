@@ -318,6 +318,11 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       if (stateName === 'list_error') throw new AppError('store', 'A record in the connections tree could not be decrypted.');
       return connections;
     },
+    pauseRefreshing: async (minutes) => {
+      const until = minutes === null ? null : now() + minutes * 60;
+      emit('refresh-paused', { until });
+      return { until };
+    },
     refreshNow: async (id) => {
       const c = find(id);
       if (c.status === 'needs_reconnect' || dialog === 'refresh_error') {

@@ -21,6 +21,7 @@ import {
   type Backend,
   type Connected,
   type Connection,
+  type Paused,
   type Provider,
   type VaultStatus,
 } from './api';
@@ -289,12 +290,33 @@ async function subscribe(): Promise<void> {
     backend.on('connect-progress', (p) => connectPanel.progress(p)),
     backend.on('vault-status', (v) => void vaultChanged(v)),
     backend.on('clipboard', (c) => clipboardNotice.show(c)),
+    backend.on('refresh-paused', showPaused),
+    backend.on('tray-reconnect', ({ id }) => {
+      const c = state.connections.find((x) => x.id === id);
+      if (c) cardHandlers.reconnect(c);
+    }),
+    backend.on('background-note', ({ message }) => announce(message)),
   ];
   const results = await Promise.allSettled(subs);
   for (const r of results) if (r.status === 'rejected') console.error('event subscription failed', r.reason);
 }
 
 // ---- Actions -------------------------------------------------------------------------------------
+
+const PAUSED_AT = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+
+/** The header says while automatic refreshing is paused (from the tray), with a way to resume it. */
+function showPaused({ until }: Paused): void {
+  const note = byId('paused-note');
+  const wasHidden = note.hidden;
+  note.hidden = until === null;
+  if (until !== null) {
+    setText(byId('paused-text'), `Refreshing paused until ${PAUSED_AT.format(new Date(until * 1000))}`);
+    if (wasHidden) announce(byId('paused-text').textContent ?? '');
+  } else if (!wasHidden) {
+    announce('Refreshing resumed.');
+  }
+}
 
 function setBusy(id: string, busy: 'refresh' | 'disconnect' | null): void {
   if (busy === null) state.busy.delete(id);
@@ -994,6 +1016,9 @@ async function start(): Promise<void> {
     document.body.dataset.ready = 'true';
   }
   document.addEventListener('keydown', onShortcut);
+  byId('resume-refreshing').addEventListener('click', () => {
+    backend.pauseRefreshing(null).then(showPaused, (err: unknown) => announce(errorLine(err)));
+  });
   // After a suspend the clock jumped: bring every time on screen up to date at once.
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible' && byId('view').dataset.mode === 'list') renderView(false);

@@ -13,7 +13,14 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 /// Debian/Ubuntu packages needed to build and run the app.
-const BUILD_PACKAGES: &[&str] = &["build-essential", "pkg-config", "libwebkit2gtk-4.1-dev", "libssl-dev"];
+const BUILD_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "libwebkit2gtk-4.1-dev",
+    "libssl-dev",
+    // The tray icon (a StatusNotifierItem through libayatana-appindicator).
+    "libayatana-appindicator3-dev",
+];
 /// Extra packages the tests need: a virtual display, WebDriver for WebKitGTK, a private D-Bus session with the
 /// real Secret Service keyring, and Chromium for the browser-driven OAuth tests.
 const TEST_PACKAGES: &[&str] = &[
@@ -31,6 +38,9 @@ const TEST_PACKAGES: &[&str] = &[
     "faketime",
     // The durability test watches the store's syncs from outside.
     "strace",
+    // The tray tests play the panel: a StatusNotifier watcher and a dbusmenu reader on the session bus.
+    "python3-dbus",
+    "python3-gi",
 ];
 /// tauri-driver must match Tauri 2: an unpinned install picks a 3.0 alpha.
 const TAURI_DRIVER_VERSION: &str = "2.1.0";

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod connect;
 pub mod credentials;
 pub mod crypto;
+pub mod desktop;
 pub mod envelope;
 #[cfg(unix)]
 pub mod host;
@@ -26,5 +27,6 @@ pub mod profile;
 pub mod provider;
 pub mod refresh;
 pub mod secret;
+pub mod settings;
 pub mod store;
 pub mod text;

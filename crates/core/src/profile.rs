@@ -141,6 +141,11 @@ impl ProfilePaths {
         self.dir.join("key-notice")
     }
 
+    /// `<dir>/settings.json`: the desktop app's settings (see `settings`).
+    pub fn settings_file(&self) -> PathBuf {
+        self.dir.join("settings.json")
+    }
+
     /// Log files.
     pub fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")

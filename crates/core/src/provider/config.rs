@@ -558,7 +558,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Writes `bytes` to a new private file next to `path`, flushes it to disk, renames it over `path`, and flushes
 /// the directory, so a crash leaves either the old file or the new one — never a mix, never a partial file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + use<> {
         let path = path.to_owned();
         move |source| ConfigError::Io { action, path, source }

@@ -1,0 +1,147 @@
+//! The desktop app's settings, persisted in the profile (`<profile dir>/settings.json`): what the person chose
+//! in the window's Settings panel, and what the app has told them once.
+//!
+//! Nothing here is secret or personal. A missing file is the defaults; a damaged one is logged and read as the
+//! defaults too (a settings file must never keep the app from starting), and it is only replaced when the person
+//! changes a setting. Writes are atomic (a new file renamed over the old one, both flushed).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::ProfilePaths;
+use crate::provider::config::{ConfigError, write_atomically};
+
+/// The shortest and longest time a copied token may stay on the clipboard, in seconds.
+pub const CLIPBOARD_SECONDS: std::ops::RangeInclusive<u32> = 5..=600;
+
+/// The app's settings. Unknown keys in the file are ignored (a newer version may have written them), missing ones
+/// take their default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Settings {
+    /// Start (in the background, tray only) when the person logs in. Off by default.
+    pub start_at_login: bool,
+    /// Closing the window hides it and keeps refreshing from the tray (where a tray can be shown).
+    pub keep_running: bool,
+    /// Desktop notifications when an account needs the person.
+    pub notifications: bool,
+    /// How long a copied token stays on the clipboard before it is cleared, in seconds.
+    pub clipboard_seconds: u32,
+    /// The person was told once that closing the window keeps Tokenkeep running in the background.
+    pub background_noted: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            start_at_login: false,
+            keep_running: true,
+            notifications: true,
+            clipboard_seconds: 30,
+            background_noted: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The profile's settings: the defaults where the file is missing, damaged or says something out of range.
+    pub fn load(paths: &ProfilePaths) -> Self {
+        Self::load_from(&paths.settings_file())
+    }
+
+    fn load_from(path: &Path) -> Self {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Self::default(),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the settings; using the defaults");
+                return Self::default();
+            }
+        };
+        match serde_json::from_slice::<Self>(&bytes) {
+            Ok(settings) => settings.clamped(),
+            Err(error) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    %error,
+                    "the settings file is damaged; using the defaults until a setting is changed"
+                );
+                Self::default()
+            }
+        }
+    }
+
+    /// Writes the settings to the profile, atomically.
+    ///
+    /// # Errors
+    /// The profile directory cannot be written.
+    pub fn save(&self, paths: &ProfilePaths) -> Result<(), ConfigError> {
+        let mut bytes = serde_json::to_vec_pretty(&self.clone().clamped()).expect("settings serialize");
+        bytes.push(b'\n');
+        write_atomically(&paths.settings_file(), &bytes)
+    }
+
+    /// The same settings with every number within its range.
+    #[must_use]
+    pub fn clamped(mut self) -> Self {
+        self.clipboard_seconds = self
+            .clipboard_seconds
+            .clamp(*CLIPBOARD_SECONDS.start(), *CLIPBOARD_SECONDS.end());
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+
+    fn paths(dir: &Path) -> ProfilePaths {
+        let paths = ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(dir.to_path_buf())).unwrap();
+        paths.ensure().unwrap();
+        paths
+    }
+
+    #[test]
+    fn missing_damaged_and_partial_files_read_as_defaults_and_a_save_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = paths(dir.path());
+        assert_eq!(Settings::load(&paths), Settings::default());
+        assert!(!Settings::default().start_at_login, "start at login is off by default");
+
+        std::fs::write(paths.settings_file(), b"{ not json").unwrap();
+        assert_eq!(Settings::load(&paths), Settings::default());
+        assert_eq!(
+            std::fs::read(paths.settings_file()).unwrap(),
+            b"{ not json",
+            "a damaged file is left as it is until the person changes a setting"
+        );
+
+        std::fs::write(
+            paths.settings_file(),
+            br#"{"notifications": false, "clipboardSeconds": 100000, "fromTheFuture": 1}"#,
+        )
+        .unwrap();
+        let read = Settings::load(&paths);
+        assert!(!read.notifications);
+        assert_eq!(read.clipboard_seconds, 600, "clamped to the longest time");
+        assert!(read.keep_running, "a missing key takes its default");
+
+        let chosen = Settings {
+            start_at_login: true,
+            keep_running: false,
+            notifications: true,
+            clipboard_seconds: 45,
+            background_noted: true,
+        };
+        chosen.save(&paths).unwrap();
+        assert_eq!(Settings::load(&paths), chosen);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(paths.settings_file()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

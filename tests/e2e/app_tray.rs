@@ -1,0 +1,305 @@
+//! Issue 14, "always on", in a real desktop session: the app's tray item registers with a StatusNotifier watcher
+//! on the session bus, its menu (read over `com.canonical.dbusmenu`, as a panel reads it) follows the engine —
+//! all fine, paused until a time, an account that needs the person — and its entries work: "Refresh all" reaches
+//! the OAuth peer, Pause and Resume switch the timer, Quit ends the process with exit 0 and removes the CLI
+//! socket's files. SIGTERM ends it the same way.
+//!
+//! Real components: the built app (started with `--background`: no window, as a login start) under Xvfb, a
+//! private session bus, the OAuth test peer, and `tests/py/desktop_services.py` as the panel's StatusNotifier
+//! watcher (the desktop's part, not ours: a fake is fine there).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use serde_json::Value;
+use tokenkeep_e2e::cli::Tokenkeep;
+use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
+use tokenkeep_e2e::seed::{add_demo, now_secs, seed_connections};
+use tokenkeep_e2e::{Guarded, HeadlessSession, built_binary, scratch_dir, workspace_root};
+
+/// Debian's Python, which has python3-dbus and python3-gi (another `python3` on PATH may not).
+const PYTHON: &str = "/usr/bin/python3";
+
+fn services() -> PathBuf {
+    workspace_root().join("tests/py/desktop_services.py")
+}
+
+/// The panel's StatusNotifier watcher, and the items that registered with it.
+struct Watcher {
+    _process: Guarded,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Watcher {
+    fn start(session: &HeadlessSession) -> Result<Self> {
+        let mut process = Guarded::spawn(
+            "status notifier watcher",
+            session
+                .command(PYTHON)
+                .arg(services())
+                .arg("watcher")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit()),
+        )
+        .context("apt install python3-dbus python3-gi")?;
+        let stdout = process
+            .child()
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("no watcher stdout"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line)
+                    && tx.send(value).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let watcher = Self {
+            _process: process,
+            lines,
+        };
+        let first = watcher.next(Duration::from_secs(10))?;
+        ensure!(first.get("ready").is_some(), "the watcher said {first}");
+        Ok(watcher)
+    }
+
+    fn next(&self, limit: Duration) -> Result<Value> {
+        self.lines
+            .recv_timeout(limit)
+            .map_err(|_| anyhow!("the StatusNotifier watcher said nothing within {limit:?}"))
+    }
+
+    /// The next item that registers: `<bus name><object path>`.
+    fn registered(&self, limit: Duration) -> Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.next(left).context("no tray item registered")?;
+            if let Some(item) = line["registered"].as_str() {
+                return Ok(item.to_owned());
+            }
+        }
+    }
+}
+
+/// `desktop_services.py dump|click …` in the session.
+fn services_call(session: &HeadlessSession, args: &[&str]) -> Result<Value> {
+    let out = session
+        .command(PYTHON)
+        .arg(services())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "desktop_services.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// The tray item's menu labels (separators as "—"), and its properties.
+fn menu(session: &HeadlessSession, item: &str) -> Result<(Vec<String>, Value)> {
+    let dump = services_call(session, &["dump", item])?;
+    let labels = dump["menu"]
+        .as_array()
+        .ok_or_else(|| anyhow!("no menu in {dump}"))?
+        .iter()
+        .filter(|e| e["visible"].as_bool() != Some(false))
+        .map(|e| {
+            if e["type"] == "separator" {
+                "—".to_owned()
+            } else {
+                e["label"].as_str().unwrap_or_default().to_owned()
+            }
+        })
+        .collect();
+    Ok((labels, dump["item"].clone()))
+}
+
+/// Waits until the menu satisfies `done`; returns it.
+fn menu_until(
+    session: &HeadlessSession,
+    item: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Result<(Vec<String>, Value)> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (labels, props) = menu(session, item)?;
+        if done(&labels) {
+            return Ok((labels, props));
+        }
+        if Instant::now() > deadline {
+            bail!("{what} within {limit:?}; the menu reads {labels:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn click(session: &HeadlessSession, item: &str, label: &str) -> Result<()> {
+    services_call(session, &["click", item, label]).map(|_| ())
+}
+
+fn wait_until(limit: Duration, what: &str, done: impl Fn() -> Result<bool>) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while !done()? {
+        if Instant::now() > deadline {
+            bail!("{what} within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn wait_exit(app: &mut Guarded, limit: Duration) -> Result<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = app.child().try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            bail!("the app did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn socket_files(tk: &Tokenkeep) -> [PathBuf; 2] {
+    let dir = tk.profile_dir();
+    [dir.join("cli.sock"), dir.join("cli.secret")]
+}
+
+fn start_app(session: &HeadlessSession, tk: &Tokenkeep, log: &Path) -> Result<Guarded> {
+    Guarded::spawn(
+        "tokenkeep-app",
+        session
+            .command(built_binary("tokenkeep-app")?)
+            .envs(tk.app_env())
+            .arg("--background")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?),
+    )
+}
+
+#[test]
+fn app_tray_menu_follows_the_engine_and_its_entries_refresh_pause_and_quit() -> Result<()> {
+    let dir = scratch_dir("app-tray")?;
+    let session = HeadlessSession::start(&dir)?;
+    let watcher = Watcher::start(&session)?;
+    let peer = OidcPeer::start(&PeerConfig::default())?;
+    let tk = Tokenkeep::headless("app-tray-store")?;
+    add_demo(&tk, &peer)?;
+    let accounts = ["rowan".to_owned(), "sasha".to_owned()];
+    seed_connections(&tk, &peer, &accounts, now_secs() + 3 * 3600)?;
+    let log = dir.join("app.log");
+    let mut app = start_app(&session, &tk, &log)?;
+    let limit = Duration::from_secs(20);
+
+    let result = (|| -> Result<()> {
+        let item = watcher.registered(limit)?;
+        let (labels, props) = menu_until(&session, &item, limit, "the vault's accounts in the menu", |l| {
+            l.first().is_some_and(|h| h == "All 2 accounts are fine")
+        })?;
+        ensure!(props["Status"] == "Active", "{props}");
+        ensure!(
+            labels
+                == [
+                    "All 2 accounts are fine",
+                    "Open Tokenkeep",
+                    "—",
+                    "Refresh all",
+                    "Pause refreshing for an hour",
+                    "—",
+                    "Quit Tokenkeep"
+                ],
+            "{labels:?}"
+        );
+        let fine_icon = props["IconName"].as_str().unwrap_or_default().to_owned();
+        ensure!(Path::new(&fine_icon).is_file(), "the icon file {fine_icon:?} exists");
+
+        // Refresh all: both accounts at the peer.
+        let before = peer.stats()?.refresh_requests;
+        click(&session, &item, "Refresh all")?;
+        wait_until(limit, "two refreshes at the peer", || {
+            Ok(peer.stats()?.refresh_requests >= before + 2)
+        })?;
+
+        // Pause: the menu says until when, and offers Resume; Resume undoes it.
+        click(&session, &item, "Pause refreshing")?;
+        let (labels, _) = menu_until(&session, &item, limit, "the pause in the menu", |l| {
+            l.iter().any(|l| l.starts_with("Resume refreshing (paused until "))
+        })?;
+        ensure!(labels[0].starts_with("Refreshing is paused until "), "{labels:?}");
+        click(&session, &item, "Resume refreshing")?;
+        menu_until(&session, &item, limit, "the resume in the menu", |l| {
+            l.iter().any(|l| l == "Pause refreshing for an hour")
+        })?;
+
+        // An account that needs the person: its Reconnect is in the menu, and the icon changed.
+        peer.revoke_grant_for("sasha")?;
+        click(&session, &item, "Refresh all")?;
+        let (labels, props) = menu_until(&session, &item, limit, "the account that needs the person", |l| {
+            l.first().is_some_and(|h| h == "1 account needs you")
+        })?;
+        ensure!(labels.iter().any(|l| l.starts_with("Reconnect sasha (")), "{labels:?}");
+        ensure!(!labels.iter().any(|l| l.starts_with("Reconnect rowan")), "{labels:?}");
+        ensure!(
+            props["IconName"] != fine_icon.as_str(),
+            "the icon shows the state: {props}"
+        );
+
+        // The CLI talks to the app in the background.
+        let list = tk.run(&["list"], None)?;
+        ensure!(list.status.success() && list.stdout.contains("rowan"), "{list:?}");
+        for file in socket_files(&tk) {
+            ensure!(file.exists(), "{} exists while the app runs", file.display());
+        }
+
+        // Quit: exit 0, the socket's files removed.
+        click(&session, &item, "Quit Tokenkeep")?;
+        let status = wait_exit(&mut app, limit)?;
+        ensure!(status.success(), "Quit ended the app with {status}");
+        for file in socket_files(&tk) {
+            ensure!(!file.exists(), "{} was removed at Quit", file.display());
+        }
+        Ok(())
+    })();
+    result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
+}
+
+#[test]
+fn app_ends_cleanly_on_sigterm_and_removes_the_socket_files() -> Result<()> {
+    let dir = scratch_dir("app-sigterm")?;
+    let session = HeadlessSession::start(&dir)?;
+    let tk = Tokenkeep::headless("app-sigterm-store")?;
+    let log = dir.join("app.log");
+    let mut app = start_app(&session, &tk, &log)?;
+    let limit = Duration::from_secs(20);
+    let files = socket_files(&tk);
+    wait_until(limit, "the CLI socket", || Ok(files.iter().all(|f| f.exists())))?;
+
+    let sent = Command::new("kill").args(["-TERM", &app.id().to_string()]).status()?;
+    ensure!(sent.success());
+    let status = wait_exit(&mut app, limit)?;
+    let logged = std::fs::read_to_string(&log)?;
+    ensure!(status.success(), "SIGTERM ended the app with {status}:\n{logged}");
+    for file in &files {
+        ensure!(!file.exists(), "{} was removed at SIGTERM", file.display());
+    }
+    ensure!(
+        logged.contains("asked to quit") && logged.contains("signal=\"SIGTERM\""),
+        "{logged}"
+    );
+    ensure!(logged.contains("Tokenkeep stopped exit_status=0"), "{logged}");
+    Ok(())
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""The desktop's side of the tray, for the end-to-end tests: what a panel provides, on a private session bus.
+
+    desktop_services.py watcher        own org.kde.StatusNotifierWatcher (with a host registered, as a panel
+                                       would) and print one JSON line per item that registers
+    desktop_services.py dump ITEM      print the item's properties and its menu (com.canonical.dbusmenu) as JSON
+    desktop_services.py click ITEM L   activate the menu entry whose label starts with L, as a click would
+
+ITEM is what registered: "<bus name><object path>", e.g. ":1.7/org/ayatana/NotificationItem/tokenkeep".
+
+The StatusNotifierItem protocol (freedesktop.org's draft, as KDE and libayatana-appindicator implement it): the
+watcher keeps the list of items and says whether a host shows them; an item exports org.kde.StatusNotifierItem
+and names its menu's object path in `Menu`; the menu is libdbusmenu's com.canonical.dbusmenu (GetLayout, Event).
+Needs python3-dbus and python3-gi (Debian).
+"""
+
+import json
+import sys
+
+import dbus
+import dbus.mainloop.glib
+import dbus.service
+
+WATCHER = "org.kde.StatusNotifierWatcher"
+ITEM = "org.kde.StatusNotifierItem"
+MENU = "com.canonical.dbusmenu"
+
+
+class Watcher(dbus.service.Object):
+    """A StatusNotifierWatcher with one host (this process) registered."""
+
+    def __init__(self, bus):
+        self.items = []
+        self.name = dbus.service.BusName(WATCHER, bus, do_not_queue=True)
+        super().__init__(bus, "/StatusNotifierWatcher")
+        bus.add_signal_receiver(
+            self.owner_changed, "NameOwnerChanged", "org.freedesktop.DBus", "org.freedesktop.DBus"
+        )
+
+    @dbus.service.method(WATCHER, in_signature="s", sender_keyword="sender")
+    def RegisterStatusNotifierItem(self, service, sender=None):
+        # libayatana passes its object path; others pass a bus name.
+        item = sender + service if service.startswith("/") else service
+        if item not in self.items:
+            self.items.append(item)
+        print(json.dumps({"registered": item}), flush=True)
+        self.StatusNotifierItemRegistered(item)
+
+    @dbus.service.method(WATCHER, in_signature="s")
+    def RegisterStatusNotifierHost(self, service):
+        pass
+
+    @dbus.service.signal(WATCHER, signature="s")
+    def StatusNotifierItemRegistered(self, item):
+        pass
+
+    @dbus.service.signal(WATCHER, signature="s")
+    def StatusNotifierItemUnregistered(self, item):
+        pass
+
+    @dbus.service.signal(WATCHER, signature="")
+    def StatusNotifierHostRegistered(self):
+        pass
+
+    def owner_changed(self, name, old, new):
+        if new:
+            return
+        for item in [i for i in self.items if i.split("/", 1)[0] == name]:
+            self.items.remove(item)
+            print(json.dumps({"unregistered": item}), flush=True)
+            self.StatusNotifierItemUnregistered(item)
+
+    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="ss", out_signature="v")
+    def Get(self, interface, prop):
+        return self.GetAll(interface)[prop]
+
+    @dbus.service.method(dbus.PROPERTIES_IFACE, in_signature="s", out_signature="a{sv}")
+    def GetAll(self, interface):
+        return {
+            "RegisteredStatusNotifierItems": dbus.Array(self.items, signature="s"),
+            "IsStatusNotifierHostRegistered": dbus.Boolean(True),
+            "ProtocolVersion": dbus.Int32(0),
+        }
+
+
+def split(item):
+    name, path = item.split("/", 1)
+    return name, "/" + path
+
+
+def plain(value):
+    """dbus values as JSON-able Python values."""
+    if isinstance(value, (dbus.String, dbus.ObjectPath)):
+        return str(value)
+    if isinstance(value, dbus.Boolean):
+        return bool(value)
+    if isinstance(value, (dbus.Int32, dbus.UInt32, dbus.Int64, dbus.UInt64, dbus.Int16, dbus.UInt16, dbus.Byte)):
+        return int(value)
+    if isinstance(value, dbus.Dictionary):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (dbus.Array, dbus.Struct, list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def entries(layout):
+    """The menu's entries, depth first: id, label, enabled, visible, type."""
+    out = []
+    for child in layout[2]:
+        ident, props, children = child
+        props = plain(props)
+        out.append(
+            {
+                "id": int(ident),
+                "label": props.get("label", "").replace("_", ""),
+                "enabled": props.get("enabled", True),
+                "visible": props.get("visible", True),
+                "type": props.get("type", "standard"),
+            }
+        )
+        out.extend(entries(child))
+    return out
+
+
+def dump(bus, item):
+    name, path = split(item)
+    props = dbus.Interface(bus.get_object(name, path), dbus.PROPERTIES_IFACE).GetAll(ITEM)
+    props = {k: plain(v) for k, v in props.items() if k not in ("IconPixmap", "AttentionIconPixmap", "OverlayIconPixmap")}
+    menu = dbus.Interface(bus.get_object(name, props["Menu"]), MENU)
+    _revision, layout = menu.GetLayout(0, -1, dbus.Array([], signature="s"))
+    return {"item": props, "menu": entries(layout)}
+
+
+def click(bus, item, label):
+    state = dump(bus, item)
+    name, _path = split(item)
+    for entry in state["menu"]:
+        if entry["label"].startswith(label) and entry["type"] != "separator":
+            menu = dbus.Interface(bus.get_object(name, state["item"]["Menu"]), MENU)
+            menu.Event(entry["id"], "clicked", dbus.Int32(0, variant_level=1), dbus.UInt32(0))
+            return entry
+    raise SystemExit(f"no menu entry starts with {label!r}: {[e['label'] for e in state['menu']]}")
+
+
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ["watcher"]:
+        from gi.repository import GLib
+
+        dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+        bus = dbus.SessionBus()
+        _watcher = Watcher(bus)
+        print(json.dumps({"ready": WATCHER}), flush=True)
+        GLib.MainLoop().run()
+    elif args[:1] == ["dump"] and len(args) == 2:
+        print(json.dumps(dump(dbus.SessionBus(), args[1])))
+    elif args[:1] == ["click"] and len(args) == 3:
+        print(json.dumps(click(dbus.SessionBus(), args[1], args[2])))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
