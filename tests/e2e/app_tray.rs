@@ -2,7 +2,9 @@
 //! on the session bus, its menu (read over `com.canonical.dbusmenu`, as a panel reads it) follows the engine —
 //! all fine, paused until a time, an account that needs the person — and its entries work: "Refresh all" reaches
 //! the OAuth peer, Pause and Resume switch the timer, Quit ends the process with exit 0 and removes the CLI
-//! socket's files. SIGTERM ends it the same way.
+//! socket's files. SIGTERM ends it the same way. Closing the window (WM_DELETE_WINDOW, as a window manager's
+//! close button sends it) hides it while a tray shows the item — the next automatic refresh then reaches the peer
+//! with the window closed — and quits where no tray host runs.
 //!
 //! Real components: the built app (started with `--background`: no window, as a login start) under Xvfb, a
 //! private session bus, the OAuth test peer, and `tests/py/desktop_services.py` as the panel's StatusNotifier
@@ -302,4 +304,95 @@ fn app_ends_cleanly_on_sigterm_and_removes_the_socket_files() -> Result<()> {
     );
     ensure!(logged.contains("Tokenkeep stopped exit_status=0"), "{logged}");
     Ok(())
+}
+
+/// Closing the window with a tray shown hides it: the process, the tray and the engine go on, and the next
+/// automatic refresh reaches the peer with the window closed. Said once, in the log and to the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_closed_with_a_tray_hides_and_keeps_refreshing() -> Result<()> {
+    use tokenkeep_e2e::TauriDriver;
+    use tokenkeep_e2e::window::Ui;
+
+    let dir = scratch_dir("app-tray-close")?;
+    let session = HeadlessSession::start(&dir)?;
+    let watcher = Watcher::start(&session)?;
+    let peer = OidcPeer::start(&PeerConfig::default())?;
+    let tk = Tokenkeep::headless("app-tray-close-store")?;
+    add_demo(&tk, &peer)?;
+    // Due in 30 to 90 s (five minutes before expiry, less up to a minute of jitter): after the window is closed.
+    seed_connections(&tk, &peer, &["quinn".to_owned()], now_secs() + 390)?;
+    let driver = TauriDriver::start(&session, &tk.app_env())?;
+    let ui = Ui {
+        client: driver.connect(&built_binary("tokenkeep-app")?).await?,
+    };
+    let log = tk.profile_dir().join("logs/tokenkeep-app.log");
+    let limit = Duration::from_secs(20);
+    let result = async {
+        let item = watcher.registered(limit)?;
+        ui.wait_for("body[data-ready='true']", limit, "the window").await?;
+        // As a window manager's close button: WM_DELETE_WINDOW to the window (Xvfb has no window manager).
+        services_call(&session, &["close", "Tokenkeep"])?;
+        wait_until(limit, "the window hidden, not closed", || {
+            Ok(std::fs::read_to_string(&log)?.contains("window hidden; refreshing goes on in the background"))
+        })?;
+        ensure!(
+            peer.stats()?.refresh_requests == 0,
+            "nothing was due before the window closed"
+        );
+        wait_until(
+            Duration::from_secs(100),
+            "an automatic refresh with the window closed",
+            || Ok(peer.stats()?.refresh_requests > 0),
+        )?;
+        let (labels, _) = menu(&session, &item)?;
+        ensure!(
+            labels.iter().any(|l| l == "Quit Tokenkeep"),
+            "the tray is still there: {labels:?}"
+        );
+        let logged = std::fs::read_to_string(&log)?;
+        ensure!(
+            logged
+                .matches("desktop notification sent: running in the background")
+                .count()
+                == 1,
+            "said once:\n{logged}"
+        );
+        click(&session, &item, "Quit Tokenkeep")?;
+        Ok(())
+    }
+    .await;
+    result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
+}
+
+/// Without a tray host (no StatusNotifier watcher), closing the window quits as it always did — a hidden window
+/// nobody could reach would only hide that refreshing stopped — and the socket's files go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_closed_without_a_tray_quits() -> Result<()> {
+    use tokenkeep_e2e::TauriDriver;
+    use tokenkeep_e2e::window::Ui;
+
+    let dir = scratch_dir("app-no-tray-close")?;
+    let session = HeadlessSession::start(&dir)?;
+    let tk = Tokenkeep::headless("app-no-tray-close-store")?;
+    let driver = TauriDriver::start(&session, &tk.app_env())?;
+    let ui = Ui {
+        client: driver.connect(&built_binary("tokenkeep-app")?).await?,
+    };
+    let log = tk.profile_dir().join("logs/tokenkeep-app.log");
+    let limit = Duration::from_secs(20);
+    let result = async {
+        ui.wait_for("body[data-ready='true']", limit, "the window").await?;
+        services_call(&session, &["close", "Tokenkeep"])?;
+        wait_until(limit, "the app to quit", || {
+            Ok(std::fs::read_to_string(&log)?.contains("Tokenkeep stopped exit_status=0"))
+        })?;
+        let logged = std::fs::read_to_string(&log)?;
+        ensure!(logged.contains("no tray host shows Tokenkeep's icon"), "{logged}");
+        for file in socket_files(&tk) {
+            ensure!(!file.exists(), "{} was removed", file.display());
+        }
+        Ok(())
+    }
+    .await;
+    result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
 }

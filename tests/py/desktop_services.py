@@ -5,6 +5,8 @@
                                        would) and print one JSON line per item that registers
     desktop_services.py dump ITEM      print the item's properties and its menu (com.canonical.dbusmenu) as JSON
     desktop_services.py click ITEM L   activate the menu entry whose label starts with L, as a click would
+    desktop_services.py close TITLE    ask the X window titled TITLE to close (WM_DELETE_WINDOW), as a window
+                                       manager's close button does
 
 ITEM is what registered: "<bus name><object path>", e.g. ":1.7/org/ayatana/NotificationItem/tokenkeep".
 
@@ -142,6 +144,64 @@ def click(bus, item, label):
     raise SystemExit(f"no menu entry starts with {label!r}: {[e['label'] for e in state['menu']]}")
 
 
+def close_window(title):
+    """Sends WM_PROTOCOLS/WM_DELETE_WINDOW to every top-level X window named `title` (libX11 through ctypes:
+    Xvfb has no window manager to do it)."""
+    import ctypes
+    import ctypes.util
+
+    x = ctypes.cdll.LoadLibrary(ctypes.util.find_library("X11") or "libX11.so.6")
+    x.XOpenDisplay.restype = ctypes.c_void_p
+    x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x.XDefaultRootWindow.restype = ctypes.c_ulong
+    x.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+    x.XInternAtom.restype = ctypes.c_ulong
+    x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
+                             ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
+                             ctypes.POINTER(ctypes.c_uint)]
+    x.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_char_p)]
+    x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    x.XFlush.argtypes = [ctypes.c_void_p]
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                    ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+    class Event(ctypes.Union):
+        _fields_ = [("client", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    display = x.XOpenDisplay(None)
+    if not display:
+        raise SystemExit("cannot open the X display")
+    root = x.XDefaultRootWindow(display)
+    parent, root_return = ctypes.c_ulong(), ctypes.c_ulong()
+    children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+    x.XQueryTree(display, root, ctypes.byref(root_return), ctypes.byref(parent), ctypes.byref(children),
+                 ctypes.byref(count))
+    protocols = x.XInternAtom(display, b"WM_PROTOCOLS", 0)
+    delete = x.XInternAtom(display, b"WM_DELETE_WINDOW", 0)
+    closed = 0
+    for i in range(count.value):
+        window = children[i]
+        name = ctypes.c_char_p()
+        if x.XFetchName(display, window, ctypes.byref(name)) and name.value == title.encode():
+            event = Event()
+            event.client.type = 33  # ClientMessage
+            event.client.window = window
+            event.client.message_type = protocols
+            event.client.format = 32
+            event.client.data[0] = delete
+            event.client.data[1] = 0  # CurrentTime
+            x.XSendEvent(display, window, 0, 0, ctypes.byref(event))
+            closed += 1
+    x.XFlush(display)
+    if closed == 0:
+        raise SystemExit(f"no top-level window is named {title!r}")
+    return {"closed": closed}
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["watcher"]:
@@ -154,6 +214,8 @@ def main():
         GLib.MainLoop().run()
     elif args[:1] == ["dump"] and len(args) == 2:
         print(json.dumps(dump(dbus.SessionBus(), args[1])))
+    elif args[:1] == ["close"] and len(args) == 2:
+        print(json.dumps(close_window(args[1])))
     elif args[:1] == ["click"] and len(args) == 3:
         print(json.dumps(click(dbus.SessionBus(), args[1], args[2])))
     else:
