@@ -28,6 +28,8 @@ const COMMANDS: &[&str] = &[
     "list_connections",
     "refresh_now",
     "pause_refreshing",
+    "get_settings",
+    "set_settings",
     "disconnect",
     "inspect",
     "account_picture",

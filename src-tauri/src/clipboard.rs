@@ -11,25 +11,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use tauri::{AppHandle, Emitter as _};
+use tauri::{AppHandle, Emitter as _, Manager as _};
 use tokenkeep_core::secret::SecretString;
 
 /// The event the window listens to.
 pub(crate) const CLIPBOARD: &str = "clipboard";
 
-/// How long a copied token stays by default.
-const DEFAULT_CLEAR_AFTER: Duration = Duration::from_secs(30);
-
-/// `TOKENKEEP_CLIPBOARD_SECONDS` (5 to 600) changes it, until the settings of the window can.
+/// `TOKENKEEP_CLIPBOARD_SECONDS` (5 to 600) fixes the time for one run, over the setting (tests, scripts).
 const ENV_CLEAR_AFTER: &str = "TOKENKEEP_CLIPBOARD_SECONDS";
 
-/// How long a copied token stays on the clipboard.
-pub(crate) fn clear_after() -> Duration {
+/// The time `TOKENKEEP_CLIPBOARD_SECONDS` fixes, if it is set to a valid one.
+pub(crate) fn env_clear_after() -> Option<Duration> {
     std::env::var(ENV_CLEAR_AFTER)
         .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|s| (5..=600).contains(s))
-        .map_or(DEFAULT_CLEAR_AFTER, Duration::from_secs)
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|s| tokenkeep_core::settings::CLIPBOARD_SECONDS.contains(s))
+        .map(|s| Duration::from_secs(u64::from(s)))
+}
+
+/// How long a copied token stays on the clipboard: the variable, or the person's setting (30 s by default).
+pub(crate) fn clear_after(paths: &tokenkeep_core::profile::ProfilePaths) -> Duration {
+    env_clear_after().unwrap_or_else(|| {
+        Duration::from_secs(u64::from(
+            tokenkeep_core::settings::Settings::load(paths).clipboard_seconds,
+        ))
+    })
 }
 
 /// What became of a copied token, for the window.
@@ -87,7 +93,7 @@ impl TokenClipboard {
 
     /// Puts `value` on the clipboard and plans its clearing; returns the event that says so (also emitted).
     pub(crate) fn copy(&self, app: &AppHandle, value: &SecretString) -> Result<ClipboardEvent, ClipboardError> {
-        let after = clear_after();
+        let after = clear_after(&app.state::<crate::state::AppState>().paths);
         let copy = {
             let mut inner = self.inner();
             if inner.board.is_none() {

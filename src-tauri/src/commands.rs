@@ -10,9 +10,11 @@ use tokenkeep_core::browser::BrowserError;
 use tokenkeep_core::connect::ConnectObserver;
 use tokenkeep_core::http::BoxFuture;
 use tokenkeep_core::ops::{self, AddProvider, ConnectOptions, LocalOps, Operations as _};
+use tokenkeep_core::profile::ProfilePaths;
 use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::refresh::IfRevocationFails;
 use tokenkeep_core::secret::SecretString;
+use tokenkeep_core::settings::Settings;
 use tokenkeep_core::store::ConnectionId;
 use url::Url;
 
@@ -326,6 +328,74 @@ pub(crate) async fn refresh_now(state: State<'_, AppState>, id: String) -> Resul
         &report.meta,
         &ready.ops().engine().catalog(),
     ))
+}
+
+/// The Settings panel's values (`settings.json` in the profile) and what this desktop allows.
+#[tauri::command]
+pub(crate) async fn get_settings(app: AppHandle, state: State<'_, AppState>) -> Result<crate::dto::SettingsView> {
+    let paths = state.paths.clone();
+    let tray = app.state::<crate::tray::Tray>().inner().visible_async().await;
+    Ok(settings_view(&paths, &Settings::load(&paths), tray))
+}
+
+/// Changes some settings, saves them atomically and applies them: "start at login" writes or removes the XDG
+/// autostart entry, and the clipboard time applies to the next copy. Returns the settings as they are now.
+#[tauri::command]
+pub(crate) async fn set_settings(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    change: crate::dto::SettingsChange,
+) -> Result<crate::dto::SettingsView> {
+    let paths = state.paths.clone();
+    let mut settings = Settings::load(&paths);
+    if let Some(seconds) = change.clipboard_seconds
+        && !tokenkeep_core::settings::CLIPBOARD_SECONDS.contains(&seconds)
+    {
+        return Err(CommandError::new(
+            ErrorCode::Invalid,
+            format!("a copied token can stay on the clipboard for 5 to 600 seconds, not {seconds}"),
+        ));
+    }
+    if let Some(on) = change.start_at_login {
+        let exe = std::env::current_exe()
+            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("cannot find this program's path: {e}")))?;
+        let entry = tokenkeep_core::settings::set_start_at_login(&paths, &exe, on)
+            .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
+        tracing::info!(start_at_login = on, entry = %entry.display(), "start at login switched");
+        settings.start_at_login = on;
+    }
+    if let Some(on) = change.keep_running {
+        settings.keep_running = on;
+    }
+    if let Some(on) = change.notifications {
+        settings.notifications = on;
+    }
+    if let Some(seconds) = change.clipboard_seconds {
+        settings.clipboard_seconds = seconds;
+    }
+    settings
+        .save(&paths)
+        .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
+    tracing::info!(
+        keep_running = settings.keep_running,
+        notifications = settings.notifications,
+        clipboard_seconds = settings.clipboard_seconds,
+        "settings saved"
+    );
+    let tray = app.state::<crate::tray::Tray>().inner().visible_async().await;
+    Ok(settings_view(&paths, &settings, tray))
+}
+
+fn settings_view(paths: &ProfilePaths, settings: &Settings, tray_available: bool) -> crate::dto::SettingsView {
+    crate::dto::SettingsView {
+        start_at_login: settings.start_at_login,
+        keep_running: settings.keep_running,
+        notifications: settings.notifications,
+        clipboard_seconds: settings.clipboard_seconds,
+        tray_available,
+        autostart_entry: tokenkeep_core::settings::autostart_entry(paths).map(|p| p.display().to_string()),
+        clipboard_from_env: crate::clipboard::env_clear_after().is_some(),
+    }
 }
 
 /// Pauses automatic refreshing for `minutes` (1 to a day), or resumes it (`null`); returns until when it is

@@ -531,16 +531,37 @@ pub(crate) struct TrayReconnect {
     pub(crate) id: String,
 }
 
+/// The window's Settings panel: what the person chose, and what this desktop allows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SettingsView {
+    pub(crate) start_at_login: bool,
+    pub(crate) keep_running: bool,
+    pub(crate) notifications: bool,
+    pub(crate) clipboard_seconds: u32,
+    /// A tray host shows Tokenkeep's icon: without one, closing the window quits (and refreshing stops).
+    pub(crate) tray_available: bool,
+    /// The autostart entry, as a path to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) autostart_entry: Option<String>,
+    /// The clipboard time is fixed by `TOKENKEEP_CLIPBOARD_SECONDS` for this run.
+    pub(crate) clipboard_from_env: bool,
+}
+
+/// `set_settings`: the settings to change (absent: unchanged).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct SettingsChange {
+    pub(crate) start_at_login: Option<bool>,
+    pub(crate) keep_running: Option<bool>,
+    pub(crate) notifications: Option<bool>,
+    pub(crate) clipboard_seconds: Option<u32>,
+}
+
 /// `refresh-paused`: automatic refreshing paused until `until` (Unix seconds), or resumed (`None`).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Paused {
     pub(crate) until: Option<u64>,
-}
-
-/// `background-note`: the window was closed and Tokenkeep keeps running in the tray (said once).
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct BackgroundNote {
-    pub(crate) message: String,
 }
 
 /// `attention`: a connection needs the user.

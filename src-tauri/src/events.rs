@@ -1,18 +1,15 @@
-//! The events the webview listens to (docs/IPC.md, "Events"), and the desktop notifications that go with
-//! `attention`. Everything the refresh engine reports passes through [`forward`].
+//! The events the webview listens to (docs/IPC.md, "Events"); each `attention` also goes to the desktop
+//! notifications (`notify.rs`) and every event to the tray (`tray.rs`). Everything the refresh engine reports passes through [`forward`].
 
 use std::sync::Arc;
 
 use tauri::{AppHandle, Emitter, Manager};
-use tauri_plugin_notification::NotificationExt;
 use tokenkeep_core::ops::{self, LocalOps, Operations as _};
-use tokenkeep_core::provider::ProviderId;
-use tokenkeep_core::provider::catalog::Catalog;
 use tokenkeep_core::refresh::EngineEvent;
-use tokenkeep_core::store::ConnectionId;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use crate::dto::{self, ConnectionView};
+use crate::notify::{self, Notifier};
 use crate::tray::Tray;
 
 /// A connection's status, expiry or last refresh changed. Payload: `Connection`.
@@ -30,10 +27,6 @@ pub(crate) const VAULT_STATUS: &str = "vault-status";
 pub(crate) const REFRESH_PAUSED: &str = "refresh-paused";
 /// The browser was asked to open the sign-in page. Payload: `{ provider, stage, url }`.
 pub(crate) const CONNECT_PROGRESS: &str = "connect-progress";
-
-/// The log message written for each desktop notification handed to the notification service. Tests look for
-/// it (a headless session may have no notification daemon to ask).
-pub(crate) const NOTIFICATION_SENT: &str = "desktop notification sent";
 
 /// Sends one event to the webview. A failure (the window is gone) is logged, never fatal.
 pub(crate) fn emit<P: serde::Serialize + Clone>(app: &AppHandle, event: &str, payload: P) {
@@ -70,7 +63,13 @@ pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, o
                 account,
                 message,
             }) => {
-                notify(&app, id, &provider, &account, &message, &ops.engine().catalog());
+                let provider_name = dto::provider_name(&ops.engine().catalog(), &provider);
+                app.state::<Notifier>().attention(notify::Attention {
+                    id,
+                    provider: provider.clone(),
+                    label: format!("{account} ({provider_name})"),
+                    message: message.clone(),
+                });
                 let payload = dto::Attention {
                     id: id.to_hex(),
                     provider: provider.to_string(),
@@ -108,38 +107,5 @@ async fn resend_all(app: &AppHandle, ops: &LocalOps) {
             }
         }
         Err(error) => tracing::warn!(%error, "cannot list connections to re-send their status"),
-    }
-}
-
-/// Shows a desktop notification for an `Attention` event. Core sends one per incident, so this does no
-/// de-duplication of its own. A notification that cannot be shown is logged and otherwise ignored.
-fn notify(app: &AppHandle, id: ConnectionId, provider: &ProviderId, account: &str, message: &str, catalog: &Catalog) {
-    let provider_name = dto::provider_name(catalog, provider);
-    let shown = app
-        .notification()
-        .builder()
-        .title(format!("Tokenkeep: {account} ({provider_name}) needs you"))
-        .body(message)
-        .show();
-    // The account name stays out of the log, like everywhere in core: provider and connection id identify it.
-    match shown {
-        // `show` hands the notification to a background task; what the notification server does with it is
-        // not reported back (without a server, as in a headless session, it is silently dropped).
-        Ok(()) => tracing::info!(provider = %provider, connection = %id, "{NOTIFICATION_SENT}"),
-        Err(error) => tracing::warn!(provider = %provider, connection = %id, %error, "desktop notification failed"),
-    }
-}
-
-/// Tells the person, as a desktop notification, that Tokenkeep went on running when the window closed.
-pub(crate) fn notify_background(app: &AppHandle, message: &str) {
-    let shown = app
-        .notification()
-        .builder()
-        .title("Tokenkeep is still running")
-        .body(message)
-        .show();
-    match shown {
-        Ok(()) => tracing::info!("{NOTIFICATION_SENT}: running in the background"),
-        Err(error) => tracing::warn!(%error, "desktop notification failed"),
     }
 }

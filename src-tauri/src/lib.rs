@@ -15,6 +15,7 @@ mod commands;
 mod dto;
 mod error;
 mod events;
+mod notify;
 mod state;
 mod tray;
 
@@ -75,9 +76,10 @@ pub fn run() -> ExitCode {
         })
         .build();
 
-    let app = tauri::Builder::default()
-        .plugin(single_instance)
-        .plugin(tauri_plugin_notification::init())
+    let app = tauri::Builder::default().plugin(single_instance);
+    #[cfg(not(target_os = "linux"))]
+    let app = app.plugin(tauri_plugin_notification::init());
+    let app = app
         // IMPORTANT: the plugin's script that routes clicks on links to `open_url` is left out: the webview has
         // no opener permission (only Rust opens URLs, for sign-in), so that script could only fail.
         .plugin(
@@ -88,7 +90,9 @@ pub fn run() -> ExitCode {
         .manage(AppState::new(settings.paths, settings.headless, settings.browser))
         .manage(clipboard::TokenClipboard::default())
         .manage(tray::Tray::default())
+        .manage(background::Background::default())
         .setup(move |app| {
+            app.manage(notify::Notifier::start(app.handle()));
             app.state::<tray::Tray>().install(app.handle());
             // IMPORTANT: the window is created hidden (tauri.conf.json), so that a login start shows none.
             if background {
@@ -102,10 +106,10 @@ pub fn run() -> ExitCode {
             Ok(())
         })
         .on_window_event(|window, event| {
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+            if let tauri::WindowEvent::CloseRequested { .. } = event
                 && let Some(window) = window.app_handle().get_webview_window(window.label())
             {
-                background::on_close_requested(&window, api);
+                background::on_close_requested(&window);
             }
         })
         .invoke_handler(tauri::generate_handler![
@@ -129,6 +133,8 @@ pub fn run() -> ExitCode {
             commands::list_connections,
             commands::refresh_now,
             commands::pause_refreshing,
+            commands::get_settings,
+            commands::set_settings,
             commands::disconnect,
             commands::inspect,
             commands::account_picture,
@@ -145,6 +151,13 @@ pub fn run() -> ExitCode {
         }
     };
     let code = app.run_return(|app, event| {
+        // The last window closed to the tray: the app goes on (an explicit exit carries a code).
+        if let tauri::RunEvent::ExitRequested { code: None, api, .. } = &event
+            && app.state::<background::Background>().keeps_running()
+        {
+            api.prevent_exit();
+            return;
+        }
         if let tauri::RunEvent::Exit = event {
             // A copied token does not outlive the app on the clipboard.
             app.state::<clipboard::TokenClipboard>().clear_if_ours(None);

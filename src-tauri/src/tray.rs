@@ -112,6 +112,16 @@ impl Tray {
         self.lock().icon.is_some() && tokenkeep_core::desktop::tray_host_present()
     }
 
+    /// [`visible`](Self::visible), off the async workers.
+    pub(crate) async fn visible_async(&self) -> bool {
+        if self.lock().icon.is_none() {
+            return false;
+        }
+        tokio::task::spawn_blocking(tokenkeep_core::desktop::tray_host_present)
+            .await
+            .unwrap_or(false)
+    }
+
     /// Starts over from every stored connection (the vault just opened).
     pub(crate) async fn sync(&self, app: &AppHandle, ops: &LocalOps) {
         let entries = match ops.run(ops::List {}).await {
@@ -372,13 +382,31 @@ fn on_menu(app: &AppHandle, event: tauri::menu::MenuEvent) {
     }
 }
 
-/// Shows, unminimizes and focuses the main window.
+/// Shows, unminimizes and focuses the main window — built again from the configuration when it was closed to
+/// the tray.
 pub(crate) fn show_window(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
-    }
+    let window = match app.get_webview_window("main") {
+        Some(window) => window,
+        None => {
+            let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") else {
+                tracing::error!("the configuration has no main window");
+                return;
+            };
+            match tauri::WebviewWindowBuilder::from_config(app, config).and_then(|b| b.build()) {
+                Ok(window) => {
+                    tracing::info!("window opened again");
+                    window
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot open the window again");
+                    return;
+                }
+            }
+        }
+    };
+    let _ = window.unminimize();
+    let _ = window.show();
+    let _ = window.set_focus();
 }
 
 /// The app icon with a badge for `mood`: none when all is fine, blue while refreshing, amber when accounts need

@@ -10,6 +10,9 @@
 //! measurement (the seeded tokens expire in hours). Goal (issue 13): at 1,000 connections, at most 1.5× the bare
 //! window's CPU.
 //!
+//! Then (issue 14) the app with `IDLE_BACKGROUND` connections (default 50; 0 skips it) with its window open, and
+//! the same process after its window was closed to the tray (a StatusNotifier watcher plays the panel).
+//!
 //! `cargo bench -p tokenkeep-e2e --bench idle_window` (`IDLE_COUNTS=1,100,1000` to choose). It builds the app and
 //! the bare window (debug profile, like the end-to-end tests) first.
 #![allow(clippy::print_stdout, missing_docs)]
@@ -23,6 +26,7 @@ use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::secret::SecretString;
 use tokenkeep_core::store::{ConnectionMeta, TokenSet};
 use tokenkeep_e2e::cli::Tokenkeep;
+use tokenkeep_e2e::desktop::{Watcher, services_call};
 use tokenkeep_e2e::seed::now_secs;
 use tokenkeep_e2e::{HeadlessSession, scratch_dir, target_dir, workspace_root};
 
@@ -120,6 +124,11 @@ fn comm(pid: u32) -> String {
 
 /// Lets `child` settle, then measures its tree at rest.
 fn measure(child: &mut Child, settle: Duration, window: Duration) -> Result<Idle> {
+    measure_tree(child, settle, window, 2)
+}
+
+/// [`measure`], for a tree of at least `min_processes` (1: the app alone, its window closed).
+fn measure_tree(child: &mut Child, settle: Duration, window: Duration, min_processes: usize) -> Result<Idle> {
     std::thread::sleep(settle);
     if let Some(status) = child.try_wait()? {
         bail!("the window exited during start-up: {status}");
@@ -127,7 +136,10 @@ fn measure(child: &mut Child, settle: Duration, window: Duration) -> Result<Idle
     let ticks_per_sec = clock_ticks();
     let before = processes();
     let pids = tree(child.id(), &before);
-    ensure!(pids.len() >= 2, "no WebKit processes below the window (only {pids:?})");
+    ensure!(
+        pids.len() >= min_processes,
+        "fewer than {min_processes} processes in the window's tree: {pids:?}"
+    );
     let started: u64 = pids.iter().filter_map(|p| before.get(p)).map(|(_, t)| t).sum();
     let clock = std::time::Instant::now();
     std::thread::sleep(window);
@@ -154,6 +166,20 @@ fn measure(child: &mut Child, settle: Duration, window: Duration) -> Result<Idle
         processes: pids.len(),
         detail,
     })
+}
+
+/// One measurement's line (and `suffix`), then its processes' shares.
+fn print_idle(label: &str, idle: &Idle, suffix: String) {
+    println!(
+        "{label:<28} {:>7.2} % of a core  {:>7.1} MiB  ({} processes){suffix}",
+        idle.cpu_percent, idle.rss_mib, idle.processes,
+    );
+    let detail: Vec<String> = idle
+        .detail
+        .iter()
+        .map(|(name, share)| format!("{name} {share:.2} %"))
+        .collect();
+    println!("{:<28} {}", "", detail.join(", "));
 }
 
 fn stop(mut child: Child) {
@@ -195,6 +221,7 @@ fn main() -> Result<()> {
     let counts: Vec<u64> = std::env::var("IDLE_COUNTS")
         .unwrap_or_else(|_| "1,100,1000".into())
         .split(',')
+        .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().parse().context("IDLE_COUNTS is a list of numbers"))
         .collect::<Result<_>>()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -225,16 +252,7 @@ fn main() -> Result<()> {
     let reference = measure(&mut bare_child, settle, window);
     stop(bare_child);
     let reference = reference?;
-    println!(
-        "{:<28} {:>7.2} % of a core  {:>7.1} MiB  ({} processes)",
-        "bare Tauri window", reference.cpu_percent, reference.rss_mib, reference.processes
-    );
-    let detail: Vec<String> = reference
-        .detail
-        .iter()
-        .map(|(name, share)| format!("{name} {share:.2} %"))
-        .collect();
-    println!("{:<28} {}", "", detail.join(", "));
+    print_idle("bare Tauri window", &reference, String::new());
     for n in counts {
         let tk = Tokenkeep::headless(&format!("idle-window-{n}"))?;
         seed(&tk, n)?;
@@ -242,21 +260,41 @@ fn main() -> Result<()> {
         let idle = measure(&mut child, settle, window);
         stop(child);
         let idle = idle?;
-        println!(
-            "{:<28} {:>7.2} % of a core  {:>7.1} MiB  ({} processes)  CPU {:.2}x, memory {:.2}x the bare window",
-            format!("Tokenkeep, {n} connection(s)"),
-            idle.cpu_percent,
-            idle.rss_mib,
-            idle.processes,
+        let ratio = format!(
+            "  CPU {:.2}x, memory {:.2}x the bare window",
             idle.cpu_percent / reference.cpu_percent.max(0.01),
             idle.rss_mib / reference.rss_mib.max(1.0),
         );
-        let detail: Vec<String> = idle
-            .detail
-            .iter()
-            .map(|(name, share)| format!("{name} {share:.2} %"))
-            .collect();
-        println!("{:<28} {}", "", detail.join(", "));
+        print_idle(&format!("Tokenkeep, {n} connection(s)"), &idle, ratio);
+    }
+
+    // Issue 14: the same app with its window open, then closed to the tray (a StatusNotifier watcher plays the
+    // panel), in one process: what running in the background costs.
+    let background = env_u64("IDLE_BACKGROUND", 50);
+    if background > 0 {
+        let watcher = Watcher::start(&session)?;
+        let tk = Tokenkeep::headless("idle-window-background")?;
+        seed(&tk, background)?;
+        let mut child = session.command(&app).envs(tk.app_env()).spawn()?;
+        watcher.registered(Duration::from_secs(30))?;
+        let open = measure(&mut child, settle, window);
+        let closed = open.and_then(|open| {
+            services_call(&session, &["close", "Tokenkeep"])?;
+            // The web process ends with its page; give it and the allocator a moment.
+            let closed = measure_tree(&mut child, Duration::from_secs(10), window, 1)?;
+            Ok((open, closed))
+        });
+        stop(child);
+        let (open, closed) = closed?;
+        for (label, idle) in [("window open", &open), ("window closed (tray)", &closed)] {
+            print_idle(&format!("{background} connections, {label}"), idle, String::new());
+        }
+        println!(
+            "{:<28} CPU {:.2}x, memory {:.2}x the open window",
+            "closed to the tray",
+            closed.cpu_percent / open.cpu_percent.max(0.01),
+            closed.rss_mib / open.rss_mib.max(1.0),
+        );
     }
     Ok(())
 }

@@ -63,7 +63,7 @@ const SHORT_TTL: u64 = 10;
 /// Access-token lifetime after the revocation: long, so that after the disconnect the revealed access token can
 /// only be inactive because Tokenkeep revoked it, not because it expired.
 const LONG_TTL: u64 = 300;
-/// What the app logs for each desktop notification (`src-tauri/src/events.rs`, `NOTIFICATION_SENT`).
+/// What the app logs for each connection a shown desktop notification names (`src-tauri/src/notify.rs`).
 const NOTIFICATION_SENT: &str = "desktop notification sent";
 
 /// Timings go to the captured test output (`--no-capture` shows them).
@@ -207,6 +207,8 @@ async fn app_flow_connect_refresh_revoke_reconnect_inspect_disconnect() -> Resul
     }
     let dir = scratch_dir("app-flow")?;
     let session = HeadlessSession::start(&dir)?;
+    // A notification server takes the attention notification: the app logs one only when a server showed it.
+    let _notifications = tokenkeep_e2e::desktop::Notifications::start(&session)?;
     let peer = OidcPeer::start(&PeerConfig {
         access_token_ttl: SHORT_TTL,
         rotate_refresh_token: true,

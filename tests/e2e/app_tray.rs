@@ -8,104 +8,19 @@
 //!
 //! Real components: the built app (started with `--background`: no window, as a login start) under Xvfb, a
 //! private session bus, the OAuth test peer, and `tests/py/desktop_services.py` as the panel's StatusNotifier
-//! watcher (the desktop's part, not ours: a fake is fine there).
+//! watcher and notification server (the desktop's part, not ours: fakes are fine there).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 use tokenkeep_e2e::cli::Tokenkeep;
+use tokenkeep_e2e::desktop::{Logind, Notifications, Watcher, services_call};
 use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
 use tokenkeep_e2e::seed::{add_demo, now_secs, seed_connections};
-use tokenkeep_e2e::{Guarded, HeadlessSession, built_binary, scratch_dir, workspace_root};
-
-/// Debian's Python, which has python3-dbus and python3-gi (another `python3` on PATH may not).
-const PYTHON: &str = "/usr/bin/python3";
-
-fn services() -> PathBuf {
-    workspace_root().join("tests/py/desktop_services.py")
-}
-
-/// The panel's StatusNotifier watcher, and the items that registered with it.
-struct Watcher {
-    _process: Guarded,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Watcher {
-    fn start(session: &HeadlessSession) -> Result<Self> {
-        let mut process = Guarded::spawn(
-            "status notifier watcher",
-            session
-                .command(PYTHON)
-                .arg(services())
-                .arg("watcher")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit()),
-        )
-        .context("apt install python3-dbus python3-gi")?;
-        let stdout = process
-            .child()
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow!("no watcher stdout"))?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<Value>(&line)
-                    && tx.send(value).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let watcher = Self {
-            _process: process,
-            lines,
-        };
-        let first = watcher.next(Duration::from_secs(10))?;
-        ensure!(first.get("ready").is_some(), "the watcher said {first}");
-        Ok(watcher)
-    }
-
-    fn next(&self, limit: Duration) -> Result<Value> {
-        self.lines
-            .recv_timeout(limit)
-            .map_err(|_| anyhow!("the StatusNotifier watcher said nothing within {limit:?}"))
-    }
-
-    /// The next item that registers: `<bus name><object path>`.
-    fn registered(&self, limit: Duration) -> Result<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.next(left).context("no tray item registered")?;
-            if let Some(item) = line["registered"].as_str() {
-                return Ok(item.to_owned());
-            }
-        }
-    }
-}
-
-/// `desktop_services.py dump|click …` in the session.
-fn services_call(session: &HeadlessSession, args: &[&str]) -> Result<Value> {
-    let out = session
-        .command(PYTHON)
-        .arg(services())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "desktop_services.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
+use tokenkeep_e2e::{Guarded, HeadlessSession, built_binary, scratch_dir};
 
 /// The tray item's menu labels (separators as "—"), and its properties.
 fn menu(session: &HeadlessSession, item: &str) -> Result<(Vec<String>, Value)> {
@@ -306,16 +221,18 @@ fn app_ends_cleanly_on_sigterm_and_removes_the_socket_files() -> Result<()> {
     Ok(())
 }
 
-/// Closing the window with a tray shown hides it: the process, the tray and the engine go on, and the next
-/// automatic refresh reaches the peer with the window closed. Said once, in the log and to the window.
+/// Closing the window with a tray shown closes only the window: the process, the tray and the engine go on, and
+/// the next automatic refresh reaches the peer with the window closed. Said once, as a notification; the tray's
+/// Open brings the window back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn app_closed_with_a_tray_hides_and_keeps_refreshing() -> Result<()> {
+async fn app_closed_with_a_tray_keeps_refreshing_and_opens_again_from_the_tray() -> Result<()> {
     use tokenkeep_e2e::TauriDriver;
     use tokenkeep_e2e::window::Ui;
 
     let dir = scratch_dir("app-tray-close")?;
     let session = HeadlessSession::start(&dir)?;
     let watcher = Watcher::start(&session)?;
+    let notifications = Notifications::start(&session)?;
     let peer = OidcPeer::start(&PeerConfig::default())?;
     let tk = Tokenkeep::headless("app-tray-close-store")?;
     add_demo(&tk, &peer)?;
@@ -332,8 +249,11 @@ async fn app_closed_with_a_tray_hides_and_keeps_refreshing() -> Result<()> {
         ui.wait_for("body[data-ready='true']", limit, "the window").await?;
         // As a window manager's close button: WM_DELETE_WINDOW to the window (Xvfb has no window manager).
         services_call(&session, &["close", "Tokenkeep"])?;
-        wait_until(limit, "the window hidden, not closed", || {
-            Ok(std::fs::read_to_string(&log)?.contains("window hidden; refreshing goes on in the background"))
+        wait_until(limit, "the window closed to the tray", || {
+            Ok(std::fs::read_to_string(&log)?.contains("window closed; refreshing goes on in the background"))
+        })?;
+        wait_until(limit, "no window on the screen", || {
+            Ok(services_call(&session, &["windows", "Tokenkeep"])?["shown"] == 0)
         })?;
         ensure!(
             peer.stats()?.refresh_requests == 0,
@@ -349,13 +269,47 @@ async fn app_closed_with_a_tray_hides_and_keeps_refreshing() -> Result<()> {
             labels.iter().any(|l| l == "Quit Tokenkeep"),
             "the tray is still there: {labels:?}"
         );
-        let logged = std::fs::read_to_string(&log)?;
+        let shown = notifications.wait_for(1, limit)?;
         ensure!(
-            logged
-                .matches("desktop notification sent: running in the background")
-                .count()
-                == 1,
-            "said once:\n{logged}"
+            shown.len() == 1
+                && shown[0]["summary"] == "Tokenkeep is still running"
+                && shown[0]["appName"] == "Tokenkeep",
+            "said once: {shown:#?}"
+        );
+        ensure!(
+            shown[0]["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("in the background") && b.contains("Quit from the tray icon")),
+            "{shown:#?}"
+        );
+        let settings = std::fs::read_to_string(tk.profile_dir().join("settings.json"))?;
+        ensure!(settings.contains("\"backgroundNoted\": true"), "remembered: {settings}");
+        // Launching the app again shows the window of the one that runs (and the second launch ends).
+        let second = session
+            .command(built_binary("tokenkeep-app")?)
+            .envs(tk.app_env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        ensure!(second.success(), "the second launch ended with {second}");
+        wait_until(limit, "the window back after a second launch", || {
+            Ok(services_call(&session, &["windows", "Tokenkeep"])?["shown"] == 1)
+        })?;
+        ensure!(std::fs::read_to_string(&log)?.contains("window opened again"));
+        // A second close says nothing more; the tray's Open builds the window again.
+        services_call(&session, &["close", "Tokenkeep"])?;
+        wait_until(limit, "no window on the screen again", || {
+            Ok(services_call(&session, &["windows", "Tokenkeep"])?["shown"] == 0)
+        })?;
+        click(&session, &item, "Open Tokenkeep")?;
+        wait_until(limit, "the window back from the tray", || {
+            Ok(services_call(&session, &["windows", "Tokenkeep"])?["shown"] == 1)
+        })?;
+        std::thread::sleep(Duration::from_secs(3));
+        ensure!(
+            notifications.shown().len() == 1,
+            "said once: {:#?}",
+            notifications.shown()
         );
         click(&session, &item, "Quit Tokenkeep")?;
         Ok(())
@@ -395,4 +349,119 @@ async fn app_closed_without_a_tray_quits() -> Result<()> {
     }
     .await;
     result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
+}
+
+/// Many accounts failing at once (here: the platform revoked every grant) give one summary notification from
+/// "Tokenkeep" with its icon, not one per account; with notifications switched off in the settings, none.
+#[test]
+fn app_notifies_once_for_many_accounts_at_once_and_not_at_all_when_switched_off() -> Result<()> {
+    let dir = scratch_dir("app-notify")?;
+    let session = HeadlessSession::start(&dir)?;
+    let watcher = Watcher::start(&session)?;
+    let notifications = Notifications::start(&session)?;
+    let peer = OidcPeer::start(&PeerConfig::default())?;
+    let tk = Tokenkeep::headless("app-notify-store")?;
+    add_demo(&tk, &peer)?;
+    let accounts: Vec<String> = (1..=6).map(|n| format!("creator{n}")).collect();
+    seed_connections(&tk, &peer, &accounts, now_secs() + 3 * 3600)?;
+    let log = dir.join("app.log");
+    let mut app = start_app(&session, &tk, &log)?;
+    let limit = Duration::from_secs(20);
+
+    let result = (|| -> Result<()> {
+        let item = watcher.registered(limit)?;
+        menu_until(&session, &item, limit, "the accounts in the menu", |l| {
+            l.first().is_some_and(|h| h == "All 6 accounts are fine")
+        })?;
+        for account in &accounts[..5] {
+            peer.revoke_grant_for(account)?;
+        }
+        click(&session, &item, "Refresh all")?;
+        notifications.wait_for(1, limit)?;
+        // Whatever else was going to come has had its chance.
+        std::thread::sleep(GATHER_AND_MORE);
+        let shown = notifications.shown();
+        ensure!(shown.len() == 1, "one notification for five accounts: {shown:#?}");
+        let n = &shown[0];
+        ensure!(n["appName"] == "Tokenkeep", "{n}");
+        ensure!(n["summary"] == "5 accounts need you", "{n}");
+        ensure!(n["body"].as_str().is_some_and(|b| b.contains("and 2 more")), "{n}");
+        ensure!(
+            n["icon"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("file:///") && i.ends_with(".png")),
+            "{n}"
+        );
+        ensure!(n["desktopEntry"] == "Tokenkeep", "{n}");
+        let logged = std::fs::read_to_string(&log)?;
+        ensure!(
+            logged
+                .lines()
+                .filter(|l| l.contains("desktop notification sent") && l.contains("accounts=5"))
+                .count()
+                == 5,
+            "one line per account named:\n{logged}"
+        );
+
+        // Switched off: the sixth account's failure shows nothing.
+        std::fs::write(tk.profile_dir().join("settings.json"), br#"{"notifications": false}"#)?;
+        peer.revoke_grant_for(&accounts[5])?;
+        click(&session, &item, "Refresh all")?;
+        menu_until(&session, &item, limit, "six accounts that need the person", |l| {
+            l.first().is_some_and(|h| h == "6 accounts need you")
+        })?;
+        std::thread::sleep(GATHER_AND_MORE);
+        ensure!(
+            notifications.shown().len() == 1,
+            "nothing more was shown: {:#?}",
+            notifications.shown()
+        );
+        ensure!(std::fs::read_to_string(&log)?.contains("desktop notifications are switched off"));
+        click(&session, &item, "Quit Tokenkeep")?;
+        ensure!(wait_exit(&mut app, limit)?.success());
+        Ok(())
+    })();
+    result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
+}
+
+/// Longer than the notifier's wait for a burst to gather (1.5 s).
+const GATHER_AND_MORE: Duration = Duration::from_secs(3);
+
+/// Issue 14 (sleep and resume): when logind says the system woke, the engine plans every connection again at once
+/// (a token that expired during the sleep is refreshed within moments; `refresh::tests` shows that part).
+#[test]
+fn app_replans_when_logind_says_the_system_woke() -> Result<()> {
+    let dir = scratch_dir("app-wake")?;
+    let session = HeadlessSession::start(&dir)?;
+    let logind = Logind::start(&session)?;
+    let tk = Tokenkeep::headless("app-wake-store")?;
+    let log = dir.join("app.log");
+    let (name, bus) = Logind::system_bus_env(&session)?;
+    let mut app = Guarded::spawn(
+        "tokenkeep-app",
+        session
+            .command(built_binary("tokenkeep-app")?)
+            .envs(tk.app_env())
+            .env(name, bus)
+            .arg("--background")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?),
+    )?;
+    let limit = Duration::from_secs(20);
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    let result = (|| -> Result<()> {
+        wait_until(limit, "the app following logind", || {
+            Ok(logged().contains("following logind's sleep and resume") && logged().contains("refresh engine started"))
+        })?;
+        logind.sleep_and_wake()?;
+        wait_until(limit, "a re-plan after the wake", || {
+            Ok(logged().contains("re-planning every connection (the system woke up)"))
+        })?;
+        ensure!(logged().contains("the system is going to sleep"), "{}", logged());
+        Command::new("kill").args(["-TERM", &app.id().to_string()]).status()?;
+        ensure!(wait_exit(&mut app, limit)?.success());
+        Ok(())
+    })();
+    result.with_context(|| format!("app log:\n{}", logged()))
 }

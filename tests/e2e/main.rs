@@ -8,6 +8,7 @@ mod app_many;
 mod app_providers;
 mod app_restore;
 mod app_revocation;
+mod app_settings;
 mod app_tray;
 mod app_window;
 mod cli_connect;

@@ -3,8 +3,14 @@
 
     desktop_services.py watcher        own org.kde.StatusNotifierWatcher (with a host registered, as a panel
                                        would) and print one JSON line per item that registers
+    desktop_services.py notifications  own org.freedesktop.Notifications and print one JSON line per notification
+                                       shown: app name, icon, summary, body
+    desktop_services.py logind         own org.freedesktop.login1 (run it on the bus the app takes for the system
+                                       bus); each SIGUSR1 is a suspend and resume: PrepareForSleep(true), then
+                                       PrepareForSleep(false)
     desktop_services.py dump ITEM      print the item's properties and its menu (com.canonical.dbusmenu) as JSON
     desktop_services.py click ITEM L   activate the menu entry whose label starts with L, as a click would
+    desktop_services.py windows TITLE  count the top-level X windows named TITLE that are shown
     desktop_services.py close TITLE    ask the X window titled TITLE to close (WM_DELETE_WINDOW), as a window
                                        manager's close button does
 
@@ -85,6 +91,74 @@ class Watcher(dbus.service.Object):
         }
 
 
+class Notifications(dbus.service.Object):
+    """A notification server (the Desktop Notifications Specification, 1.2) that shows nothing and records all."""
+
+    def __init__(self, bus):
+        self.next_id = 0
+        self.name = dbus.service.BusName("org.freedesktop.Notifications", bus, do_not_queue=True)
+        super().__init__(bus, "/org/freedesktop/Notifications")
+
+    @dbus.service.method("org.freedesktop.Notifications", in_signature="susssasa{sv}i", out_signature="u")
+    def Notify(self, app_name, replaces_id, app_icon, summary, body, actions, hints, expire_timeout):
+        self.next_id += 1
+        print(
+            json.dumps(
+                {
+                    "notification": {
+                        "id": self.next_id,
+                        "appName": str(app_name),
+                        "replacesId": int(replaces_id),
+                        "icon": str(app_icon),
+                        "summary": str(summary),
+                        "body": str(body),
+                        "desktopEntry": str(hints.get("desktop-entry", "")),
+                    }
+                }
+            ),
+            flush=True,
+        )
+        return dbus.UInt32(self.next_id)
+
+    @dbus.service.method("org.freedesktop.Notifications", in_signature="", out_signature="as")
+    def GetCapabilities(self):
+        return dbus.Array(["body"], signature="s")
+
+    @dbus.service.method("org.freedesktop.Notifications", in_signature="", out_signature="ssss")
+    def GetServerInformation(self):
+        return ("tokenkeep-test", "tokenkeep", "1", "1.2")
+
+    @dbus.service.method("org.freedesktop.Notifications", in_signature="u")
+    def CloseNotification(self, ident):
+        pass
+
+
+class Logind(dbus.service.Object):
+    """The part of systemd-logind's Manager that announces sleep (org.freedesktop.login1.Manager)."""
+
+    def __init__(self, bus):
+        self.name = dbus.service.BusName("org.freedesktop.login1", bus, do_not_queue=True)
+        super().__init__(bus, "/org/freedesktop/login1")
+
+    @dbus.service.signal("org.freedesktop.login1.Manager", signature="b")
+    def PrepareForSleep(self, start):
+        pass
+
+    def sleep_and_wake(self):
+        from gi.repository import GLib
+
+        self.PrepareForSleep(True)
+        print(json.dumps({"slept": True}), flush=True)
+
+        def wake():
+            self.PrepareForSleep(False)
+            print(json.dumps({"woke": True}), flush=True)
+            return False
+
+        GLib.timeout_add(200, wake)
+        return True
+
+
 def split(item):
     name, path = item.split("/", 1)
     return name, "/" + path
@@ -144,9 +218,9 @@ def click(bus, item, label):
     raise SystemExit(f"no menu entry starts with {label!r}: {[e['label'] for e in state['menu']]}")
 
 
-def close_window(title):
+def close_window(title, count_only=False):
     """Sends WM_PROTOCOLS/WM_DELETE_WINDOW to every top-level X window named `title` (libX11 through ctypes:
-    Xvfb has no window manager to do it)."""
+    Xvfb has no window manager to do it); with `count_only`, counts those that are shown instead."""
     import ctypes
     import ctypes.util
 
@@ -163,6 +237,19 @@ def close_window(title):
     x.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_char_p)]
     x.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
     x.XFlush.argtypes = [ctypes.c_void_p]
+
+    class Attributes(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
+                    ("border_width", ctypes.c_int), ("depth", ctypes.c_int), ("visual", ctypes.c_void_p),
+                    ("root", ctypes.c_ulong), ("class", ctypes.c_int), ("bit_gravity", ctypes.c_int),
+                    ("win_gravity", ctypes.c_int), ("backing_store", ctypes.c_int),
+                    ("backing_planes", ctypes.c_ulong), ("backing_pixel", ctypes.c_ulong),
+                    ("save_under", ctypes.c_int), ("colormap", ctypes.c_ulong), ("map_installed", ctypes.c_int),
+                    ("map_state", ctypes.c_int), ("all_event_masks", ctypes.c_long),
+                    ("your_event_mask", ctypes.c_long), ("do_not_propagate_mask", ctypes.c_long),
+                    ("override_redirect", ctypes.c_int), ("screen", ctypes.c_void_p)]
+
+    x.XGetWindowAttributes.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(Attributes)]
 
     class ClientMessage(ctypes.Structure):
         _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
@@ -187,6 +274,11 @@ def close_window(title):
         window = children[i]
         name = ctypes.c_char_p()
         if x.XFetchName(display, window, ctypes.byref(name)) and name.value == title.encode():
+            if count_only:
+                attributes = Attributes()
+                x.XGetWindowAttributes(display, window, ctypes.byref(attributes))
+                closed += attributes.map_state == 2  # IsViewable
+                continue
             event = Event()
             event.client.type = 33  # ClientMessage
             event.client.window = window
@@ -197,6 +289,8 @@ def close_window(title):
             x.XSendEvent(display, window, 0, 0, ctypes.byref(event))
             closed += 1
     x.XFlush(display)
+    if count_only:
+        return {"shown": closed}
     if closed == 0:
         raise SystemExit(f"no top-level window is named {title!r}")
     return {"closed": closed}
@@ -212,8 +306,29 @@ def main():
         _watcher = Watcher(bus)
         print(json.dumps({"ready": WATCHER}), flush=True)
         GLib.MainLoop().run()
+    elif args[:1] == ["notifications"]:
+        from gi.repository import GLib
+
+        dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+        bus = dbus.SessionBus()
+        _server = Notifications(bus)
+        print(json.dumps({"ready": "org.freedesktop.Notifications"}), flush=True)
+        GLib.MainLoop().run()
+    elif args[:1] == ["logind"]:
+        import signal
+
+        from gi.repository import GLib
+
+        dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+        bus = dbus.SessionBus()
+        logind = Logind(bus)
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, logind.sleep_and_wake)
+        print(json.dumps({"ready": "org.freedesktop.login1"}), flush=True)
+        GLib.MainLoop().run()
     elif args[:1] == ["dump"] and len(args) == 2:
         print(json.dumps(dump(dbus.SessionBus(), args[1])))
+    elif args[:1] == ["windows"] and len(args) == 2:
+        print(json.dumps(close_window(args[1], count_only=True)))
     elif args[:1] == ["close"] and len(args) == 2:
         print(json.dumps(close_window(args[1])))
     elif args[:1] == ["click"] and len(args) == 3:

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 pub mod cli;
+pub mod desktop;
 pub mod hostile;
 pub mod peer;
 pub mod platforms;

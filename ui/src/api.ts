@@ -303,8 +303,28 @@ export interface AppEvents {
   'refresh-paused': Paused;
   /** The person chose an account's Reconnect in the tray menu: open it. */
   'tray-reconnect': { id: string };
-  /** The window was closed and Tokenkeep keeps running in the tray (sent once). */
-  'background-note': { message: string };
+}
+
+/** The Settings panel (`settings.json` in the profile), and what this desktop allows. */
+export interface SettingsView {
+  startAtLogin: boolean;
+  keepRunning: boolean;
+  notifications: boolean;
+  clipboardSeconds: number;
+  /** A tray host shows Tokenkeep's icon; without one, closing the window quits. */
+  trayAvailable: boolean;
+  /** The autostart entry's path. */
+  autostartEntry?: string;
+  /** `TOKENKEEP_CLIPBOARD_SECONDS` fixes the clipboard time for this run. */
+  clipboardFromEnv: boolean;
+}
+
+/** The settings to change; absent ones stay. */
+export interface SettingsChange {
+  startAtLogin?: boolean;
+  keepRunning?: boolean;
+  notifications?: boolean;
+  clipboardSeconds?: number;
 }
 
 /** Until when automatic refreshing is paused (Unix seconds), or `null`: it runs. */
@@ -329,7 +349,6 @@ export const EVENT_NAMES: readonly EventName[] = [
   'vault-status',
   'refresh-paused',
   'tray-reconnect',
-  'background-note',
 ];
 
 export type Unlisten = () => void;
@@ -451,6 +470,9 @@ export const listConnections = (): Promise<Connection[]> =>
   call<Connection[]>('list_connections');
 export const refreshNow = (id: string): Promise<Connection> =>
   call<Connection>('refresh_now', { id });
+export const getSettings = (): Promise<SettingsView> => call<SettingsView>('get_settings');
+export const setSettings = (change: SettingsChange): Promise<SettingsView> =>
+  call<SettingsView>('set_settings', { change });
 /** Pauses automatic refreshing for `minutes`, or resumes it (`null`); returns until when it is paused. */
 export const pauseRefreshing = (minutes: number | null): Promise<Paused> =>
   call<Paused>('pause_refreshing', { minutes });
@@ -520,6 +542,8 @@ export interface Backend {
   listConnections(): Promise<Connection[]>;
   refreshNow(id: string): Promise<Connection>;
   pauseRefreshing(minutes: number | null): Promise<Paused>;
+  getSettings(): Promise<SettingsView>;
+  setSettings(change: SettingsChange): Promise<SettingsView>;
   disconnect(id: string, ifRevocationFails?: IfRevocationFails): Promise<Disconnected>;
   inspect(id: string): Promise<Inspection>;
   accountPicture(id: string): Promise<AccountPicture | null>;
@@ -551,6 +575,8 @@ export const tauriBackend: Backend = {
   listConnections,
   refreshNow,
   pauseRefreshing,
+  getSettings,
+  setSettings,
   copyToken,
   clearClipboard,
   disconnect,

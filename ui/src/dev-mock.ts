@@ -14,6 +14,7 @@
 //   &live                 simulated events: refreshes, an attention notice, an expiring token
 
 import type {
+  SettingsView,
   AppEvents,
   AppInfo,
   Backend,
@@ -185,6 +186,15 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
     : { ready: true, keyId: KEY_ID, headless };
   let providers = mockProviders();
   let connections = mockConnections(stateName);
+  let settings: SettingsView = {
+    startAtLogin: false,
+    keepRunning: true,
+    notifications: true,
+    clipboardSeconds: 30,
+    trayAvailable: !params.has('noTray'),
+    autostartEntry: '~/.config/autostart/io.tokenkeep.desktop-dev.desktop',
+    clipboardFromEnv: false,
+  };
   const handlers = new Map<EventName, Set<(p: unknown) => void>>();
   const emit = <K extends EventName>(event: K, payload: AppEvents[K]): void => {
     for (const h of handlers.get(event) ?? []) h(structuredClone(payload));
@@ -317,6 +327,11 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       needVault();
       if (stateName === 'list_error') throw new AppError('store', 'A record in the connections tree could not be decrypted.');
       return connections;
+    },
+    getSettings: async () => ({ ...settings }),
+    setSettings: async (change) => {
+      settings = { ...settings, ...change };
+      return { ...settings };
     },
     pauseRefreshing: async (minutes) => {
       const until = minutes === null ? null : now() + minutes * 60;

@@ -36,6 +36,7 @@ import { ClipboardNotice } from './views/clipboard-notice';
 import { ConnectPanel } from './views/connect-panel';
 import { createCard, updateCard, type CardExtras } from './views/connection-card';
 import { openDisconnectDialog } from './views/disconnect-dialog';
+import { openSettingsDialog } from './views/settings-dialog';
 import { button, byId, byTestId, el, setAttr, setHidden, setText } from './views/dom';
 import { openInspectDialog } from './views/inspect-dialog';
 import { openExportKeyDialog, openImportKeyDialog, renderKeyNotice } from './views/key-dialogs';
@@ -295,7 +296,6 @@ async function subscribe(): Promise<void> {
       const c = state.connections.find((x) => x.id === id);
       if (c) cardHandlers.reconnect(c);
     }),
-    backend.on('background-note', ({ message }) => announce(message)),
   ];
   const results = await Promise.allSettled(subs);
   for (const r of results) if (r.status === 'rejected') console.error('event subscription failed', r.reason);
@@ -1016,6 +1016,14 @@ async function start(): Promise<void> {
     document.body.dataset.ready = 'true';
   }
   document.addEventListener('keydown', onShortcut);
+  byId('settings-button').addEventListener('click', () => openSettingsDialog(backend, announce));
+  // Where no tray shows the icon, closing the window quits: say so where it is always visible.
+  backend.getSettings().then(
+    (s) => {
+      byId('tray-missing-note').hidden = s.trayAvailable;
+    },
+    () => {},
+  );
   byId('resume-refreshing').addEventListener('click', () => {
     backend.pauseRefreshing(null).then(showPaused, (err: unknown) => announce(errorLine(err)));
   });

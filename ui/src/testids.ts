@@ -135,6 +135,14 @@ export const TID = {
   revealCopy: 'reveal-copy',
   revealHide: 'reveal-hide',
   jwtClaims: 'jwt-claims',
+  settingsButton: 'settings-button',
+  settingsDialog: 'settings-dialog',
+  settingsStatus: 'settings-status',
+  settingKeepRunning: 'setting-keep-running',
+  settingStartAtLogin: 'setting-start-at-login',
+  settingNotifications: 'setting-notifications',
+  settingClipboardSeconds: 'setting-clipboard-seconds',
+  trayMissingNote: 'tray-missing-note',
 } as const;
 
 export const providerConnectId = (id: string): string => `provider-${id}-connect`;

@@ -3,6 +3,7 @@
 //! * `cargo xtask run`  — installs missing system packages, builds the UI and the app, launches the app.
 //! * `cargo xtask test` — installs what the tests need, then fmt, clippy, docs, UI tests and every Rust test,
 //!   including the headless end-to-end suite (which starts its own Xvfb, D-Bus session and keyring).
+//! * `cargo xtask package` — builds the release `.deb` (Tauri's bundler) and checks its metadata and contents.
 //! * `cargo xtask icons` — regenerates `icons/` from `icons/master.svg`.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a terminal tool: printing is its job
 
@@ -53,11 +54,13 @@ fn main() -> ExitCode {
         Some("run") => run_app(&args[1..]),
         Some("test") => run_tests(),
         Some("icons") => regenerate_icons(),
+        Some("package") => package().map(|_| ()),
         Some("tamper") if args.get(1).map(String::as_str) == Some("--all") => tamper_all(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  run [-- APP ARGS]  build and launch the app (installs what it needs)\n  \
-                 test               run every check and test (what CI runs)\n  icons              regenerate icons/ \
+                 test               run every check and test (what CI runs)\n  package            build the \
+                 release .deb and check it\n  icons              regenerate icons/ \
                  from icons/master.svg\n  tamper --all       flip every byte of every store file, one at a time, and \
                  report the counts (slow; CI runs a sample)"
             );
@@ -244,10 +247,216 @@ fn run_tests() -> Result<()> {
         println!("(cargo-nextest not found: falling back to cargo test)");
         step(
             "unit, integration and end-to-end tests",
-            cargo().args(["test", "--workspace", "--no-fail-fast"]),
+            // The installed-package test runs after the package is installed, below.
+            cargo().args([
+                "test",
+                "--workspace",
+                "--no-fail-fast",
+                "--",
+                "--skip",
+                "installed_package",
+            ]),
         )?;
     }
+    package_test()?;
     println!("\nAll checks passed in {:.0?}.", started.elapsed());
+    Ok(())
+}
+
+/// Builds the `.deb`, installs it (as root only: it puts binaries in /usr/bin) and runs the installed-package
+/// test against it; removes it again if it was not installed before.
+fn package_test() -> Result<()> {
+    let deb = package()?;
+    if !is_root() {
+        println!(
+            "\n==> not root: the .deb was built and checked, but not installed; the installed-package test \
+             (tests/package) runs as root, as in CI"
+        );
+        return Ok(());
+    }
+    let was_installed = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", DEB_PACKAGE])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"));
+    step("install the .deb", Command::new("dpkg").arg("-i").arg(&deb))?;
+    let tested = step(
+        "the installed package (tests/package)",
+        cargo().args([
+            "nextest",
+            "run",
+            "--profile",
+            "ci",
+            "-p",
+            "tokenkeep-e2e",
+            "--test",
+            "package",
+            "--ignore-default-filter",
+        ]),
+    );
+    if !was_installed {
+        step(
+            "remove the test install",
+            Command::new("dpkg").args(["-r", DEB_PACKAGE]),
+        )?;
+    }
+    tested
+}
+
+/// The package name Tauri's bundler gives the `.deb` (from `productName`).
+const DEB_PACKAGE: &str = "tokenkeep";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// `cargo xtask package`: the release binaries, then Tauri's bundler (the `@tauri-apps/cli` npm package pinned in
+/// `ui/`, which works offline) makes the `.deb` from `tauri.conf.json`; then its metadata and contents are
+/// checked. Returns the `.deb`'s path.
+fn package() -> Result<PathBuf> {
+    std::env::set_current_dir(root())?;
+    ensure_system_packages(BUILD_PACKAGES)?;
+    ensure_node()?;
+    build_ui()?;
+    step(
+        "build the release binaries",
+        cargo().args(["build", "--release", "-p", "tokenkeep-app", "-p", "tokenkeep-cli"]),
+    )?;
+    let bundle_dir = root().join("target/release/bundle/deb");
+    if bundle_dir.exists() {
+        std::fs::remove_dir_all(&bundle_dir)?;
+    }
+    // IMPORTANT: Tauri's CLI takes the folder of tauri.conf.json for the app's crate and reads the `[package]` of
+    // the Cargo.toml beside it; the configuration lives at the repository root, beside the virtual workspace
+    // manifest. So the bundler gets, for the time it runs, a copy beside the app's crate with its paths moved.
+    let staged = StagedConfig::write()?;
+    let bundled = step(
+        "bundle the .deb (Tauri's bundler)",
+        npm()
+            .args([
+                "exec",
+                "--prefix",
+                "ui",
+                "--",
+                "tauri",
+                "bundle",
+                "--bundles",
+                "deb",
+                "--ci",
+            ])
+            .env("CI", "true")
+            .env("TAURI_APP_PATH", root().join("src-tauri"))
+            .env("TAURI_FRONTEND_PATH", root().join("ui")),
+    );
+    drop(staged);
+    bundled?;
+    let deb = std::fs::read_dir(&bundle_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .with_context(|| format!("the bundler wrote no .deb into {}", bundle_dir.display()))?;
+    check_deb(&deb)?;
+    Ok(deb)
+}
+
+/// `src-tauri/tauri.conf.json`: the root configuration with its paths made relative to `src-tauri/`, removed again
+/// on drop (it is in .gitignore in case a crash leaves it).
+struct StagedConfig(PathBuf);
+
+impl StagedConfig {
+    fn write() -> Result<Self> {
+        let root = root();
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("tauri.conf.json"))?)?;
+        let moved = |path: &str| format!("../{path}");
+        if let Some(icons) = config["bundle"]["icon"].as_array_mut() {
+            for icon in icons {
+                if let Some(path) = icon.as_str() {
+                    *icon = moved(path).into();
+                }
+            }
+        }
+        if let Some(dist) = config["build"]["frontendDist"].as_str() {
+            config["build"]["frontendDist"] = moved(dist).into();
+        }
+        if let Some(files) = config["bundle"]["linux"]["deb"]["files"].as_object_mut() {
+            for source in files.values_mut() {
+                if let Some(path) = source.as_str() {
+                    *source = moved(path).into();
+                }
+            }
+        }
+        if let Some(object) = config.as_object_mut() {
+            object.remove("$schema");
+        }
+        let path = root.join("src-tauri/tauri.conf.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for StagedConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The `.deb` declares what the app needs and holds what a person expects: both programs in /usr/bin, the
+/// desktop entry and the icons.
+fn check_deb(deb: &Path) -> Result<()> {
+    let output = |args: &[&str]| -> Result<String> {
+        let out = Command::new("dpkg-deb")
+            .args(args)
+            .arg(deb)
+            .output()
+            .context("dpkg-deb")?;
+        if !out.status.success() {
+            bail!("dpkg-deb {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let info = output(&["-I"])?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut problems = Vec::new();
+    if field("Package") != DEB_PACKAGE {
+        problems.push(format!("Package is {:?}, not {DEB_PACKAGE}", field("Package")));
+    }
+    let depends = field("Depends");
+    for needed in ["libwebkit2gtk-4.1-0", "libgtk-3-0", "libayatana-appindicator3-1"] {
+        if !depends.contains(needed) {
+            problems.push(format!("Depends lacks {needed}: {depends:?}"));
+        }
+    }
+    let contents = output(&["-c"])?;
+    for path in [
+        "usr/bin/tokenkeep-app",
+        "usr/bin/tokenkeep",
+        "usr/share/applications/Tokenkeep.desktop",
+        "usr/share/icons/hicolor/128x128/apps/tokenkeep-app.png",
+    ] {
+        if !contents
+            .lines()
+            .any(|l| l.ends_with(&format!(" {path}")) || l.ends_with(&format!(" ./{path}")))
+        {
+            problems.push(format!("{path} is not in the package"));
+        }
+    }
+    let size = std::fs::metadata(deb)?.len();
+    println!(
+        "\n==> {} ({:.1} MiB)\n{info}",
+        deb.display(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    if !problems.is_empty() {
+        bail!("the .deb is not right:\n  {}", problems.join("\n  "));
+    }
     Ok(())
 }
 

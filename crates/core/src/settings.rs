@@ -4,8 +4,13 @@
 //! Nothing here is secret or personal. A missing file is the defaults; a damaged one is logged and read as the
 //! defaults too (a settings file must never keep the app from starting), and it is only replaced when the person
 //! changes a setting. Writes are atomic (a new file renamed over the old one, both flushed).
+//!
+//! "Start at login" is an XDG autostart entry (freedesktop.org's Desktop Application Autostart Specification:
+//! `$XDG_CONFIG_HOME/autostart/*.desktop`, which GNOME, KDE, Xfce and the other session managers read), one per
+//! profile, starting the app with `--background`. [`Settings::start_at_login`] is what the person chose; the entry
+//! on disk is what happens, and [`autostart_entry`] reads it back.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +97,90 @@ impl Settings {
     }
 }
 
+/// Where this profile's autostart entry lives: `$XDG_CONFIG_HOME/autostart` (or `~/.config/autostart`), named after
+/// the app and the profile so that a dev build and the installed app each have their own.
+pub fn autostart_entry(paths: &ProfilePaths) -> Option<PathBuf> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+    Some(
+        config
+            .join("autostart")
+            .join(format!("io.tokenkeep.desktop-{}.desktop", paths.profile().as_str())),
+    )
+}
+
+/// Writes (or, with `enabled` false, removes) this profile's autostart entry, which starts `exe --background` at
+/// login with the profile's own `TOKENKEEP_PROFILE` and, when set, `TOKENKEEP_HOME`. Returns the entry's path.
+///
+/// # Errors
+/// There is no home directory, or the autostart directory cannot be written.
+pub fn set_start_at_login(paths: &ProfilePaths, exe: &Path, enabled: bool) -> Result<PathBuf, ConfigError> {
+    let entry = autostart_entry(paths).ok_or_else(|| ConfigError::Io {
+        action: "find",
+        path: PathBuf::from("~/.config/autostart"),
+        source: std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"),
+    })?;
+    if !enabled {
+        return match std::fs::remove_file(&entry) {
+            Ok(()) => Ok(entry),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(entry),
+            Err(source) => Err(ConfigError::Io {
+                action: "remove",
+                path: entry,
+                source,
+            }),
+        };
+    }
+    let mut exec = vec![
+        "env".to_owned(),
+        format!("{}={}", crate::profile::ENV_PROFILE, paths.profile().as_str()),
+    ];
+    if let Some(home) = std::env::var_os(crate::profile::ENV_HOME) {
+        exec.push(format!("{}={}", crate::profile::ENV_HOME, home.to_string_lossy()));
+    }
+    exec.push(exe.to_string_lossy().into_owned());
+    exec.push("--background".to_owned());
+    let exec: Vec<String> = exec.iter().map(|arg| exec_arg(arg)).collect();
+    let text = format!(
+        "[Desktop Entry]\n\
+         Type=Application\n\
+         Name=Tokenkeep\n\
+         Comment=Keeps your connected accounts' tokens fresh in the background\n\
+         Exec={}\n\
+         Icon=tokenkeep-app\n\
+         Terminal=false\n\
+         X-GNOME-Autostart-enabled=true\n",
+        exec.join(" ")
+    );
+    write_atomically(&entry, text.as_bytes())?;
+    Ok(entry)
+}
+
+/// One argument of a desktop entry's `Exec` key: quoted when it holds a reserved character, with `"`, `` ` ``,
+/// `$` and `\` escaped inside the quotes, then every `\` doubled again for the string value and `%` doubled for
+/// field codes (the Desktop Entry Specification, "The Exec key").
+fn exec_arg(arg: &str) -> String {
+    const RESERVED: &[char] = &[
+        ' ', '\t', '\n', '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`',
+    ];
+    let quoted = if arg.contains(RESERVED) || arg.is_empty() {
+        let mut out = String::from("\"");
+        for c in arg.chars() {
+            if matches!(c, '"' | '`' | '$' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    } else {
+        arg.to_owned()
+    };
+    quoted.replace('\\', "\\\\").replace('%', "%%")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +190,15 @@ mod tests {
         let paths = ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(dir.to_path_buf())).unwrap();
         paths.ensure().unwrap();
         paths
+    }
+
+    #[test]
+    fn exec_arguments_are_quoted_and_escaped_as_the_desktop_entry_spec_says() {
+        assert_eq!(exec_arg("/usr/bin/tokenkeep-app"), "/usr/bin/tokenkeep-app");
+        assert_eq!(exec_arg("/opt/My Apps/tk"), "\"/opt/My Apps/tk\"");
+        // `$` escaped inside the quotes, and that backslash doubled again for the string value.
+        assert_eq!(exec_arg("/a$b"), "\"/a\\\\$b\"");
+        assert_eq!(exec_arg("/100%/x"), "/100%%/x");
     }
 
     #[test]
