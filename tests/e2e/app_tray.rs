@@ -465,3 +465,53 @@ fn app_replans_when_logind_says_the_system_woke() -> Result<()> {
     })();
     result.with_context(|| format!("app log:\n{}", logged()))
 }
+
+/// An account that needs the person, chosen in the tray menu, opens its Reconnect in the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_tray_reconnect_opens_the_sign_in_of_that_account() -> Result<()> {
+    use tokenkeep_e2e::TauriDriver;
+    use tokenkeep_e2e::window::{Ui, tid};
+
+    let dir = scratch_dir("app-tray-reconnect")?;
+    let session = HeadlessSession::start(&dir)?;
+    let watcher = Watcher::start(&session)?;
+    let peer = OidcPeer::start(&PeerConfig::default())?;
+    let tk = Tokenkeep::headless("app-tray-reconnect-store")?;
+    add_demo(&tk, &peer)?;
+    seed_connections(
+        &tk,
+        &peer,
+        &["ravi".to_owned(), "tess".to_owned()],
+        now_secs() + 3 * 3600,
+    )?;
+    let mut env = tk.app_env();
+    // The sign-in page would open in a browser: here, nowhere.
+    env.push(("TOKENKEEP_BROWSER", "true".into()));
+    let driver = TauriDriver::start(&session, &env)?;
+    let ui = Ui {
+        client: driver.connect(&built_binary("tokenkeep-app")?).await?,
+    };
+    let limit = Duration::from_secs(20);
+    let result = async {
+        let item = watcher.registered(limit)?;
+        ui.wait_for("body[data-ready='true']", limit, "the window").await?;
+        peer.revoke_grant_for("tess")?;
+        click(&session, &item, "Refresh all")?;
+        menu_until(&session, &item, limit, "tess's Reconnect in the menu", |l| {
+            l.iter().any(|l| l.starts_with("Reconnect tess ("))
+        })?;
+        click(&session, &item, "Reconnect tess")?;
+        let title = ui
+            .text_of(
+                &format!("{} .modal-title", tid("connect-panel")),
+                limit,
+                "the connect panel",
+            )
+            .await?;
+        ensure!(title == "Reconnect tess", "the panel is titled {title:?}");
+        Ok(())
+    }
+    .await;
+    ui.client.close().await.ok();
+    result
+}
