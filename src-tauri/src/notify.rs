@@ -158,7 +158,7 @@ fn words(batch: &[Attention]) -> (String, String) {
             };
             (
                 format!("{} accounts need you", many.len()),
-                format!("{listed}. Open Tokenkeep to see what each needs (most often: sign in again)."),
+                format!("{listed}. Open Tokenkeep to see what each needs."),
             )
         }
     }

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 use tokenkeep_e2e::cli::Tokenkeep;
 use tokenkeep_e2e::desktop::{Logind, Notifications, Watcher, services_call};
-use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
+use tokenkeep_e2e::peer::{OidcPeer, Outage, PeerConfig};
 use tokenkeep_e2e::seed::{add_demo, now_secs, seed_connections};
 use tokenkeep_e2e::{Guarded, HeadlessSession, built_binary, scratch_dir};
 
@@ -351,10 +351,11 @@ async fn app_closed_without_a_tray_quits() -> Result<()> {
     result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
 }
 
-/// Many accounts failing at once (here: the platform revoked every grant) give one summary notification from
-/// "Tokenkeep" with its icon, not one per account; with notifications switched off in the settings, none.
+/// Issue 14: a 5-account outage (the platform's token endpoint down while their access tokens have run out) gives
+/// one summary notification from "Tokenkeep" with its icon, not one per account; with notifications switched off
+/// in the settings, a failure shows none.
 #[test]
-fn app_notifies_once_for_many_accounts_at_once_and_not_at_all_when_switched_off() -> Result<()> {
+fn app_notifies_once_for_a_five_account_outage_and_not_at_all_when_switched_off() -> Result<()> {
     let dir = scratch_dir("app-notify")?;
     let session = HeadlessSession::start(&dir)?;
     let watcher = Watcher::start(&session)?;
@@ -362,21 +363,17 @@ fn app_notifies_once_for_many_accounts_at_once_and_not_at_all_when_switched_off(
     let peer = OidcPeer::start(&PeerConfig::default())?;
     let tk = Tokenkeep::headless("app-notify-store")?;
     add_demo(&tk, &peer)?;
-    let accounts: Vec<String> = (1..=6).map(|n| format!("creator{n}")).collect();
-    seed_connections(&tk, &peer, &accounts, now_secs() + 3 * 3600)?;
+    let out: Vec<String> = (1..=5).map(|n| format!("creator{n}")).collect();
+    // Their access tokens have run out: the engine refreshes them as soon as it starts, into the outage.
+    seed_connections(&tk, &peer, &out, now_secs().saturating_sub(60))?;
+    seed_connections(&tk, &peer, &["sixth".to_owned()], now_secs() + 3 * 3600)?;
+    peer.outage_of(Outage::Drop, 600, &["token"])?;
     let log = dir.join("app.log");
     let mut app = start_app(&session, &tk, &log)?;
     let limit = Duration::from_secs(20);
 
     let result = (|| -> Result<()> {
         let item = watcher.registered(limit)?;
-        menu_until(&session, &item, limit, "the accounts in the menu", |l| {
-            l.first().is_some_and(|h| h == "All 6 accounts are fine")
-        })?;
-        for account in &accounts[..5] {
-            peer.revoke_grant_for(account)?;
-        }
-        click(&session, &item, "Refresh all")?;
         notifications.wait_for(1, limit)?;
         // Whatever else was going to come has had its chance.
         std::thread::sleep(GATHER_AND_MORE);
@@ -404,11 +401,12 @@ fn app_notifies_once_for_many_accounts_at_once_and_not_at_all_when_switched_off(
         );
 
         // Switched off: the sixth account's failure shows nothing.
+        peer.outage_of(Outage::Off, 0, &["token"])?;
         std::fs::write(tk.profile_dir().join("settings.json"), br#"{"notifications": false}"#)?;
-        peer.revoke_grant_for(&accounts[5])?;
+        peer.revoke_grant_for("sixth")?;
         click(&session, &item, "Refresh all")?;
-        menu_until(&session, &item, limit, "six accounts that need the person", |l| {
-            l.first().is_some_and(|h| h == "6 accounts need you")
+        menu_until(&session, &item, limit, "the sixth account needing the person", |l| {
+            l.iter().any(|l| l.starts_with("Reconnect sixth ("))
         })?;
         std::thread::sleep(GATHER_AND_MORE);
         ensure!(

@@ -312,6 +312,9 @@ struct Memory {
     /// Connections whose refreshes keep yielding tokens that are due again at once (a provider answering
     /// `expires_in: 0`): how many in a row, and until when (Unix ms) the engine leaves them alone.
     held: HashMap<ConnectionId, (u32, u64)>,
+    /// Connections told that they cannot be refreshed while their access token runs out (once per outage: until
+    /// a refresh succeeds again).
+    outage_told: HashSet<ConnectionId>,
 }
 
 impl Refresher {
@@ -712,6 +715,26 @@ impl Refresher {
                     })
                     .await?;
                 self.publish(id, &meta);
+                // A failure that outlives the access token is the person's business: scripts using the connection
+                // now fail. Said once per outage (many at once become one notification in the window).
+                let lapses = meta.expires_at.is_some_and(|at| at <= retry_at);
+                if lapses && self.memory().outage_told.insert(id) {
+                    let now = self.now_ms() / 1000;
+                    let when = if meta.expires_at.is_some_and(|at| at <= now) {
+                        "has run out"
+                    } else {
+                        "runs out before the next try"
+                    };
+                    self.emit(EngineEvent::Attention {
+                        id,
+                        provider: meta.provider.clone(),
+                        account: meta.account.clone(),
+                        message: format!(
+                            "Tokenkeep cannot refresh it ({reason}) and its access token {when}: scripts using it \
+                             get errors until a refresh succeeds. It keeps trying by itself."
+                        ),
+                    });
+                }
                 Err(RefreshError::Retrying {
                     provider: meta.provider,
                     account: meta.account,
@@ -800,6 +823,7 @@ impl Refresher {
             let mut memory = self.memory();
             memory.retries.remove(&id);
             memory.resumed.remove(&id);
+            memory.outage_told.remove(&id);
         }
         tracing::info!(provider = %meta.provider, connection = %id, rotated, "refreshed");
         self.publish(id, &meta);
@@ -1050,6 +1074,7 @@ impl Refresher {
         memory.validated.remove(&id);
         memory.session_warned.remove(&id);
         memory.held.remove(&id);
+        memory.outage_told.remove(&id);
         drop(memory);
         match (revocation, tokens, if_fails) {
             (Revocation::Failed { reason, manage_url }, Ok(tokens), IfRevocationFails::KeepTrying) => {

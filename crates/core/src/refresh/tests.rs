@@ -2183,3 +2183,55 @@ async fn refresh_each_answers_every_connection_in_order() {
     assert!(direct.refresh_each(&ids[..1]).await[0].is_ok());
     assert_eq!(h.http.token_requests().len(), 4);
 }
+
+/// Issue 14 (notifications for an outage): a transient failure that outlives the access token is the person's
+/// business — scripts using the connection now fail — and is told once per outage (a success ends it); a failure
+/// the next try can fix before the token runs out is not told.
+#[tokio::test]
+async fn an_outage_that_outlives_the_access_token_is_told_once_per_outage() {
+    let h = Harness::new();
+    let id = h.connect(ACME, -5, ConnectionStatus::Connected);
+    let mut events = h.refresher.subscribe();
+    let attentions = |events: &mut broadcast::Receiver<EngineEvent>| {
+        drain(events)
+            .into_iter()
+            .filter_map(|e| match e {
+                EngineEvent::Attention { message, .. } => Some(message),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    h.http.token_script([
+        Answer::Network,
+        Answer::Network,
+        Answer::tokens(NEW_ACCESS, Some(NEW_REFRESH), 3600),
+        Answer::Network,
+    ]);
+
+    assert!(matches!(
+        h.refresher.refresh(id, Trigger::User).await,
+        Err(RefreshError::Retrying { .. })
+    ));
+    let told = attentions(&mut events);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("has run out") && told[0].contains("keeps trying"),
+        "{told:?}"
+    );
+    assert_eq!(
+        h.meta(id).status,
+        ConnectionStatus::Retrying,
+        "still the engine's to retry, not the person's"
+    );
+
+    assert!(h.refresher.refresh(id, Trigger::User).await.is_err());
+    assert!(attentions(&mut events).is_empty(), "once per outage");
+
+    assert!(h.refresher.refresh(id, Trigger::User).await.is_ok());
+    // Fresh for an hour: a failure now is retried long before the token runs out.
+    assert!(h.refresher.refresh(id, Trigger::User).await.is_err());
+    assert!(
+        attentions(&mut events).is_empty(),
+        "a failure the next try can fix in time is not told"
+    );
+}
