@@ -174,6 +174,11 @@ fn app_tray_menu_follows_the_engine_and_its_entries_refresh_pause_and_quit() -> 
             props["IconName"] != fine_icon.as_str(),
             "the icon shows the state: {props}"
         );
+        // The tray cannot be drawn without a panel: its D-Bus view is kept instead, as screenshots are.
+        std::fs::write(
+            tokenkeep_e2e::screenshot_dir()?.join("tray-menu-needs-you.json"),
+            serde_json::to_string_pretty(&services_call(&session, &["dump", &item])?)?,
+        )?;
 
         // The CLI talks to the app in the background.
         let list = tk.run(&["list"], None)?;
