@@ -53,6 +53,8 @@ struct Inner {
     /// Every connection as last heard of.
     connections: BTreeMap<ConnectionId, Entry>,
     paused_until: Option<u64>,
+    /// The vault is open and its connections were listed: until then there is nothing to count or refresh.
+    listed: bool,
     /// What the menu and icon show now: rebuilt only when the next view differs.
     shown: Option<View>,
 }
@@ -81,6 +83,8 @@ struct View {
     attention: Vec<(ConnectionId, String)>,
     more: usize,
     paused_until: Option<u64>,
+    /// Refresh all and Pause can do something.
+    vault_open: bool,
 }
 
 impl Tray {
@@ -141,6 +145,7 @@ impl Tray {
                 })
                 .collect();
             inner.paused_until = ops.engine().paused_until();
+            inner.listed = true;
         }
         self.render(app);
     }
@@ -220,6 +225,17 @@ impl Entry {
 
 impl Inner {
     fn view(&self) -> View {
+        if !self.listed {
+            // Opening, or closed for want of the keyring or for damage: the window says which.
+            return View {
+                mood: Mood::Fine,
+                headline: "The vault is not open (open Tokenkeep to see why)".to_owned(),
+                attention: Vec::new(),
+                more: 0,
+                paused_until: None,
+                vault_open: false,
+            };
+        }
         summarize(
             self.connections.iter().map(|(id, e)| (*id, e)),
             self.paused_until,
@@ -274,6 +290,7 @@ fn summarize<'a>(
         attention: needs,
         more,
         paused_until,
+        vault_open: true,
     }
 }
 
@@ -306,11 +323,13 @@ fn menu(app: &AppHandle, view: &View) -> tauri::Result<Menu<Wry>> {
         }
         items.push(Box::new(PredefinedMenuItem::separator(app)?));
     }
+    // Nothing to refresh or pause before the vault is open.
+    let open = view.vault_open;
     items.push(Box::new(MenuItem::with_id(
         app,
         REFRESH_ALL,
         "Refresh all",
-        true,
+        open,
         None::<&str>,
     )?));
     items.push(Box::new(match view.paused_until {
@@ -318,10 +337,10 @@ fn menu(app: &AppHandle, view: &View) -> tauri::Result<Menu<Wry>> {
             app,
             RESUME,
             format!("Resume refreshing (paused until {})", clock_time(until)),
-            true,
+            open,
             None::<&str>,
         )?,
-        None => MenuItem::with_id(app, PAUSE, "Pause refreshing for an hour", true, None::<&str>)?,
+        None => MenuItem::with_id(app, PAUSE, "Pause refreshing for an hour", open, None::<&str>)?,
     }));
     items.push(Box::new(PredefinedMenuItem::separator(app)?));
     items.push(Box::new(MenuItem::with_id(
@@ -532,6 +551,19 @@ mod tests {
 
         let paused = view(&[(1, fine)], Some(1234));
         assert_eq!(paused.headline, "Refreshing is paused until t1234");
+    }
+
+    #[test]
+    fn before_the_vault_is_listed_the_tray_says_so_and_offers_nothing_to_do() {
+        let inner = Inner::default();
+        let view = inner.view();
+        assert!(!view.vault_open);
+        assert!(view.headline.starts_with("The vault is not open"), "{}", view.headline);
+        let listed = Inner {
+            listed: true,
+            ..Inner::default()
+        };
+        assert_eq!(listed.view().headline, "No accounts connected yet");
     }
 
     #[test]
