@@ -367,7 +367,8 @@ fn refresh_revoked_behind_the_apps_back_needs_reconnect_once() -> Result<()> {
 }
 
 /// The token endpoint drops every connection for 15 s while the daemon runs: the connection goes `retrying` with
-/// growing delays, then recovers to `connected` by itself; the tokens are never lost.
+/// growing delays, then recovers to `connected` by itself; the tokens are never lost. The outage outlives the
+/// access token, which is told once (issue 14).
 #[test]
 fn refresh_outage_retries_with_growing_delays_then_recovers() -> Result<()> {
     const TEST: &str = "outage";
@@ -436,10 +437,21 @@ fn refresh_outage_retries_with_growing_delays_then_recovers() -> Result<()> {
         "a transient outage was reported as more than that:\n{}",
         output.stderr
     );
+    // The outage outlives the 6-second access token: scripts using the connection fail meanwhile, so the person
+    // is told — once for the whole outage, that Tokenkeep keeps trying, not that they must act.
+    let told: Vec<&DaemonLine> = lines
+        .iter()
+        .filter(|l| matches!(l, DaemonLine::Attention { connection, .. } if *connection == format!("{DEMO}:patient")))
+        .collect();
     ensure!(
-        attentions(&lines, &format!("{DEMO}:patient")) == 0,
-        "an outage raised an ATTENTION:\n{}",
+        told.len() == 1,
+        "an outage that outlives the access token is told once:\n{}",
         output.stderr
+    );
+    ensure!(
+        matches!(told[0], DaemonLine::Attention { message, .. } if message.contains("keeps trying")),
+        "{:?}",
+        told[0]
     );
     let affected = peer.outage_state()?.affected;
     ensure!(
