@@ -39,12 +39,11 @@ pub(crate) fn emit<P: serde::Serialize + Clone>(app: &AppHandle, event: &str, pa
 /// as just written, so nothing is read from the vault again — except after missed events.
 pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, ops: Arc<LocalOps>) {
     let tray = app.state::<Tray>();
-    tray.sync(&app, &ops).await;
+    tray.sync(&ops).await;
     loop {
         let event = events.recv().await;
-        if let Ok(event) = &event {
-            tray.observe(&app, event, &ops.engine().catalog());
-        }
+        // The tray follows after the window has the event (its menu is rebuilt a moment later, off this task).
+        let for_tray = event.as_ref().ok().cloned();
         match event {
             Ok(EngineEvent::Status(change)) => {
                 let connection = ConnectionView::new(change.id, &change.meta, &ops.engine().catalog());
@@ -87,10 +86,13 @@ pub(crate) async fn forward(app: AppHandle, mut events: Receiver<EngineEvent>, o
                     missed,
                     "the window fell behind the refresh engine; re-sending every status"
                 );
-                tray.sync(&app, &ops).await;
+                tray.sync(&ops).await;
                 resend_all(&app, &ops).await;
             }
             Err(RecvError::Closed) => break,
+        }
+        if let Some(event) = &for_tray {
+            tray.observe(event, &ops.engine().catalog());
         }
     }
     tracing::debug!("engine events ended");

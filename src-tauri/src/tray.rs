@@ -3,11 +3,12 @@
 //! On Linux it is a StatusNotifierItem (libayatana-appindicator) with its menu over `com.canonical.dbusmenu`. The
 //! icon shows the aggregate state — all fine, something refreshing, some accounts need the person — and the menu
 //! offers: Open Tokenkeep, a Reconnect for each account that needs the person, Refresh all, Pause (or Resume)
-//! refreshing, Quit. Both follow the engine's events ([`Tray::observe`], called by `events::forward`), never a
-//! timer; the menu is rebuilt only when what it shows changed.
+//! refreshing, Quit. Both follow the engine's events ([`Tray::observe`], called by `events::forward` after the
+//! window has each event), never a timer: changes are gathered for [`GATHER`], and the menu is rebuilt (off the
+//! async workers: it waits for the main thread) only when what it shows changed.
 //!
 //! Where no tray host runs (no StatusNotifier watcher with a host on the session bus), the item would be
-//! invisible: [`Tray::visible`] says so, and closing the window then quits instead of hiding it.
+//! invisible: [`Tray::visible`] says so, and closing the window then quits instead of leaving it to the tray.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -41,10 +42,16 @@ const RECONNECT_PREFIX: &str = "reconnect:";
 /// The webview event that opens the Reconnect of an account chosen in the tray. Payload: `{ id }`.
 pub(crate) const TRAY_RECONNECT: &str = "tray-reconnect";
 
+/// How long the tray gathers changes before it shows them: a storm of refreshes rebuilds the menu a few times a
+/// second at most, not once per event.
+const GATHER: Duration = Duration::from_millis(200);
+
 /// The tray, once built, and what it shows.
 #[derive(Debug, Default)]
 pub(crate) struct Tray {
     inner: Mutex<Inner>,
+    /// Something changed that the tray may show (its render task waits on it).
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -106,6 +113,17 @@ impl Tray {
                 inner.icon = Some(icon);
                 inner.shown = Some(view);
                 tracing::info!("tray icon installed");
+                let app = app.clone();
+                tauri::async_runtime::spawn(async move {
+                    let tray = app.state::<Tray>();
+                    loop {
+                        tray.changed.notified().await;
+                        tokio::time::sleep(GATHER).await;
+                        // Building menus waits for the main thread: not on an async worker.
+                        let app = app.clone();
+                        let _ = tokio::task::spawn_blocking(move || app.state::<Tray>().render(&app)).await;
+                    }
+                });
             }
             Err(error) => tracing::warn!(%error, "the tray icon could not be created; closing the window will quit"),
         }
@@ -127,7 +145,7 @@ impl Tray {
     }
 
     /// Starts over from every stored connection (the vault just opened).
-    pub(crate) async fn sync(&self, app: &AppHandle, ops: &LocalOps) {
+    pub(crate) async fn sync(&self, ops: &LocalOps) {
         let entries = match ops.run(ops::List {}).await {
             Ok(entries) => entries,
             Err(error) => {
@@ -147,11 +165,11 @@ impl Tray {
             inner.paused_until = ops.engine().paused_until();
             inner.listed = true;
         }
-        self.render(app);
+        self.changed.notify_one();
     }
 
     /// Follows one engine event.
-    pub(crate) fn observe(&self, app: &AppHandle, event: &EngineEvent, catalog: &Catalog) {
+    pub(crate) fn observe(&self, event: &EngineEvent, catalog: &Catalog) {
         {
             let mut inner = self.lock();
             match event {
@@ -165,7 +183,7 @@ impl Tray {
                 _ => return,
             }
         }
-        self.render(app);
+        self.changed.notify_one();
     }
 
     /// Shows the current view, when it differs from what is shown.

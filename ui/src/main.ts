@@ -259,16 +259,21 @@ function dispatch(action: ConnectionsAction, announceChanges = true): void {
     state.revoking.delete(action.id);
     state.revocationErrors.delete(action.id);
   }
+  let cleared = false;
   if (action.type === 'status') {
     const c = action.connection;
     state.dismissed.delete(c.id);
     if (c.status === 'connected') {
-      // Working again (an automatic retry succeeded): an old failure no longer applies.
-      state.attention = state.attention.filter((a) => a.id !== c.id);
+      // Working again (an automatic retry succeeded, or a reconnect): an old failure no longer applies.
+      const attention = state.attention.filter((a) => a.id !== c.id);
+      cleared = attention.length !== state.attention.length || state.cardErrors.has(c.id);
+      state.attention = attention;
       state.cardErrors.delete(c.id);
     }
   }
-  if (before !== state.connections) renderView(announceChanges);
+  // IMPORTANT: also when the connection itself reads as before (a reconnect's result can arrive before its
+  // status event): the notices it cleared must go from the screen.
+  if (before !== state.connections || cleared) renderView(announceChanges);
 }
 
 function onAttention(a: Attention): void {
