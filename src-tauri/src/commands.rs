@@ -14,7 +14,7 @@ use tokenkeep_core::profile::ProfilePaths;
 use tokenkeep_core::provider::ProviderId;
 use tokenkeep_core::refresh::IfRevocationFails;
 use tokenkeep_core::secret::SecretString;
-use tokenkeep_core::settings::Settings;
+use tokenkeep_core::settings::{Settings, SettingsChange, SettingsError};
 use tokenkeep_core::store::ConnectionId;
 use url::Url;
 
@@ -344,44 +344,15 @@ pub(crate) async fn get_settings(app: AppHandle, state: State<'_, AppState>) -> 
 pub(crate) async fn set_settings(
     app: AppHandle,
     state: State<'_, AppState>,
-    change: crate::dto::SettingsChange,
+    change: SettingsChange,
 ) -> Result<crate::dto::SettingsView> {
     let paths = state.paths.clone();
-    let mut settings = Settings::load(&paths);
-    if let Some(seconds) = change.clipboard_seconds
-        && !tokenkeep_core::settings::CLIPBOARD_SECONDS.contains(&seconds)
-    {
-        return Err(CommandError::new(
-            ErrorCode::Invalid,
-            format!("a copied token can stay on the clipboard for 5 to 600 seconds, not {seconds}"),
-        ));
-    }
-    if let Some(on) = change.start_at_login {
-        let exe = std::env::current_exe()
-            .map_err(|e| CommandError::new(ErrorCode::Internal, format!("cannot find this program's path: {e}")))?;
-        let entry = tokenkeep_core::settings::set_start_at_login(&paths, &exe, on)
-            .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
-        tracing::info!(start_at_login = on, entry = %entry.display(), "start at login switched");
-        settings.start_at_login = on;
-    }
-    if let Some(on) = change.keep_running {
-        settings.keep_running = on;
-    }
-    if let Some(on) = change.notifications {
-        settings.notifications = on;
-    }
-    if let Some(seconds) = change.clipboard_seconds {
-        settings.clipboard_seconds = seconds;
-    }
-    settings
-        .save(&paths)
-        .map_err(|e| CommandError::new(ErrorCode::Internal, e.to_string()))?;
-    tracing::info!(
-        keep_running = settings.keep_running,
-        notifications = settings.notifications,
-        clipboard_seconds = settings.clipboard_seconds,
-        "settings saved"
-    );
+    let exe = std::env::current_exe()
+        .map_err(|e| CommandError::new(ErrorCode::Internal, format!("cannot find this program's path: {e}")))?;
+    let settings = Settings::change(&paths, &exe, &change).map_err(|error| match error {
+        SettingsError::ClipboardSeconds(_) => CommandError::new(ErrorCode::Invalid, error.to_string()),
+        error => CommandError::new(ErrorCode::Internal, error.to_string()),
+    })?;
     let tray = app.state::<crate::tray::Tray>().inner().visible_async().await;
     Ok(settings_view(&paths, &settings, tray))
 }

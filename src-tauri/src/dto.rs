@@ -548,16 +548,6 @@ pub(crate) struct SettingsView {
     pub(crate) clipboard_from_env: bool,
 }
 
-/// `set_settings`: the settings to change (absent: unchanged).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct SettingsChange {
-    pub(crate) start_at_login: Option<bool>,
-    pub(crate) keep_running: Option<bool>,
-    pub(crate) notifications: Option<bool>,
-    pub(crate) clipboard_seconds: Option<u32>,
-}
-
 /// `refresh-paused`: automatic refreshing paused until `until` (Unix seconds), or resumed (`None`).
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Paused {

@@ -42,6 +42,19 @@ async fn status(ui: &Ui) -> Result<String> {
         .await
 }
 
+/// Types `seconds` into the clipboard time and commits it, as leaving the field does.
+async fn type_seconds(ui: &Ui, seconds: &str) -> Result<()> {
+    ui.fill(&tid("setting-clipboard-seconds"), seconds, "the clipboard time")
+        .await?;
+    ui.client
+        .execute(
+            "document.querySelector(\"[data-testid='setting-clipboard-seconds']\").dispatchEvent(new Event('change'))",
+            vec![],
+        )
+        .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_settings_are_saved_and_start_at_login_writes_the_autostart_entry() -> Result<()> {
     let dir = scratch_dir("app-settings")?;
@@ -62,7 +75,8 @@ async fn app_settings_are_saved_and_start_at_login_writes_the_autostart_entry() 
             "with a tray, the footer says nothing about closing"
         );
         ui.click(&tid("settings-button"), "Settings").await?;
-        ui.wait_for(&tid("setting-start-at-login"), limit, "the settings").await?;
+        ui.wait_for(&tid("setting-start-at-login"), limit, "the settings")
+            .await?;
         ui.screenshot(&shots, "app-settings-1-panel").await?;
         ensure!(!entry.exists(), "no autostart entry before it is switched on");
 
@@ -73,7 +87,10 @@ async fn app_settings_are_saved_and_start_at_login_writes_the_autostart_entry() 
         let exec = text.lines().find_map(|l| l.strip_prefix("Exec=")).unwrap_or_default();
         ensure!(exec.ends_with("tokenkeep-app --background"), "{exec}");
         ensure!(exec.starts_with("env TOKENKEEP_PROFILE=e2e TOKENKEEP_HOME="), "{exec}");
-        ensure!(text.contains("\nName=Tokenkeep\n") && text.contains("\nType=Application\n"), "{text}");
+        ensure!(
+            text.contains("\nName=Tokenkeep\n") && text.contains("\nType=Application\n"),
+            "{text}"
+        );
         ensure!(status(&ui).await?.contains("starts in the background when you log in"));
         ui.screenshot(&shots, "app-settings-2-start-at-login").await?;
 
@@ -85,23 +102,18 @@ async fn app_settings_are_saved_and_start_at_login_writes_the_autostart_entry() 
         wait_saved(&tk, "notifications", &Value::Bool(false)).await?;
         ui.click(&tid("setting-keep-running"), "Keep running").await?;
         wait_saved(&tk, "keepRunning", &Value::Bool(false)).await?;
+        // The file is written before the panel hears back: wait for its word, so it does not cover the next one.
+        ui.wait_for(
+            &format!("{}[data-saved='keepRunning']", tid("settings-status")),
+            Duration::from_secs(10),
+            "the panel saying the last save",
+        )
+        .await?;
 
-        ui.fill(&tid("setting-clipboard-seconds"), "3", "the clipboard time").await?;
-        ui.client
-            .execute(
-                "document.querySelector(\"[data-testid='setting-clipboard-seconds']\").dispatchEvent(new Event('change'))",
-                vec![],
-            )
-            .await?;
+        type_seconds(&ui, "3").await?;
         ensure!(status(&ui).await? == "Choose 5 to 600 seconds.");
         ensure!(settings_file(&tk)?["clipboardSeconds"] == 30, "3 s was not saved");
-        ui.fill(&tid("setting-clipboard-seconds"), "45", "the clipboard time").await?;
-        ui.client
-            .execute(
-                "document.querySelector(\"[data-testid='setting-clipboard-seconds']\").dispatchEvent(new Event('change'))",
-                vec![],
-            )
-            .await?;
+        type_seconds(&ui, "45").await?;
         wait_saved(&tk, "clipboardSeconds", &Value::from(45)).await?;
         Ok(())
     }

@@ -97,6 +97,70 @@ impl Settings {
     }
 }
 
+/// What the person changes in the Settings panel; an absent field stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsChange {
+    /// [`Settings::start_at_login`]: writes or removes the autostart entry.
+    pub start_at_login: Option<bool>,
+    /// [`Settings::keep_running`].
+    pub keep_running: Option<bool>,
+    /// [`Settings::notifications`].
+    pub notifications: Option<bool>,
+    /// [`Settings::clipboard_seconds`], within [`CLIPBOARD_SECONDS`].
+    pub clipboard_seconds: Option<u32>,
+}
+
+/// Why a settings change was not made. Nothing is written then.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A clipboard time outside [`CLIPBOARD_SECONDS`].
+    #[error("a copied token can stay on the clipboard for 5 to 600 seconds, not {0}")]
+    ClipboardSeconds(u32),
+    /// The settings file or the autostart entry could not be written.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Settings {
+    /// Applies `change` to the profile's settings and saves them; "start at login" writes or removes the autostart
+    /// entry that starts `exe`. Returns the settings as they are now.
+    ///
+    /// # Errors
+    /// [`SettingsError::ClipboardSeconds`] (checked before anything is written), or a file that cannot be written.
+    pub fn change(paths: &ProfilePaths, exe: &Path, change: &SettingsChange) -> Result<Self, SettingsError> {
+        if let Some(seconds) = change.clipboard_seconds
+            && !CLIPBOARD_SECONDS.contains(&seconds)
+        {
+            return Err(SettingsError::ClipboardSeconds(seconds));
+        }
+        let mut settings = Self::load(paths);
+        if let Some(on) = change.start_at_login {
+            let entry = set_start_at_login(paths, exe, on)?;
+            tracing::info!(start_at_login = on, entry = %entry.display(), "start at login switched");
+            settings.start_at_login = on;
+        }
+        if let Some(on) = change.keep_running {
+            settings.keep_running = on;
+        }
+        if let Some(on) = change.notifications {
+            settings.notifications = on;
+        }
+        if let Some(seconds) = change.clipboard_seconds {
+            settings.clipboard_seconds = seconds;
+        }
+        settings.save(paths)?;
+        tracing::info!(
+            keep_running = settings.keep_running,
+            notifications = settings.notifications,
+            clipboard_seconds = settings.clipboard_seconds,
+            "settings saved"
+        );
+        Ok(settings)
+    }
+}
+
 /// Where this profile's autostart entry lives: `$XDG_CONFIG_HOME/autostart` (or `~/.config/autostart`), named after
 /// the app and the profile so that a dev build and the installed app each have their own.
 pub fn autostart_entry(paths: &ProfilePaths) -> Option<PathBuf> {
@@ -190,6 +254,41 @@ mod tests {
         let paths = ProfilePaths::resolve(Profile::parse("dev").unwrap(), Some(dir.to_path_buf())).unwrap();
         paths.ensure().unwrap();
         paths
+    }
+
+    #[test]
+    fn a_change_is_saved_and_an_out_of_range_clipboard_time_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = paths(dir.path());
+        let exe = Path::new("/usr/bin/tokenkeep-app");
+        let refused = Settings::change(
+            &paths,
+            exe,
+            &SettingsChange {
+                notifications: Some(false),
+                clipboard_seconds: Some(3),
+                ..SettingsChange::default()
+            },
+        );
+        assert!(
+            matches!(refused, Err(SettingsError::ClipboardSeconds(3))),
+            "{refused:?}"
+        );
+        assert!(!paths.settings_file().exists(), "nothing was written");
+
+        let now = Settings::change(
+            &paths,
+            exe,
+            &SettingsChange {
+                notifications: Some(false),
+                clipboard_seconds: Some(45),
+                ..SettingsChange::default()
+            },
+        )
+        .unwrap();
+        assert!(!now.notifications && now.keep_running);
+        assert_eq!(now.clipboard_seconds, 45);
+        assert_eq!(Settings::load(&paths), now);
     }
 
     #[test]

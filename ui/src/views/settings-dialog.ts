@@ -62,6 +62,8 @@ export function openSettingsDialog(backend: Backend, announce: (text: string) =>
       (now) => {
         show(now);
         say(`Saved: ${said}.`);
+        // Which setting the last answer was for (tests wait on it).
+        status.dataset.saved = Object.keys(change).join(' ');
         announce(`Saved: ${said}.`);
       },
       (err: unknown) => {
