@@ -30,6 +30,7 @@ const COMMANDS: &[&str] = &[
     "pause_refreshing",
     "get_settings",
     "set_settings",
+    "take_tray_reconnect",
     "disconnect",
     "inspect",
     "account_picture",

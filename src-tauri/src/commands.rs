@@ -369,6 +369,15 @@ fn settings_view(paths: &ProfilePaths, settings: &Settings, tray_available: bool
     }
 }
 
+/// The account whose Reconnect was chosen in the tray, if the window has not taken it yet (once: the next call
+/// says `null`). The page asks when its `tray-reconnect` event comes and after it has listed the connections, so
+/// a Reconnect chosen while the window was closed, which the tray builds again, opens once the page is ready.
+#[tauri::command]
+pub(crate) fn take_tray_reconnect(app: AppHandle) -> Option<crate::dto::TrayReconnect> {
+    let id = app.state::<crate::tray::Tray>().take_reconnect()?;
+    Some(crate::dto::TrayReconnect { id: id.to_hex() })
+}
+
 /// Pauses automatic refreshing for `minutes` (1 to a day), or resumes it (`null`); returns until when it is
 /// paused. The window's Resume and the tray's Pause both end here or in the same engine call.
 #[tauri::command]

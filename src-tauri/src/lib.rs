@@ -135,6 +135,7 @@ pub fn run() -> ExitCode {
             commands::pause_refreshing,
             commands::get_settings,
             commands::set_settings,
+            commands::take_tray_reconnect,
             commands::disconnect,
             commands::inspect,
             commands::account_picture,

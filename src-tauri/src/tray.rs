@@ -39,7 +39,9 @@ const RESUME: &str = "resume";
 const QUIT: &str = "quit";
 const RECONNECT_PREFIX: &str = "reconnect:";
 
-/// The webview event that opens the Reconnect of an account chosen in the tray. Payload: `{ id }`.
+/// The webview event that says a Reconnect was chosen in the tray. Payload: `{ id }`. The window acts on it by
+/// taking the request ([`Tray::take_reconnect`]), so that a request made while the window was being built, before
+/// its page listened, is not lost, and one that both the event and the page's start find is acted on once.
 pub(crate) const TRAY_RECONNECT: &str = "tray-reconnect";
 
 /// How long the tray gathers changes before it shows them: a storm of refreshes rebuilds the menu a few times a
@@ -52,6 +54,8 @@ pub(crate) struct Tray {
     inner: Mutex<Inner>,
     /// Something changed that the tray may show (its render task waits on it).
     changed: tokio::sync::Notify,
+    /// The account whose Reconnect was chosen in the tray, until the window takes it.
+    reconnect: Mutex<Option<ConnectionId>>,
 }
 
 #[derive(Default)]
@@ -213,6 +217,11 @@ impl Tray {
         }
         tracing::debug!(mood = ?view.mood, attention = view.attention.len() + view.more, "tray updated");
         self.lock().shown = Some(view);
+    }
+
+    /// The account whose Reconnect was chosen in the tray, once: the next call says `None` until another is chosen.
+    pub(crate) fn take_reconnect(&self) -> Option<ConnectionId> {
+        self.reconnect.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -411,9 +420,22 @@ fn on_menu(app: &AppHandle, event: tauri::menu::MenuEvent) {
             });
         }
         id => {
-            if let Some(hex) = id.strip_prefix(RECONNECT_PREFIX) {
+            if let Some(connection) = id
+                .strip_prefix(RECONNECT_PREFIX)
+                .and_then(|hex| hex.parse::<ConnectionId>().ok())
+            {
+                *app.state::<Tray>()
+                    .reconnect
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(connection);
                 show_window(app);
-                crate::events::emit(app, TRAY_RECONNECT, crate::dto::TrayReconnect { id: hex.to_owned() });
+                crate::events::emit(
+                    app,
+                    TRAY_RECONNECT,
+                    crate::dto::TrayReconnect {
+                        id: connection.to_hex(),
+                    },
+                );
             }
         }
     }

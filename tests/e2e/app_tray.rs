@@ -469,7 +469,18 @@ fn app_replans_when_logind_says_the_system_woke() -> Result<()> {
     result.with_context(|| format!("app log:\n{}", logged()))
 }
 
-/// An account that needs the person, chosen in the tray menu, opens its Reconnect in the window.
+/// Cancels the running sign-in and closes the connect panel.
+async fn cancel_sign_in(ui: &tokenkeep_e2e::window::Ui, limit: Duration) -> Result<()> {
+    use tokenkeep_e2e::window::tid;
+    ui.click(&tid("connect-cancel"), "Cancel").await?;
+    ui.wait_for(&tid("connect-close"), limit, "the cancelled sign-in's Close")
+        .await?;
+    ui.click(&tid("connect-close"), "Close").await?;
+    ui.wait_gone(&tid("connect-panel"), limit, "the connect panel").await
+}
+
+/// An account that needs the person, chosen in the tray menu, opens its Reconnect in the window — also when the
+/// window was closed to the tray, and then once only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_tray_reconnect_opens_the_sign_in_of_that_account() -> Result<()> {
     use tokenkeep_e2e::TauriDriver;
@@ -494,6 +505,7 @@ async fn app_tray_reconnect_opens_the_sign_in_of_that_account() -> Result<()> {
     let ui = Ui {
         client: driver.connect(&built_binary("tokenkeep-app")?).await?,
     };
+    let log = tk.profile_dir().join("logs/tokenkeep-app.log");
     let limit = Duration::from_secs(20);
     let result = async {
         let item = watcher.registered(limit)?;
@@ -512,9 +524,56 @@ async fn app_tray_reconnect_opens_the_sign_in_of_that_account() -> Result<()> {
             )
             .await?;
         ensure!(title == "Reconnect tess", "the panel is titled {title:?}");
+        cancel_sign_in(&ui, limit).await?;
+
+        // With the window closed to the tray, the tray builds it again, and its new page opens the sign-in once
+        // it has listed the connections: the choice was made before that page listened.
+        let before = ui.client.window().await?;
+        services_call(&session, &["close", "Tokenkeep"])?;
+        wait_until(limit, "no window on the screen", || {
+            Ok(services_call(&session, &["windows", "Tokenkeep"])?["shown"] == 0)
+        })?;
+        click(&session, &item, "Reconnect tess")?;
+        wait_until(limit, "the window back from the tray", || {
+            Ok(services_call(&session, &["windows", "Tokenkeep"])?["shown"] == 1)
+        })?;
+        let deadline = std::time::Instant::now() + limit;
+        let rebuilt = loop {
+            let handles = ui.client.windows().await?;
+            if let Some(h) = handles.into_iter().find(|h| *h != before) {
+                break h;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "WebDriver never saw the new window"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        ui.client.switch_to_window(rebuilt).await?;
+        let title = ui
+            .text_of(
+                &format!("{} .modal-title", tid("connect-panel")),
+                limit,
+                "the connect panel in the rebuilt window",
+            )
+            .await?;
+        ensure!(title == "Reconnect tess", "the panel is titled {title:?}");
+        // Taken once: reloading the page does not open it again.
+        cancel_sign_in(&ui, limit).await?;
+        ui.client.refresh().await?;
+        ui.wait_for("body[data-ready='true']", limit, "the reloaded window")
+            .await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ensure!(
+            ui.client
+                .find_all(fantoccini::Locator::Css(&tid("connect-panel")))
+                .await?
+                .is_empty(),
+            "the reloaded page opened the tray's Reconnect again"
+        );
         Ok(())
     }
     .await;
     ui.client.close().await.ok();
-    result
+    result.with_context(|| format!("app log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
 }

@@ -150,6 +150,7 @@ describe('every command in docs/IPC.md', () => {
     ['pause_refreshing', () => api.pauseRefreshing(null), { minutes: null }],
     ['get_settings', () => api.getSettings(), undefined],
     ['set_settings', () => api.setSettings({ keepRunning: false }), { change: { keepRunning: false } }],
+    ['take_tray_reconnect', () => api.takeTrayReconnect(), undefined],
     ['disconnect', () => api.disconnect(id), { id, ifRevocationFails: 'keep_trying' }],
     ['disconnect', () => api.disconnect(id, 'delete_now'), { id, ifRevocationFails: 'delete_now' }],
     ['inspect', () => api.inspect(id), { id }],
@@ -171,7 +172,7 @@ describe('every command in docs/IPC.md', () => {
 
   it('the backend object covers the same commands', () => {
     expect(Object.keys(tauriBackend).sort()).toEqual(
-      ['accountPicture', 'acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'getSettings', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'pauseRefreshing', 'refreshNow', 'removeProvider', 'restoreBackup', 'retryVault', 'reveal', 'setSettings', 'vaultStatus'].sort(),
+      ['accountPicture', 'acknowledgeKeyNotice', 'clearClipboard', 'copyToken', 'exportKey', 'getSettings', 'importKey', 'openSetupPage', 'addCustomProvider', 'addServer', 'importProvider', 'appInfo', 'cancelConnect', 'configureProvider', 'connect', 'disconnect', 'inspect', 'listConnections', 'listProviders', 'on', 'pasteSignInAddress', 'pauseRefreshing', 'refreshNow', 'removeProvider', 'restoreBackup', 'retryVault', 'reveal', 'setSettings', 'takeTrayReconnect', 'vaultStatus'].sort(),
     );
   });
 

@@ -473,6 +473,9 @@ export const refreshNow = (id: string): Promise<Connection> =>
 export const getSettings = (): Promise<SettingsView> => call<SettingsView>('get_settings');
 export const setSettings = (change: SettingsChange): Promise<SettingsView> =>
   call<SettingsView>('set_settings', { change });
+/** The account whose Reconnect was chosen in the tray and not taken yet (once), or `null`. */
+export const takeTrayReconnect = (): Promise<{ id: string } | null> =>
+  call<{ id: string } | null>('take_tray_reconnect');
 /** Pauses automatic refreshing for `minutes`, or resumes it (`null`); returns until when it is paused. */
 export const pauseRefreshing = (minutes: number | null): Promise<Paused> =>
   call<Paused>('pause_refreshing', { minutes });
@@ -544,6 +547,7 @@ export interface Backend {
   pauseRefreshing(minutes: number | null): Promise<Paused>;
   getSettings(): Promise<SettingsView>;
   setSettings(change: SettingsChange): Promise<SettingsView>;
+  takeTrayReconnect(): Promise<{ id: string } | null>;
   disconnect(id: string, ifRevocationFails?: IfRevocationFails): Promise<Disconnected>;
   inspect(id: string): Promise<Inspection>;
   accountPicture(id: string): Promise<AccountPicture | null>;
@@ -577,6 +581,7 @@ export const tauriBackend: Backend = {
   pauseRefreshing,
   getSettings,
   setSettings,
+  takeTrayReconnect,
   copyToken,
   clearClipboard,
   disconnect,

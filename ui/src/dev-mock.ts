@@ -329,6 +329,8 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
       return connections;
     },
     getSettings: async () => ({ ...settings }),
+    // The mock has no tray: nothing is ever chosen there.
+    takeTrayReconnect: async () => null,
     setSettings: async (change) => {
       settings = { ...settings, ...change };
       return { ...settings };

@@ -184,6 +184,26 @@ async function loadConnections(): Promise<void> {
     state.listState = errorLine(err);
   }
   renderView();
+  void takeTrayReconnect();
+}
+
+/**
+ * Opens the sign-in of the account whose Reconnect was chosen in the tray. The app holds that choice until the
+ * page takes it: when the window was closed, the tray builds it again and the choice is made before this page
+ * listens, so the page also asks once its connections are listed. Taking it is once only, so the event and the
+ * listing never both act on it; before the listing there is no card to reconnect, and the listing asks.
+ */
+async function takeTrayReconnect(): Promise<void> {
+  if (state.listState !== 'loaded') return;
+  let asked: { id: string } | null;
+  try {
+    asked = await backend.takeTrayReconnect();
+  } catch (err) {
+    console.error('cannot take the tray\'s reconnect', err);
+    return;
+  }
+  const c = asked && state.connections.find((x) => x.id === asked.id);
+  if (c) cardHandlers.reconnect(c);
 }
 
 async function loadVaultContents(): Promise<void> {
@@ -297,10 +317,7 @@ async function subscribe(): Promise<void> {
     backend.on('vault-status', (v) => void vaultChanged(v)),
     backend.on('clipboard', (c) => clipboardNotice.show(c)),
     backend.on('refresh-paused', showPaused),
-    backend.on('tray-reconnect', ({ id }) => {
-      const c = state.connections.find((x) => x.id === id);
-      if (c) cardHandlers.reconnect(c);
-    }),
+    backend.on('tray-reconnect', () => void takeTrayReconnect()),
   ];
   const results = await Promise.allSettled(subs);
   for (const r of results) if (r.status === 'rejected') console.error('event subscription failed', r.reason);
