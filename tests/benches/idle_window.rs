@@ -4,9 +4,16 @@
 //!
 //! Each window gets `IDLE_SETTLE` seconds to start, render and finish its start-up work (default 40: longer than
 //! a request's 30 s timeout, so the start-up check of every seeded Twitch token, which cannot reach the platform
-//! here, has given up before the measurement), then its tree's CPU time (user +
-//! system, from `/proc/<pid>/stat`) is measured over `IDLE_SECONDS` (default 60), and its resident memory (the sum
-//! of `VmRSS`, so shared pages count once per process: an upper bound) at the end. No refresh is due during the
+//! here, has given up before the measurement), then its tree's CPU time is measured over `IDLE_SECONDS` (default
+//! 60), and its resident memory (the sum of `VmRSS`, so shared pages count once per process: an upper bound) at
+//! the end.
+//!
+//! CPU time comes from a cpuacct cgroup made for each window where the machine offers one (v1
+//! `/sys/fs/cgroup/cpuacct`, writable as root): `cpuacct.usage` is the scheduler's exact run time, in
+//! nanoseconds, of every process the window started, also those that ended. Elsewhere it is the user + system
+//! times of `/proc/<pid>/stat`, which the kernel counts in 10 ms ticks — at a window's idle 0.05 % of a core that
+//! is three ticks a minute, so those figures are coarse. The output says which was used; the per-process split is
+//! always in ticks. No refresh is due during the
 //! measurement (the seeded tokens expire in hours). Goal (issue 13): at 1,000 connections, at most 1.5× the bare
 //! window's CPU.
 //!
@@ -122,13 +129,93 @@ fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).map_or_else(|_| "?".into(), |s| s.trim().to_owned())
 }
 
+/// A cpuacct cgroup that a window's processes run in: their exact CPU time, also of those that ended.
+struct Cgroup {
+    dir: std::path::PathBuf,
+}
+
+impl Cgroup {
+    const ROOT: &str = "/sys/fs/cgroup/cpuacct";
+
+    /// A new cgroup `name`, or `None` where the machine offers none this process may make.
+    fn new(name: &str) -> Option<Self> {
+        let dir = std::path::Path::new(Self::ROOT).join(format!("tokenkeep-idle-{}-{name}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        dir.join("cpuacct.usage").exists().then_some(Self { dir })
+    }
+
+    /// `program` started inside the cgroup: a shell joins it (writing 0 to `cgroup.procs` moves the writer) and
+    /// then becomes the program, so the pid is the program's and every child it starts is counted.
+    fn command(&self, session: &HeadlessSession, program: &std::path::Path) -> Command {
+        let mut command = session.command("/bin/sh");
+        command
+            .arg("-c")
+            .arg("echo 0 > \"$1/cgroup.procs\" && exec \"$0\"")
+            .arg(program)
+            .arg(&self.dir);
+        command
+    }
+
+    /// CPU time used so far by everything in the cgroup.
+    fn usage(&self) -> Duration {
+        let ns = std::fs::read_to_string(self.dir.join("cpuacct.usage"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        Duration::from_nanos(ns)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Empty once its processes ended; a cgroup is removed with rmdir.
+        for _ in 0..20 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// How a window's CPU time is counted (see the module's documentation).
+fn meter_name(cgroup: Option<&Cgroup>) -> &'static str {
+    if cgroup.is_some() {
+        "cgroup cpuacct, exact"
+    } else {
+        "/proc ticks of 10 ms"
+    }
+}
+
+/// Starts `program` for a measurement: in a new cgroup where there can be one.
+fn spawn(
+    session: &HeadlessSession,
+    program: &std::path::Path,
+    name: &str,
+    env: &[(&str, std::ffi::OsString)],
+) -> Result<(Child, Option<Cgroup>)> {
+    let cgroup = Cgroup::new(name);
+    let mut command = match &cgroup {
+        Some(cgroup) => cgroup.command(session, program),
+        None => session.command(program),
+    };
+    let child = command.envs(env.iter().map(|(k, v)| (*k, v))).spawn()?;
+    Ok((child, cgroup))
+}
+
 /// Lets `child` settle, then measures its tree at rest.
-fn measure(child: &mut Child, settle: Duration, window: Duration) -> Result<Idle> {
-    measure_tree(child, settle, window, 2)
+fn measure(child: &mut Child, cgroup: Option<&Cgroup>, settle: Duration, window: Duration) -> Result<Idle> {
+    measure_tree(child, cgroup, settle, window, 2)
 }
 
 /// [`measure`], for a tree of at least `min_processes` (1: the app alone, its window closed).
-fn measure_tree(child: &mut Child, settle: Duration, window: Duration, min_processes: usize) -> Result<Idle> {
+fn measure_tree(
+    child: &mut Child,
+    cgroup: Option<&Cgroup>,
+    settle: Duration,
+    window: Duration,
+    min_processes: usize,
+) -> Result<Idle> {
     std::thread::sleep(settle);
     if let Some(status) = child.try_wait()? {
         bail!("the window exited during start-up: {status}");
@@ -141,8 +228,12 @@ fn measure_tree(child: &mut Child, settle: Duration, window: Duration, min_proce
         "fewer than {min_processes} processes in the window's tree: {pids:?}"
     );
     let started: u64 = pids.iter().filter_map(|p| before.get(p)).map(|(_, t)| t).sum();
+    let exact_before = cgroup.map(Cgroup::usage);
     let clock = std::time::Instant::now();
     std::thread::sleep(window);
+    let exact = exact_before
+        .zip(cgroup)
+        .map(|(before, c)| c.usage().saturating_sub(before));
     let after = processes();
     let elapsed = clock.elapsed().as_secs_f64();
     // The same processes (one that ended counts what it had used).
@@ -150,7 +241,9 @@ fn measure_tree(child: &mut Child, settle: Duration, window: Duration, min_proce
         .iter()
         .map(|p| after.get(p).or(before.get(p)).map_or(0, |(_, t)| *t))
         .sum();
-    let used = ended.saturating_sub(started) as f64 / ticks_per_sec as f64;
+    let used = exact.map_or(ended.saturating_sub(started) as f64 / ticks_per_sec as f64, |d| {
+        d.as_secs_f64()
+    });
     let rss: u64 = tree(child.id(), &after).iter().map(|p| rss_kib(*p)).sum();
     let detail = pids
         .iter()
@@ -243,22 +336,25 @@ fn main() -> Result<()> {
 
     let dir = scratch_dir("idle-window")?;
     let session = HeadlessSession::start(&dir)?;
+    let (mut bare_child, bare_group) = spawn(&session, &bare, "bare", &[])?;
     println!(
-        "idle over {} s after {} s to settle; process tree of the window (app + WebKit processes)",
+        "idle over {} s after {} s to settle; process tree of the window (app + WebKit processes); CPU time: {}",
         window.as_secs(),
-        settle.as_secs()
+        settle.as_secs(),
+        meter_name(bare_group.as_ref()),
     );
-    let mut bare_child = session.command(&bare).spawn()?;
-    let reference = measure(&mut bare_child, settle, window);
+    let reference = measure(&mut bare_child, bare_group.as_ref(), settle, window);
     stop(bare_child);
+    drop(bare_group);
     let reference = reference?;
     print_idle("bare Tauri window", &reference, String::new());
     for n in counts {
         let tk = Tokenkeep::headless(&format!("idle-window-{n}"))?;
         seed(&tk, n)?;
-        let mut child = session.command(&app).envs(tk.app_env()).spawn()?;
-        let idle = measure(&mut child, settle, window);
+        let (mut child, group) = spawn(&session, &app, &n.to_string(), &tk.app_env())?;
+        let idle = measure(&mut child, group.as_ref(), settle, window);
         stop(child);
+        drop(group);
         let idle = idle?;
         let ratio = format!(
             "  CPU {:.2}x, memory {:.2}x the bare window",
@@ -275,16 +371,17 @@ fn main() -> Result<()> {
         let watcher = Watcher::start(&session)?;
         let tk = Tokenkeep::headless("idle-window-background")?;
         seed(&tk, background)?;
-        let mut child = session.command(&app).envs(tk.app_env()).spawn()?;
+        let (mut child, group) = spawn(&session, &app, "background", &tk.app_env())?;
         watcher.registered(Duration::from_secs(30))?;
-        let open = measure(&mut child, settle, window);
+        let open = measure(&mut child, group.as_ref(), settle, window);
         let closed = open.and_then(|open| {
             services_call(&session, &["close", "Tokenkeep"])?;
             // The web process ends with its page; give it and the allocator a moment.
-            let closed = measure_tree(&mut child, Duration::from_secs(10), window, 1)?;
+            let closed = measure_tree(&mut child, group.as_ref(), Duration::from_secs(10), window, 1)?;
             Ok((open, closed))
         });
         stop(child);
+        drop(group);
         let (open, closed) = closed?;
         for (label, idle) in [("window open", &open), ("window closed (tray)", &closed)] {
             print_idle(&format!("{background} connections, {label}"), idle, String::new());
