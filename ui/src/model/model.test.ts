@@ -165,6 +165,26 @@ describe('the window sleeps until something on screen changes', () => {
     expect(nextTextChange(NOW - 90, NOW)).toBe(30);
   });
 
+  it('wakes at the granularity shown: hours from ten hours, days from one day', () => {
+    // Each wait ends exactly where formatDuration's words change, and not before.
+    const cases: Array<[number, number]> = [
+      [10 * 3600 + 100, 100], // "10 h" until "9 h 59 min"
+      [15 * 3600 + 1200, 1200], // "15 h" until "14 h"
+      [2 * 86_400 + 5 * 3600, 5 * 3600], // "2 days" until "1 day"
+      [86_400 + 30, 30], // "1 day" until "23 h"
+    ];
+    for (const [left, wait] of cases) {
+      expect(nextTextChange(NOW + left, NOW)).toBe(wait);
+      expect(formatDuration(left - wait + 0.5)).toBe(formatDuration(left));
+      expect(formatDuration(left - wait - 0.5)).not.toBe(formatDuration(left));
+    }
+    // Counting up: "3 days ago" until "4 days ago"; "12 h ago" until "13 h ago".
+    expect(nextTextChange(NOW - (3 * 86_400 + 600), NOW)).toBe(86_400 - 600);
+    expect(nextTextChange(NOW - (12 * 3600 + 60), NOW)).toBe(3540);
+    expect(formatDuration(12 * 3600 + 60 + 3539)).toBe(formatDuration(12 * 3600 + 60));
+    expect(formatDuration(12 * 3600 + 60 + 3540)).not.toBe(formatDuration(12 * 3600 + 60));
+  });
+
   it('takes the nearest of expiry, last refresh, retry and the pill thresholds; nothing for a dead one', () => {
     const c = conn({ expiresAt: NOW + 3600, lastRefreshAt: NOW - 30 });
     expect(nextCardChange(c, NOW)).toBe(30); // "refreshed just now" ends

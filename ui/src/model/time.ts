@@ -40,12 +40,14 @@ export function relativeText(at: number, now: number): string {
 }
 
 /**
- * Seconds until a countdown or relative time of `at` (shown as `formatDuration`) next reads differently: every
- * second within a minute of it, else at the next whole minute. Never less than a twentieth of a second.
+ * Seconds until a countdown or relative time of `at` (shown as `formatDuration`) next reads differently, at the
+ * granularity shown: every second within a minute of it, every minute below ten hours ("9 h 59 min"), every hour
+ * below a day ("23 h"), then every day ("3 days") — a token that lives 60 days does not wake the window each
+ * minute to write the same words. Never less than a twentieth of a second.
  */
 export function nextTextChange(at: number, now: number): number {
   const d = Math.abs(at - now);
-  const step = d < 60 ? 1 : 60;
+  const step = d < 60 ? 1 : d < 10 * 3600 ? 60 : d < 86_400 ? 3600 : 86_400;
   const into = d % step;
   // Counting down, the text changes when the floor drops; counting up, when it rises.
   const wait = at > now ? (into === 0 ? step : into) : step - into;
