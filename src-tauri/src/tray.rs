@@ -219,9 +219,18 @@ impl Tray {
         self.lock().shown = Some(view);
     }
 
+    /// Holds `connection`'s Reconnect, chosen in the menu, for the window (the latest choice wins).
+    fn ask_reconnect(&self, connection: ConnectionId) {
+        *self.pending_reconnect() = Some(connection);
+    }
+
     /// The account whose Reconnect was chosen in the tray, once: the next call says `None` until another is chosen.
     pub(crate) fn take_reconnect(&self) -> Option<ConnectionId> {
-        self.reconnect.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.pending_reconnect().take()
+    }
+
+    fn pending_reconnect(&self) -> std::sync::MutexGuard<'_, Option<ConnectionId>> {
+        self.reconnect.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -424,10 +433,7 @@ fn on_menu(app: &AppHandle, event: tauri::menu::MenuEvent) {
                 .strip_prefix(RECONNECT_PREFIX)
                 .and_then(|hex| hex.parse::<ConnectionId>().ok())
             {
-                *app.state::<Tray>()
-                    .reconnect
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(connection);
+                app.state::<Tray>().ask_reconnect(connection);
                 show_window(app);
                 crate::events::emit(
                     app,

@@ -469,6 +469,21 @@ fn app_replans_when_logind_says_the_system_woke() -> Result<()> {
     result.with_context(|| format!("app log:\n{}", logged()))
 }
 
+/// Waits for the connect panel and checks that it is `account`'s Reconnect.
+async fn expect_reconnect_panel(
+    ui: &tokenkeep_e2e::window::Ui,
+    account: &str,
+    limit: Duration,
+    what: &str,
+) -> Result<()> {
+    use tokenkeep_e2e::window::tid;
+    let title = ui
+        .text_of(&format!("{} .modal-title", tid("connect-panel")), limit, what)
+        .await?;
+    ensure!(title == format!("Reconnect {account}"), "the panel is titled {title:?}");
+    Ok(())
+}
+
 /// Cancels the running sign-in and closes the connect panel.
 async fn cancel_sign_in(ui: &tokenkeep_e2e::window::Ui, limit: Duration) -> Result<()> {
     use tokenkeep_e2e::window::tid;
@@ -516,14 +531,7 @@ async fn app_tray_reconnect_opens_the_sign_in_of_that_account() -> Result<()> {
             l.iter().any(|l| l.starts_with("Reconnect tess ("))
         })?;
         click(&session, &item, "Reconnect tess")?;
-        let title = ui
-            .text_of(
-                &format!("{} .modal-title", tid("connect-panel")),
-                limit,
-                "the connect panel",
-            )
-            .await?;
-        ensure!(title == "Reconnect tess", "the panel is titled {title:?}");
+        expect_reconnect_panel(&ui, "tess", limit, "the connect panel").await?;
         cancel_sign_in(&ui, limit).await?;
 
         // With the window closed to the tray, the tray builds it again, and its new page opens the sign-in once
@@ -550,14 +558,7 @@ async fn app_tray_reconnect_opens_the_sign_in_of_that_account() -> Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         ui.client.switch_to_window(rebuilt).await?;
-        let title = ui
-            .text_of(
-                &format!("{} .modal-title", tid("connect-panel")),
-                limit,
-                "the connect panel in the rebuilt window",
-            )
-            .await?;
-        ensure!(title == "Reconnect tess", "the panel is titled {title:?}");
+        expect_reconnect_panel(&ui, "tess", limit, "the connect panel in the rebuilt window").await?;
         // Taken once: reloading the page does not open it again.
         cancel_sign_in(&ui, limit).await?;
         ui.client.refresh().await?;
