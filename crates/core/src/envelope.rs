@@ -176,7 +176,8 @@ fn record_key(master: &MasterKey, loc: &RecordLocation<'_>) -> AeadKey {
         loc.field.as_bytes(),
     ]);
     let mut key = AeadKey::zeroed();
-    Hkdf::<Sha512>::new(Some(RECORD_KEY_SALT), master.dangerously_expose_bytes())
+    master
+        .record_kdf(|ikm| Hkdf::<Sha512>::new(Some(RECORD_KEY_SALT), ikm))
         .expand(&info, key.bytes_mut())
         .expect("64 bytes is far below HKDF-SHA-512's output limit");
     key

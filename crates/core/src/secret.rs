@@ -7,9 +7,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 use hkdf::Hkdf;
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Length in bytes of a [`MasterKey`].
@@ -37,6 +38,12 @@ pub enum KeyMaterialError {
     },
 }
 
+/// The cached record-key HKDF ([`MasterKey::record_kdf`]) is a keyed HMAC state: its secret part is the two
+/// SHA-512 states keyed with the inner and outer pads, which must wipe themselves when dropped (`sha2`'s `zeroize`
+/// feature; `hmac` adds no zeroizing of its own, and its buffer holds only the public `info`).
+const _: fn() = wipes_itself::<sha2::block_api::Sha512VarCore>;
+const fn wipes_itself<T: zeroize::ZeroizeOnDrop>() {}
+
 /// The 32-byte master key from which every record key is derived.
 ///
 /// Not `Copy`, `Clone` or `Serialize`; zeroized on drop; `Debug` shows only its public [`KeyId`].
@@ -44,6 +51,9 @@ pub struct MasterKey {
     // IMPORTANT: boxed so that moving a `MasterKey` moves a pointer, never the key bytes.
     bytes: Box<Zeroizing<[u8; MASTER_KEY_LEN]>>,
     id: KeyId,
+    /// The record keys' HKDF with its extract step done (see [`Self::record_kdf`]). It is as secret as the key:
+    /// boxed, never copied out, and zeroized on drop with it (`hmac`'s and `sha2`'s `zeroize` features).
+    record_kdf: OnceLock<Box<Hkdf<Sha512>>>,
 }
 
 impl MasterKey {
@@ -85,7 +95,11 @@ impl MasterKey {
 
     fn from_boxed(bytes: Box<Zeroizing<[u8; MASTER_KEY_LEN]>>) -> Self {
         let id = KeyId::derive(&bytes);
-        Self { bytes, id }
+        Self {
+            bytes,
+            id,
+            record_kdf: OnceLock::new(),
+        }
     }
 
     /// The public identifier of this key (computed once, when the key is created).
@@ -96,6 +110,14 @@ impl MasterKey {
     /// The raw key bytes. Use only to hand the key to the keyring or the key-derivation function.
     pub fn dangerously_expose_bytes(&self) -> &[u8; MASTER_KEY_LEN] {
         &self.bytes
+    }
+
+    /// The HKDF from which every record key is expanded, made by `extract` from this key the first time and kept
+    /// with the key. HKDF-Extract gives the same pseudorandom key for every record, and each record then needs
+    /// only its own Expand: a refresh opens and seals about ten records, and each derivation costs half as
+    /// many SHA-512 blocks. `envelope` is the one caller, and always passes the same `extract`.
+    pub(crate) fn record_kdf(&self, extract: impl FnOnce(&[u8; MASTER_KEY_LEN]) -> Hkdf<Sha512>) -> &Hkdf<Sha512> {
+        self.record_kdf.get_or_init(|| Box::new(extract(&self.bytes)))
     }
 }
 

@@ -693,9 +693,13 @@ impl Vault {
         // IMPORTANT: read under the write lock, so a delete (or a token replacement) cannot land between the
         // reads of one connection's records: the answer is a consistent set, or `NotFound`, never half of each.
         let _w = self.write_lock();
-        if !self.exists(id)? {
-            return Err(StoreError::NotFound(id));
-        }
+        let keys = self.keys_read();
+        let sealed_meta = self
+            .connections
+            .get(id.as_bytes())
+            .map_err(StoreError::db("reading connections"))?
+            .ok_or(StoreError::NotFound(id))?;
+        let listed = self.listed_in(&keys, id, &sealed_meta);
         let access_key = token_key(id, TokenKind::Access.field());
         let mut found = None;
         for (name, tree) in self.token_trees()? {
@@ -715,7 +719,6 @@ impl Vault {
                 RecordError::Missing,
             ));
         };
-        let keys = self.keys_read();
         let read = |kind: TokenKind| -> Result<Option<SecretString>, StoreError> {
             let field = kind.field();
             let Some(sealed) = tree
@@ -748,7 +751,7 @@ impl Vault {
                 None => return Err(record_error(&name, id, "", RecordError::BadRecordKey)),
             }
         }
-        if let Some(listed) = self.listed_tokens(&keys, id) {
+        if let Some(listed) = listed {
             for field in listed {
                 if TokenKind::from_field(&field).is_some_and(|kind| set.get(kind).is_none()) {
                     return Err(record_error(&name, id, &field, RecordError::Missing));
@@ -1004,7 +1007,12 @@ impl Vault {
     /// the list existed, or one that cannot be read).
     fn listed_tokens(&self, keys: &Keys, id: ConnectionId) -> Option<Vec<String>> {
         let sealed = self.connections.get(id.as_bytes()).ok()??;
-        let plain = self.open_sealed(keys, TREE_CONNECTIONS, id, FIELD_META, &sealed).ok()?;
+        self.listed_in(keys, id, &sealed)
+    }
+
+    /// [`Self::listed_tokens`] from the sealed metadata record already read.
+    fn listed_in(&self, keys: &Keys, id: ConnectionId, sealed: &[u8]) -> Option<Vec<String>> {
+        let plain = self.open_sealed(keys, TREE_CONNECTIONS, id, FIELD_META, sealed).ok()?;
         serde_json::from_slice::<MetaPayload>(plain.dangerously_expose())
             .ok()?
             .tokens
