@@ -11,6 +11,7 @@ mod app_revocation;
 mod app_settings;
 mod app_tray;
 mod app_window;
+mod cli_api;
 mod cli_connect;
 mod cli_offline;
 mod cli_socket;

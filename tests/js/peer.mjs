@@ -77,6 +77,22 @@
 //                               "values": [{"kind": "AccessToken" | "RefreshToken", "value"}], oldest first, so a
 //                               test can check that none of them leaked anywhere. The tokens are in the answer on
 //                               purpose: test-only.
+//   POST /__admin/api          {"refuseNext": N}: the next N requests to /api/* answer 401 invalid_token whatever
+//                               their token (a token the platform stopped accepting before its expiry). Answers
+//                               {"refuseNext"}.
+//   GET  /__admin/api          every request /api/* received, oldest first: [{"method", "path", "host",
+//                               "authorization": "bearer-valid" | "bearer-invalid" | "none" | "other"}]. Never the
+//                               token itself.
+//
+// The resource server (test-only, what `tokenkeep api` calls; the demo preset's api_base is the issuer):
+//   ANY /api/echo               checks the bearer token with the peer itself (the same rules as introspection:
+//                               stored, not expired, grant alive) and answers 200 {"method", "path", "query",
+//                               "account", "scope", "headers" (without authorization), "body" (text)}; a missing
+//                               or dead token gets 401 with `WWW-Authenticate: Bearer error="invalid_token"`
+//                               (RFC 6750 §3.1), as platforms answer.
+//   GET /api/redirect?to=URL    302 to URL (no token check: a redirect that points elsewhere).
+//   GET /api/bytes?n=N          N bytes (default 256) of every value 0..255 in turn, application/octet-stream,
+//                               after the token check: a body that is not UTF-8.
 // Standard endpoints are announced at /.well-known/openid-configuration (token /token, introspection
 // /token/introspection — it needs client authentication: use a confidential client — revocation
 // /token/revocation, userinfo /me).
@@ -360,7 +376,70 @@ function reply(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
+// The resource server's state (/__admin/api).
+const api = { refuseNext: 0, requests: [] };
+
+/** The access token a request carries, checked by the rules of introspection: its account and scope, or null. */
+async function bearerOf(req) {
+  const header = req.headers.authorization;
+  if (!header) return { kind: 'none' };
+  const match = /^Bearer (\S+)$/i.exec(header);
+  if (!match) return { kind: 'other' };
+  const token = await provider.AccessToken.find(match[1]);
+  const grant = token?.isValid && token.grantId && (await provider.Grant.find(token.grantId));
+  if (!token?.isValid || !grant) return { kind: 'bearer-invalid' };
+  return { kind: 'bearer-valid', account: token.accountId, scope: token.scope };
+}
+
+async function resource(req, res, url) {
+  const path = url.pathname;
+  const bearer = await bearerOf(req);
+  api.requests.push({ method: req.method, path, host: req.headers.host, authorization: bearer.kind });
+  if (req.method === 'GET' && path === '/api/redirect') {
+    res.writeHead(302, { location: url.searchParams.get('to') ?? '/' });
+    return res.end();
+  }
+  const refused = api.refuseNext > 0;
+  if (refused) api.refuseNext -= 1;
+  if (refused || bearer.kind !== 'bearer-valid') {
+    res.writeHead(401, {
+      'content-type': 'application/json',
+      'www-authenticate': 'Bearer realm="peer", error="invalid_token", error_description="The access token is invalid"',
+    });
+    return res.end(JSON.stringify({ error: 'invalid_token' }));
+  }
+  if (path === '/api/echo') {
+    const { authorization: _a, ...headers } = req.headers;
+    return reply(res, 200, {
+      method: req.method,
+      path,
+      query: Object.fromEntries(url.searchParams),
+      account: bearer.account,
+      scope: bearer.scope,
+      headers,
+      body: (await readBody(req)).toString('utf8'),
+    });
+  }
+  if (req.method === 'GET' && path === '/api/bytes') {
+    const n = Math.min(Number(url.searchParams.get('n') ?? 256), 16 * 1024 * 1024);
+    const bytes = Buffer.alloc(n);
+    for (let i = 0; i < n; i += 1) bytes[i] = i % 256;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+    return res.end(bytes);
+  }
+  return reply(res, 404, { error: 'no such API endpoint' });
+}
+
 async function admin(req, res, path) {
+  if (path === '/__admin/api' && req.method === 'GET') {
+    return reply(res, 200, api.requests);
+  }
+  if (path === '/__admin/api' && req.method === 'POST') {
+    const body = await readJson(req);
+    if (!Number.isInteger(body.refuseNext) || body.refuseNext < 0) return reply(res, 400, { error: 'give "refuseNext"' });
+    api.refuseNext = body.refuseNext;
+    return reply(res, 200, { refuseNext: api.refuseNext });
+  }
   if (req.method === 'GET' && path === '/__admin/stats') {
     return reply(res, 200, stats);
   }
@@ -555,6 +634,10 @@ server.on('request', (req, res) => {
   }
   if (path.startsWith('/__admin/')) {
     admin(req, res, path).catch((err) => reply(res, 400, { error: err.message }));
+    return;
+  }
+  if (path.startsWith('/api/')) {
+    resource(req, res, new URL(req.url, issuer)).catch((err) => reply(res, 400, { error: err.message }));
     return;
   }
   // Before the counters: a request failed by an outage never reached oidc-provider.

@@ -177,7 +177,9 @@ impl Tokenkeep {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// The command `tokenkeep ARGS` with this installation's environment, not yet started (for callers that want
+    /// its raw output).
+    pub fn command(&self, args: &[&str]) -> Command {
         self.wrapped_command(&[], args)
     }
 

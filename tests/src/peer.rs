@@ -257,6 +257,19 @@ pub struct AccountTokens {
     pub live_grants: u64,
 }
 
+/// One request the peer's resource server received (`GET /__admin/api`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// The method.
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The `Host` header: which name the client used for the peer.
+    pub host: String,
+    /// What it carried: `bearer-valid`, `bearer-invalid`, `none` or `other` (never the token).
+    pub authorization: String,
+}
+
 /// One token the peer issued ([`OidcPeer::issued_tokens_of`]). `Debug` shows its kind, never its value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct IssuedToken {
@@ -663,6 +676,40 @@ impl OidcPeer {
                 Ok(IssuedToken {
                     kind: field("kind")?,
                     value: field("value")?,
+                })
+            })
+            .collect()
+    }
+
+    /// TEST-ONLY admin: the next `count` requests to the resource server answer 401 `invalid_token` whatever
+    /// their token.
+    pub fn refuse_api_requests(&self, count: u32) -> Result<()> {
+        self.post_json("/__admin/api", &json!({ "refuseNext": count }))?;
+        Ok(())
+    }
+
+    /// TEST-ONLY admin: every request the resource server (`/api/*`) received, oldest first.
+    pub fn api_requests(&self) -> Result<Vec<ApiRequest>> {
+        let response = self.get("/__admin/api")?;
+        ensure!(response.status == 200, "/__admin/api answered HTTP {}", response.status);
+        let requests = response
+            .body
+            .as_array()
+            .ok_or_else(|| anyhow!("/__admin/api answered {}", response.body))?;
+        requests
+            .iter()
+            .map(|r| {
+                let field = |name: &str| {
+                    r[name]
+                        .as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| anyhow!("an API request lacks {name:?}: {r}"))
+                };
+                Ok(ApiRequest {
+                    method: field("method")?,
+                    path: field("path")?,
+                    host: field("host")?,
+                    authorization: field("authorization")?,
                 })
             })
             .collect()

@@ -64,6 +64,37 @@ pub(crate) enum Command {
         /// The connection: its id (or a prefix of it), provider:account, or the account alone.
         connection: String,
     },
+    /// Call a connection's API with its access token, which never reaches your script: the answer's body goes to
+    /// stdout.
+    ///
+    /// PATH is relative to the platform's API (YouTube: `youtube/v3/channels?part=snippet&mine=true`), or a
+    /// whole https URL on one of the hosts its tokens are for (a refusal names them). The token is refreshed
+    /// first when due, and once more when the API says it is invalid. An HTTP error status ends with status 1,
+    /// after the body.
+    Api {
+        /// The connection: its id (or a prefix of it), provider:account, or the account alone.
+        connection: String,
+        /// A path relative to the platform's API base, or an https URL.
+        path: String,
+        /// The HTTP method (default: GET, or POST when there are fields or an --input).
+        #[arg(short = 'X', long, value_name = "METHOD")]
+        method: Option<String>,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// A string field, `key=value` (repeatable): in the query of a GET, else in a JSON object body.
+        #[arg(short = 'f', long = "raw-field", value_name = "KEY=VALUE")]
+        raw_fields: Vec<String>,
+        /// A typed field (repeatable): `true`, `false`, `null` and numbers as JSON, `@FILE` the file's text.
+        #[arg(short = 'F', long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+        /// The request body, raw, from FILE (`-`: standard input); fields then go into the query.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Print the status line and the response headers before the body.
+        #[arg(short, long)]
+        include: bool,
+    },
     /// Refresh a connection's tokens now.
     Refresh {
         /// The connection: its id (or a prefix of it), provider:account, or the account alone.

@@ -42,11 +42,13 @@ pub enum HttpError {
         /// Host of the request.
         host: String,
     },
-    /// The response body exceeded [`MAX_RESPONSE_BYTES`].
-    #[error("{host} sent a response larger than {MAX_RESPONSE_BYTES} bytes")]
+    /// The response body exceeded the limit ([`MAX_RESPONSE_BYTES`], or the caller's).
+    #[error("{host} sent a response larger than {limit} bytes")]
     TooLarge {
         /// Host of the request.
         host: String,
+        /// The limit it exceeded.
+        limit: usize,
     },
     /// The request itself could not be built (a bug or a malformed endpoint).
     #[error("invalid request: {0}")]
@@ -57,6 +59,14 @@ pub enum HttpError {
 pub trait HttpClient: Send + Sync + std::fmt::Debug {
     /// Sends `request` and returns the response with its body read in full (bounded by [`MAX_RESPONSE_BYTES`]).
     fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>>;
+
+    /// [`Self::execute`] with another bound on the body: `tokenkeep api` hands a platform's answer (a page of
+    /// videos, a thumbnail) to the caller, so it reads up to `limit` bytes, not an OAuth reply's few. Fakes
+    /// keep the default, which is [`Self::execute`].
+    fn execute_limited(&self, request: HttpRequest, limit: usize) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        let _ = limit;
+        self.execute(request)
+    }
 }
 
 /// The production client: reqwest with rustls, no redirects, bounded bodies.
@@ -95,11 +105,15 @@ impl LazyHttp {
 
 impl HttpClient for LazyHttp {
     fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        self.execute_limited(request, MAX_RESPONSE_BYTES)
+    }
+
+    fn execute_limited(&self, request: HttpRequest, limit: usize) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
         match self
             .client
             .get_or_init(|| ReqwestHttp::new().map_err(|e| e.to_string()))
         {
-            Ok(client) => client.execute(request),
+            Ok(client) => client.execute_limited(request, limit),
             Err(message) => {
                 let error = HttpError::InvalidRequest(message.clone());
                 Box::pin(async move { Err(error) })
@@ -115,6 +129,10 @@ fn host_of(uri: &http::Uri) -> String {
 
 impl HttpClient for ReqwestHttp {
     fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        self.execute_limited(request, MAX_RESPONSE_BYTES)
+    }
+
+    fn execute_limited(&self, request: HttpRequest, limit: usize) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
         Box::pin(async move {
             let host = host_of(request.uri());
             let request: reqwest::Request = request
@@ -132,11 +150,8 @@ impl HttpClient for ReqwestHttp {
                 }
             };
             let mut response = self.client.execute(request).await.map_err(|e| classify(e, &host))?;
-            if response
-                .content_length()
-                .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-            {
-                return Err(HttpError::TooLarge { host });
+            if response.content_length().is_some_and(|len| len > limit as u64) {
+                return Err(HttpError::TooLarge { host, limit });
             }
             let mut builder = http::Response::builder()
                 .status(response.status())
@@ -146,8 +161,8 @@ impl HttpClient for ReqwestHttp {
             }
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, &host))? {
-                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                    return Err(HttpError::TooLarge { host });
+                if body.len() + chunk.len() > limit {
+                    return Err(HttpError::TooLarge { host, limit });
                 }
                 body.extend_from_slice(&chunk);
             }

@@ -1,6 +1,7 @@
 //! One module per group of commands; each function reads its arguments, runs one core operation and prints the
 //! result. [`exec`] dispatches.
 
+mod api;
 mod connect;
 mod connections;
 mod daemon;
@@ -129,6 +130,28 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
         } => connections::show(ctx, connection, json, reveal),
         Command::Token { connection } => tokens::token(ctx, connection),
         Command::Refresh { connection } => tokens::refresh(ctx, connection),
+        Command::Api {
+            connection,
+            path,
+            method,
+            headers,
+            raw_fields,
+            fields,
+            input,
+            include,
+        } => api::exec(
+            ctx,
+            api::ApiArgs {
+                connection,
+                path,
+                method,
+                headers,
+                raw_fields,
+                fields,
+                input,
+                include,
+            },
+        ),
         Command::Disconnect {
             connection,
             keep_revoking,

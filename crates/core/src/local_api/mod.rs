@@ -27,7 +27,8 @@
 //!
 //! # Protocol (version [`PROTOCOL_VERSION`])
 //!
-//! JSON lines, each at most [`MAX_REQUEST_LINE`] bytes from the client. Every line carries `"v": 2`.
+//! JSON lines from the client, the hello at most [`MAX_REQUEST_LINE`] bytes and each later one at most
+//! [`MAX_SESSION_LINE`]. Every line carries `"v": 2`.
 //!
 //! ```text
 //! → {"v":2,"secret":"<contents of cli.secret>"}
@@ -57,5 +58,9 @@ pub use crate::ops::wire::{ApiError, ErrorKind, PROTOCOL_VERSION};
 pub const SOCKET_FILE: &str = "cli.sock";
 /// The session secret's file name in the profile directory.
 pub const SECRET_FILE: &str = "cli.secret";
-/// The longest line a server reads (requests are a few hundred bytes; the limit stops a runaway client).
+/// The longest first line (the hello) a server reads: it is a few hundred bytes, and the limit stops a runaway
+/// or hostile client before it has shown the secret.
 pub const MAX_REQUEST_LINE: usize = 16 * 1024;
+/// The longest request line after the hello: most are a few hundred bytes, but an `api` call carries its body
+/// (at most [`crate::ops::api::MAX_API_BODY`], in base64).
+pub const MAX_SESSION_LINE: usize = crate::ops::api::MAX_API_BODY / 3 * 4 + 64 * 1024;

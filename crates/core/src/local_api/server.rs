@@ -15,7 +15,7 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use zeroize::Zeroizing;
 
 use super::wire::{self, Line, LineError, Welcome};
-use super::{MAX_REQUEST_LINE, SECRET_FILE, SOCKET_FILE};
+use super::{MAX_REQUEST_LINE, MAX_SESSION_LINE, SECRET_FILE, SOCKET_FILE};
 use crate::ops::wire::{self as ops_wire, ApiError, ErrorKind, Reply as _};
 use crate::ops::{LocalOps, Request};
 use crate::profile::{Profile, ProfilePaths};
@@ -157,7 +157,7 @@ async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, o
 
     loop {
         state.store(IDLE, Ordering::Relaxed);
-        let (reply, go_on) = match wire::read_line(&mut reader, MAX_REQUEST_LINE, IDLE_LIMIT).await {
+        let (reply, go_on) = match wire::read_line(&mut reader, MAX_SESSION_LINE, IDLE_LIMIT).await {
             Ok(Some(line)) => match Request::decode(&line) {
                 Ok(request) => {
                     state.store(BUSY, Ordering::Relaxed);
@@ -169,7 +169,7 @@ async fn session(stream: UnixStream, secret: &SecretString, handler: &Handler, o
             Err(LineError::TooLong) => {
                 let error = ApiError::new(
                     ErrorKind::Protocol,
-                    format!("request line longer than {MAX_REQUEST_LINE} bytes"),
+                    format!("request line longer than {MAX_SESSION_LINE} bytes"),
                 );
                 (ops_wire::error(&error), false)
             }

@@ -15,6 +15,7 @@
 //! [`LocalOps::connect`] (the browser and the terminal are the caller's), [`LocalOps::rotate_key`] (it re-seals
 //! every record and wants the store to itself), and the provider settings ([`LocalOps::add_provider`]).
 
+pub mod api;
 mod backups;
 mod connections;
 mod jwt;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::api::{ApiCall, ApiResponse};
 pub use self::backups::{DescribedBackup, describe_backups, restore_from_backup};
 pub use self::connections::{
     ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Picture, Problem, RevealedToken,
@@ -91,6 +93,10 @@ pub enum OpError {
     /// Registering at a server of a platform of many servers failed.
     #[error(transparent)]
     Instance(#[from] crate::provider::instance::InstanceError),
+    /// A call to a platform's API (`tokenkeep api`) got no usable answer: unreachable, too large, redirected
+    /// where a token must not go (`message` says which; never a token, header or query value).
+    #[error("{0}")]
+    Api(String),
     /// A bug: the operation stopped unexpectedly (the log has the details).
     #[error("{0}")]
     Internal(String),
@@ -198,6 +204,7 @@ requests! {
     RefreshAll(RefreshAll) = "refresh_all",
     Disconnect(Disconnect) = "disconnect",
     RemoveProvider(RemoveProvider) = "remove_provider",
+    Api(ApiCall) = "api",
 }
 
 fn reply<T: Reply>(result: Result<T, OpError>) -> Line {
@@ -346,6 +353,11 @@ impl LocalOps {
     }
 
     /// Runs vault work on a blocking thread (decrypting every record of a large store takes a while).
+    /// The HTTP client every request to a provider goes through.
+    pub(crate) fn http(&self) -> &SharedHttp {
+        &self.http
+    }
+
     pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Vault) -> Result<T, OpError> + Send + 'static,

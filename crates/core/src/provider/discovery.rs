@@ -280,6 +280,8 @@ pub async fn discover(
         demo: false,
         platform: None,
         instance: None,
+        api_base: None,
+        api_hosts: Vec::new(),
     };
     spec.validate()?;
     Ok(spec)

@@ -603,6 +603,15 @@ pub struct ProviderSpec {
     /// For platforms that run on many servers: the template, or the server this definition was registered at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<InstanceSpec>,
+    /// The platform's API, against which `tokenkeep api CONNECTION PATH` resolves a relative path
+    /// (`https://www.googleapis.com/`). Its host is one of [`Self::api_hosts`] without being listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<Url>,
+    /// The hosts the platform's access tokens are for (`www.googleapis.com`, `youtube.googleapis.com`):
+    /// `tokenkeep api` sends a token to no other. Empty: the hosts of `api_base`, the issuer and the userinfo
+    /// endpoint (see [`Self::allowed_api_hosts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_hosts: Vec<String>,
 }
 
 fn default_scope_separator() -> String {
@@ -632,6 +641,41 @@ fn check_secure(provider: &str, endpoint: &'static str, url: &Url) -> Result<(),
             endpoint,
             url: url.to_string(),
         })
+    }
+}
+
+/// A host name as `api_hosts` lists it: lowercase letters, digits, `-` and `.` (a DNS name or an IPv4 address).
+fn is_api_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with(['.', '-'])
+        && !host.contains("..")
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+impl ProviderSpec {
+    /// The hosts `tokenkeep api` may send this provider's access tokens to: [`Self::api_hosts`] and the host of
+    /// [`Self::api_base`]; when the definition lists none, the hosts of its issuer and userinfo endpoint too (a
+    /// custom OpenID provider's own API). Lowercase, without duplicates, in that order.
+    pub fn allowed_api_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.api_hosts.clone();
+        let mut add = |host: Option<&str>| {
+            if let Some(host) = host.map(str::to_ascii_lowercase)
+                && !hosts.contains(&host)
+            {
+                hosts.push(host);
+            }
+        };
+        add(self.api_base.as_ref().and_then(Url::host_str));
+        if self.api_hosts.is_empty() {
+            let issuer = self.issuer.as_deref().and_then(|issuer| Url::parse(issuer).ok());
+            add(issuer.as_ref().and_then(Url::host_str));
+            add(self.userinfo_endpoint.as_ref().and_then(Url::host_str));
+        }
+        hosts
     }
 }
 
@@ -667,6 +711,7 @@ impl ProviderSpec {
             ("token", Some(&self.token_endpoint)),
             ("revocation", self.revocation_endpoint.as_ref()),
             ("userinfo", self.userinfo_endpoint.as_ref()),
+            ("api_base", self.api_base.as_ref()),
         ];
         for (endpoint, url) in endpoints {
             let Some(url) = url else { continue };
@@ -716,6 +761,18 @@ impl ProviderSpec {
         }
         if self.scope_separator.is_empty() {
             return Err(invalid("scope_separator is empty"));
+        }
+        if let Some(base) = &self.api_base
+            && (base.query().is_some() || base.fragment().is_some() || base.host_str().is_none())
+        {
+            return Err(invalid("api_base must be a plain https URL (no query or fragment)"));
+        }
+        if let Some(host) = self.api_hosts.iter().find(|host| !is_api_host(host)) {
+            return Err(invalid(&format!(
+                "api_hosts: {:?} is not a host name (write it as in a URL, lowercase, without scheme, port or path: \
+                 \"www.googleapis.com\")",
+                crate::text::clean(host, 64)
+            )));
         }
         if let IdentitySource::Userinfo { .. } = self.identity
             && self.userinfo_endpoint.is_none()

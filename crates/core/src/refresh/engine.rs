@@ -294,6 +294,15 @@ impl RefreshEngine {
         out
     }
 
+    /// Tells the engine that an API refused `id`'s access token right after a refresh: an attention event, once
+    /// per incident (until a refresh succeeds).
+    ///
+    /// # Errors
+    /// [`RefreshError::NotFound`], or the connection's record cannot be read.
+    pub fn token_refused(&self, id: ConnectionId, host: &str) -> Result<(), RefreshError> {
+        self.refresher.token_refused(id, host)
+    }
+
     /// Revokes `id`'s tokens at the provider and deletes every record of it — or, when the provider cannot be
     /// reached and `if_fails` says so, keeps only what revoking needs and tries again later (the timer plans it
     /// from the event). Disconnecting an account whose revocation is pending tries again now, or deletes it.

@@ -315,6 +315,9 @@ struct Memory {
     /// Connections told that they cannot be refreshed while their access token runs out (once per outage: until
     /// a refresh succeeds again).
     outage_told: HashSet<ConnectionId>,
+    /// Connections whose access token an API refused even just after a refresh (`tokenkeep api`): told once per
+    /// incident, until a refresh succeeds again.
+    refused_told: HashSet<ConnectionId>,
 }
 
 impl Refresher {
@@ -412,6 +415,27 @@ impl Refresher {
 
     fn publish(&self, id: ConnectionId, meta: &ConnectionMeta) {
         self.emit(EngineEvent::Status(StatusChange { id, meta: meta.clone() }));
+    }
+
+    /// An API refused `id`'s access token although it had just been refreshed: the person is told, once per
+    /// incident (a refresh that succeeds ends it). The connection's status stays: its tokens may be fine for
+    /// other calls (a scope the API wants and the grant lacks reads the same).
+    pub(crate) fn token_refused(&self, id: ConnectionId, host: &str) -> Result<(), RefreshError> {
+        let meta = self.meta(id)?;
+        if !self.memory().refused_told.insert(id) {
+            return Ok(());
+        }
+        tracing::warn!(provider = %meta.provider, connection = %id, host, "the API refused a freshly refreshed token");
+        self.emit(EngineEvent::Attention {
+            id,
+            provider: meta.provider,
+            account: meta.account,
+            message: format!(
+                "{host} refused its access token even right after a refresh: the grant may lack a scope that call \
+                 needs, or the platform revoked access. Reconnect it if this goes on."
+            ),
+        });
+        Ok(())
     }
 
     /// Tells every listener (and so the engine's plan) about `id` as it is stored now: after a change made
@@ -824,6 +848,7 @@ impl Refresher {
             memory.retries.remove(&id);
             memory.resumed.remove(&id);
             memory.outage_told.remove(&id);
+            memory.refused_told.remove(&id);
         }
         tracing::info!(provider = %meta.provider, connection = %id, rotated, "refreshed");
         self.publish(id, &meta);

@@ -1,0 +1,454 @@
+//! Using a connection without handling its token (`tokenkeep api`): one HTTP request to the platform's API with
+//! the connection's fresh access token, made by whoever holds the store — over the socket, the holder makes it,
+//! so the token never leaves that process.
+//!
+//! The token goes only where it belongs: the URL must be https (plain http only on a loopback host, for tests and
+//! emulations) and its host one of the provider's [`ProviderSpec::allowed_api_hosts`]. A redirect is followed (at
+//! most [`MAX_REDIRECTS`]) with the token only within the same origin; to another origin it is followed without
+//! the `Authorization` header, and never to a non-https address. A `401` whose `WWW-Authenticate` says
+//! `error="invalid_token"` gets one refresh and one retry; a second such answer tells the engine (an attention
+//! event, once per incident). The log names the connection, method, host, path, status and time — never a header,
+//! a body or a query value.
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::connections::find_connection;
+use super::wire::plain_reply;
+use super::{LocalOps, Op, OpError};
+use crate::http::HttpRequest;
+use crate::provider::{ProviderSpec, is_loopback_host};
+use crate::secret::SecretString;
+
+/// The largest response body `tokenkeep api` reads (larger answers fail with a clear error).
+pub const MAX_API_RESPONSE: usize = 64 * 1024 * 1024;
+/// The largest request body `tokenkeep api` sends.
+pub const MAX_API_BODY: usize = 32 * 1024 * 1024;
+/// How many redirects one call follows.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// One request to a connection's API with its access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCall {
+    /// An id or `provider:account`.
+    pub connection: String,
+    /// The HTTP method (`GET`, `POST`, …).
+    pub method: String,
+    /// A path relative to the provider's `api_base` (`youtube/v3/channels?mine=true`), or an absolute URL.
+    pub url: String,
+    /// Request headers, as given (`Authorization` is Tokenkeep's and cannot be set).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The request body.
+    #[serde(default, with = "base64_bytes")]
+    pub body: Option<Vec<u8>>,
+}
+
+/// What the API answered (the last response, after redirects).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, as sent (any bytes).
+    #[serde(with = "base64_bytes_required")]
+    pub body: Vec<u8>,
+}
+
+plain_reply!(ApiResponse);
+
+impl ApiResponse {
+    /// The status and its standard reason phrase: `404 Not Found`.
+    pub fn status_line(&self) -> String {
+        match http::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+        {
+            Some(reason) => format!("{} {reason}", self.status),
+            None => self.status.to_string(),
+        }
+    }
+}
+
+impl Op for ApiCall {
+    type Output = ApiResponse;
+
+    async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let connection = self.connection.clone();
+        let id = local.blocking(move |vault| find_connection(vault, &connection)).await?;
+        let meta = local.blocking(move |vault| Ok(vault.get_meta(id)?)).await?;
+        let catalog = local.engine().catalog();
+        let provider = catalog.require(&meta.provider)?;
+        let spec = provider.spec();
+        let url = resolve(spec, &self.url)?;
+        let method = http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            OpError::Invalid(format!(
+                "{:?} is not an HTTP method",
+                crate::text::clean(&self.method, 32)
+            ))
+        })?;
+        let headers = request_headers(spec, &self.headers)?;
+        if self.body.as_ref().is_some_and(|b| b.len() > MAX_API_BODY) {
+            return Err(OpError::Invalid(format!(
+                "the request body is larger than {} MiB",
+                MAX_API_BODY / 1024 / 1024
+            )));
+        }
+        let call = Call {
+            method,
+            headers,
+            body: self.body.unwrap_or_default(),
+        };
+        let mut token = local.engine().access_token(id).await?;
+        let mut refreshed = false;
+        loop {
+            let response = call.send(local, id, &url, &token).await?;
+            if response.status == 401 && invalid_token(&response.headers) {
+                if refreshed {
+                    local.engine().token_refused(id, url.host_str().unwrap_or_default())?;
+                    return Ok(response);
+                }
+                tracing::info!(connection = %id, "the API refused the access token; refreshing once and retrying");
+                local.engine().refresh_now(id).await?;
+                token = local.engine().access_token(id).await?;
+                refreshed = true;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+}
+
+/// A request as it is sent, and re-sent after a refresh.
+struct Call {
+    method: http::Method,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    body: Vec<u8>,
+}
+
+impl Call {
+    /// Sends the request to `url` with `token`, following redirects as the module says.
+    async fn send(
+        &self,
+        local: &LocalOps,
+        id: crate::store::ConnectionId,
+        url: &Url,
+        token: &SecretString,
+    ) -> Result<ApiResponse, OpError> {
+        let origin = url.origin();
+        let (mut url, mut method, mut body) = (url.clone(), self.method.clone(), self.body.clone());
+        for _ in 0..=MAX_REDIRECTS {
+            let with_token = url.origin() == origin;
+            let mut request = http::Request::builder().method(method.clone()).uri(url.as_str());
+            for (name, value) in &self.headers {
+                request = request.header(name, value);
+            }
+            if with_token {
+                let mut bearer = http::HeaderValue::from_str(&format!("Bearer {}", token.dangerously_expose()))
+                    .map_err(|_| OpError::Invalid("the stored access token is not a valid header value".into()))?;
+                bearer.set_sensitive(true);
+                request = request.header(http::header::AUTHORIZATION, bearer);
+            }
+            let request: HttpRequest = request
+                .body(body.clone())
+                .map_err(|e| OpError::Invalid(format!("the request cannot be sent: {e}")))?;
+            let started = Instant::now();
+            let response = local
+                .http()
+                .execute_limited(request, MAX_API_RESPONSE)
+                .await
+                .map_err(|e| OpError::Api(e.to_string()))?;
+            let status = response.status();
+            tracing::info!(
+                connection = %id, method = %method, host = url.host_str().unwrap_or_default(), path = url.path(),
+                status = status.as_u16(), ms = started.elapsed().as_millis() as u64, with_token, "API call"
+            );
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(http::header::LOCATION)
+            {
+                let next = location.to_str().ok().and_then(|l| url.join(l).ok()).ok_or_else(|| {
+                    OpError::Api(format!("{} redirected to an address that is not a URL", host(&url)))
+                })?;
+                if !secure(&next) {
+                    return Err(OpError::Api(format!(
+                        "{} redirected to {}, which is not https: not followed",
+                        host(&url),
+                        host(&next)
+                    )));
+                }
+                if next.origin() != origin {
+                    tracing::info!(connection = %id, from = host(&url), to = host(&next), "redirected to another host: followed without the token");
+                }
+                // 303, and 301/302 after a POST, become a GET without a body (as browsers and curl do).
+                if status == http::StatusCode::SEE_OTHER
+                    || (matches!(status.as_u16(), 301 | 302) && method == http::Method::POST)
+                {
+                    method = http::Method::GET;
+                    body = Vec::new();
+                }
+                url = next;
+                continue;
+            }
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                .collect();
+            return Ok(ApiResponse {
+                status: status.as_u16(),
+                headers,
+                body: response.into_body(),
+            });
+        }
+        Err(OpError::Api(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            host(&url)
+        )))
+    }
+}
+
+/// The URL `given` names for `spec`'s API: an absolute URL as it is, a path against `api_base`; checked against
+/// the hosts the provider's tokens are for.
+pub fn resolve(spec: &ProviderSpec, given: &str) -> Result<Url, OpError> {
+    let allowed = spec.allowed_api_hosts();
+    let url = if given.starts_with("https://") || given.starts_with("http://") {
+        Url::parse(given)
+            .map_err(|e| OpError::Invalid(format!("{:?} is not a URL: {e}", crate::text::clean(given, 200))))?
+    } else {
+        let base = spec.api_base.as_ref().ok_or_else(|| {
+            OpError::Invalid(format!(
+                "{} declares no API base URL: give the whole https:// URL (its hosts: {})",
+                spec.display_name,
+                list(&allowed)
+            ))
+        })?;
+        base.join(given.trim_start_matches('/'))
+            .map_err(|e| OpError::Invalid(format!("{:?} is not a path: {e}", crate::text::clean(given, 200))))?
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(OpError::Invalid(
+            "a URL with a user name or password in it is not sent".into(),
+        ));
+    }
+    if !secure(&url) {
+        return Err(OpError::Invalid(format!(
+            "{} is not https: a token is sent only over https (plain http only to this machine)",
+            host(&url)
+        )));
+    }
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    if !allowed.contains(&host) {
+        return Err(OpError::Invalid(format!(
+            "{}'s tokens are not for {host}: Tokenkeep sends them only to {}",
+            spec.display_name,
+            list(&allowed)
+        )));
+    }
+    Ok(url)
+}
+
+/// The caller's headers, checked, with the provider's own (Reddit's `User-Agent`) where the caller set none.
+fn request_headers(
+    spec: &ProviderSpec,
+    given: &[(String, String)],
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, OpError> {
+    let mut out = Vec::new();
+    for (name, value) in given {
+        let header = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| OpError::Invalid(format!("{:?} is not a header name", crate::text::clean(name, 64))))?;
+        if header == http::header::AUTHORIZATION {
+            return Err(OpError::Invalid(
+                "the Authorization header is Tokenkeep's: it adds the connection's token itself".into(),
+            ));
+        }
+        let value = http::HeaderValue::from_str(value.trim())
+            .map_err(|_| OpError::Invalid(format!("the value of {header} holds characters a header cannot")))?;
+        out.push((header, value));
+    }
+    for (name, value) in &spec.http_headers {
+        let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value.replace("{version}", env!("CARGO_PKG_VERSION"))),
+        ) else {
+            continue;
+        };
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, value));
+        }
+    }
+    Ok(out)
+}
+
+/// https, or plain http to this machine.
+fn secure(url: &Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && url.host_str().is_some_and(is_loopback_host))
+}
+
+/// A `WWW-Authenticate` challenge saying the token is no good (RFC 6750 §3.1).
+fn invalid_token(headers: &[(String, String)]) -> bool {
+    headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("www-authenticate")
+            && value.trim_start().to_ascii_lowercase().starts_with("bearer")
+            && value.contains("invalid_token")
+    })
+}
+
+fn host(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => "the server".to_owned(),
+    }
+}
+
+fn list(hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        "no host (the definition names none)".to_owned()
+    } else {
+        hosts.join(", ")
+    }
+}
+
+mod base64_bytes {
+    use super::BASE64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => s.serialize_some(&BASE64.encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| BASE64.decode(text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+mod base64_bytes_required {
+    use super::BASE64;
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        BASE64.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> ProviderSpec {
+        let text = format!(
+            r#"
+id = "example"
+display_name = "Example"
+authorization_endpoint = "https://auth.example.com/authorize"
+token_endpoint = "https://auth.example.com/token"
+scopes = []
+identity = {{ source = "id_token" }}
+{extra}
+"#
+        );
+        let spec: ProviderSpec = toml::from_str(&text).expect("spec parses");
+        spec.validate().expect("spec is valid");
+        spec
+    }
+
+    #[test]
+    fn a_path_is_resolved_against_the_api_base_and_keeps_its_query() {
+        let spec = spec(r#"api_base = "https://api.example.com/v2/""#);
+        let url = resolve(&spec, "/users/me?fields=id").unwrap();
+        assert_eq!(url.as_str(), "https://api.example.com/v2/users/me?fields=id");
+        let url = resolve(&spec, "users").unwrap();
+        assert_eq!(url.as_str(), "https://api.example.com/v2/users");
+    }
+
+    #[test]
+    fn another_host_is_refused_and_the_refusal_names_the_allowed_ones() {
+        let spec = spec(
+            r#"api_base = "https://api.example.com/"
+api_hosts = ["upload.example.com"]"#,
+        );
+        assert!(resolve(&spec, "https://upload.example.com/x").is_ok());
+        let error = resolve(&spec, "https://evil.example.net/steal")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("evil.example.net"), "{error}");
+        assert!(error.contains("upload.example.com, api.example.com"), "{error}");
+    }
+
+    #[test]
+    fn plain_http_user_info_and_a_missing_base_are_refused() {
+        let with_base = spec(r#"api_base = "https://api.example.com/""#);
+        assert!(
+            resolve(&with_base, "http://api.example.com/x")
+                .unwrap_err()
+                .to_string()
+                .contains("not https")
+        );
+        assert!(resolve(&with_base, "https://user:pw@api.example.com/x").is_err());
+        let bare = spec("");
+        assert!(
+            resolve(&bare, "users")
+                .unwrap_err()
+                .to_string()
+                .contains("no API base URL")
+        );
+    }
+
+    #[test]
+    fn loopback_http_is_allowed_for_tests() {
+        let spec = spec(r#"api_base = "http://127.0.0.1:4000/api/""#);
+        assert_eq!(
+            resolve(&spec, "echo").unwrap().as_str(),
+            "http://127.0.0.1:4000/api/echo"
+        );
+    }
+
+    #[test]
+    fn only_a_bearer_invalid_token_challenge_triggers_a_refresh() {
+        let h = |v: &str| vec![("www-authenticate".to_owned(), v.to_owned())];
+        assert!(invalid_token(&h(r#"Bearer realm="x", error="invalid_token""#)));
+        assert!(!invalid_token(&h(r#"Bearer error="insufficient_scope""#)));
+        assert!(!invalid_token(&h(r#"Basic realm="x""#)));
+        assert!(!invalid_token(&[]));
+    }
+
+    #[test]
+    fn the_authorization_header_cannot_be_set_and_provider_headers_are_added() {
+        let spec = spec(
+            r#"[http_headers]
+User-Agent = "tokenkeep/{version}""#,
+        );
+        assert!(request_headers(&spec, &[("Authorization".into(), "Bearer x".into())]).is_err());
+        let headers = request_headers(&spec, &[("Accept".into(), "application/json".into())]).unwrap();
+        assert_eq!(headers.len(), 2);
+        assert!(headers[1].1.to_str().unwrap().starts_with("tokenkeep/"));
+    }
+
+    #[test]
+    fn a_call_crosses_the_wire_with_any_body_bytes() {
+        let call = ApiCall {
+            connection: "demo:alice".into(),
+            method: "POST".into(),
+            url: "api/echo".into(),
+            headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+            body: Some(vec![0, 159, 255, b'\n']),
+        };
+        let text = serde_json::to_string(&call).unwrap();
+        assert_eq!(serde_json::from_str::<ApiCall>(&text).unwrap(), call);
+    }
+}
