@@ -222,3 +222,69 @@ fn cli_api_through_the_socket_prints_the_same_bytes() -> Result<()> {
         ],
     )
 }
+
+/// `exec` starts the command with a fresh access token in its environment (refreshed first: this one had
+/// expired), ends with the command's status, masks the token in its output when asked (and not by default into
+/// a pipe), and keeps the headless master key out of the command's environment.
+#[test]
+fn cli_exec_gives_the_command_a_fresh_token_and_masks_it() -> Result<()> {
+    let (peer, tk, seeded) = installation("exec", now_secs() - 60)?;
+    let dir = tokenkeep_e2e::scratch_dir("exec-out")?;
+    let (token_file, env_file) = (dir.join("token"), dir.join("env"));
+    let script = format!(
+        "printf '%s' \"$TK\" > '{}'; env > '{}'; echo \"seen $TK\"; echo \"err $TK\" >&2; exit 7",
+        token_file.display(),
+        env_file.display()
+    );
+    let out = tk.run(
+        &["exec", "--env", "TK=demo:alice", "--mask", "--", "sh", "-c", &script],
+        None,
+    )?;
+    out.ensure_code(7)?;
+    let token = std::fs::read_to_string(&token_file)?;
+    ensure!(
+        token != seeded.grant.access_token,
+        "the command got the expired token, not a fresh one"
+    );
+    ensure!(
+        peer.is_active(&token)?,
+        "the command's token is not accepted by the peer"
+    );
+    ensure!(out.stdout == "seen <tokenkeep:TK>\n", "stdout was {:?}", out.stdout);
+    ensure!(out.stderr.contains("err <tokenkeep:TK>"), "stderr was {:?}", out.stderr);
+    ensure!(out.stderr.contains("can do anything"), "no warning: {:?}", out.stderr);
+    let env = std::fs::read_to_string(&env_file)?;
+    ensure!(
+        tk.master_key().is_some_and(|key| !env.contains(key)),
+        "the master key reached the command"
+    );
+    ensure!(
+        !env.contains("TOKENKEEP_MASTER_KEY"),
+        "the master key's variable reached the command"
+    );
+
+    // Into a pipe the output is left alone unless asked; the status is still the command's.
+    let out = tk.run(
+        &["exec", "--env", "TK=demo:alice", "--", "sh", "-c", "echo \"$TK\""],
+        None,
+    )?;
+    out.ensure_code(0)?;
+    ensure!(
+        peer.is_active(out.stdout.trim())?,
+        "unmasked output is not the token: {:?}",
+        out.stdout
+    );
+
+    // A command that cannot start, and a connection that does not exist, are said plainly.
+    let out = tk.run(&["exec", "--env", "TK=demo:alice", "--", "/nonexistent/cmd"], None)?;
+    ensure!(
+        !out.status.success() && out.stderr.contains("cannot start /nonexistent/cmd"),
+        "{}",
+        out.stderr
+    );
+    let out = tk.run(&["exec", "--env", "TK=demo:nobody", "--", "true"], None)?;
+    ensure!(!out.status.success() && out.stderr.contains("nobody"), "{}", out.stderr);
+
+    let log = std::fs::read_to_string(tk.log_file())?;
+    ensure_no_token_in(&peer, "alice", &[("the log", &log)])
+}

@@ -95,6 +95,26 @@ pub(crate) enum Command {
         #[arg(short, long)]
         include: bool,
     },
+    /// Run a command with fresh access tokens in its environment (`--env NAME=CONNECTION`), as `op run` does.
+    ///
+    /// The tokens are in the command's environment only, never in Tokenkeep's own or on a command line; the
+    /// exit status is the command's. The command can do anything the tokens allow: prefer `tokenkeep api`,
+    /// which never hands a token out.
+    Exec {
+        /// A variable and the connection whose access token it holds, `NAME=CONNECTION` (repeatable).
+        #[arg(long = "env", value_name = "NAME=CONNECTION", required = true)]
+        env: Vec<String>,
+        /// Replace every token value in the command's output with `<tokenkeep:NAME>` (the default when stdout
+        /// or stderr is a terminal).
+        #[arg(long, conflicts_with = "no_mask")]
+        mask: bool,
+        /// Pass the command's output through untouched.
+        #[arg(long)]
+        no_mask: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Refresh a connection's tokens now.
     Refresh {
         /// The connection: its id (or a prefix of it), provider:account, or the account alone.

@@ -41,7 +41,7 @@ use tokenkeep_core::profile::{Profile, ProfilePaths};
 use tokenkeep_core::store::PROGRAM_CLI;
 
 use crate::args::Cli;
-use crate::commands::{Cancelled, Damaged, EXIT_DAMAGED, NeedsYou};
+use crate::commands::{Cancelled, ChildExit, Damaged, EXIT_DAMAGED, NeedsYou};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,6 +51,10 @@ fn main() -> ExitCode {
         Err(error) if error.is::<Cancelled>() => {
             eprintln!("tokenkeep: {error}");
             ExitCode::from(130)
+        }
+        // `exec`: the command's own status, and nothing more said.
+        Err(error) if error.is::<ChildExit>() => {
+            ExitCode::from(error.downcast_ref::<ChildExit>().map_or(1, |exit| exit.0))
         }
         // The summary is already printed: the status alone tells scripts.
         Err(error) if error.is::<NeedsYou>() => ExitCode::FAILURE,

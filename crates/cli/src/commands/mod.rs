@@ -1,10 +1,11 @@
 //! One module per group of commands; each function reads its arguments, runs one core operation and prints the
-//! result. [`exec`] dispatches.
+//! result. [`exec()`] dispatches.
 
 mod api;
 mod connect;
 mod connections;
 mod daemon;
+mod exec;
 mod keys;
 mod paths;
 mod providers;
@@ -20,6 +21,7 @@ use tokenkeep_core::provider::ProviderId;
 use crate::Context;
 use crate::args::{Command, KeyCommand, ProvidersCommand};
 
+pub(crate) use exec::ChildExit;
 pub(crate) use providers::registration;
 
 /// Exit status of `verify` when it found damaged records (1 means it could not check at all).
@@ -130,6 +132,20 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
         } => connections::show(ctx, connection, json, reveal),
         Command::Token { connection } => tokens::token(ctx, connection),
         Command::Refresh { connection } => tokens::refresh(ctx, connection),
+        Command::Exec {
+            env,
+            mask,
+            no_mask,
+            command,
+        } => exec::exec(
+            ctx,
+            exec::ExecArgs {
+                env,
+                mask,
+                no_mask,
+                command,
+            },
+        ),
         Command::Api {
             connection,
             path,
