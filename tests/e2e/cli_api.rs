@@ -288,3 +288,18 @@ fn cli_exec_gives_the_command_a_fresh_token_and_masks_it() -> Result<()> {
     let log = std::fs::read_to_string(tk.log_file())?;
     ensure_no_token_in(&peer, "alice", &[("the log", &log)])
 }
+
+/// `--paginate` follows the cursor the demo preset declares to the last page, one JSON document per line.
+#[test]
+fn cli_api_paginate_follows_the_declared_cursor_to_the_end() -> Result<()> {
+    let (peer, tk, _) = installation("api-pages", now_secs() + 3600)?;
+    let out = tk.ok(&["api", "demo:alice", "api/page?pages=3", "--paginate"], None)?;
+    let pages: Vec<Value> = out.stdout.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let numbers: Vec<_> = pages.iter().map(|p| p["page"].as_u64()).collect();
+    ensure!(numbers == [Some(0), Some(1), Some(2)], "pages came as {}", out.stdout);
+    ensure!(peer.api_requests()?.len() == 3, "not one request per page");
+    // Without --paginate, only the first page.
+    let out = tk.ok(&["api", "demo:alice", "api/page?pages=3"], None)?;
+    ensure!(out.stdout.lines().count() == 1, "{}", out.stdout);
+    Ok(())
+}

@@ -91,6 +91,8 @@
 //                               or dead token gets 401 with `WWW-Authenticate: Bearer error="invalid_token"`
 //                               (RFC 6750 §3.1), as platforms answer.
 //   GET /api/redirect?to=URL    302 to URL (no token check: a redirect that points elsewhere).
+//   GET /api/page?pages=P&cursor=K  page K (from 0) of P (default 3): {"page", "items", "next_cursor"}, the
+//                               cursor absent on the last page (the demo preset's `api_pagination`).
 //   GET /api/bytes?n=N          N bytes (default 256) of every value 0..255 in turn, application/octet-stream,
 //                               after the token check: a body that is not UTF-8.
 // Standard endpoints are announced at /.well-known/openid-configuration (token /token, introspection
@@ -419,6 +421,13 @@ async function resource(req, res, url) {
       headers,
       body: (await readBody(req)).toString('utf8'),
     });
+  }
+  if (req.method === 'GET' && path === '/api/page') {
+    const at = Number(url.searchParams.get('cursor') ?? 0);
+    const pages = Number(url.searchParams.get('pages') ?? 3);
+    const body = { page: at, items: [`item-${at}-a`, `item-${at}-b`] };
+    if (at + 1 < pages) body.next_cursor = String(at + 1);
+    return reply(res, 200, body);
   }
   if (req.method === 'GET' && path === '/api/bytes') {
     const n = Math.min(Number(url.searchParams.get('n') ?? 256), 16 * 1024 * 1024);

@@ -94,6 +94,10 @@ pub(crate) enum Command {
         /// Print the status line and the response headers before the body.
         #[arg(short, long)]
         include: bool,
+        /// Follow the platform's pages of a list to the end (as its definition declares: YouTube's
+        /// `nextPageToken`, X's `next_token`, Meta's `paging.next`, Mastodon's `Link`), printing each page.
+        #[arg(long)]
+        paginate: bool,
     },
     /// Run a command with fresh access tokens in its environment (`--env NAME=CONNECTION`), as `op run` does.
     ///

@@ -22,12 +22,13 @@ pub(crate) struct ApiArgs {
     pub(crate) fields: Vec<String>,
     pub(crate) input: Option<PathBuf>,
     pub(crate) include: bool,
+    pub(crate) paginate: bool,
 }
 
 /// Runs `tokenkeep api`: the body goes to stdout as it came (any bytes); an HTTP error status is also said on
 /// stderr and ends with status 1, after the body (which usually says why).
 pub(super) fn exec(ctx: &Context, args: ApiArgs) -> Result<()> {
-    let call = build(
+    let mut call = build(
         args.connection,
         args.path,
         args.method,
@@ -36,13 +37,32 @@ pub(super) fn exec(ctx: &Context, args: ApiArgs) -> Result<()> {
         &args.fields,
         args.input,
     )?;
-    let response = Backend::open(ctx)?.run(call)?;
-    write_response(&response, args.include)?;
-    if response.status >= 400 {
-        bail!("the API answered HTTP {}", response.status_line());
+    call.paginate = args.paginate;
+    let backend = Backend::open(ctx)?;
+    for page in 1.. {
+        let response = backend.run(call.clone())?;
+        write_response(&response, args.include)?;
+        if response.status >= 400 {
+            bail!("the API answered HTTP {}", response.status_line());
+        }
+        let Some(next) = response.next else {
+            break;
+        };
+        if page == MAX_PAGES {
+            bail!("stopped after {MAX_PAGES} pages; the next one is {next}");
+        }
+        // Pages follow one another as they came; one that does not end a line gets a newline after it.
+        if !response.body.ends_with(b"\n") {
+            std::io::stdout().lock().write_all(b"\n")?;
+        }
+        call.url = next;
+        call.body = None;
     }
     Ok(())
 }
+
+/// The most pages one `--paginate` follows.
+const MAX_PAGES: usize = 1000;
 
 /// The request: fields go into the query of a GET (or of a request whose body is `--input`), otherwise into a
 /// JSON object body; the method is GET, or POST once there is something to send (as `gh api` does).
@@ -110,6 +130,7 @@ fn build(
         url: path,
         headers,
         body,
+        paginate: false,
     })
 }
 

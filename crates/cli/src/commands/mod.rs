@@ -155,6 +155,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
             fields,
             input,
             include,
+            paginate,
         } => api::exec(
             ctx,
             api::ApiArgs {
@@ -166,6 +167,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                 fields,
                 input,
                 include,
+                paginate,
             },
         ),
         Command::Disconnect {

@@ -28,7 +28,7 @@ use oauth2::{
 };
 use url::Url;
 
-pub(crate) use self::dialect::validate;
+pub(crate) use self::dialect::{json_path, validate};
 pub use self::identity::{AccountIdentity, IdentityError};
 use self::loopback::{Callback, LoopbackListener, Responder};
 pub use self::refresh::{Grant, RefreshFailure, Refreshed, refresh_tokens};

@@ -20,7 +20,8 @@ use super::connections::find_connection;
 use super::wire::plain_reply;
 use super::{LocalOps, Op, OpError};
 use crate::http::HttpRequest;
-use crate::provider::{ProviderSpec, is_loopback_host};
+use crate::oauth::json_path;
+use crate::provider::{ApiPagination, ProviderSpec, is_loopback_host};
 use crate::secret::SecretString;
 
 /// The largest response body `tokenkeep api` reads (larger answers fail with a clear error).
@@ -45,6 +46,9 @@ pub struct ApiCall {
     /// The request body.
     #[serde(default, with = "base64_bytes")]
     pub body: Option<Vec<u8>>,
+    /// Say where the next page is ([`ApiResponse::next`]), as the provider's `api_pagination` declares.
+    #[serde(default)]
+    pub paginate: bool,
 }
 
 /// What the API answered (the last response, after redirects).
@@ -57,6 +61,9 @@ pub struct ApiResponse {
     /// The body, as sent (any bytes).
     #[serde(with = "base64_bytes_required")]
     pub body: Vec<u8>,
+    /// With [`ApiCall::paginate`]: the URL of the next page, when the answer names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 plain_reply!(ApiResponse);
@@ -98,6 +105,13 @@ impl Op for ApiCall {
                 MAX_API_BODY / 1024 / 1024
             )));
         }
+        if self.paginate && spec.api_pagination.is_none() {
+            return Err(OpError::Invalid(format!(
+                "{}'s definition does not say how its API pages lists: --paginate cannot follow it (ask for the \
+                 next page yourself, with the parameter the platform documents)",
+                spec.display_name
+            )));
+        }
         let call = Call {
             method,
             headers,
@@ -106,7 +120,7 @@ impl Op for ApiCall {
         let mut token = local.engine().access_token(id).await?;
         let mut refreshed = false;
         loop {
-            let response = call.send(local, id, &url, &token).await?;
+            let (mut response, at) = call.send(local, id, &url, &token).await?;
             if response.status == 401 && invalid_token(&response.headers) {
                 if refreshed {
                     local.engine().token_refused(id, url.host_str().unwrap_or_default())?;
@@ -118,9 +132,72 @@ impl Op for ApiCall {
                 refreshed = true;
                 continue;
             }
+            if self.paginate && (200..300).contains(&response.status) {
+                response.next = spec
+                    .api_pagination
+                    .as_ref()
+                    .and_then(|pagination| next_page(pagination, &url, &at, &response));
+            }
             return Ok(response);
         }
     }
+}
+
+/// Where the page after `response` is, as `pagination` says: the request URL `asked` with the cursor in its
+/// query, or a URL the answer names (relative to `at`, where it came from). `None` on the last page.
+fn next_page(pagination: &ApiPagination, asked: &Url, at: &Url, response: &ApiResponse) -> Option<String> {
+    let in_body = |path: &str| -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        match json_path(&value, path)? {
+            serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        }
+    };
+    match pagination {
+        ApiPagination::Cursor { next, param } => {
+            let cursor = in_body(next)?;
+            let mut url = asked.clone();
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(key, _)| key != param.as_str())
+                .map(|(key, value)| (key.into_owned(), value.into_owned()))
+                .collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept)
+                .append_pair(param, &cursor);
+            Some(url.to_string())
+        }
+        ApiPagination::NextUrl { next } => at.join(&in_body(next)?).ok().map(String::from),
+        ApiPagination::LinkHeader => response
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("link"))
+            .find_map(|(_, value)| next_link(value))
+            .and_then(|link| at.join(&link).ok())
+            .map(String::from),
+    }
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header value.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .filter_map(|param| param.trim().split_once('='))
+            .any(|(key, rel)| {
+                key.trim().eq_ignore_ascii_case("rel")
+                    && rel
+                        .trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            })
+            .then(|| target.to_owned())
+    })
 }
 
 /// A request as it is sent, and re-sent after a refresh.
@@ -138,7 +215,7 @@ impl Call {
         id: crate::store::ConnectionId,
         url: &Url,
         token: &SecretString,
-    ) -> Result<ApiResponse, OpError> {
+    ) -> Result<(ApiResponse, Url), OpError> {
         let origin = url.origin();
         let (mut url, mut method, mut body) = (url.clone(), self.method.clone(), self.body.clone());
         for _ in 0..=MAX_REDIRECTS {
@@ -198,11 +275,13 @@ impl Call {
                 .iter()
                 .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
                 .collect();
-            return Ok(ApiResponse {
+            let answer = ApiResponse {
                 status: status.as_u16(),
                 headers,
                 body: response.into_body(),
-            });
+                next: None,
+            };
+            return Ok((answer, url));
         }
         Err(OpError::Api(format!(
             "more than {MAX_REDIRECTS} redirects from {}",
@@ -439,6 +518,56 @@ User-Agent = "tokenkeep/{version}""#,
         assert!(headers[1].1.to_str().unwrap().starts_with("tokenkeep/"));
     }
 
+    fn page(headers: &[(&str, &str)], body: &str) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+            next: None,
+        }
+    }
+
+    #[test]
+    fn the_next_page_is_found_where_the_definition_says() {
+        let asked = Url::parse("https://api.example.com/v3/videos?part=id&pageToken=OLD").unwrap();
+        let cursor = ApiPagination::Cursor {
+            next: "nextPageToken".into(),
+            param: "pageToken".into(),
+        };
+        assert_eq!(
+            next_page(&cursor, &asked, &asked, &page(&[], r#"{"nextPageToken":"CAUQAA"}"#)).as_deref(),
+            Some("https://api.example.com/v3/videos?part=id&pageToken=CAUQAA")
+        );
+        assert_eq!(next_page(&cursor, &asked, &asked, &page(&[], r#"{"items":[]}"#)), None);
+        assert_eq!(
+            next_page(&cursor, &asked, &asked, &page(&[], r#"{"nextPageToken":""}"#)),
+            None
+        );
+
+        let next_url = ApiPagination::NextUrl {
+            next: "paging.next".into(),
+        };
+        let body = r#"{"paging":{"next":"https://api.example.com/v3/videos?after=QVFI"}}"#;
+        assert_eq!(
+            next_page(&next_url, &asked, &asked, &page(&[], body)).as_deref(),
+            Some("https://api.example.com/v3/videos?after=QVFI")
+        );
+
+        let link = ApiPagination::LinkHeader;
+        let header = r#"<https://api.example.com/v3/videos?max_id=7>; rel="next", <https://api.example.com/v3/videos?min_id=9>; rel="prev""#;
+        assert_eq!(
+            next_page(&link, &asked, &asked, &page(&[("Link", header)], "[]")).as_deref(),
+            Some("https://api.example.com/v3/videos?max_id=7")
+        );
+        assert_eq!(
+            next_page(&link, &asked, &asked, &page(&[("Link", r#"<x>; rel="prev""#)], "[]")),
+            None
+        );
+    }
+
     #[test]
     fn a_call_crosses_the_wire_with_any_body_bytes() {
         let call = ApiCall {
@@ -447,6 +576,7 @@ User-Agent = "tokenkeep/{version}""#,
             url: "api/echo".into(),
             headers: vec![("Content-Type".into(), "application/octet-stream".into())],
             body: Some(vec![0, 159, 255, b'\n']),
+            paginate: true,
         };
         let text = serde_json::to_string(&call).unwrap();
         assert_eq!(serde_json::from_str::<ApiCall>(&text).unwrap(), call);

@@ -282,6 +282,7 @@ pub async fn discover(
         instance: None,
         api_base: None,
         api_hosts: Vec::new(),
+        api_pagination: None,
     };
     spec.validate()?;
     Ok(spec)

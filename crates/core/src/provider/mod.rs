@@ -612,6 +612,29 @@ pub struct ProviderSpec {
     /// endpoint (see [`Self::allowed_api_hosts`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_hosts: Vec<String>,
+    /// How the platform's API pages its lists, for `tokenkeep api --paginate` (unset: no paging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_pagination: Option<ApiPagination>,
+}
+
+/// How a platform's API says where the next page of a list is (`tokenkeep api --paginate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "style", deny_unknown_fields)]
+pub enum ApiPagination {
+    /// A cursor in the answer's JSON, sent back as a query parameter: YouTube's `nextPageToken` → `pageToken`.
+    Cursor {
+        /// Where the cursor is: a dotted path (`meta.next_token`). Absent, `null` or empty: the last page.
+        next: String,
+        /// The query parameter that carries it to the next request (`pagination_token`).
+        param: String,
+    },
+    /// The next page's whole URL in the answer's JSON: Meta's `paging.next`. Absent or `null`: the last page.
+    NextUrl {
+        /// Where the URL is: a dotted path.
+        next: String,
+    },
+    /// An RFC 8288 `Link: <URL>; rel="next"` header (Mastodon). None: the last page.
+    LinkHeader,
 }
 
 fn default_scope_separator() -> String {
@@ -766,6 +789,17 @@ impl ProviderSpec {
             && (base.query().is_some() || base.fragment().is_some() || base.host_str().is_none())
         {
             return Err(invalid("api_base must be a plain https URL (no query or fragment)"));
+        }
+        match &self.api_pagination {
+            Some(ApiPagination::Cursor { next, param }) if next.is_empty() || param.is_empty() => {
+                return Err(invalid(
+                    "api_pagination: a cursor needs `next` (a dotted path) and `param`",
+                ));
+            }
+            Some(ApiPagination::NextUrl { next }) if next.is_empty() => {
+                return Err(invalid("api_pagination: next_url needs `next` (a dotted path)"));
+            }
+            _ => {}
         }
         if let Some(host) = self.api_hosts.iter().find(|host| !is_api_host(host)) {
             return Err(invalid(&format!(
