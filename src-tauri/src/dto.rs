@@ -428,6 +428,9 @@ pub(crate) struct Inspection {
     pub(crate) updated_at: u64,
     pub(crate) key_id: String,
     pub(crate) tokens: Vec<TokenInfo>,
+    /// The `tokenkeep api` command line for this connection (none for a provider without an API base).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) api_command: Option<String>,
 }
 
 /// One token in an [`Inspection`].
@@ -457,7 +460,11 @@ impl Inspection {
             key_id,
             tokens,
         } = inspection;
+        let api_command = catalog.get(&meta.provider).and_then(|provider| {
+            ops::api::command_line(provider.spec(), &format!("{}:{}", meta.provider, meta.account))
+        });
         Self {
+            api_command,
             connection: ConnectionView::new(id, &meta, catalog),
             subject: meta.subject,
             created_at: meta.created_at,

@@ -242,7 +242,7 @@ async fn app_flow_connect_refresh_revoke_reconnect_inspect_disconnect() -> Resul
         started,
     };
 
-    let result = scenario(&mut w, &peer, &app_log).await;
+    let result = scenario(&mut w, &peer, &app_log, &tk).await;
     if result.is_err() {
         // What the window showed when it went wrong, for whoever reads the failure.
         let _ = w.record("failure", None).await;
@@ -278,7 +278,7 @@ async fn app_flow_connect_refresh_revoke_reconnect_inspect_disconnect() -> Resul
 }
 
 /// Steps 1–7 in the window. Returns the access token that was revealed.
-async fn scenario(w: &mut Window, peer: &OidcPeer, app_log: &Path) -> Result<String> {
+async fn scenario(w: &mut Window, peer: &OidcPeer, app_log: &Path, tk: &Tokenkeep) -> Result<String> {
     let started = w.started;
     let s5 = Duration::from_secs(5);
     let s20 = Duration::from_secs(20);
@@ -571,7 +571,32 @@ async fn scenario(w: &mut Window, peer: &OidcPeer, app_log: &Path) -> Result<Str
             "{kind} row: data-present={present:?}"
         );
     }
+    // The safe way for scripts: the window shows the `tokenkeep api` line, and that line works as shown (through
+    // the app's socket: the app makes the request, the CLI never holds the token).
+    let command = w.text(&tid("api-command")).await?;
+    let expected = format!("tokenkeep api demo:{ACCOUNT} me");
+    ensure!(
+        command == expected,
+        "Inspect shows the command line {command:?}, not {expected:?}"
+    );
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let answer = tk.ok(&args, None)?;
+    ensure!(
+        answer.stdout.contains(&format!("\"email\":\"{ACCOUNT}\"")),
+        "the shown command answered {}",
+        answer.stdout
+    );
     w.record("inspect", None).await?;
+    w.client
+        .execute(
+            "document.querySelector('[data-testid=\"api-command\"]').scrollIntoView({ block: 'center' }); return null;",
+            vec![],
+        )
+        .await?;
+    w.record("inspect-use-from-scripts", None).await?;
+    w.client
+        .execute("document.querySelector('[data-testid=\"reveal-access_token\"]').scrollIntoView({ block: 'center' }); return null;", vec![])
+        .await?;
     w.click(&tid("reveal-access_token"), "no Reveal button for the access token")
         .await?;
     let revealed = w.text_of(&tid("revealed-value"), s5, "Reveal showed no value").await?;

@@ -228,6 +228,8 @@ export type Inspection = Connection & {
   updatedAt: number;
   keyId: string;
   tokens: TokenInfo[];
+  /** The `tokenkeep api` command line for this connection (absent for a platform without an API base). */
+  apiCommand?: string | null;
 };
 
 export interface Revealed {

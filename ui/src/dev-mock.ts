@@ -430,6 +430,7 @@ export function createMock(search: string): { backend: Backend; scenario: () => 
         createdAt: t - 40 * 86400,
         updatedAt: c.lastRefreshAt ?? t - 3600,
         keyId: KEY_ID,
+        apiCommand: `tokenkeep api ${c.provider}:${c.account} youtube/v3/channels?part=snippet&mine=true`,
         tokens: [
           { kind: 'access_token', present: true, length: 218 },
           { kind: 'refresh_token', present: c.provider !== 'tiktok', length: 103 },

@@ -174,6 +174,35 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
     ]);
   }
 
+  /** How scripts use this connection without holding its token: the command line, to select or copy. */
+  function scriptsSection(command: string): HTMLElement {
+    const status = el('span', { class: 'copy-status', attrs: { role: 'status' } });
+    const copy = button('Copy', { small: true, testid: TID.apiCommandCopy, attrs: { 'aria-label': 'Copy the command line' } }, () => {
+      status.textContent = '';
+      navigator.clipboard.writeText(command).then(
+        () => {
+          status.textContent = 'Copied';
+        },
+        () => {
+          status.textContent = 'Select the line and copy it';
+        },
+      );
+    });
+    return el('section', { class: 'inspect-section' }, [
+      el('h3', { class: 'section-title', text: 'Use it from scripts' }),
+      el('p', {
+        class: 'field-hint',
+        text: `A script can call ${provider}'s API as this account without ever holding its token: Tokenkeep adds the token, refreshed when due, and sends it only to ${provider}'s own hosts.`,
+      }),
+      el('div', { class: 'command-line' }, [
+        el('code', { class: 'selectable', text: command, testid: TID.apiCommand, attrs: { tabindex: '0' } }),
+        status,
+        copy,
+      ]),
+      el('p', { class: 'field-hint' }, [el('code', { text: 'tokenkeep api --help' }), ' lists the options: method, headers, fields, --paginate.']),
+    ]);
+  }
+
   function render(i: Inspection): void {
     const now = nowSeconds();
     const pill = derivePill(i, now);
@@ -208,6 +237,7 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
         }),
         tokens,
       ]),
+      ...(i.apiCommand ? [scriptsSection(i.apiCommand)] : []),
       ...i.tokens.map((t) => jwtSection(t, now)).filter((x): x is HTMLElement => x !== null),
     );
     modal.dialog.querySelector<HTMLElement>('.icon-btn')?.focus();

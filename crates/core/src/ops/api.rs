@@ -330,6 +330,39 @@ pub fn resolve(spec: &ProviderSpec, given: &str) -> Result<Url, OpError> {
     Ok(url)
 }
 
+/// The `tokenkeep api` command line that calls `spec`'s API as `connection` (`provider:account`), quoted for a
+/// POSIX shell, with an example: the account's own identity call when it is on the API base (YouTube's
+/// `youtube/v3/channels?part=snippet&mine=true`), else the base itself. The window shows it, so that people learn
+/// the way that never hands a token out. `None` for a provider without an API base.
+pub fn command_line(spec: &ProviderSpec, connection: &str) -> Option<String> {
+    let base = spec.api_base.as_ref()?;
+    let example = spec
+        .userinfo_endpoint
+        .as_ref()
+        .and_then(|userinfo| userinfo.as_str().strip_prefix(base.as_str()))
+        .filter(|path| !path.is_empty())
+        .map_or_else(|| base.to_string(), str::to_owned);
+    Some(format!(
+        "tokenkeep api {} {}",
+        shell_quote(connection),
+        shell_quote(&example)
+    ))
+}
+
+/// `word` as one POSIX shell word: as it is when it holds only characters no shell treats specially, else in
+/// single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.,:/@%+=".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// The caller's headers, checked, with the provider's own (Reddit's `User-Agent`) where the caller set none.
 fn request_headers(
     spec: &ProviderSpec,
@@ -566,6 +599,24 @@ User-Agent = "tokenkeep/{version}""#,
             next_page(&link, &asked, &asked, &page(&[("Link", r#"<x>; rel="prev""#)], "[]")),
             None
         );
+    }
+
+    #[test]
+    fn the_command_line_is_quoted_and_uses_the_identity_call_as_example() {
+        let with_userinfo = spec(
+            r#"api_base = "https://api.example.com/"
+userinfo_endpoint = "https://api.example.com/v1/me?fields=id,name""#,
+        );
+        assert_eq!(
+            command_line(&with_userinfo, "example:Ann O'Neil").as_deref(),
+            Some(r"tokenkeep api 'example:Ann O'\''Neil' 'v1/me?fields=id,name'")
+        );
+        let elsewhere = spec(r#"api_base = "https://api.example.com/v2/""#);
+        assert_eq!(
+            command_line(&elsewhere, "example:ann").as_deref(),
+            Some("tokenkeep api example:ann https://api.example.com/v2/")
+        );
+        assert_eq!(command_line(&spec(""), "example:ann"), None);
     }
 
     #[test]
