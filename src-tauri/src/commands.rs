@@ -153,6 +153,7 @@ pub(crate) async fn configure_provider(
         scopes: None,
         redirect_uri,
         instance: None,
+        api_hosts: Vec::new(),
     };
     save_provider(&state, request).await
 }
@@ -171,6 +172,7 @@ pub(crate) async fn add_server(state: State<'_, AppState>, template: String, ser
         scopes: None,
         redirect_uri: None,
         instance: Some(server),
+        api_hosts: Vec::new(),
     };
     save_provider(&state, request).await
 }
@@ -214,6 +216,7 @@ pub(crate) async fn add_custom_provider(
         scopes: None,
         redirect_uri: None,
         instance: None,
+        api_hosts: Vec::new(),
     };
     save_provider(&state, request).await
 }

@@ -252,6 +252,10 @@ pub(crate) enum ProvidersCommand {
         /// registers itself there and adds the server as a provider of its own.
         #[arg(long, value_name = "SERVER")]
         instance: Option<String>,
+        /// For a custom provider: another host its access tokens are for, where `tokenkeep api` may send them
+        /// (repeatable; its issuer's and userinfo endpoint's hosts are allowed already).
+        #[arg(long = "api-host", value_name = "HOST")]
+        api_hosts: Vec<String>,
     },
     /// Add or replace a provider from a definition file in the catalog's own TOML format (see `providers export`
     /// and docs/PROVIDERS.md); an id of a built-in provider overrides it.

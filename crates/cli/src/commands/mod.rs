@@ -84,6 +84,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                     scopes,
                     redirect_uri,
                     instance,
+                    api_hosts,
                 },
         } => {
             let client_secret = if client_secret_stdin {
@@ -101,6 +102,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 redirect_uri,
                 instance,
+                api_hosts,
             };
             providers::add(ctx, request)
         }

@@ -37,6 +37,9 @@ pub struct AddProvider {
     /// For a platform of many servers (`id` names its template, `mastodon`): the person's server, where Tokenkeep
     /// registers itself; the server becomes a provider of its own.
     pub instance: Option<String>,
+    /// For a custom provider: more hosts its access tokens are for (`tokenkeep api` sends them there too), on
+    /// top of its issuer's and userinfo endpoint's.
+    pub api_hosts: Vec<String>,
 }
 
 /// What `providers add` did.
@@ -117,6 +120,9 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
         }
         (None, _) => {}
     }
+    if !request.api_hosts.is_empty() {
+        config.add_api_hosts(&id, &request.api_hosts)?;
+    }
     if let Some(client_id) = &request.client_id {
         if client_id.trim().is_empty() {
             return Err(OpError::Invalid("the client id is empty".into()));
@@ -176,10 +182,11 @@ async fn add_instance<V: std::borrow::Borrow<Vault>>(
         || request.issuer.is_some()
         || request.redirect_uri.is_some()
         || request.display_name.is_some()
+        || !request.api_hosts.is_empty()
     {
         return Err(OpError::Invalid(
             "--instance registers Tokenkeep at the server, which issues the client itself: leave out --client-id, \
-             --client-secret-stdin, --auth, --issuer, --redirect-uri and --display-name"
+             --client-secret-stdin, --auth, --issuer, --redirect-uri, --display-name and --api-host"
                 .into(),
         ));
     }

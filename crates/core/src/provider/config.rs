@@ -362,6 +362,34 @@ impl ProfileConfig {
         Ok(self.custom_providers.remove(index))
     }
 
+    /// Adds `hosts` to the hosts a custom provider's access tokens are for (its `api_hosts`; the ones it had by
+    /// default — its issuer's, its userinfo endpoint's — stay). A built-in provider's hosts are part of its
+    /// definition and are refused here.
+    pub fn add_api_hosts(&mut self, provider: &ProviderId, hosts: &[String]) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::InvalidSetting {
+            provider: provider.clone(),
+            message,
+        };
+        let Some(spec) = self.custom_providers.iter_mut().find(|spec| &spec.id == provider) else {
+            return Err(invalid(
+                "its API hosts are part of its built-in definition: to change them, `providers export` it, edit \
+                 api_hosts and `providers import` the file"
+                    .to_owned(),
+            ));
+        };
+        let mut updated = spec.clone();
+        updated.api_hosts = spec.allowed_api_hosts();
+        for host in hosts {
+            let host = host.trim().to_ascii_lowercase();
+            if !updated.api_hosts.contains(&host) {
+                updated.api_hosts.push(host);
+            }
+        }
+        updated.validate().map_err(|e| invalid(e.to_string()))?;
+        *spec = updated;
+        Ok(())
+    }
+
     /// Sets the client id registered for `provider`, and the authentication method when `auth` is given
     /// (`None` keeps what the definition says).
     pub fn set_client(
@@ -631,6 +659,36 @@ mod tests {
             ),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn api_hosts_add_to_a_custom_providers_defaults_and_stay_out_of_built_ins() {
+        let mut config = sample();
+        let provider = id("my-idp");
+        let before = config.custom(&provider).unwrap().allowed_api_hosts();
+        assert_eq!(before, ["idp.example.com"]);
+        config
+            .add_api_hosts(&provider, &["API.Example.com".into(), "idp.example.com".into()])
+            .unwrap();
+        assert_eq!(
+            config.custom(&provider).unwrap().allowed_api_hosts(),
+            ["idp.example.com", "api.example.com"]
+        );
+        // It survives a save and a load (the hosts are part of the stored definition).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        config.save(&path).unwrap();
+        let loaded = ProfileConfig::load(&path).unwrap();
+        assert_eq!(
+            loaded.custom(&provider).unwrap().allowed_api_hosts(),
+            ["idp.example.com", "api.example.com"]
+        );
+        let error = config.add_api_hosts(&provider, &["not a host".into()]).unwrap_err();
+        assert!(error.to_string().contains("api_hosts"), "{error}");
+        let error = config
+            .add_api_hosts(&id("youtube"), &["x.example.com".into()])
+            .unwrap_err();
+        assert!(error.to_string().contains("providers export"), "{error}");
     }
 
     fn sample() -> ProfileConfig {
