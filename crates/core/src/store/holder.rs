@@ -51,6 +51,15 @@ impl Holder {
         })
     }
 
+    /// Whether this holder keeps the store for a long time (the app, the daemon) and is still running: a second
+    /// opener need not wait for it to let go.
+    pub(super) fn holds_for_long(&self) -> bool {
+        let long_running = self.program == PROGRAM_APP || self.program == PROGRAM_DAEMON;
+        // Where processes cannot be looked up, a long-running holder is taken to be there (the lock says so).
+        let alive = !cfg!(target_os = "linux") || Path::new("/proc").join(self.pid.to_string()).exists();
+        long_running && alive
+    }
+
     /// Reads the holder file of the store at `store_dir`, if there is a readable one.
     pub(super) fn read(store_dir: &Path) -> Option<Self> {
         let text = fs::read_to_string(holder_path(store_dir)).ok()?;

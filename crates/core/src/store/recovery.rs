@@ -28,17 +28,20 @@ pub(super) struct OpenLock {
 }
 
 impl OpenLock {
-    /// Takes the lock at `path`, waiting up to a second for a process that is about to let go.
+    /// Takes the lock at `path`, waiting up to a second for a process that is about to let go — unless
+    /// `held_for_long` says the holder keeps it (the app, the daemon: the CLI then goes to its socket at once
+    /// instead of waiting a second on every command).
     ///
     /// # Errors
     /// `Ok(None)` when another process holds it; `Err` when the file cannot be opened.
-    pub(super) fn acquire(path: &Path) -> io::Result<Option<Self>> {
+    pub(super) fn acquire(path: &Path, held_for_long: impl Fn() -> bool) -> io::Result<Option<Self>> {
         let file = super::holder::private_file(path)?;
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut delay = Duration::from_millis(10);
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Some(Self { _file: file })),
+                Err(fs::TryLockError::WouldBlock) if held_for_long() => return Ok(None),
                 Err(fs::TryLockError::WouldBlock) if Instant::now() + delay < deadline => {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(200));
@@ -247,10 +250,22 @@ mod tests {
     fn the_open_lock_keeps_a_second_opener_out() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("store.lock");
-        let first = OpenLock::acquire(&path).unwrap();
+        let first = OpenLock::acquire(&path, || false).unwrap();
         assert!(first.is_some());
-        assert!(OpenLock::acquire(&path).unwrap().is_none());
+        let started = Instant::now();
+        assert!(OpenLock::acquire(&path, || false).unwrap().is_none());
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "it did not wait for a holder about to let go"
+        );
+        // A holder that keeps the store (the app, the daemon) is not waited for.
+        let started = Instant::now();
+        assert!(OpenLock::acquire(&path, || true).unwrap().is_none());
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "it waited for a long-running holder"
+        );
         drop(first);
-        assert!(OpenLock::acquire(&path).unwrap().is_some());
+        assert!(OpenLock::acquire(&path, || true).unwrap().is_some());
     }
 }

@@ -254,7 +254,8 @@ impl Vault {
 
 fn take_lock(paths: &ProfilePaths) -> Result<OpenLock, StoreError> {
     let lock_path = paths.store_lock();
-    OpenLock::acquire(&lock_path)
+    let held_for_long = || Holder::read(&paths.store_dir()).is_some_and(|holder| holder.holds_for_long());
+    OpenLock::acquire(&lock_path, held_for_long)
         .map_err(StoreError::io("lock", &lock_path))?
         .ok_or_else(|| StoreError::Locked {
             holder: Holder::read(&paths.store_dir()),
