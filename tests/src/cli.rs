@@ -86,6 +86,16 @@ impl Tokenkeep {
         })
     }
 
+    /// The `tokenkeep` binary this installation runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Runs `binary` instead of the debug build (a benchmark measures the release build).
+    pub fn use_binary(&mut self, binary: PathBuf) {
+        self.binary = binary;
+    }
+
     /// An installation that lives in `session` and keeps its master key in that session's gnome-keyring
     /// (no `TOKENKEEP_MASTER_KEY`).
     pub fn in_session(session: &HeadlessSession) -> Result<Self> {

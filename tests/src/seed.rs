@@ -276,7 +276,7 @@ fn find_pid(tk: &Tokenkeep, subcommand: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("the installation has no TOKENKEEP_HOME"))?;
     let mut wanted_env = b"TOKENKEEP_HOME=".to_vec();
     wanted_env.extend_from_slice(home.as_encoded_bytes());
-    let binary = crate::built_binary("tokenkeep")?.canonicalize()?;
+    let binary = tk.binary().canonicalize()?;
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").context("cannot list /proc")? {
         let entry = entry?;
