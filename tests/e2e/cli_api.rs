@@ -164,6 +164,22 @@ fn cli_api_sends_the_token_to_its_hosts_only() -> Result<()> {
     out.ensure_code(1)?;
     ensure!(peer.api_requests()?.is_empty(), "a refused call reached the server");
 
+    // A server that is not there, and a body file that cannot be read, are said plainly.
+    let out = tk.run(&["api", "demo:alice", "http://127.0.0.1:1/api/echo"], None)?;
+    out.ensure_code(1)?;
+    ensure!(out.stderr.contains("could not reach 127.0.0.1:1"), "{}", out.stderr);
+    let out = tk.run(
+        &["api", "demo:alice", "api/echo", "--input", "/nonexistent/body.json"],
+        None,
+    )?;
+    out.ensure_code(1)?;
+    ensure!(
+        out.stderr
+            .contains("cannot read the request body from /nonexistent/body.json"),
+        "{}",
+        out.stderr
+    );
+
     // An absolute URL on an allowed host works like a path.
     tk.ok(&["api", "demo:alice", &format!("{}/api/echo", peer.issuer())], None)?;
 
@@ -187,22 +203,34 @@ fn cli_api_sends_the_token_to_its_hosts_only() -> Result<()> {
 }
 
 /// While the daemon holds the store, the call is made by the daemon and prints the very same bytes — here a
-/// body that is not UTF-8 and larger than any OAuth answer; the CLI's own log never holds the token.
+/// 10 MiB body that is not UTF-8 (40 times an OAuth answer's bound); the CLI's own log never holds the token. A
+/// reader that goes away (`| head`) ends the call quietly, both ways.
 #[test]
 fn cli_api_through_the_socket_prints_the_same_bytes() -> Result<()> {
     let (peer, tk, _) = installation("api-socket", now_secs() + 3600)?;
-    let args = ["api", "demo:alice", "api/bytes?n=300000"];
+    let args = ["api", "demo:alice", "api/bytes?n=10485760"];
     let direct = raw(&tk, &args)?;
     ensure!(direct.status.success(), "{}", String::from_utf8_lossy(&direct.stderr));
-    let expected: Vec<u8> = (0..300_000).map(|i| (i % 256) as u8).collect();
+    let expected: Vec<u8> = (0..10_485_760).map(|i| (i % 256) as u8).collect();
     ensure!(
         direct.stdout == expected,
         "the body came out altered ({} bytes)",
         direct.stdout.len()
     );
 
+    let (status, stderr) = tk.run_into_closed_pipe(&args)?;
+    ensure!(
+        status.success() && stderr.is_empty(),
+        "into a closed pipe: {status}, {stderr}"
+    );
+
     let daemon = Daemon::start(&tk, &[])?;
     let through = raw(&tk, &args)?;
+    let (status, stderr) = tk.run_into_closed_pipe(&args)?;
+    ensure!(
+        status.success() && stderr.is_empty(),
+        "through the socket into a closed pipe: {status}, {stderr}"
+    );
     let echo = raw(&tk, &["api", "demo:alice", "api/echo", "-X", "POST", "--input", "-"])?;
     daemon.stop()?;
     ensure!(through.status.success(), "{}", String::from_utf8_lossy(&through.stderr));
