@@ -71,54 +71,13 @@ pub(crate) enum Command {
     /// whole https URL on one of the hosts its tokens are for (a refusal names them). The token is refreshed
     /// first when due, and once more when the API says it is invalid. An HTTP error status ends with status 1,
     /// after the body.
-    Api {
-        /// The connection: its id (or a prefix of it), provider:account, or the account alone.
-        connection: String,
-        /// A path relative to the platform's API base, or an https URL.
-        path: String,
-        /// The HTTP method (default: GET, or POST when there are fields or an --input).
-        #[arg(short = 'X', long, value_name = "METHOD")]
-        method: Option<String>,
-        /// A request header, `Name: value` (repeatable).
-        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        /// A string field, `key=value` (repeatable): in the query of a GET, else in a JSON object body.
-        #[arg(short = 'f', long = "raw-field", value_name = "KEY=VALUE")]
-        raw_fields: Vec<String>,
-        /// A typed field (repeatable): `true`, `false`, `null` and numbers as JSON, `@FILE` the file's text.
-        #[arg(short = 'F', long = "field", value_name = "KEY=VALUE")]
-        fields: Vec<String>,
-        /// The request body, raw, from FILE (`-`: standard input); fields then go into the query.
-        #[arg(long, value_name = "FILE")]
-        input: Option<PathBuf>,
-        /// Print the status line and the response headers before the body.
-        #[arg(short, long)]
-        include: bool,
-        /// Follow the platform's pages of a list to the end (as its definition declares: YouTube's
-        /// `nextPageToken`, X's `next_token`, Meta's `paging.next`, Mastodon's `Link`), printing each page.
-        #[arg(long)]
-        paginate: bool,
-    },
+    Api(ApiArgs),
     /// Run a command with fresh access tokens in its environment (`--env NAME=CONNECTION`), as `op run` does.
     ///
     /// The tokens are in the command's environment only, never in Tokenkeep's own or on a command line; the
     /// exit status is the command's. The command can do anything the tokens allow: prefer `tokenkeep api`,
     /// which never hands a token out.
-    Exec {
-        /// A variable and the connection whose access token it holds, `NAME=CONNECTION` (repeatable).
-        #[arg(long = "env", value_name = "NAME=CONNECTION", required = true)]
-        env: Vec<String>,
-        /// Replace every token value in the command's output with `<tokenkeep:NAME>` (the default when stdout
-        /// or stderr is a terminal).
-        #[arg(long, conflicts_with = "no_mask")]
-        mask: bool,
-        /// Pass the command's output through untouched.
-        #[arg(long)]
-        no_mask: bool,
-        /// The command and its arguments, after `--`.
-        #[arg(last = true, required = true, value_name = "COMMAND")]
-        command: Vec<String>,
-    },
+    Exec(ExecArgs),
     /// Refresh a connection's tokens now.
     Refresh {
         /// The connection: its id (or a prefix of it), provider:account, or the account alone.
@@ -299,4 +258,53 @@ impl From<AuthArg> for ClientAuth {
             AuthArg::BasicId => Self::ClientIdBasic,
         }
     }
+}
+
+/// The arguments of `tokenkeep api`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ApiArgs {
+    /// The connection: its id (or a prefix of it), provider:account, or the account alone.
+    pub(crate) connection: String,
+    /// A path relative to the platform's API base, or an https URL.
+    pub(crate) path: String,
+    /// The HTTP method (default: GET, or POST when there are fields or an --input).
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub(crate) method: Option<String>,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub(crate) headers: Vec<String>,
+    /// A string field, `key=value` (repeatable): in the query of a GET, else in a JSON object body.
+    #[arg(short = 'f', long = "raw-field", value_name = "KEY=VALUE")]
+    pub(crate) raw_fields: Vec<String>,
+    /// A typed field (repeatable): `true`, `false`, `null` and numbers as JSON, `@FILE` the file's text.
+    #[arg(short = 'F', long = "field", value_name = "KEY=VALUE")]
+    pub(crate) fields: Vec<String>,
+    /// The request body, raw, from FILE (`-`: standard input); fields then go into the query.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// Print the status line and the response headers before the body.
+    #[arg(short, long)]
+    pub(crate) include: bool,
+    /// Follow the platform's pages of a list to the end (as its definition declares: YouTube's
+    /// `nextPageToken`, X's `next_token`, Meta's `paging.next`, Mastodon's `Link`), printing each page.
+    #[arg(long)]
+    pub(crate) paginate: bool,
+}
+
+/// The arguments of `tokenkeep exec`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecArgs {
+    /// A variable and the connection whose access token it holds, `NAME=CONNECTION` (repeatable).
+    #[arg(long = "env", value_name = "NAME=CONNECTION", required = true)]
+    pub(crate) env: Vec<String>,
+    /// Replace every token value in the command's output with `<tokenkeep:NAME>` (the default when stdout
+    /// or stderr is a terminal).
+    #[arg(long, conflicts_with = "no_mask")]
+    pub(crate) mask: bool,
+    /// Pass the command's output through untouched.
+    #[arg(long)]
+    pub(crate) no_mask: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
 }

@@ -9,21 +9,8 @@ use serde_json::{Map, Value};
 use tokenkeep_core::ops::{ApiCall, ApiResponse};
 
 use crate::Context;
+use crate::args::ApiArgs;
 use crate::backend::Backend;
-
-/// What `tokenkeep api` was asked, as clap parsed it.
-#[derive(Debug)]
-pub(crate) struct ApiArgs {
-    pub(crate) connection: String,
-    pub(crate) path: String,
-    pub(crate) method: Option<String>,
-    pub(crate) headers: Vec<String>,
-    pub(crate) raw_fields: Vec<String>,
-    pub(crate) fields: Vec<String>,
-    pub(crate) input: Option<PathBuf>,
-    pub(crate) include: bool,
-    pub(crate) paginate: bool,
-}
 
 /// Runs `tokenkeep api`: the body goes to stdout as it came (any bytes); an HTTP error status is also said on
 /// stderr and ends with status 1, after the body (which usually says why).

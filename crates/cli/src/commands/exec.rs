@@ -14,6 +14,7 @@ use tokenkeep_core::secret::SecretString;
 use zeroize::Zeroizing;
 
 use crate::Context;
+use crate::args::ExecArgs;
 use crate::backend::{Backend, runtime};
 
 /// A token's bytes (zeroized on drop) and the marker that replaces them in the child's output.
@@ -30,15 +31,6 @@ impl std::fmt::Display for ChildExit {
 }
 
 impl std::error::Error for ChildExit {}
-
-/// What `tokenkeep exec` was asked.
-#[derive(Debug)]
-pub(crate) struct ExecArgs {
-    pub(crate) env: Vec<String>,
-    pub(crate) mask: bool,
-    pub(crate) no_mask: bool,
-    pub(crate) command: Vec<String>,
-}
 
 pub(super) fn exec(ctx: &Context, args: ExecArgs) -> Result<()> {
     let pairs = args
