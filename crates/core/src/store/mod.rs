@@ -234,14 +234,7 @@ impl Vault {
         let db_dir = store_dir.join("sled");
         create_private_dir(paths.dir())?;
         // The lock comes first: no second process may copy, open or put back sled's files meanwhile.
-        let lock_path = paths.store_lock();
-        let held_for_long = || Holder::read(&store_dir).is_some_and(|holder| holder.holds_for_long());
-        let lock = recovery::OpenLock::acquire(&lock_path, held_for_long)
-            .map_err(StoreError::io("lock", &lock_path))?
-            .ok_or_else(|| StoreError::Locked {
-                holder: Holder::read(&store_dir),
-                path: store_dir.clone(),
-            })?;
+        let lock = recovery::OpenLock::take(paths)?;
         let backups_dir = paths.backups_dir();
         let newest_backup = backup::newest(&backups_dir);
         let marker = recovery::read_marker(&paths.store_marker());

@@ -19,7 +19,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::profile::ProfilePaths;
 use crate::secret::KeyId;
+
+use super::StoreError;
+use super::holder::Holder;
 
 /// The advisory lock that keeps a second opener away from sled's files while the first copies and opens them.
 #[derive(Debug)]
@@ -28,6 +32,19 @@ pub(super) struct OpenLock {
 }
 
 impl OpenLock {
+    /// Takes the profile's open lock, or says who holds the store: [`StoreError::Locked`] with the holder file's
+    /// words. A running app or daemon is not waited for (see [`Self::acquire`]).
+    pub(super) fn take(paths: &ProfilePaths) -> Result<Self, StoreError> {
+        let (lock_path, store_dir) = (paths.store_lock(), paths.store_dir());
+        let held_for_long = || Holder::read(&store_dir).is_some_and(|holder| holder.holds_for_long());
+        Self::acquire(&lock_path, held_for_long)
+            .map_err(StoreError::io("lock", &lock_path))?
+            .ok_or_else(|| StoreError::Locked {
+                holder: Holder::read(&store_dir),
+                path: store_dir.clone(),
+            })
+    }
+
     /// Takes the lock at `path`, waiting up to a second for a process that is about to let go — unless
     /// `held_for_long` says the holder keeps it (the app, the daemon: the CLI then goes to its socket at once
     /// instead of waiting a second on every command).

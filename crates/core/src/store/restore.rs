@@ -17,7 +17,7 @@ use crate::envelope::{self, RecordLocation};
 
 use super::backup::{self, Backup, BackupError, BackupFile, BackupHeader};
 use super::error::RecordError;
-use super::holder::{self, Holder};
+use super::holder;
 use super::model::{ConnectionId, ConnectionMeta, ConnectionStatus, TokenKind};
 use super::recovery::{self, OpenLock};
 use super::{
@@ -137,7 +137,7 @@ impl Vault {
         program: &str,
     ) -> Result<(Self, RestoreReport), StoreError> {
         create_private_dir(paths.dir())?;
-        let lock = take_lock(paths)?;
+        let lock = OpenLock::take(paths)?;
         let candidates: Vec<PathBuf> = match from {
             RestoreFrom::File(path) => vec![path.to_owned()],
             RestoreFrom::Newest => Self::backups(paths).into_iter().map(|f| f.path).collect(),
@@ -227,7 +227,7 @@ impl Vault {
     /// [`StoreError::Locked`] while another process has the store open; I/O errors.
     pub fn start_over(paths: &ProfilePaths, now: u64) -> Result<StartOverReport, StoreError> {
         create_private_dir(paths.dir())?;
-        let _lock = take_lock(paths)?;
+        let _lock = OpenLock::take(paths)?;
         let set_aside = set_aside(paths, now)?;
         let backups = paths.backups_dir();
         let backups_set_aside = if backups.exists() {
@@ -250,17 +250,6 @@ impl Vault {
             backups_set_aside,
         })
     }
-}
-
-fn take_lock(paths: &ProfilePaths) -> Result<OpenLock, StoreError> {
-    let lock_path = paths.store_lock();
-    let held_for_long = || Holder::read(&paths.store_dir()).is_some_and(|holder| holder.holds_for_long());
-    OpenLock::acquire(&lock_path, held_for_long)
-        .map_err(StoreError::io("lock", &lock_path))?
-        .ok_or_else(|| StoreError::Locked {
-            holder: Holder::read(&paths.store_dir()),
-            path: paths.store_dir(),
-        })
 }
 
 /// The key with id `id`, if this key source has it.
