@@ -12,6 +12,7 @@ pub mod connect;
 pub mod credentials;
 pub mod crypto;
 pub mod desktop;
+pub mod dpop;
 pub mod envelope;
 #[cfg(unix)]
 pub mod host;
