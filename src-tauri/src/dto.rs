@@ -609,6 +609,7 @@ mod tests {
             access: SecretString::new(ACCESS.into()),
             refresh: Some(SecretString::new(REFRESH.into())),
             id_token: Some(SecretString::new(id_token())),
+            dpop_key: None,
         }
     }
 

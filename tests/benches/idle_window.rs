@@ -302,6 +302,7 @@ fn seed(tk: &Tokenkeep, n: u64) -> Result<()> {
             access: SecretString::new(format!("idle-access-{i}")),
             refresh: Some(SecretString::new(format!("idle-refresh-{i}"))),
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens)?;
     }

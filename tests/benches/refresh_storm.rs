@@ -142,6 +142,7 @@ fn main() -> Result<()> {
             access: SecretString::new(grant.access_token.clone()),
             refresh: Some(SecretString::new(grant.refresh_token.clone())),
             id_token: None,
+            dpop_key: None,
         };
         ids.push(vault.put_connection(meta, &tokens)?);
     }

@@ -73,6 +73,7 @@ async fn app_clears_a_copied_token_from_the_clipboard_unless_replaced() -> Resul
             access: SecretString::new(token.clone()),
             refresh: Some(SecretString::new(format!("{token}-refresh"))),
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens)?.to_hex()
     };

@@ -100,6 +100,7 @@ fn seed(tk: &Tokenkeep) -> Result<()> {
             access: SecretString::new(format!("seeded-access-{i}")),
             refresh: Some(SecretString::new(format!("seeded-refresh-{i}"))),
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens)?;
     }

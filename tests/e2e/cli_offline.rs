@@ -271,6 +271,7 @@ fn a_closed_pipe_ends_every_command_quietly() -> Result<()> {
             access: tokenkeep_core::secret::SecretString::new("access-token-for-the-pipe-test".into()),
             refresh: None,
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens)?.to_hex()
     };

@@ -107,6 +107,7 @@ fn seed(tk: &Tokenkeep) -> Result<()> {
             access: SecretString::new(format!("tamper-access-{n}")),
             refresh: (n < 2).then(|| SecretString::new(format!("tamper-refresh-{n}"))),
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens)?;
     }

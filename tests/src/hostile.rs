@@ -136,6 +136,7 @@ identity = {{ source = "userinfo", account_claims = ["name"], subject_claim = "s
             access: SecretString::new(SEEDED_ACCESS.into()),
             refresh: Some(SecretString::new(SEEDED_REFRESH.into())),
             id_token: None,
+            dpop_key: None,
         };
         Ok(vault.put_connection(meta, &tokens)?)
     }

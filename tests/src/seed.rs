@@ -77,6 +77,7 @@ pub fn seed_into(vault: &Vault, peer: &OidcPeer, accounts: &[String], expires_at
             access: SecretString::new(grant.access_token.clone()),
             refresh: Some(SecretString::new(grant.refresh_token.clone())),
             id_token: None,
+            dpop_key: None,
         };
         let id = vault.put_connection(meta, &tokens)?;
         seeded.push(Seeded {

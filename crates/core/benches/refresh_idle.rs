@@ -103,6 +103,7 @@ fn main() {
             access: SecretString::new(format!("access-{i:08}-{}", "a".repeat(40))),
             refresh: Some(SecretString::new(format!("refresh-{i:08}-{}", "r".repeat(40)))),
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens).expect("seed");
     }

@@ -199,6 +199,7 @@ fn bench_store_put_flush(c: &mut Criterion) {
         access: SecretString::new(token()),
         refresh: None,
         id_token: None,
+        dpop_key: None,
     };
     let meta = ConnectionMeta::new(ProviderId::parse("github").unwrap(), "octocat");
     let id = vault.put_connection(meta.clone(), &set()).unwrap();
@@ -258,6 +259,7 @@ fn bench_backup(c: &mut Criterion) {
         access: SecretString::new(format!("{n:08}{}", "a".repeat(1016))),
         refresh: Some(SecretString::new(format!("rt-{n:08}-{}", "r".repeat(48)))),
         id_token: None,
+        dpop_key: None,
     };
     let meta = |n: usize| {
         let mut m = ConnectionMeta::new(ProviderId::parse("youtube").unwrap(), format!("creator{n}@example.com"));

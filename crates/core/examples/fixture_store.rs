@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             access: SecretString::new("fixture-access-token-alice-0001".into()),
             refresh: Some(SecretString::new("fixture-refresh-token-alice-0001".into())),
             id_token: Some(SecretString::new(id_token)),
+            dpop_key: None,
         },
     )?;
 
@@ -91,6 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             access: SecretString::new("fixture-access-token-bob-0002".into()),
             refresh: None,
             id_token: None,
+            dpop_key: None,
         },
     )?;
     drop(vault);

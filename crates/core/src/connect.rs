@@ -94,7 +94,7 @@ pub async fn connect(
     request: ConnectRequest<'_>,
     observer: &mut dyn ConnectObserver,
 ) -> Result<Connected, ConnectError> {
-    let authorization = Authorization::start(request.spec, request.credentials, request.scopes).await?;
+    let authorization = Authorization::start(request.spec, request.credentials, request.scopes, http).await?;
     let opened = browser.open(authorization.authorize_url());
     if let Err(error) = &opened {
         tracing::warn!(%error, "could not open the browser; the URL is shown instead");

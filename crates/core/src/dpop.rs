@@ -50,8 +50,10 @@ pub enum DpopError {
 }
 
 /// One connection's proof key: an ES256 (P-256) key pair. Not `Clone`, not `Serialize`; the private half is
-/// wiped on drop.
-pub struct DpopKey {
+/// wiped on drop (of its last handle: [`Self::share`] lends it to the requests of one operation).
+pub struct DpopKey(std::sync::Arc<KeyPair>);
+
+struct KeyPair {
     signing: SigningKey,
     /// The public key as a JWK's `x` and `y` (base64url, 32 bytes each).
     x: String,
@@ -61,7 +63,7 @@ pub struct DpopKey {
 
 impl std::fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DpopKey({ALG}, thumbprint {})", self.thumbprint)
+        write!(f, "DpopKey({ALG}, thumbprint {})", self.0.thumbprint)
     }
 }
 
@@ -104,17 +106,22 @@ impl DpopKey {
         // RFC 7638 §3.2: the required members only, in lexicographic order, no whitespace.
         let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let thumbprint = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        Self {
+        Self(std::sync::Arc::new(KeyPair {
             signing,
             x,
             y,
             thumbprint,
-        }
+        }))
+    }
+
+    /// Another handle on the same key, for the requests of one operation (the token set keeps its own).
+    pub(crate) fn share(&self) -> Self {
+        Self(std::sync::Arc::clone(&self.0))
     }
 
     /// The private key's 32 bytes, for sealing in the vault: the only way they leave this type.
     pub fn to_secret(&self) -> SecretBytes {
-        let mut bytes = self.signing.to_bytes();
+        let mut bytes = self.0.signing.to_bytes();
         let secret = SecretBytes::new(bytes.to_vec());
         zeroize::Zeroize::zeroize(bytes.as_mut_slice());
         secret
@@ -123,12 +130,12 @@ impl DpopKey {
     /// The RFC 7638 SHA-256 thumbprint of the public key (base64url): what a bound token's `cnf.jkt` names, and
     /// what a pushed authorization request's `dpop_jkt` says.
     pub fn thumbprint(&self) -> &str {
-        &self.thumbprint
+        &self.0.thumbprint
     }
 
     /// The public key as a JWK (`kty`, `crv`, `x`, `y`: never `d`).
     pub fn public_jwk(&self) -> serde_json::Value {
-        serde_json::json!({ "kty": "EC", "crv": "P-256", "x": self.x, "y": self.y })
+        serde_json::json!({ "kty": "EC", "crv": "P-256", "x": self.0.x, "y": self.0.y })
     }
 
     /// A proof for one request (RFC 9449 §4.2): `method` and the address `uri` (its query and fragment left
@@ -166,7 +173,7 @@ impl DpopKey {
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         // JWS ES256 (RFC 7518 §3.4): the signature is R ‖ S, 32 bytes each.
-        let signature: Signature = self.signing.sign(signing_input.as_bytes());
+        let signature: Signature = self.0.signing.sign(signing_input.as_bytes());
         Ok(format!(
             "{signing_input}.{}",
             URL_SAFE_NO_PAD.encode(signature.to_bytes())
@@ -365,7 +372,7 @@ mod tests {
         sec1.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
         sec1.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
         let verifying = VerifyingKey::from_sec1_bytes(&sec1).unwrap();
-        assert_eq!(&verifying, key.signing.verifying_key());
+        assert_eq!(&verifying, key.0.signing.verifying_key());
         let signature = Signature::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
         verifying
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)

@@ -87,6 +87,7 @@ fn main() {
                 access: SecretString::new(TOKEN.into()),
                 refresh: None,
                 id_token: None,
+                dpop_key: None,
             };
             let google = ProviderId::parse("google").expect("a valid provider id");
             let id = vault

@@ -71,6 +71,7 @@ impl Fixture {
             access: SecretString::new(ACCESS.into()),
             refresh: Some(SecretString::new(REFRESH.into())),
             id_token: None,
+            dpop_key: None,
         };
         vault.put_connection(meta, &tokens).unwrap();
         let ops =
@@ -424,6 +425,7 @@ async fn a_refresh_through_the_socket_replans_the_engine() {
         access: SecretString::new(ACCESS.into()),
         refresh: Some(SecretString::new(REFRESH.into())),
         id_token: None,
+        dpop_key: None,
     };
     vault.put_connection(meta, &tokens).unwrap();
     let provider = Arc::new(CountingProvider::default());

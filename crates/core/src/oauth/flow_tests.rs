@@ -41,7 +41,7 @@ fn params(url: &Url) -> BTreeMap<String, String> {
 
 #[tokio::test]
 async fn pkce_is_base64url_hex_or_absent_as_the_definition_says() {
-    let s256 = Authorization::start(&spec(r#"pkce = "s256""#), credentials(None), None)
+    let s256 = Authorization::start(&spec(r#"pkce = "s256""#), credentials(None), None, &offline())
         .await
         .unwrap();
     let p = params(s256.authorize_url());
@@ -50,7 +50,7 @@ async fn pkce_is_base64url_hex_or_absent_as_the_definition_says() {
 
     // TikTok: "You must use hex encoding of SHA256 to generate the code challenge from the code verifier"
     // (https://developers.tiktok.com/doc/login-kit-desktop).
-    let hex = Authorization::start(&spec(r#"pkce = "hex""#), credentials(None), None)
+    let hex = Authorization::start(&spec(r#"pkce = "hex""#), credentials(None), None, &offline())
         .await
         .unwrap();
     let p = params(hex.authorize_url());
@@ -65,7 +65,7 @@ async fn pkce_is_base64url_hex_or_absent_as_the_definition_says() {
     assert_eq!(p["code_challenge"], dialect::hex_challenge(&verifier));
 
     // LinkedIn's standard flow refuses a code_verifier: nothing of PKCE is sent.
-    let off = Authorization::start(&spec(r#"pkce = "off""#), credentials(None), None)
+    let off = Authorization::start(&spec(r#"pkce = "off""#), credentials(None), None, &offline())
         .await
         .unwrap();
     let p = params(off.authorize_url());
@@ -81,11 +81,25 @@ async fn pkce_is_base64url_hex_or_absent_as_the_definition_says() {
 struct Scripted {
     answers: BTreeMap<&'static str, (u16, String)>,
     seen: Mutex<Vec<(String, String, String)>>,
+    /// The `DPoP` header of each request (empty when it had none).
+    proofs: Mutex<Vec<String>>,
+}
+
+/// A client for flows that push nothing: every request is refused with 404.
+fn offline() -> SharedHttp {
+    Arc::new(Scripted::default())
 }
 
 impl HttpClient for Scripted {
     fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
         let path = request.uri().path().to_owned();
+        self.proofs.lock().unwrap_or_else(PoisonError::into_inner).push(
+            request
+                .headers()
+                .get("dpop")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default(),
+        );
         self.seen.lock().unwrap_or_else(PoisonError::into_inner).push((
             request.method().to_string(),
             request.uri().to_string(),
@@ -132,7 +146,7 @@ const PASTE_SPEC: &str = r#"
 #[tokio::test]
 async fn a_pasted_redirect_completes_a_sign_in_with_the_long_lived_exchange() {
     let spec = spec(PASTE_SPEC);
-    let authorization = Authorization::start(&spec, credentials(Some("app-secret-1")), None)
+    let authorization = Authorization::start(&spec, credentials(Some("app-secret-1")), None, &offline())
         .await
         .unwrap();
     assert!(authorization.needs_paste());
@@ -212,7 +226,9 @@ async fn a_pasted_address_of_another_sign_in_or_page_is_refused_clearly() {
         ("copied the wrong thing", "not a web address"),
     ];
     for (pasted, expected) in cases {
-        let authorization = Authorization::start(&spec, credentials(Some("s")), None).await.unwrap();
+        let authorization = Authorization::start(&spec, credentials(Some("s")), None, &offline())
+            .await
+            .unwrap();
         let state = params(authorization.authorize_url())["state"].clone();
         let pasted = pasted.replace("STATE", &state);
         let err = authorization
@@ -228,7 +244,9 @@ async fn a_pasted_address_of_another_sign_in_or_page_is_refused_clearly() {
         assert!(message.contains(expected), "{pasted}: {message}");
         assert!(!message.contains(&state), "the state is not echoed: {message}");
     }
-    let authorization = Authorization::start(&spec, credentials(Some("s")), None).await.unwrap();
+    let authorization = Authorization::start(&spec, credentials(Some("s")), None, &offline())
+        .await
+        .unwrap();
     let err = authorization
         .finish(&http, || now, Duration::from_secs(5), &mut Pasting(None))
         .await
@@ -248,4 +266,168 @@ fn an_issuer_alias_passes_the_callback_check_and_a_stranger_does_not() {
         check_issuer(&spec, Some("https://evil.example")),
         Err(FlowError::IssuerMismatch { .. })
     ));
+}
+
+const PAR_SPEC: &str = r#"
+    redirect = "paste"
+    redirect_uri = "https://creator.example/tokenkeep/"
+    pushed_authorization_request_endpoint = "http://127.0.0.1:1/par"
+    par = "required"
+    dpop = "required"
+"#;
+
+fn par_answers(token_type: &str) -> BTreeMap<&'static str, (u16, String)> {
+    let mut answers = BTreeMap::new();
+    answers.insert(
+        "/par",
+        (
+            201,
+            r#"{"request_uri":"urn:ietf:params:oauth:request_uri:R-1","expires_in":60}"#.to_owned(),
+        ),
+    );
+    answers.insert(
+        "/token",
+        (
+            200,
+            format!(r#"{{"access_token":"AT-1","token_type":"{token_type}","refresh_token":"RT-1","expires_in":60}}"#),
+        ),
+    );
+    answers.insert("/me", (200, r#"{"id":"17","username":"creator"}"#.to_owned()));
+    answers
+}
+
+/// RFC 9126 and RFC 9449 together, as Bluesky wants them: the parameters are pushed with a proof, the browser
+/// gets `client_id` and `request_uri` only, the code exchange and the identity call carry proofs by the same key,
+/// and the key is kept with the tokens.
+#[tokio::test]
+async fn a_pushed_request_with_dpop_binds_the_tokens_to_a_new_key() {
+    let spec = spec(PAR_SPEC);
+    let http = Arc::new(Scripted {
+        answers: par_answers("DPoP"),
+        ..Scripted::default()
+    });
+    let shared: SharedHttp = http.clone();
+    let authorization = Authorization::start(&spec, credentials(None), None, &shared)
+        .await
+        .unwrap();
+    let url = authorization.authorize_url().clone();
+    assert_eq!(url.path(), "/authorize");
+    assert_eq!(
+        params(&url),
+        BTreeMap::from([
+            ("client_id".to_owned(), "client-1".to_owned()),
+            (
+                "request_uri".to_owned(),
+                "urn:ietf:params:oauth:request_uri:R-1".to_owned()
+            ),
+        ]),
+        "nothing but the reference reaches the browser"
+    );
+    let pushed = http.seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        (pushed.0.as_str(), pushed.1.as_str()),
+        ("POST", "http://127.0.0.1:1/par")
+    );
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(pushed.2.as_bytes()).into_owned().collect();
+    for name in [
+        "client_id",
+        "response_type",
+        "redirect_uri",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    ] {
+        assert!(form.contains_key(name), "the pushed request has {name}");
+    }
+    let pasted = format!("https://creator.example/tokenkeep/?code=CODE-1&state={}", form["state"]);
+    let done = authorization
+        .finish(
+            &shared,
+            SystemTime::now,
+            Duration::from_secs(5),
+            &mut Pasting(Some(pasted)),
+        )
+        .await
+        .unwrap();
+    let key = done.tokens.dpop_key.as_ref().expect("the tokens are bound to a key");
+    let proofs = http.proofs.lock().unwrap().clone();
+    assert_eq!(proofs.len(), 3, "push, code exchange, identity");
+    for (proof, (method, htu, ath)) in proofs.iter().zip([
+        ("POST", "http://127.0.0.1:1/par", false),
+        ("POST", "http://127.0.0.1:1/token", false),
+        ("GET", "http://127.0.0.1:1/me", true),
+    ]) {
+        let parts: Vec<&str> = proof.split('.').collect();
+        assert_eq!(parts.len(), 3, "a proof on {htu}");
+        use base64::Engine as _;
+        let decode = |part: &str| -> serde_json::Value {
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let (header, claims) = (decode(parts[0]), decode(parts[1]));
+        assert_eq!(
+            header["jwk"],
+            key.public_jwk(),
+            "every proof is made with the connection's key"
+        );
+        assert_eq!(
+            (claims["htm"].as_str(), claims["htu"].as_str()),
+            (Some(method), Some(htu))
+        );
+        assert_eq!(claims.get("ath").is_some(), ath, "ath only with the access token");
+    }
+    let userinfo = &http.seen.lock().unwrap()[2];
+    assert!(userinfo.1.ends_with("/me"));
+}
+
+#[tokio::test]
+async fn a_bearer_answer_where_binding_is_required_is_refused() {
+    let spec = spec(PAR_SPEC);
+    let http = Arc::new(Scripted {
+        answers: par_answers("Bearer"),
+        ..Scripted::default()
+    });
+    let shared: SharedHttp = http.clone();
+    let authorization = Authorization::start(&spec, credentials(None), None, &shared)
+        .await
+        .unwrap();
+    let state = {
+        let seen = http.seen.lock().unwrap();
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(seen[0].2.as_bytes()).into_owned().collect();
+        form["state"].clone()
+    };
+    let pasted = format!("https://creator.example/tokenkeep/?code=CODE-1&state={state}");
+    let err = authorization
+        .finish(
+            &shared,
+            SystemTime::now,
+            Duration::from_secs(5),
+            &mut Pasting(Some(pasted)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("must be bound to Tokenkeep's key"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_push_says_what_the_platform_said() {
+    let spec = spec(PAR_SPEC);
+    let mut answers = BTreeMap::new();
+    answers.insert(
+        "/par",
+        (
+            400,
+            r#"{"error":"invalid_client","error_description":"unknown client"}"#.to_owned(),
+        ),
+    );
+    let http: SharedHttp = Arc::new(Scripted {
+        answers,
+        ..Scripted::default()
+    });
+    let err = Authorization::start(&spec, credentials(None), None, &http)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Test refused the sign-in: invalid_client (unknown client)"
+    );
 }

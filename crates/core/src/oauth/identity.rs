@@ -177,20 +177,32 @@ pub(crate) async fn fetch_userinfo(
     http: &dyn HttpClient,
     endpoint: &url::Url,
     access_token: &SecretString,
+    dpop: Option<&crate::dpop::DpopKey>,
 ) -> Result<serde_json::Value, IdentityError> {
+    let scheme = if dpop.is_some() { crate::dpop::DPOP } else { "Bearer" };
     let mut request = http::Request::get(endpoint.as_str())
         .header(
             http::header::AUTHORIZATION,
-            format!("Bearer {}", access_token.dangerously_expose()),
+            format!("{scheme} {}", access_token.dangerously_expose()),
         )
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
         .map_err(|e| IdentityError::Userinfo(e.to_string()))?;
     super::dialect::add_headers(spec, &mut request);
-    let response = http
-        .execute(request)
-        .await
-        .map_err(|e| IdentityError::Userinfo(e.to_string()))?;
+    let response = match dpop {
+        Some(key) => {
+            crate::dpop::send(
+                http,
+                key,
+                request,
+                Some(access_token.dangerously_expose()),
+                crate::http::MAX_RESPONSE_BYTES,
+            )
+            .await
+        }
+        None => http.execute(request).await,
+    }
+    .map_err(|e| IdentityError::Userinfo(e.to_string()))?;
     if !response.status().is_success() {
         return Err(IdentityError::Userinfo(format!(
             "the endpoint answered HTTP {}",
@@ -206,6 +218,7 @@ pub(crate) async fn identify(
     http: &dyn HttpClient,
     id_token_claims: Option<&serde_json::Map<String, serde_json::Value>>,
     access_token: &SecretString,
+    dpop: Option<&crate::dpop::DpopKey>,
 ) -> Result<AccountIdentity, IdentityError> {
     let userinfo_endpoint = spec.userinfo_endpoint.as_ref();
     match &spec.identity {
@@ -223,7 +236,7 @@ pub(crate) async fn identify(
                 .filter(|c| c.as_str() != "sub")
                 .any(|c| claim_text(&serde_json::Value::Object(claims.clone()), c).is_some());
             if !has_display_claim && let Some(endpoint) = userinfo_endpoint {
-                match fetch_userinfo(spec, http, endpoint, access_token).await {
+                match fetch_userinfo(spec, http, endpoint, access_token, dpop).await {
                     Ok(serde_json::Value::Object(info)) if info.get("sub") == claims.get("sub") => {
                         for (k, v) in info {
                             merged.entry(k).or_insert(v);
@@ -246,7 +259,7 @@ pub(crate) async fn identify(
             picture_claims,
         } => {
             let endpoint = userinfo_endpoint.ok_or_else(|| IdentityError::Userinfo("no endpoint configured".into()))?;
-            let mut info = fetch_userinfo(spec, http, endpoint, access_token).await?;
+            let mut info = fetch_userinfo(spec, http, endpoint, access_token, dpop).await?;
             // With an id_token too (YouTube: the channel from the API, the Google account from OpenID), its claims
             // fill what the endpoint's answer lacks, so `email` can stand in for an account without a channel.
             if let (Some(claims), serde_json::Value::Object(object)) = (id_token_claims, &mut info) {

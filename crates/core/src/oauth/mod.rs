@@ -34,9 +34,10 @@ use self::loopback::{Callback, LoopbackListener, Responder};
 pub use self::refresh::{Grant, RefreshFailure, Refreshed, refresh_tokens};
 pub use self::revoke::{RevokeError, TokenHint, revoke};
 use self::token_response::ProviderTokenResponse;
+use crate::dpop::DpopKey;
 use crate::http::{HttpError, HttpRequest, HttpResponse, SharedHttp};
 use crate::logging::register_secret;
-use crate::provider::{ClientAuth, Pkce, ProviderSpec, RedirectMode};
+use crate::provider::{ClientAuth, DpopUse, Pkce, ProviderSpec, RedirectMode};
 use crate::secret::SecretString;
 use crate::store::TokenSet;
 
@@ -135,6 +136,15 @@ pub enum FlowError {
         /// What is wrong with it (never its content).
         detail: String,
     },
+    /// The pushed authorization request (RFC 9126) could not be made.
+    #[error("could not reach {provider}'s pushed authorization endpoint: {source}")]
+    PushedRequest {
+        /// Provider display name.
+        provider: String,
+        /// What failed.
+        #[source]
+        source: HttpError,
+    },
     /// The account could not be identified.
     #[error("connected to {provider}, but {source}")]
     Identity {
@@ -192,6 +202,9 @@ pub struct Authorization {
     verifier: Option<PkceCodeVerifier>,
     nonce: Option<SecretString>,
     scopes: Vec<String>,
+    /// The new connection's proof key, when the provider binds tokens (made here: the pushed request carries a
+    /// proof already).
+    dpop: Option<DpopKey>,
 }
 
 /// The `oauth2` client type for our providers: standard errors, our lenient token response.
@@ -250,10 +263,13 @@ fn random_token() -> Result<SecretString, FlowError> {
 
 impl Authorization {
     /// Binds the loopback listener and prepares the authorization URL. `scopes` overrides the provider's defaults.
+    /// When the provider takes pushed authorization requests (RFC 9126), the request is pushed here, over `http`,
+    /// and the URL carries only `client_id` and the `request_uri` the provider answered.
     pub async fn start(
         spec: &ProviderSpec,
         credentials: ClientCredentials,
         scopes: Option<Vec<String>>,
+        http: &SharedHttp,
     ) -> Result<Self, FlowError> {
         let (receiver, redirect_uri) = match spec.redirect {
             RedirectMode::Loopback => {
@@ -318,8 +334,22 @@ impl Authorization {
         for (name, value) in &spec.authorize_params {
             request = request.add_extra_param(name.clone(), value.clone());
         }
-        let (authorize_url, _state) = request.url();
-        tracing::info!(provider = %spec.id, redirect = %redirect_uri, "authorization started");
+        let (mut authorize_url, _state) = request.url();
+        let dpop = if spec.dpop.is_on() {
+            Some(DpopKey::generate().map_err(|e| FlowError::Configuration(e.to_string()))?)
+        } else {
+            None
+        };
+        if let Some(endpoint) = spec.par_endpoint() {
+            authorize_url = push_request(spec, &credentials, endpoint, &authorize_url, dpop.as_ref(), http).await?;
+        }
+        tracing::info!(
+            provider = %spec.id,
+            redirect = %redirect_uri,
+            pushed = spec.par_endpoint().is_some(),
+            bound = dpop.is_some(),
+            "authorization started"
+        );
         Ok(Self {
             spec: spec.clone(),
             credentials,
@@ -330,6 +360,7 @@ impl Authorization {
             verifier,
             nonce,
             scopes,
+            dpop,
         })
     }
 
@@ -367,6 +398,7 @@ impl Authorization {
             verifier,
             nonce,
             scopes,
+            dpop,
         } = self;
         let timed_out = || {
             tracing::warn!(provider = %spec.id, timeout_secs = timeout.as_secs(), "authorization timed out");
@@ -396,6 +428,7 @@ impl Authorization {
             verifier,
             nonce.as_ref(),
             scopes,
+            dpop,
             http,
             now,
         )
@@ -422,6 +455,95 @@ impl Authorization {
         }
         result
     }
+}
+
+/// Pushes the authorization request that `prepared` carries in its query to `endpoint` (RFC 9126 §2), with the
+/// client's authentication as at the token endpoint and a proof when tokens are bound, and returns the address
+/// for the browser: the authorization endpoint with `client_id` and the `request_uri` answered (§4).
+async fn push_request(
+    spec: &ProviderSpec,
+    credentials: &ClientCredentials,
+    endpoint: &Url,
+    prepared: &Url,
+    dpop: Option<&DpopKey>,
+    http: &SharedHttp,
+) -> Result<Url, FlowError> {
+    let provider = spec.display_name.clone();
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.extend_pairs(prepared.query_pairs());
+    let mut request = http::Request::post(endpoint.as_str())
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(http::header::ACCEPT, "application/json");
+    match (spec.client_auth, &credentials.client_secret) {
+        (ClientAuth::ClientSecretBasic, Some(secret)) => {
+            request = request.header(
+                http::header::AUTHORIZATION,
+                basic_auth(&credentials.client_id, secret.dangerously_expose()),
+            );
+        }
+        (ClientAuth::ClientIdBasic, _) => {
+            request = request.header(http::header::AUTHORIZATION, basic_auth(&credentials.client_id, ""));
+        }
+        (ClientAuth::ClientSecretPost, Some(secret)) => {
+            form.append_pair("client_secret", secret.dangerously_expose());
+        }
+        _ => {}
+    }
+    let body = zeroize::Zeroizing::new(form.finish());
+    let request = request
+        .body(body.as_bytes().to_vec())
+        .map_err(|e| FlowError::Configuration(e.to_string()))?;
+    let observed = ObservedHttp::for_spec(http.clone(), spec).with_dpop(dpop);
+    let response = observed
+        .call(request)
+        .await
+        .map_err(|source| FlowError::PushedRequest {
+            provider: provider.clone(),
+            source,
+        })?;
+    let status = response.status().as_u16();
+    if !response.status().is_success() {
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+        return Err(FlowError::Authorization {
+            provider,
+            error: body.get("error").and_then(|e| e.as_str()).map_or_else(
+                || format!("HTTP {status} from the pushed authorization endpoint"),
+                |e| crate::text::clean(e, 64),
+            ),
+            description: body
+                .get("error_description")
+                .and_then(|d| d.as_str())
+                .and_then(dialect::safe_description),
+        });
+    }
+    let request_uri = serde_json::from_slice::<serde_json::Value>(response.body())
+        .ok()
+        .and_then(|body| body.get("request_uri").and_then(|u| u.as_str()).map(str::to_owned))
+        .filter(|uri| !uri.is_empty() && uri.len() <= 2048)
+        .ok_or_else(|| FlowError::MalformedTokenResponse {
+            provider: spec.display_name.clone(),
+            status,
+            detail: "the pushed authorization endpoint answered with no request_uri".into(),
+        })?;
+    let mut url = spec.authorization_endpoint.clone();
+    url.query_pairs_mut()
+        .append_pair(&spec.param_names.client_id, &credentials.client_id)
+        .append_pair("request_uri", &request_uri);
+    if spec.param_names.client_id != "client_id" {
+        url.query_pairs_mut().append_pair("client_id", &credentials.client_id);
+    }
+    Ok(url)
+}
+
+fn basic_auth(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    // RFC 6749 §2.3.1: both parts form-encoded before the Basic encoding.
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret)));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+    )
 }
 
 /// Checks a pasted address as the loopback listener checks a callback: it must be the registered redirect page
@@ -520,6 +642,7 @@ async fn complete(
     verifier: Option<PkceCodeVerifier>,
     nonce: Option<&SecretString>,
     requested_scopes: Vec<String>,
+    dpop: Option<DpopKey>,
     http: &SharedHttp,
     now: impl Fn() -> SystemTime,
 ) -> Result<Authorized, FlowError> {
@@ -553,12 +676,15 @@ async fn complete(
     if let Some((name, value)) = renamed_client_id(spec, credentials) {
         request = request.add_extra_param(name, value);
     }
-    let observed = ObservedHttp::for_spec(http.clone(), spec);
+    let observed = ObservedHttp::for_spec(http.clone(), spec).with_dpop(dpop.as_ref());
     let response = request
         .request_async(&observed)
         .await
         .map_err(|e| token_error(spec, &observed, e))?;
-    usable(spec, &response)?;
+    usable(spec, &response, dpop.is_some())?;
+    // RFC 9449 §5: a server that did not bind the token says `Bearer`. Where binding is optional, such a
+    // connection keeps no key (its tokens are plain bearer tokens); where it is required, `usable` refused it.
+    let dpop = dpop.filter(|_| response.is_dpop_bound());
 
     let (mut access, refresh) = take_tokens(&response);
     let id_token = response.id_token().map(|t| secret(t.dangerously_expose().to_owned()));
@@ -569,7 +695,7 @@ async fn complete(
         let long = dialect::token_call(spec, call, credentials, Some(&access), None, &observed)
             .await
             .map_err(|error| call_error(spec, "the long-lived token exchange", error))?;
-        usable(spec, &long)?;
+        usable(spec, &long, dpop.is_some())?;
         let (long_access, _) = take_tokens(&long);
         access = long_access;
         expires_in = long.expires_in();
@@ -597,7 +723,7 @@ async fn complete(
         None if nonce.is_some() => return Err(identity_error(IdentityError::MissingIdToken)),
         None => None,
     };
-    let identity = identity::identify(spec, &**http, claims.as_ref(), &access)
+    let identity = identity::identify(spec, &**http, claims.as_ref(), &access, dpop.as_ref())
         .await
         .map_err(identity_error)?;
     // Cosmetic: without it, connecting goes on (the window draws the platform's mark). Neither the address nor
@@ -626,6 +752,7 @@ async fn complete(
                 refresh
             },
             id_token,
+            dpop_key: dpop,
         },
         scopes,
         expires_at: dialect::expires_at(now, expires_in, spec),
@@ -646,11 +773,11 @@ pub(crate) fn issuers(spec: &ProviderSpec) -> Vec<&str> {
 /// Refuses a token response Tokenkeep cannot use as it is: a token type other than bearer (it would be handed
 /// out as `Authorization: Bearer` and fail, or worse, be sent where a proof-of-possession token must not go).
 /// An `expires_in` that is not a lifetime is logged: the token counts as due at once (see `Lifetime::Invalid`).
-pub(crate) fn usable(spec: &ProviderSpec, response: &ProviderTokenResponse) -> Result<(), FlowError> {
+pub(crate) fn usable(spec: &ProviderSpec, response: &ProviderTokenResponse, proved: bool) -> Result<(), FlowError> {
     if response.lifetime_is_invalid() {
         tracing::warn!(provider = %spec.id, "the token response's expires_in is not a lifetime; the token counts as due");
     }
-    match response.unusable_token_type() {
+    match response.unusable_token_type(proved, spec.dpop == DpopUse::Required) {
         None => Ok(()),
         Some(kind) => Err(FlowError::MalformedTokenResponse {
             provider: spec.display_name.clone(),
@@ -662,7 +789,14 @@ pub(crate) fn usable(spec: &ProviderSpec, response: &ProviderTokenResponse) -> R
 
 /// Why a token of type `kind` is refused, in words.
 pub(crate) fn unusable_type_detail(kind: &str) -> String {
-    format!("it issued a token of type {kind:?}, and Tokenkeep uses bearer tokens only (RFC 6750)")
+    if kind.eq_ignore_ascii_case("bearer") {
+        "it issued a bearer token, and this platform's tokens must be bound to Tokenkeep's key (DPoP, RFC 9449)".into()
+    } else {
+        format!(
+            "it issued a token of type {kind:?}, and Tokenkeep uses bearer tokens (RFC 6750) and, where it sent a \
+             proof, DPoP-bound ones (RFC 9449)"
+        )
+    }
 }
 
 /// A failed call to one of the platform's own token endpoints, as a flow error.
@@ -732,6 +866,8 @@ pub(crate) struct ObservedHttp {
     headers: Vec<(http::HeaderName, http::HeaderValue)>,
     unwrap: Option<String>,
     error_codes: std::collections::BTreeMap<String, String>,
+    /// The connection's proof key: every request gets a DPoP proof (RFC 9449 §5).
+    dpop: Option<DpopKey>,
 }
 
 /// What is worth knowing about a failed response, without its body.
@@ -750,7 +886,14 @@ impl ObservedHttp {
             headers: dialect::headers(spec),
             unwrap: spec.token_response_path.clone(),
             error_codes: spec.error_codes.clone(),
+            dpop: None,
         }
+    }
+
+    /// With a proof from `key` on every request (none when `key` is `None`).
+    pub(crate) fn with_dpop(mut self, key: Option<&DpopKey>) -> Self {
+        self.dpop = key.map(DpopKey::share);
+        self
     }
 
     pub(crate) async fn call(&self, mut request: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -759,7 +902,10 @@ impl ObservedHttp {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
         }
-        let mut response = self.http.execute(request).await?;
+        let mut response = match &self.dpop {
+            Some(key) => crate::dpop::send(&*self.http, key, request, None, crate::http::MAX_RESPONSE_BYTES).await?,
+            None => self.http.execute(request).await?,
+        };
         if response.status() == http::StatusCode::OK
             && let Some(path) = &self.unwrap
             && let Some(inner) = dialect::unwrap_body(response.body(), path)
@@ -788,6 +934,11 @@ impl ObservedHttp {
             retry_after,
         });
         Ok(response)
+    }
+
+    /// Whether requests carry DPoP proofs.
+    pub(crate) fn proves(&self) -> bool {
+        self.dpop.is_some()
     }
 
     pub(crate) fn last(&self) -> Option<ResponseFacts> {

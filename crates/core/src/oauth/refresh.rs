@@ -6,6 +6,7 @@ use oauth2::basic::BasicErrorResponse;
 use oauth2::{RefreshToken, RequestTokenError, TokenResponse as _};
 
 use super::{ClientCredentials, ObservedHttp, dialect, identity, oauth_client};
+use crate::dpop::DpopKey;
 use crate::http::{BoxFuture, HttpError, SharedHttp};
 use crate::provider::{ProviderSpec, RefreshStyle};
 use crate::secret::SecretString;
@@ -82,20 +83,23 @@ impl RefreshFailure {
 ///
 /// Returns a boxed `Send` future (not an `async fn`) so callers can spawn it: the borrowed arguments otherwise
 /// trip rustc's "`Send` is not general enough" limitation (rust-lang/rust#102211).
+/// `dpop`: the connection's proof key, when its tokens are bound (each request then carries a proof).
 pub fn refresh_tokens<'a>(
     spec: &'a ProviderSpec,
     credentials: &'a ClientCredentials,
     grant: Grant<'a>,
+    dpop: Option<&'a DpopKey>,
     http: &'a SharedHttp,
     now: SystemTime,
 ) -> BoxFuture<'a, Result<Refreshed, RefreshFailure>> {
     Box::pin(async move {
+        let observed = ObservedHttp::for_spec(http.clone(), spec).with_dpop(dpop);
         match (grant, &spec.refresh) {
             (Grant::RefreshToken(token), RefreshStyle::RefreshToken) => {
-                refresh_grant(spec, credentials, token, http, now).await
+                refresh_grant(spec, credentials, token, &observed, now).await
             }
             (Grant::AccessToken(token), RefreshStyle::AccessToken { call, .. }) => {
-                access_token_refresh(spec, credentials, call, token, http, now).await
+                access_token_refresh(spec, credentials, call, token, &observed, now).await
             }
             _ => Err(RefreshFailure::Configuration(format!(
                 "{} cannot be refreshed this way; sign in again",
@@ -111,11 +115,10 @@ async fn access_token_refresh(
     credentials: &ClientCredentials,
     call: &crate::provider::TokenCall,
     access: &SecretString,
-    http: &SharedHttp,
+    observed: &ObservedHttp,
     now: SystemTime,
 ) -> Result<Refreshed, RefreshFailure> {
-    let observed = ObservedHttp::for_spec(http.clone(), spec);
-    let response = dialect::token_call(spec, call, credentials, Some(access), None, &observed)
+    let response = dialect::token_call(spec, call, credentials, Some(access), None, observed)
         .await
         .map_err(|error| {
             let retry_after = observed.last().and_then(|f| f.retry_after);
@@ -148,7 +151,7 @@ async fn access_token_refresh(
                 },
             }
         })?;
-    refusable_type(spec, &response)?;
+    refusable_type(spec, &response, observed.proves())?;
     let (access, _) = super::take_tokens(&response);
     Ok(Refreshed {
         access,
@@ -164,7 +167,7 @@ async fn refresh_grant(
     spec: &ProviderSpec,
     credentials: &ClientCredentials,
     refresh_token: &SecretString,
-    http: &SharedHttp,
+    observed: &ObservedHttp,
     now: SystemTime,
 ) -> Result<Refreshed, RefreshFailure> {
     let client = oauth_client(spec, credentials, None).map_err(|e| RefreshFailure::Configuration(e.to_string()))?;
@@ -173,13 +176,12 @@ async fn refresh_grant(
     if let Some((name, value)) = super::renamed_client_id(spec, credentials) {
         request = request.add_extra_param(name, value);
     }
-    let observed = ObservedHttp::for_spec(http.clone(), spec);
     let response = request
-        .request_async(&observed)
+        .request_async(observed)
         .await
-        .map_err(|e| classify(&observed, e))?;
+        .map_err(|e| classify(observed, e))?;
 
-    refusable_type(spec, &response)?;
+    refusable_type(spec, &response, observed.proves())?;
     let (access, refresh) = super::take_tokens(&response);
     // OpenID Connect Core §12.2: a refreshed id_token must keep iss and aud; it carries no nonce.
     let id_token = match response.id_token() {
@@ -224,11 +226,16 @@ async fn refresh_grant(
 
 /// A refreshed token of a type Tokenkeep cannot hand out is refused (see `oauth::usable`): the person must look
 /// at the provider's configuration, so it needs attention rather than retries.
-fn refusable_type(spec: &ProviderSpec, response: &super::ProviderTokenResponse) -> Result<(), RefreshFailure> {
+/// A connection whose tokens are bound gets bound ones again, and only those.
+fn refusable_type(
+    spec: &ProviderSpec,
+    response: &super::ProviderTokenResponse,
+    proved: bool,
+) -> Result<(), RefreshFailure> {
     if response.lifetime_is_invalid() {
         tracing::warn!(provider = %spec.id, "the refresh response's expires_in is not a lifetime; the token counts as due");
     }
-    match response.unusable_token_type() {
+    match response.unusable_token_type(proved, proved) {
         None => Ok(()),
         Some(kind) => Err(RefreshFailure::Configuration(super::unusable_type_detail(&kind))),
     }

@@ -64,11 +64,17 @@ pub fn revoke<'a>(
     credentials: &'a ClientCredentials,
     token: &'a SecretString,
     hint: TokenHint,
+    dpop: Option<&'a crate::dpop::DpopKey>,
     http: &'a dyn HttpClient,
 ) -> BoxFuture<'a, Result<(), RevokeError>> {
     Box::pin(async move {
         let request = build_request(spec, endpoint, credentials, token, hint)?;
-        let response = http.execute(request).await.map_err(|e| RevokeError(e.to_string()))?;
+        // A bound token is revoked with a proof, as every request of its connection is made (RFC 9449 §5).
+        let response = match dpop {
+            Some(key) => crate::dpop::send(http, key, request, None, crate::http::MAX_RESPONSE_BYTES).await,
+            None => http.execute(request).await,
+        }
+        .map_err(|e| RevokeError(e.to_string()))?;
         match response.status().as_u16() {
             200 | 204 => Ok(()),
             status => {

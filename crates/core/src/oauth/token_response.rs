@@ -58,12 +58,22 @@ pub(crate) enum Lifetime {
 impl ProviderTokenResponse {
     /// The token type, when it is not one Tokenkeep can use: only bearer tokens (RFC 6750; also when the field
     /// is absent, as several platforms leave it out) are handed out as `Authorization: Bearer`.
-    pub(crate) fn unusable_token_type(&self) -> Option<String> {
+    ///
+    /// `proved`: the request carried a DPoP proof, so a `DPoP` token (RFC 9449 §5) is usable too; `bound_only`:
+    /// the platform must bind its tokens, so a bearer token is not.
+    pub(crate) fn unusable_token_type(&self, proved: bool, bound_only: bool) -> Option<String> {
         match &self.token_type {
+            BasicTokenType::Bearer if proved && bound_only => Some("bearer".into()),
             BasicTokenType::Bearer => None,
             BasicTokenType::Mac => Some("mac".into()),
+            BasicTokenType::Extension(other) if proved && other.eq_ignore_ascii_case("dpop") => None,
             BasicTokenType::Extension(other) => Some(crate::text::clean(other, 40)),
         }
+    }
+
+    /// Whether the token is bound to the proof key (`token_type` `DPoP`, RFC 9449 §5).
+    pub(crate) fn is_dpop_bound(&self) -> bool {
+        matches!(&self.token_type, BasicTokenType::Extension(other) if other.eq_ignore_ascii_case("dpop"))
     }
 
     /// Whether `expires_in` was present but not a lifetime.
@@ -311,9 +321,21 @@ mod tests {
             ("\"x\\u001b[2J\"", Some("x[2j")),
         ] {
             let r = parse(&format!(r#"{{"access_token":"at","token_type":{raw}}}"#));
-            assert_eq!(r.unusable_token_type().as_deref(), unusable, "{raw}");
+            assert_eq!(r.unusable_token_type(false, false).as_deref(), unusable, "{raw}");
         }
-        assert_eq!(parse(r#"{"access_token":"at"}"#).unusable_token_type(), None);
+        assert_eq!(
+            parse(r#"{"access_token":"at"}"#).unusable_token_type(false, false),
+            None
+        );
+        // With a proof sent, a DPoP-bound token is usable; where binding is required, a bearer one is not.
+        let bound = parse(r#"{"access_token":"at","token_type":"DPoP"}"#);
+        assert_eq!(bound.unusable_token_type(true, true), None);
+        assert!(bound.is_dpop_bound());
+        assert_eq!(bound.unusable_token_type(false, false).as_deref(), Some("dpop"));
+        let bearer = parse(r#"{"access_token":"at","token_type":"Bearer"}"#);
+        assert_eq!(bearer.unusable_token_type(true, false), None);
+        assert_eq!(bearer.unusable_token_type(true, true).as_deref(), Some("bearer"));
+        assert!(!bearer.is_dpop_bound());
     }
 }
 

@@ -238,10 +238,12 @@ impl Op for Show {
                 let inspection = inspect(vault, id, &tokens)?;
                 let revealed = if self.reveal {
                     // Moved out of the token set, not copied: each value exists once, zeroized when dropped.
+                    // The DPoP key is never revealed: it proves possession, and a copy would undo the binding.
                     let TokenSet {
                         access,
                         refresh,
                         id_token,
+                        dpop_key: _,
                     } = tokens;
                     [
                         (TokenKind::Access, Some(access)),
@@ -551,6 +553,7 @@ mod tests {
             access: SecretString::new(format!("access-{provider}-{account}")),
             refresh: None,
             id_token: None,
+            dpop_key: None,
         };
         let meta = ConnectionMeta::new(ProviderId::parse(provider).unwrap(), account);
         vault.put_connection(meta, &tokens).unwrap()

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{
-    ClientAuth, IdentitySource, ParamNames, Pkce, ProviderError, ProviderId, ProviderSpec, RedirectMode, RefreshStyle,
-    RevocationStyle, is_loopback_host,
+    ClientAuth, DpopUse, IdentitySource, Par, ParamNames, Pkce, ProviderError, ProviderId, ProviderSpec, RedirectMode,
+    RefreshStyle, RevocationStyle, is_loopback_host,
 };
 use crate::http::{HttpClient, HttpError};
 
@@ -237,6 +237,21 @@ pub async fn discover(
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| issuer.host_str().unwrap_or(requested).to_owned());
 
+    // RFC 9126 §5 and RFC 9449 §5.1: what the server offers beyond RFC 6749. Both are used when offered (the
+    // person can turn them off: `providers add --no-par`, `--no-dpop`); Tokenkeep's proofs are ES256 only.
+    let par_endpoint = doc.optional_url("pushed_authorization_request_endpoint")?;
+    let par_required = doc
+        .optional_bool("require_pushed_authorization_requests")?
+        .unwrap_or(false);
+    if par_required && par_endpoint.is_none() {
+        return Err(doc.invalid(
+            "pushed_authorization_request_endpoint",
+            "the server requires pushed authorization requests but names no endpoint for them",
+        ));
+    }
+    let dpop_es256 = doc
+        .string_list("dpop_signing_alg_values_supported")?
+        .is_some_and(|algs| algs.iter().any(|a| a == crate::dpop::ALG));
     let spec = ProviderSpec {
         id,
         display_name,
@@ -245,6 +260,9 @@ pub async fn discover(
         token_endpoint: doc.required_url("token_endpoint")?,
         revocation_endpoint: doc.optional_url("revocation_endpoint")?,
         userinfo_endpoint: doc.optional_url("userinfo_endpoint")?,
+        pushed_authorization_request_endpoint: par_endpoint.clone(),
+        par: if par_required { Par::Required } else { Par::Auto },
+        dpop: if dpop_es256 { DpopUse::Auto } else { DpopUse::Off },
         manage_access_url: None,
         scopes,
         scope_separator: " ".to_owned(),
@@ -417,6 +435,14 @@ impl<'a> Document<'a> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(self.invalid(field, "expected a string")),
+        }
+    }
+
+    fn optional_bool(&self, field: &'static str) -> Result<Option<bool>, DiscoveryError> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.invalid(field, "expected true or false")),
         }
     }
 

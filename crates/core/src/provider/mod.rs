@@ -221,6 +221,43 @@ pub enum Pkce {
     Off,
 }
 
+/// Pushed authorization requests (RFC 9126): the authorization parameters are POSTed to the platform first, and
+/// the browser gets only `client_id` and the `request_uri` it answered, so nothing of the request can be read or
+/// changed on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Par {
+    /// Used when the definition names a `pushed_authorization_request_endpoint`.
+    #[default]
+    Auto,
+    /// The platform requires it (`require_pushed_authorization_requests`): a definition without the endpoint is
+    /// invalid.
+    Required,
+    /// Never used, even when the endpoint is known (`providers add --no-par`).
+    Off,
+}
+
+/// Whether tokens are bound to a key with DPoP (RFC 9449).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopUse {
+    /// Bearer tokens (RFC 6750).
+    #[default]
+    Off,
+    /// Proofs are sent (the platform advertises ES256 proofs); if it still answers with a bearer token, the
+    /// connection keeps that token unbound.
+    Auto,
+    /// The platform binds every token (Bluesky): an unbound answer is refused.
+    Required,
+}
+
+impl DpopUse {
+    /// Whether requests carry proofs.
+    pub fn is_on(self) -> bool {
+        self != Self::Off
+    }
+}
+
 impl Pkce {
     /// Whether a verifier is made and sent.
     pub fn is_on(self) -> bool {
@@ -505,6 +542,15 @@ pub struct ProviderSpec {
     /// Userinfo endpoint, if identity comes from it.
     #[serde(default)]
     pub userinfo_endpoint: Option<Url>,
+    /// The RFC 9126 endpoint that takes pushed authorization requests (see [`Self::par`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    /// When the authorization request is pushed first.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub par: Par,
+    /// Whether tokens are bound to a key (DPoP).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub dpop: DpopUse,
     /// Where a person can revoke Tokenkeep's access by hand (shown when revocation fails).
     #[serde(default)]
     pub manage_access_url: Option<Url>,
@@ -680,6 +726,14 @@ fn is_api_host(host: &str) -> bool {
 }
 
 impl ProviderSpec {
+    /// The endpoint authorization requests are pushed to, when they are (see [`Par`]).
+    pub fn par_endpoint(&self) -> Option<&Url> {
+        match self.par {
+            Par::Off => None,
+            Par::Auto | Par::Required => self.pushed_authorization_request_endpoint.as_ref(),
+        }
+    }
+
     /// The hosts `tokenkeep api` may send this provider's access tokens to: [`Self::api_hosts`] and the host of
     /// [`Self::api_base`]; when the definition lists none, the hosts of its issuer and userinfo endpoint too (a
     /// custom OpenID provider's own API). Lowercase, without duplicates, in that order.
@@ -734,6 +788,10 @@ impl ProviderSpec {
             ("token", Some(&self.token_endpoint)),
             ("revocation", self.revocation_endpoint.as_ref()),
             ("userinfo", self.userinfo_endpoint.as_ref()),
+            (
+                "pushed_authorization_request",
+                self.pushed_authorization_request_endpoint.as_ref(),
+            ),
             ("api_base", self.api_base.as_ref()),
         ];
         for (endpoint, url) in endpoints {
@@ -746,6 +804,11 @@ impl ProviderSpec {
         };
         if self.display_name.trim().is_empty() {
             return Err(invalid("display_name is empty"));
+        }
+        if self.par == Par::Required && self.pushed_authorization_request_endpoint.is_none() {
+            return Err(invalid(
+                "par = \"required\" needs a pushed_authorization_request_endpoint",
+            ));
         }
         if let Some(platform) = &self.platform
             && (platform.is_empty()

@@ -704,7 +704,15 @@ impl Refresher {
         let _exposed = self.exposed.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
         let result = {
             let _permit = self.limit.acquire().await.map_err(|_| RefreshError::NotFound(id))?;
-            oauth::refresh_tokens(provider.spec(), &credentials, grant, &self.http, self.clock.now()).await
+            oauth::refresh_tokens(
+                provider.spec(),
+                &credentials,
+                grant,
+                tokens.dpop_key.as_ref(),
+                &self.http,
+                self.clock.now(),
+            )
+            .await
         };
         match result {
             Ok(new) => {
@@ -814,12 +822,15 @@ impl Refresher {
         let TokenSet {
             refresh: old_refresh,
             id_token: old_id_token,
+            dpop_key,
             ..
         } = old;
+        // The key stays: the new tokens are bound to the same one (it lives as long as the connection).
         let tokens = TokenSet {
             access: new.access,
             refresh: new.refresh.or(old_refresh),
             id_token: new.id_token.or(old_id_token),
+            dpop_key,
         };
         meta.status = ConnectionStatus::Connected;
         meta.expires_at = new.expires_at;
@@ -980,7 +991,17 @@ impl Refresher {
             };
             let Some(token) = token else { continue };
             let hint = TokenHint::from(*role);
-            if let Err(error) = oauth::revoke(spec, endpoint, credentials, token, hint, &*self.http).await {
+            if let Err(error) = oauth::revoke(
+                spec,
+                endpoint,
+                credentials,
+                token,
+                hint,
+                tokens.dpop_key.as_ref(),
+                &*self.http,
+            )
+            .await
+            {
                 tracing::warn!(provider = %spec.id, token = ?hint, %error, "revocation failed");
                 failures.push(format!("the {} token: {error}", role.name()));
             }
@@ -1232,6 +1253,7 @@ impl Refresher {
             revocation: Some(pending),
             ..meta.clone()
         };
+        // A bound token is revoked with a proof: its key stays with it.
         let tokens = TokenSet {
             id_token: None,
             ..tokens

@@ -486,6 +486,7 @@ impl Harness {
             access: SecretString::new(access.into()),
             refresh: refresh.map(|r| SecretString::new(r.into())),
             id_token: None,
+            dpop_key: None,
         };
         self.vault.put_connection(meta, &tokens).unwrap()
     }
@@ -907,6 +908,7 @@ async fn a_platform_that_refreshes_with_the_access_token_is_asked_only_once_the_
         access: SecretString::new(OLD_ACCESS.into()),
         refresh: None,
         id_token: None,
+        dpop_key: None,
     };
     let id = h.vault.put_connection(meta, &tokens).unwrap();
     let due = h.refresher.due_at_ms(id, &h.meta(id)).unwrap();

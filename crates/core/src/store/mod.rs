@@ -64,9 +64,10 @@ use crate::secret::{KeyId, MasterKey, SecretBytes, SecretString};
 pub use clients::FIELD_CLIENT_SECRET;
 pub use error::{RecordError, RecordProblem, StoreError};
 pub use holder::{Holder, PROGRAM_APP, PROGRAM_CLI, PROGRAM_DAEMON};
+use model::is_token_field;
 pub use model::{
-    CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, InvalidConnectionId, PendingRevocation,
-    TokenKind, TokenSet,
+    CONNECTION_ID_LEN, ConnectionId, ConnectionMeta, ConnectionStatus, FIELD_DPOP_KEY, InvalidConnectionId,
+    PendingRevocation, TokenKind, TokenSet,
 };
 pub use pictures::{FIELD_PICTURE, TREE_PICTURES};
 pub use restore::{BackupSummary, RestoreFrom, RestoreReport, StartOverReport};
@@ -727,17 +728,28 @@ impl Vault {
         };
         let access = read(TokenKind::Access)?
             .ok_or_else(|| record_error(&name, id, TokenKind::Access.field(), RecordError::Missing))?;
+        let dpop_key = match tree
+            .get(token_key(id, FIELD_DPOP_KEY))
+            .map_err(StoreError::db("reading tokens"))?
+        {
+            None => None,
+            Some(sealed) => Some(
+                self.decode_dpop_key(&keys, &name, id, &sealed)
+                    .map_err(|error| record_error(&name, id, FIELD_DPOP_KEY, error))?,
+            ),
+        };
         let set = TokenSet {
             access,
             refresh: read(TokenKind::Refresh)?,
             id_token: read(TokenKind::Id)?,
+            dpop_key,
         };
         // A token record renamed in place (a flipped byte in its key) or gone is damage: say so, rather than
         // answer as if the provider had never issued it.
         for item in tree.scan_prefix(token_key(id, "")) {
             let (k, _) = item.map_err(StoreError::db("reading tokens"))?;
             match split_token_key(&k) {
-                Some((_, field)) if TokenKind::from_field(field).is_some() => {}
+                Some((_, field)) if is_token_field(field) => {}
                 Some((_, field)) => {
                     let field = crate::text::clean(field, 64);
                     return Err(record_error(&name, id, &field, RecordError::BadRecordKey));
@@ -747,7 +759,11 @@ impl Vault {
         }
         if let Some(listed) = listed {
             for field in listed {
-                if TokenKind::from_field(&field).is_some_and(|kind| set.get(kind).is_none()) {
+                let missing = match TokenKind::from_field(&field) {
+                    Some(kind) => set.get(kind).is_none(),
+                    None => field == FIELD_DPOP_KEY && set.dpop_key.is_none(),
+                };
+                if missing {
                     return Err(record_error(&name, id, &field, RecordError::Missing));
                 }
             }
@@ -867,7 +883,12 @@ impl Vault {
                     with_access.insert(id);
                 }
                 present.insert((id, field.to_owned()));
-                if let Err(e) = self.decode_token(&keys, &name, id, field, &v) {
+                let opened = if field == FIELD_DPOP_KEY {
+                    self.decode_dpop_key(&keys, &name, id, &v).map(drop)
+                } else {
+                    self.decode_token(&keys, &name, id, field, &v).map(drop)
+                };
+                if let Err(e) = opened {
                     problems.push(problem(&name, id.to_hex(), field, e));
                 }
             }
@@ -1031,6 +1052,18 @@ impl Vault {
         self.decode_secret(keys, tree, id, field, sealed)
     }
 
+    /// Opens a connection's sealed DPoP key: 32 bytes that are a P-256 private key.
+    fn decode_dpop_key(
+        &self,
+        keys: &Keys,
+        tree: &str,
+        id: ConnectionId,
+        sealed: &[u8],
+    ) -> Result<crate::dpop::DpopKey, RecordError> {
+        let plain = self.open_sealed(keys, tree, id, FIELD_DPOP_KEY, sealed)?;
+        crate::dpop::DpopKey::from_secret(&plain).map_err(|_| RecordError::Malformed)
+    }
+
     /// Opens a sealed UTF-8 secret (a token or a client secret).
     fn decode_secret(
         &self,
@@ -1086,6 +1119,7 @@ impl Vault {
                     .into_iter()
                     .filter(|kind| tokens.get(*kind).is_some())
                     .map(|kind| kind.field().to_owned())
+                    .chain(tokens.dpop_key.is_some().then(|| FIELD_DPOP_KEY.to_owned()))
                     .collect(),
             ),
             // The metadata alone changes: what the record said is stored still is.
@@ -1119,6 +1153,14 @@ impl Vault {
                     )),
                     None => dels.push(Op::Del(k)),
                 }
+            }
+            let k = token_key(id, FIELD_DPOP_KEY);
+            match &tokens.dpop_key {
+                Some(dpop) => puts.push(Op::Put(
+                    k,
+                    self.seal(key, &name, id, FIELD_DPOP_KEY, dpop.to_secret().dangerously_expose())?,
+                )),
+                None => dels.push(Op::Del(k)),
             }
             if ordered {
                 // IMPORTANT: the new tokens before the metadata that lists them, and the removals after it, so

@@ -331,6 +331,17 @@ pub struct TokenSet {
     pub refresh: Option<SecretString>,
     /// The ID token, if the provider issued one.
     pub id_token: Option<SecretString>,
+    /// The key the tokens are bound to (DPoP, RFC 9449), for platforms that bind them: sealed beside the tokens
+    /// (field [`FIELD_DPOP_KEY`]), made at connect, kept as long as the connection.
+    pub dpop_key: Option<crate::dpop::DpopKey>,
+}
+
+/// The field name of a connection's sealed DPoP private key (32 bytes), in its token tree.
+pub const FIELD_DPOP_KEY: &str = "dpop_key";
+
+/// Whether `field` names a record of a connection's token tree: one of the [`TokenKind`]s, or the DPoP key.
+pub(crate) fn is_token_field(field: &str) -> bool {
+    TokenKind::from_field(field).is_some() || field == FIELD_DPOP_KEY
 }
 
 impl TokenSet {
@@ -481,6 +492,7 @@ mod tests {
             access: SecretString::new("at-secret-123".into()),
             refresh: Some(SecretString::new("rt-secret-456".into())),
             id_token: None,
+            dpop_key: None,
         };
         let shown = format!("{set:?}");
         assert!(

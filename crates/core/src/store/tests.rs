@@ -53,6 +53,7 @@ fn provider_text_is_stored_and_read_clean() {
         access: SecretString::new("access-value".into()),
         refresh: None,
         id_token: None,
+        dpop_key: None,
     };
     let id = vault.put_connection(meta, &tokens).unwrap();
     let check = |m: &ConnectionMeta| {
@@ -238,6 +239,7 @@ fn the_in_flight_marker_shows_refreshing_until_the_next_write() {
         access: SecretString::new("access-value".into()),
         refresh: Some(SecretString::new("refresh-value".into())),
         id_token: None,
+        dpop_key: None,
     };
     let (a, b) = {
         let vault = open(&paths, &keys).unwrap();
@@ -317,6 +319,7 @@ fn pictures_are_sealed_bound_rotated_and_deleted_with_their_connection() {
         access: SecretString::new("access-value".into()),
         refresh: None,
         id_token: None,
+        dpop_key: None,
     };
     let a = vault
         .put_connection(ConnectionMeta::new(pid("demo"), "a@example.test"), &tokens)
@@ -396,11 +399,13 @@ fn a_refresh_result_cut_short_anywhere_reads_whole_and_stays_marked() {
                 access: SecretString::new("old-a".into()),
                 refresh: token("old-r"),
                 id_token: None,
+                dpop_key: None,
             },
             TokenSet {
                 access: SecretString::new("new-a".into()),
                 refresh: token("new-r"),
                 id_token: token("new-i"),
+                dpop_key: None,
             },
         ),
         (
@@ -408,11 +413,13 @@ fn a_refresh_result_cut_short_anywhere_reads_whole_and_stays_marked() {
                 access: SecretString::new("old-a".into()),
                 refresh: token("old-r"),
                 id_token: token("old-i"),
+                dpop_key: None,
             },
             TokenSet {
                 access: SecretString::new("new-a".into()),
                 refresh: token("new-r"),
                 id_token: None,
+                dpop_key: None,
             },
         ),
     ];

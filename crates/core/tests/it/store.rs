@@ -89,6 +89,7 @@ pub(crate) fn tokens(access: &str, refresh: Option<&str>, id_token: Option<&str>
         access: s(access),
         refresh: refresh.map(s),
         id_token: id_token.map(s),
+        dpop_key: None,
     }
 }
 
