@@ -16,11 +16,30 @@
 // that host (RFC 8252 §7.3); the three hosts are separate entries. PKCE (S256) is required for every client.
 // Grant types: authorization_code and refresh_token; response type: code only.
 //
+// Extra clients of the strict peer only (`strict: true`), all public native clients like tokenkeep-public (auth
+// "none", the same loopback rules) that MUST use DPoP (`dpop_bound_access_tokens: true`: oidc-provider refuses
+// their token requests without a DPoP proof, RFC 9449 §5):
+//   tokenkeep-dpop      the three loopback redirect URIs above.
+//   http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=atproto%20transition%3Ageneric
+//                       the atproto "localhost" development client
+//                       (https://atproto.com/specs/oauth#localhost-client-development): its metadata is implied
+//                       by the client_id itself, redirect URI http://127.0.0.1/callback (any port, as above),
+//                       scope "atproto transition:generic".
+//   https://tokenkeep.example/client-metadata.json
+//                       an atproto "hosted" client, same settings. A real atproto authorization server fetches a
+//                       client's metadata from its client_id URL; the peer cannot (loopback only), so both are
+//                       registered STATICALLY under exactly these ids. oidc-provider accepts any string as a static
+//                       client_id; its own client-id-metadata-document feature stays off (it would fetch https).
+// Both atproto clients are limited to the scopes "atproto transition:generic" (their metadata's `scope`: any other
+// scope is invalid_scope), and a pushed authorization request of theirs without `atproto` is refused with 400
+// invalid_scope (https://atproto.com/specs/oauth#scopes: the atproto scope is required).
+//
 // Accounts: the dev login page accepts any login name and password; the login name becomes the account id and
 // `sub`. Claims derived from it: login "alice" → email "alice@example.test" (verified), name "Alice",
 // preferred_username "alice".
 //
-// Scopes: openid profile email offline_access videos.read videos.upload. A refresh token is issued to every client
+// Scopes: openid profile email offline_access videos.read videos.upload atproto transition:generic (the last two
+// are atproto's, https://atproto.com/specs/oauth#scopes; in every mode). A refresh token is issued to every client
 // allowed the refresh_token grant, whether or not offline_access was granted (the `issueRefreshToken` hook;
 // oidc-provider's default wants offline_access + prompt=consent). NOTE: oidc-provider still drops offline_access
 // from the granted `scope` unless the request had prompt=consent, so the token response's scope is narrower than
@@ -38,12 +57,29 @@
 //   clockTolerance      seconds, default 0 (oidc-provider's default is 15; 0 makes expiry sharp)
 //   basicSecret, postSecret  the confidential clients' secrets
 //   port                0 (default) for an ephemeral port; a fixed port fails at start if it is taken
+//   strict              bool, default false. The peer as a strict, atproto-style authorization server and PDS:
+//                         - pushed authorization requests (RFC 9126) REQUIRED for every client: an authorization
+//                           request without a `request_uri` from POST /request is refused (invalid_request);
+//                         - DPoP (RFC 9449) with server nonces REQUIRED on every proof (token endpoint, PAR,
+//                           userinfo, the resource server): a proof without a current nonce gets 400/401
+//                           `use_dpop_nonce` and a fresh one in the `DPoP-Nonce` header (§8, §9);
+//                         - the extra DPoP/atproto clients above;
+//                         - every successful token response (code exchange and refresh) carries `sub`, the account
+//                           id, as the atproto profile requires
+//                           (https://atproto.com/specs/oauth#tokens-and-session-management).
+//                       Without it DPoP still works as oidc-provider ships it (optional, no nonces) and PAR is
+//                       optional; the resource server checks DPoP-bound tokens in both modes (see below).
 //
 // TEST-ONLY admin endpoints (they exist only in this peer, no real provider has them):
 //   POST /__admin/revoke-grant  {"account": "alice"} or {"token": "<access or refresh token>"}: revokes every
 //                               grant of that account, or the grant the token belongs to, with all its tokens,
 //                               "behind the app's back". Answers {"revoked": <number of grants>}.
-//   GET  /__admin/stats         request counters, see `stats` below.
+//   GET  /__admin/stats         request counters, see `stats` below. `parRequests` counts requests to the PAR
+//                               endpoint (/request); `dpopNonceChallenges` the answers `use_dpop_nonce` (token
+//                               endpoint, PAR, userinfo, resource server: the first request of every DPoP client
+//                               gets one in strict mode); `dpopProofsRejected` the DPoP proofs refused for any other
+//                               reason (`invalid_dpop_proof` there, and a proof whose key is not the token's at the
+//                               resource server).
 //   POST /__admin/config        {"accessTokenTtl"?, "refreshTokenTtl"?, "rotateRefreshToken"?}: changes these
 //                               for tokens issued from now on. Answers the knobs now in force.
 //   POST /__admin/outage        {"mode": "drop" | "503" | "429" | "off", "seconds": N, "retryAfter"?: S}: for the
@@ -63,47 +99,95 @@
 //   GET  /__admin/outage        the same answer, for the outage in force (mode "off" when none): `affected` is how
 //                               many token requests the current or last outage failed.
 //   POST /__admin/mint          {"account": "u1", "count"?: 1 (at most 5000), "clientId"?: "tokenkeep-public",
-//                                "scope"?: "openid offline_access videos.read"}: creates `count` grants for `account`
+//                                "scope"?: "openid offline_access videos.read", "jkt"?: "<JWK SHA-256 thumbprint>"}:
+//                               creates `count` grants for `account`
 //                               WITHOUT a browser, through oidc-provider's own models (Grant, RefreshToken,
 //                               AccessToken), so the tokens behave exactly like ones from a code exchange
 //                               (rotation, reuse detection, introspection, revocation; the access token lives
-//                               accessTokenTtl). Answers {"grants": [{"grantId", "refreshToken", "accessToken",
-//                               "expiresIn", "scope"}]}. The tokens are in the answer on purpose: test-only.
+//                               accessTokenTtl). With `jkt` (base64url, 43 characters: RFC 7638 over the client's
+//                               DPoP public key) the access token is DPoP-bound to that key (cnf.jkt, RFC 9449 §6),
+//                               and so is the refresh token of a public client (what oidc-provider does at a code
+//                               exchange with a proof). Answers {"grants": [{"grantId", "refreshToken",
+//                               "accessToken", "expiresIn", "scope", "tokenType": "Bearer" | "DPoP"}]}. The tokens
+//                               are in the answer on purpose: test-only.
 //   POST /__admin/tokens        {"account": "u1"}: every access and refresh token issued for `account` since start
 //                               (code exchange, refresh, mint), and how many are still active by the same rules as
 //                               introspection (stored, not consumed, not expired, grant alive). Answers
 //                               {"issued", "active", "activeAccess", "activeRefresh", "liveGrants"}. With
 //                               "values": true the answer also lists every one of those tokens, active or not, as
-//                               "values": [{"kind": "AccessToken" | "RefreshToken", "value"}], oldest first, so a
-//                               test can check that none of them leaked anywhere. The tokens are in the answer on
-//                               purpose: test-only.
-//   POST /__admin/api          {"refuseNext": N}: the next N requests to /api/* answer 401 invalid_token whatever
-//                               their token (a token the platform stopped accepting before its expiry). Answers
-//                               {"refuseNext"}.
-//   GET  /__admin/api          every request /api/* received, oldest first: [{"method", "path", "host",
-//                               "authorization": "bearer-valid" | "bearer-invalid" | "none" | "other"}]. Never the
-//                               token itself.
+//                               "values": [{"kind": "AccessToken" | "RefreshToken", "value", "jkt"?}], oldest
+//                               first, so a test can check that none of them leaked anywhere; `jkt` (the cnf.jkt
+//                               thumbprint) is there when the token is DPoP-bound, so a test can check the binding.
+//                               The tokens are in the answer on purpose: test-only.
+//   POST /__admin/api          {"refuseNext": N}: the next N requests to /api/* or /xrpc/* answer 401
+//                               invalid_token whatever their token (a token the platform stopped accepting before
+//                               its expiry). Answers {"refuseNext"}.
+//   GET  /__admin/api          every request /api/* and /xrpc/* received, oldest first: [{"method", "path", "host",
+//                               "authorization"}]. Never the token itself. `authorization` is one of
+//                                 none             no Authorization header;
+//                                 other            a scheme other than Bearer and DPoP, or a malformed header;
+//                                 bearer-valid     `Bearer` with an active unbound token;
+//                                 bearer-invalid   `Bearer` with a token that is not active;
+//                                 dpop-no-proof    a DPoP-bound token sent as `Bearer`, or `DPoP` without a proof;
+//                                 dpop-bad-proof   a proof that fails a check of RFC 9449 §4.3 (see below);
+//                                 dpop-no-nonce    a proof without a current resource-server nonce (strict), or
+//                                                  with a stale or foreign one (both modes);
+//                                 dpop-invalid     `DPoP` with a token that is not active;
+//                                 dpop-wrong-key   a good proof by a key other than the token's cnf.jkt, or for a
+//                                                  token bound to no key at all;
+//                                 dpop-valid       `DPoP` with an active bound token and a good proof of its key.
 //
 // The resource server (test-only, what `tokenkeep api` calls; the demo preset's api_base is the issuer):
-//   ANY /api/echo               checks the bearer token with the peer itself (the same rules as introspection:
+//   ANY /api/echo               checks the access token with the peer itself (the same rules as introspection:
 //                               stored, not expired, grant alive) and answers 200 {"method", "path", "query",
-//                               "account", "scope", "headers" (without authorization), "body" (text)}; a missing
-//                               or dead token gets 401 with `WWW-Authenticate: Bearer error="invalid_token"`
+//                               "account", "scope", "headers" (without authorization and dpop), "body" (text)}; a
+//                               missing or dead token gets 401 with `WWW-Authenticate: Bearer error="invalid_token"`
 //                               (RFC 6750 §3.1), as platforms answer.
 //   GET /api/redirect?to=URL    302 to URL (no token check: a redirect that points elsewhere).
 //   GET /api/page?pages=P&cursor=K  page K (from 0) of P (default 3): {"page", "items", "next_cursor"}, the
 //                               cursor absent on the last page (the demo preset's `api_pagination`).
 //   GET /api/bytes?n=N          N bytes (default 256) of every value 0..255 in turn, application/octet-stream,
 //                               after the token check: a body that is not UTF-8.
+//   GET /xrpc/com.atproto.server.getSession  the PDS side of atproto (https://atproto.com/specs/xrpc): the same
+//                               token check, and the token's scope must hold `atproto` (else 403
+//                               InsufficientScope); answers 200 {"did": account, "handle": "handle.invalid" (the
+//                               atproto value for a handle the server cannot vouch for), "active": true}. Errors have
+//                               the XRPC shape {"error", "message"}; another /xrpc/ method gets 501
+//                               MethodNotImplemented.
+//   DPoP at the resource server (RFC 9449 §7), in both modes. An unbound token works as `Bearer` exactly as above.
+//   A DPoP-bound token (cnf.jkt) must come as `Authorization: DPoP <token>` with exactly one `DPoP` proof header,
+//   checked per §4.3: a compact JWS; header typ "dpop+jwt", alg one of ES256 Ed25519 EdDSA (oidc-provider's own
+//   list, the one it announces as dpop_signing_alg_values_supported), `jwk` a public key (one with "d" or any other
+//   private member is refused); a good signature by that key; claims `jti` (a string never seen before: a replayed
+//   proof is refused), `htm` = the request method, `htu` = the request's target URI without query and fragment,
+//   i.e. http://<Host header><path> (normalized as a URL: a client that calls http://localhost:PORT/... signs that
+//   name), `iat` within 60 s of now, `ath` = base64url(SHA-256(token)); in strict mode also `nonce` = a current
+//   resource-server nonce (its own, not the authorization server's: a nonce from /token is refused here, as two
+//   servers would); without strict a nonce is optional, but one that is there must be current. Then the token
+//   must be active, and the RFC 7638 SHA-256 thumbprint of `jwk` must equal its cnf.jkt. Answers, all 401 with
+//   `WWW-Authenticate: DPoP algs="ES256 Ed25519 EdDSA", error="…", error_description="…"`:
+//     a bound token as Bearer (no proof), DPoP without a proof, a dead token, the wrong key → invalid_token;
+//     a bad proof → invalid_dpop_proof;
+//     no nonce / a stale or foreign one → use_dpop_nonce, with a fresh nonce in `DPoP-Nonce` (§9).
+//   Every answer to a request with a proof carries `DPoP-Nonce` when its nonce is not the newest (§9: the server
+//   may hand out a new nonce at any time); nonces change every minute and a nonce stays good for about three.
+//
 // Standard endpoints are announced at /.well-known/openid-configuration (token /token, introspection
 // /token/introspection — it needs client authentication: use a confidential client — revocation
-// /token/revocation, userinfo /me).
+// /token/revocation, userinfo /me, pushed authorization requests /request). In every mode:
+//   GET /.well-known/oauth-authorization-server  the same document (RFC 8414; what atproto clients read):
+//                               oidc-provider serves both paths with one handler.
+//   GET /.well-known/oauth-protected-resource    {"resource": issuer, "authorization_servers": [issuer],
+//                               "bearer_methods_supported": ["header"]} (RFC 9728): the peer is its own resource
+//                               server, as an atproto PDS that is also its entryway.
+// Client authentication at PAR (/request) is as strict as at the token endpoint (rejectWrongAuthMethod).
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { crc32, deflateSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
 
+import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose';
 import Provider from 'oidc-provider';
 // oidc-provider's default in-memory adapter keeps at most 1000 entries (grants, tokens, sessions) and silently
 // evicts the oldest, which turns tokens issued early in a large test into `invalid_grant`. The peer is a
@@ -111,6 +195,8 @@ import Provider from 'oidc-provider';
 // hold. (Deep imports: the package has no "exports" map.)
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
+// The time-windowed nonces oidc-provider gives DPoP clients; the resource server makes its own with another secret.
+import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js';
 
 const log = (...args) => console.error('peer:', ...args);
 
@@ -123,6 +209,7 @@ const DEFAULTS = {
   postSecret: 'tokenkeep-post-secret',
   // 0: an ephemeral port (tests). `cargo xtask run` asks for a fixed one so the demo issuer stays the same.
   port: 0,
+  strict: false,
 };
 const RUNTIME_KNOBS = new Set(['accessTokenTtl', 'refreshTokenTtl', 'rotateRefreshToken']);
 
@@ -169,6 +256,11 @@ const stats = {
   // GET /avatars/<account>.png: the account pictures the `picture` claim names (fetched once, at connect).
   pictureRequests: 0,
   adminRevokedGrants: 0,
+  // POST /request (pushed authorization requests, RFC 9126), whatever their outcome.
+  parRequests: 0,
+  // Answers `use_dpop_nonce`, and DPoP proofs refused for anything else (see the header).
+  dpopNonceChallenges: 0,
+  dpopProofsRejected: 0,
 };
 
 // Bind FIRST: the issuer has to carry the real port.
@@ -188,10 +280,31 @@ const nativeClient = {
   response_types: ['code'],
 };
 
+// The DPoP signature algorithms, one list for oidc-provider (which announces it as
+// dpop_signing_alg_values_supported) and for the resource server. It is oidc-provider's default; atproto clients
+// use ES256 (https://atproto.com/specs/oauth#dpop).
+const DPOP_ALGS = ['ES256', 'Ed25519', 'EdDSA'];
+// How far a proof's `iat` may be from now at the resource server (RFC 9449 §11.1 leaves it to the server).
+const DPOP_IAT_WINDOW = 60;
+// The atproto clients of the strict peer (see the header): the "localhost" development client, whose client_id
+// carries its redirect URI and scope, and a hosted one. Both are registered statically.
+const ATPROTO_LOOPBACK_CLIENT_ID =
+  'http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=atproto%20transition%3Ageneric';
+const ATPROTO_HOSTED_CLIENT_ID = 'https://tokenkeep.example/client-metadata.json';
+const ATPROTO_CLIENT_IDS = new Set([ATPROTO_LOOPBACK_CLIENT_ID, ATPROTO_HOSTED_CLIENT_ID]);
+const dpopClient = { ...nativeClient, token_endpoint_auth_method: 'none', dpop_bound_access_tokens: true };
+const atprotoClient = { ...dpopClient, redirect_uris: ['http://127.0.0.1/callback'], scope: 'atproto transition:generic' };
+const strictClients = [
+  { ...dpopClient, client_id: 'tokenkeep-dpop' },
+  { ...atprotoClient, client_id: ATPROTO_LOOPBACK_CLIENT_ID },
+  { ...atprotoClient, client_id: ATPROTO_HOSTED_CLIENT_ID },
+];
+
 // Which grants belong to which account, for /__admin/revoke-grant {"account"}.
 const grantsByAccount = new Map();
-// Every access and refresh token ever issued per account, for /__admin/tokens: [kind, value] pairs. Opaque tokens
-// are looked up by their value (the jti), so this holds what it needs to find them again.
+// Every access and refresh token ever issued per account, for /__admin/tokens: [kind, value, jkt] triples (jkt
+// undefined for an unbound token). Opaque tokens are looked up by their value (the jti), so this holds what it
+// needs to find them again.
 const tokensByAccount = new Map();
 
 // The outage in force (/__admin/outage): until when (ms since the epoch), how, and how many requests it failed.
@@ -219,11 +332,16 @@ const provider = new Provider(issuer, {
       client_secret: knobs.postSecret,
       token_endpoint_auth_method: 'client_secret_post',
     },
+    ...(knobs.strict ? strictClients : []),
   ],
   responseTypes: ['code'],
   clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
   pkce: { required: () => true },
-  scopes: ['openid', 'offline_access', 'profile', 'email', 'videos.read', 'videos.upload'],
+  scopes: [
+    'openid', 'offline_access', 'profile', 'email', 'videos.read', 'videos.upload',
+    // https://atproto.com/specs/oauth#scopes
+    'atproto', 'transition:generic',
+  ],
   claims: {
     openid: ['sub'],
     profile: ['name', 'preferred_username', 'picture'],
@@ -250,7 +368,15 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: false },
+    // RFC 9126. oidc-provider enables PAR by default (optional); strict requires it of every client.
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: knobs.strict },
+    // RFC 9449. oidc-provider enables DPoP by default, without nonces; strict requires a server nonce in every
+    // proof (§8: the secret derives nonces that change every minute).
+    dPoP: knobs.strict
+      ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true }
+      : { enabled: true },
   },
+  enabledJWA: { dPoPSigningAlgValues: DPOP_ALGS },
   async issueRefreshToken(_ctx, client) {
     return client.grantTypeAllowed('refresh_token');
   },
@@ -278,7 +404,7 @@ for (const [event, kind] of [['access_token.saved', 'AccessToken'], ['refresh_to
   provider.on(event, (token) => {
     if (!token.accountId) return;
     const tokens = tokensByAccount.get(token.accountId) ?? [];
-    tokens.push([kind, token.jti]);
+    tokens.push([kind, token.jti, token.jkt]);
     tokensByAccount.set(token.accountId, tokens);
   });
 }
@@ -288,6 +414,30 @@ provider.on('grant.error', (ctx, err) => {
   log(`token endpoint error: ${err.error}`); // the code only: descriptions may echo input
 });
 provider.on('server_error', (_ctx, err) => log('server error:', err));
+
+// Runs around every request oidc-provider answers, after its own error handling has set the answer.
+provider.use(async (ctx, next) => {
+  await next();
+  countDpopError(ctx.body?.error);
+  // The atproto profile wants the account in the token response ("sub" is the account DID,
+  // https://atproto.com/specs/oauth#tokens-and-session-management); oidc-provider answers without it. Code exchange
+  // and refresh alike.
+  if (
+    knobs.strict
+    && ctx.method === 'POST'
+    && ctx.path === '/token'
+    && ctx.status === 200
+    && typeof ctx.body?.access_token === 'string'
+  ) {
+    const token = await provider.AccessToken.find(ctx.body.access_token);
+    if (token?.accountId) ctx.body = { ...ctx.body, sub: token.accountId };
+  }
+});
+
+function countDpopError(error) {
+  if (error === 'use_dpop_nonce') stats.dpopNonceChallenges += 1;
+  if (error === 'invalid_dpop_proof') stats.dpopProofsRejected += 1;
+}
 
 function countGrant(ctx, failed) {
   countGrantType(ctx.oidc?.params?.grant_type, failed);
@@ -337,8 +487,9 @@ const AUTH_METHODS = new Map([
   ['tokenkeep-public', 'none'],
   ['tokenkeep-basic', 'client_secret_basic'],
   ['tokenkeep-post', 'client_secret_post'],
+  ...strictClients.map((c) => [c.client_id, 'none']),
 ]);
-const CLIENT_AUTH_PATHS = new Set(['/token', '/token/introspection', '/token/revocation']);
+const CLIENT_AUTH_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
 
 /** Returns true when it has answered the request itself (a mismatched method). */
 async function rejectWrongAuthMethod(req, res, path) {
@@ -373,51 +524,220 @@ async function rejectWrongAuthMethod(req, res, path) {
   return true;
 }
 
+/**
+ * An atproto client's pushed authorization request must ask for `atproto` (https://atproto.com/specs/oauth#scopes);
+ * oidc-provider knows no such rule. Runs after rejectWrongAuthMethod has read the body. Returns true when it has
+ * answered the request itself.
+ */
+function rejectAtprotoWithoutScope(req, res, path) {
+  if (!knobs.strict || path !== '/request' || !Buffer.isBuffer(req.body)) return false;
+  const form = new URLSearchParams(req.body.toString('utf8'));
+  if (!ATPROTO_CLIENT_IDS.has(form.get('client_id'))) return false;
+  if (form.get('scope')?.split(' ').includes('atproto')) return false;
+  reply(res, 400, { error: 'invalid_scope', error_description: 'the "atproto" scope is required' });
+  return true;
+}
+
 function reply(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
 }
 
-// The resource server's state (/__admin/api).
+// The resource server's state (/__admin/api), and its own DPoP nonces and seen proof ids (RFC 9449 §9, §11.1).
 const api = { refuseNext: 0, requests: [] };
+const rsNonces = new ServerChallenge(randomBytes(32), 'tokenkeep-peer resource server DPoP nonce');
+// jti → when it may be forgotten (ms): once a proof's iat is out of the window, a replay fails on iat anyway.
+const seenProofIds = new Map();
 
-/** The access token a request carries, checked by the rules of introspection: its account and scope, or null. */
-async function bearerOf(req) {
-  const header = req.headers.authorization;
-  if (!header) return { kind: 'none' };
-  const match = /^Bearer (\S+)$/i.exec(header);
-  if (!match) return { kind: 'other' };
-  const token = await provider.AccessToken.find(match[1]);
+/** An active access token (the rules of introspection: stored, not expired, grant alive), or undefined. */
+async function activeToken(value) {
+  const token = await provider.AccessToken.find(value);
   const grant = token?.isValid && token.grantId && (await provider.Grant.find(token.grantId));
-  if (!token?.isValid || !grant) return { kind: 'bearer-invalid' };
-  return { kind: 'bearer-valid', account: token.accountId, scope: token.scope };
+  return token?.isValid && grant ? token : undefined;
+}
+
+class ProofError extends Error {
+  constructor(kind, description) {
+    super(description);
+    this.kind = kind;
+  }
+}
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+
+/**
+ * Checks the DPoP proof of a request to the resource server by RFC 9449 §4.3 (the numbers below are its steps)
+ * and §7.1 (ath). Returns {thumbprint, nonce} or throws a ProofError whose kind is dpop-no-proof, dpop-bad-proof
+ * or dpop-no-nonce.
+ */
+async function checkProof(req, url, accessToken) {
+  const proofs = req.headersDistinct.dpop ?? [];
+  if (proofs.length === 0) throw new ProofError('dpop-no-proof', 'DPoP proof missing');
+  // 1. exactly one DPoP header; 2. a single well-formed JWT (compact JWS).
+  if (proofs.length > 1) throw new ProofError('dpop-bad-proof', 'more than one DPoP header');
+  const proof = proofs[0];
+  if (!/^[\w-]+\.[\w-]+\.[\w-]+$/.test(proof)) {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof is not a compact JWS');
+  }
+  let header;
+  try {
+    header = decodeProtectedHeader(proof);
+  } catch {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof header is not JSON');
+  }
+  // 4. typ; 5. an asymmetric alg the server supports; 6. a public JWK only (§4.2: "MUST NOT contain a private key").
+  if (header.typ !== 'dpop+jwt') throw new ProofError('dpop-bad-proof', 'DPoP proof typ must be dpop+jwt');
+  if (!DPOP_ALGS.includes(header.alg)) throw new ProofError('dpop-bad-proof', 'DPoP proof alg not supported');
+  if (typeof header.jwk !== 'object' || header.jwk === null || Array.isArray(header.jwk)) {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof has no jwk');
+  }
+  if (PRIVATE_JWK_MEMBERS.some((m) => m in header.jwk)) {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof jwk holds a private key');
+  }
+  // 7. the signature, by that key.
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(proof, EmbeddedJWK, { algorithms: DPOP_ALGS, typ: 'dpop+jwt' }));
+  } catch {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof signature invalid');
+  }
+  // 3. the required claims; 8. htm; 9. htu (target URI without query and fragment, RFC 9110 §7.1).
+  if (typeof payload.jti !== 'string' || !payload.jti) throw new ProofError('dpop-bad-proof', 'DPoP proof has no jti');
+  if (payload.htm !== req.method) throw new ProofError('dpop-bad-proof', 'DPoP proof htm mismatch');
+  const target = new URL(url.pathname, `http://${req.headers.host ?? new URL(issuer).host}`).href;
+  const htu = typeof payload.htu === 'string' && URL.parse(payload.htu);
+  if (htu) {
+    htu.search = '';
+    htu.hash = '';
+  }
+  if (!htu || htu.href !== target) throw new ProofError('dpop-bad-proof', 'DPoP proof htu mismatch');
+  // 11. iat within the server's window.
+  const now = Math.floor(Date.now() / 1000);
+  if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > DPOP_IAT_WINDOW) {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof iat not recent');
+  }
+  // 12. ath, the hash of the access token it comes with.
+  if (payload.ath !== createHash('sha256').update(accessToken).digest('base64url')) {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof ath mismatch');
+  }
+  // 10. the server's nonce: required by strict, checked whenever present.
+  if (payload.nonce !== undefined && typeof payload.nonce !== 'string') {
+    throw new ProofError('dpop-bad-proof', 'DPoP proof nonce must be a string');
+  }
+  if (payload.nonce === undefined ? knobs.strict : !rsNonces.checkChallenge(payload.nonce)) {
+    throw new ProofError('dpop-no-nonce', 'Resource server requires nonce in DPoP proof');
+  }
+  // §11.1: a proof is used once. Only a proof that passed everything else is remembered.
+  for (const [jti, forget] of seenProofIds) if (forget < Date.now()) seenProofIds.delete(jti);
+  if (seenProofIds.has(payload.jti)) throw new ProofError('dpop-bad-proof', 'DPoP proof replayed');
+  seenProofIds.set(payload.jti, (payload.iat + DPOP_IAT_WINDOW + 1) * 1000);
+  return { thumbprint: await calculateJwkThumbprint(header.jwk, 'sha256'), nonce: payload.nonce };
+}
+
+/**
+ * What a request's Authorization (and DPoP) headers amount to: {kind, account?, scope?, scheme, error?,
+ * description?, nonce?}. `kind` is what /__admin/api records; `scheme` is the challenge a refusal answers with.
+ */
+async function authorizationOf(req, url) {
+  const header = req.headers.authorization;
+  if (!header) return { kind: 'none', scheme: 'Bearer' };
+  const match = /^(Bearer|DPoP) (\S+)$/i.exec(header);
+  if (!match) return { kind: 'other', scheme: 'Bearer' };
+  const value = match[2];
+  if (match[1].toLowerCase() === 'bearer') {
+    const token = await activeToken(value);
+    if (!token) return { kind: 'bearer-invalid', scheme: 'Bearer' };
+    // RFC 9449 §7.2: a DPoP-bound token is not a bearer token.
+    if (token.jkt) return refusedDpop('dpop-no-proof', 'invalid_token', 'DPoP-bound token sent as Bearer');
+    return { kind: 'bearer-valid', scheme: 'Bearer', account: token.accountId, scope: token.scope };
+  }
+  let proof;
+  try {
+    proof = await checkProof(req, url, value);
+  } catch (err) {
+    if (!(err instanceof ProofError)) throw err;
+    const error = { 'dpop-no-proof': 'invalid_token', 'dpop-no-nonce': 'use_dpop_nonce' }[err.kind];
+    if (err.kind === 'dpop-bad-proof') stats.dpopProofsRejected += 1;
+    const proofSent = err.kind !== 'dpop-no-proof';
+    return refusedDpop(err.kind, error ?? 'invalid_dpop_proof', err.message, { proofSent });
+  }
+  const sent = { nonce: proof.nonce, proofSent: true };
+  const token = await activeToken(value);
+  if (!token) return refusedDpop('dpop-invalid', 'invalid_token', 'The access token is invalid', sent);
+  if (token.jkt !== proof.thumbprint) {
+    stats.dpopProofsRejected += 1;
+    const why = token.jkt ? 'DPoP proof key does not match the token binding' : 'the access token is not DPoP-bound';
+    return refusedDpop('dpop-wrong-key', 'invalid_token', why, sent);
+  }
+  return { kind: 'dpop-valid', scheme: 'DPoP', account: token.accountId, scope: token.scope, ...sent };
+}
+
+function refusedDpop(kind, error, description, extra = {}) {
+  return { kind, scheme: 'DPoP', error, description, ...extra };
+}
+
+/** The headers of a refusal: the challenge of the scheme used (RFC 6750 §3, RFC 9449 §7.1) and a fresh nonce. */
+function refusalHeaders(auth, error, description) {
+  if (auth.scheme === 'Bearer') {
+    return { 'www-authenticate': `Bearer realm="peer", error="${error}", error_description="${description}"` };
+  }
+  const headers = {
+    'www-authenticate': `DPoP algs="${DPOP_ALGS.join(' ')}", error="${error}", error_description="${description}"`,
+  };
+  if (auth.proofSent || error === 'use_dpop_nonce') Object.assign(headers, nonceHeader(auth));
+  return headers;
+}
+
+/** `DPoP-Nonce` with the current nonce when the request's proof did not use it (RFC 9449 §8.2, §9). */
+function nonceHeader(auth) {
+  const next = rsNonces.nextChallenge();
+  return auth.scheme === 'DPoP' && auth.nonce !== next ? { 'dpop-nonce': next } : {};
 }
 
 async function resource(req, res, url) {
   const path = url.pathname;
-  const bearer = await bearerOf(req);
-  api.requests.push({ method: req.method, path, host: req.headers.host, authorization: bearer.kind });
+  const auth = await authorizationOf(req, url);
+  api.requests.push({ method: req.method, path, host: req.headers.host, authorization: auth.kind });
   if (req.method === 'GET' && path === '/api/redirect') {
     res.writeHead(302, { location: url.searchParams.get('to') ?? '/' });
     return res.end();
   }
+  const xrpc = path.startsWith('/xrpc/');
   const refused = api.refuseNext > 0;
   if (refused) api.refuseNext -= 1;
-  if (refused || bearer.kind !== 'bearer-valid') {
-    res.writeHead(401, {
-      'content-type': 'application/json',
-      'www-authenticate': 'Bearer realm="peer", error="invalid_token", error_description="The access token is invalid"',
-    });
-    return res.end(JSON.stringify({ error: 'invalid_token' }));
+  if (auth.error === 'use_dpop_nonce') stats.dpopNonceChallenges += 1;
+  if (refused || !auth.account) {
+    const error = refused ? 'invalid_token' : auth.error ?? 'invalid_token';
+    const description = refused ? 'The access token is invalid' : auth.description ?? 'The access token is invalid';
+    res.writeHead(401, { 'content-type': 'application/json', ...refusalHeaders(auth, error, description) });
+    // XRPC errors are {"error", "message"} (https://atproto.com/specs/xrpc#error-responses).
+    return res.end(JSON.stringify(xrpc ? { error, message: description } : { error }));
+  }
+  const answer = (status, body) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...nonceHeader(auth) });
+    res.end(JSON.stringify(body));
+  };
+  if (xrpc) {
+    if (path !== '/xrpc/com.atproto.server.getSession') {
+      return answer(501, { error: 'MethodNotImplemented', message: 'Method Not Implemented' });
+    }
+    if (req.method !== 'GET') {
+      return answer(400, { error: 'InvalidRequest', message: 'getSession is a query: use GET' });
+    }
+    // An atproto OAuth session's token always holds the `atproto` scope (https://atproto.com/specs/oauth#scopes).
+    if (!auth.scope?.split(' ').includes('atproto')) {
+      return answer(403, { error: 'InsufficientScope', message: 'the access token lacks the atproto scope' });
+    }
+    return answer(200, { did: auth.account, handle: 'handle.invalid', active: true });
   }
   if (path === '/api/echo') {
-    const { authorization: _a, ...headers } = req.headers;
-    return reply(res, 200, {
+    const { authorization: _a, dpop: _d, ...headers } = req.headers;
+    return answer(200, {
       method: req.method,
       path,
       query: Object.fromEntries(url.searchParams),
-      account: bearer.account,
-      scope: bearer.scope,
+      account: auth.account,
+      scope: auth.scope,
       headers,
       body: (await readBody(req)).toString('utf8'),
     });
@@ -427,16 +747,16 @@ async function resource(req, res, url) {
     const pages = Number(url.searchParams.get('pages') ?? 3);
     const body = { page: at, items: [`item-${at}-a`, `item-${at}-b`] };
     if (at + 1 < pages) body.next_cursor = String(at + 1);
-    return reply(res, 200, body);
+    return answer(200, body);
   }
   if (req.method === 'GET' && path === '/api/bytes') {
     const n = Math.min(Number(url.searchParams.get('n') ?? 256), 16 * 1024 * 1024);
     const bytes = Buffer.alloc(n);
     for (let i = 0; i < n; i += 1) bytes[i] = i % 256;
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n, ...nonceHeader(auth) });
     return res.end(bytes);
   }
-  return reply(res, 404, { error: 'no such API endpoint' });
+  return answer(404, { error: 'no such API endpoint' });
 }
 
 async function admin(req, res, path) {
@@ -491,7 +811,7 @@ async function admin(req, res, path) {
     if (typeof body.account !== 'string') return reply(res, 400, { error: 'give "account"' });
     const answer = await tokensOf(body.account);
     if (body.values === true) {
-      answer.values = (tokensByAccount.get(body.account) ?? []).map(([kind, value]) => ({ kind, value }));
+      answer.values = (tokensByAccount.get(body.account) ?? []).map(([kind, value, jkt]) => ({ kind, value, jkt }));
     }
     return reply(res, 200, answer);
   }
@@ -556,8 +876,12 @@ async function mint(body) {
     count = 1,
     clientId = 'tokenkeep-public',
     scope = 'openid offline_access videos.read',
+    jkt,
   } = body;
   if (typeof account !== 'string' || !account) throw new Error('give "account"');
+  if (jkt !== undefined && !(typeof jkt === 'string' && /^[\w-]{43}$/.test(jkt))) {
+    throw new Error('jkt must be a base64url SHA-256 JWK thumbprint (43 characters)');
+  }
   if (!(Number.isInteger(count) && count >= 1 && count <= 5000)) throw new Error("count must be 1..5000");
   if (typeof scope !== 'string') throw new Error('scope must be a string');
   const client = await provider.Client.find(clientId);
@@ -569,10 +893,16 @@ async function mint(body) {
     grant.addOIDCScope(scope);
     const grantId = await grant.save();
     const common = { accountId: account, client, grantId, gty: 'authorization_code', scope };
-    const refreshToken = await new provider.RefreshToken(common).save();
+    const rt = new provider.RefreshToken(common);
     const at = new provider.AccessToken(common);
+    if (jkt) {
+      at.setThumbprint('jkt', jkt);
+      // As oidc-provider's setRefreshTokenBindings: only a public client's refresh token is bound to the key.
+      if (client.clientAuthMethod === 'none') rt.jkt = jkt;
+    }
+    const refreshToken = await rt.save();
     const accessToken = await at.save();
-    minted.push({ grantId, refreshToken, accessToken, expiresIn: at.expiration, scope });
+    minted.push({ grantId, refreshToken, accessToken, expiresIn: at.expiration, scope, tokenType: at.tokenType });
   }
   log(`admin: minted ${count} grant(s)`);
   return minted;
@@ -601,6 +931,7 @@ const COUNTED = new Map([
   ['/token/revocation', 'revocations'],
   ['/me', 'userinfoRequests'],
   ['/auth', 'authorizations'],
+  ['/request', 'parRequests'],
 ]);
 
 /** A real 16×16 PNG in one colour, derived from `name`: each account has its own picture. */
@@ -645,8 +976,13 @@ server.on('request', (req, res) => {
     admin(req, res, path).catch((err) => reply(res, 400, { error: err.message }));
     return;
   }
-  if (path.startsWith('/api/')) {
+  if (path.startsWith('/api/') || path.startsWith('/xrpc/')) {
     resource(req, res, new URL(req.url, issuer)).catch((err) => reply(res, 400, { error: err.message }));
+    return;
+  }
+  if (req.method === 'GET' && path === '/.well-known/oauth-protected-resource') {
+    // RFC 9728 §3.2.
+    reply(res, 200, { resource: issuer, authorization_servers: [issuer], bearer_methods_supported: ['header'] });
     return;
   }
   // Before the counters: a request failed by an outage never reached oidc-provider.
@@ -655,7 +991,7 @@ server.on('request', (req, res) => {
   if (counter) stats[counter] += 1;
   if (req.method === 'POST' && CLIENT_AUTH_PATHS.has(path)) {
     rejectWrongAuthMethod(req, res, path).then(
-      (answered) => answered || oidc(req, res),
+      (answered) => answered || rejectAtprotoWithoutScope(req, res, path) || oidc(req, res),
       (err) => reply(res, 400, { error: 'invalid_request', error_description: err.message }),
     );
     return;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+pub mod atproto;
 pub mod cli;
 pub mod desktop;
 pub mod hostile;

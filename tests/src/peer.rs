@@ -15,6 +15,21 @@
 //! login page accepts any login name and password; the name becomes `sub`, and "alice" gets the email
 //! `alice@example.test`, the name "Alice" and the preferred_username "alice". Scopes: [`SCOPES`].
 //!
+//! # The strict peer ([`PeerConfig::strict`])
+//! An atproto-style authorization server (<https://atproto.com/specs/oauth>): pushed authorization requests
+//! (RFC 9126) and DPoP with server nonces (RFC 9449) are required, token responses carry `sub`, and three more
+//! public clients exist, all bound to DPoP (`dpop_bound_access_tokens`):
+//! | id | redirect URIs |
+//! |---|---|
+//! | [`DPOP_CLIENT_ID`] | the three above |
+//! | [`ATPROTO_LOOPBACK_CLIENT_ID`] (atproto's "localhost" development client) | `http://127.0.0.1/callback` |
+//! | [`ATPROTO_HOSTED_CLIENT_ID`] (registered statically: the peer fetches no metadata) | `http://127.0.0.1/callback` |
+//!
+//! In every mode the resource server (`/api/*`, `/xrpc/*`) demands a DPoP proof with a DPoP-bound token, and
+//! `/.well-known/oauth-authorization-server` and `/.well-known/oauth-protected-resource` answer
+//! ([`OidcPeer::well_known`]). The rules, error answers and [`ApiRequest::authorization`] kinds are documented
+//! in the header of `tests/js/peer.mjs`.
+//!
 //! # The `TOKENKEEP_BROWSER` convention
 //! `TOKENKEEP_BROWSER` is a command line **split on ASCII whitespace, without any quoting**; the app appends the
 //! authorization URL as the last argument and runs it. [`tokenkeep_browser`] gives the value for the login driver,
@@ -52,7 +67,19 @@ pub const SCOPES: &[&str] = &[
     "offline_access",
     "videos.read",
     "videos.upload",
+    "atproto",
+    "transition:generic",
 ];
+/// The strict peer's public native client that must use DPoP.
+pub const DPOP_CLIENT_ID: &str = "tokenkeep-dpop";
+/// The strict peer's atproto "localhost" development client: its redirect URI and scope are in its id
+/// (<https://atproto.com/specs/oauth#localhost-client-development>).
+pub const ATPROTO_LOOPBACK_CLIENT_ID: &str =
+    "http://localhost?redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=atproto%20transition%3Ageneric";
+/// The strict peer's hosted atproto client (a client-metadata URL as client id, registered statically).
+pub const ATPROTO_HOSTED_CLIENT_ID: &str = "https://tokenkeep.example/client-metadata.json";
+/// The scope the atproto clients ask for.
+pub const ATPROTO_SCOPE: &str = "atproto transition:generic";
 
 /// How long the peer may take to print its address (it takes well under a second).
 const START_LIMIT: Duration = Duration::from_secs(15);
@@ -87,6 +114,9 @@ pub struct PeerConfig {
     pub rotate_refresh_token: bool,
     /// Leeway in seconds on expiry (default 0, so expiry is sharp; oidc-provider's own default is 15).
     pub clock_tolerance: u64,
+    /// The strict, atproto-style peer (default false): PAR and DPoP with nonces required, `sub` in token
+    /// responses, and the DPoP/atproto clients (see the module docs).
+    pub strict: bool,
 }
 
 impl Default for PeerConfig {
@@ -96,6 +126,7 @@ impl Default for PeerConfig {
             refresh_token_ttl: 14 * 24 * 60 * 60,
             rotate_refresh_token: true,
             clock_tolerance: 0,
+            strict: false,
         }
     }
 }
@@ -107,6 +138,7 @@ impl PeerConfig {
             "refreshTokenTtl": self.refresh_token_ttl,
             "rotateRefreshToken": self.rotate_refresh_token,
             "clockTolerance": self.clock_tolerance,
+            "strict": self.strict,
         })
     }
 }
@@ -150,10 +182,45 @@ pub struct PeerStats {
     pub admin_revoked_grants: u64,
     /// Requests for the account pictures the `picture` claim names.
     pub picture_requests: u64,
+    /// Requests to the pushed-authorization-request endpoint (`/request`).
+    pub par_requests: u64,
+    /// Answers `use_dpop_nonce` (token endpoint, PAR, userinfo, resource server).
+    pub dpop_nonce_challenges: u64,
+    /// DPoP proofs refused otherwise: `invalid_dpop_proof`, or a proof by a key other than the token's.
+    pub dpop_proofs_rejected: u64,
 }
 
 /// The scope of [`OidcPeer::mint`]ed grants.
 pub const MINT_SCOPE: &str = "openid offline_access videos.read";
+
+/// What [`OidcPeer::mint_with`] makes. [`MintRequest::new`] gives what [`OidcPeer::mint`] uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintRequest {
+    /// The account (it becomes `sub`).
+    pub account: String,
+    /// How many grants (1..=5000).
+    pub count: usize,
+    /// The client the grants belong to.
+    pub client_id: String,
+    /// The granted scope, space-separated.
+    pub scope: String,
+    /// The RFC 7638 SHA-256 thumbprint (base64url) of a DPoP public key: the access tokens (and a public client's
+    /// refresh tokens) are bound to it (`cnf.jkt`). `None`: bearer tokens.
+    pub jkt: Option<String>,
+}
+
+impl MintRequest {
+    /// One grant for `account`, for [`PUBLIC_CLIENT_ID`] with [`MINT_SCOPE`], unbound.
+    pub fn new(account: &str) -> Self {
+        Self {
+            account: account.to_owned(),
+            count: 1,
+            client_id: PUBLIC_CLIENT_ID.to_owned(),
+            scope: MINT_SCOPE.to_owned(),
+            jkt: None,
+        }
+    }
+}
 
 /// How the token endpoint fails during a TEST-ONLY outage ([`OidcPeer::outage`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +295,8 @@ pub struct MintedGrant {
     pub expires_in: u64,
     /// The granted scope, space-separated.
     pub scope: String,
+    /// The access token's type: `Bearer`, or `DPoP` when it is bound to a key.
+    pub token_type: String,
 }
 
 impl std::fmt::Debug for MintedGrant {
@@ -238,6 +307,7 @@ impl std::fmt::Debug for MintedGrant {
             .field("access_token", &"<redacted>")
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
+            .field("token_type", &self.token_type)
             .finish()
     }
 }
@@ -266,7 +336,9 @@ pub struct ApiRequest {
     pub path: String,
     /// The `Host` header: which name the client used for the peer.
     pub host: String,
-    /// What it carried: `bearer-valid`, `bearer-invalid`, `none` or `other` (never the token).
+    /// What it carried (never the token): `none`, `other`, `bearer-valid`, `bearer-invalid`, or for DPoP
+    /// (RFC 9449) `dpop-valid`, `dpop-no-proof` (a bound token as Bearer, or the DPoP scheme without a proof),
+    /// `dpop-bad-proof`, `dpop-no-nonce`, `dpop-invalid` (a dead token) or `dpop-wrong-key` (see `peer.mjs`).
     pub authorization: String,
 }
 
@@ -277,6 +349,8 @@ pub struct IssuedToken {
     pub kind: String,
     /// The token itself (opaque).
     pub value: String,
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is bound.
+    pub jkt: Option<String>,
 }
 
 impl std::fmt::Debug for IssuedToken {
@@ -284,6 +358,7 @@ impl std::fmt::Debug for IssuedToken {
         f.debug_struct("IssuedToken")
             .field("kind", &self.kind)
             .field("value", &"<redacted>")
+            .field("jkt", &self.jkt)
             .finish()
     }
 }
@@ -449,6 +524,12 @@ impl OidcPeer {
         &self.discovery
     }
 
+    /// `GET /.well-known/NAME`, e.g. `well_known("oauth-protected-resource")` or
+    /// `well_known("oauth-authorization-server")`. Any HTTP status is returned, not an error.
+    pub fn well_known(&self, name: &str) -> Result<PeerResponse> {
+        self.get(&format!("/.well-known/{name}"))
+    }
+
     /// An endpoint from the discovery document, e.g. `endpoint("token_endpoint")`.
     pub fn endpoint(&self, name: &str) -> Result<&str> {
         self.discovery[name]
@@ -580,6 +661,9 @@ impl OidcPeer {
             authorizations: field("authorizations")?,
             admin_revoked_grants: field("adminRevokedGrants")?,
             picture_requests: field("pictureRequests")?,
+            par_requests: field("parRequests")?,
+            dpop_nonce_challenges: field("dpopNonceChallenges")?,
+            dpop_proofs_rejected: field("dpopProofsRejected")?,
         })
     }
 
@@ -611,7 +695,25 @@ impl OidcPeer {
     /// models, for the public client with [`MINT_SCOPE`]. The tokens behave like ones from a code exchange
     /// (rotation, reuse detection, introspection, revocation).
     pub fn mint(&self, account: &str, count: usize) -> Result<Vec<MintedGrant>> {
-        let body = json!({ "account": account, "count": count, "clientId": PUBLIC_CLIENT_ID, "scope": MINT_SCOPE });
+        self.mint_with(&MintRequest {
+            count,
+            ..MintRequest::new(account)
+        })
+    }
+
+    /// TEST-ONLY admin: as [`Self::mint`], with every choice open: the client, the scope, and a DPoP key to bind
+    /// the tokens to ([`MintRequest::jkt`]).
+    pub fn mint_with(&self, request: &MintRequest) -> Result<Vec<MintedGrant>> {
+        let mut body = json!({
+            "account": request.account,
+            "count": request.count,
+            "clientId": request.client_id,
+            "scope": request.scope,
+        });
+        if let Some(jkt) = &request.jkt {
+            body["jkt"] = jkt.as_str().into();
+        }
+        let count = request.count;
         let response = self.post_json("/__admin/mint", &body)?;
         let grants = response.body["grants"]
             .as_array()
@@ -634,6 +736,7 @@ impl OidcPeer {
                         .as_u64()
                         .ok_or_else(|| anyhow!("a minted grant lacks expiresIn"))?,
                     scope: field("scope")?,
+                    token_type: field("tokenType")?,
                 })
             })
             .collect()
@@ -676,6 +779,7 @@ impl OidcPeer {
                 Ok(IssuedToken {
                     kind: field("kind")?,
                     value: field("value")?,
+                    jkt: t["jkt"].as_str().map(str::to_owned),
                 })
             })
             .collect()
@@ -688,7 +792,7 @@ impl OidcPeer {
         Ok(())
     }
 
-    /// TEST-ONLY admin: every request the resource server (`/api/*`) received, oldest first.
+    /// TEST-ONLY admin: every request the resource server (`/api/*` and `/xrpc/*`) received, oldest first.
     pub fn api_requests(&self) -> Result<Vec<ApiRequest>> {
         let response = self.get("/__admin/api")?;
         ensure!(response.status == 200, "/__admin/api answered HTTP {}", response.status);
