@@ -154,6 +154,8 @@ pub(crate) async fn configure_provider(
         redirect_uri,
         instance: None,
         api_hosts: Vec::new(),
+        no_par: false,
+        no_dpop: false,
     };
     save_provider(&state, request).await
 }
@@ -173,6 +175,8 @@ pub(crate) async fn add_server(state: State<'_, AppState>, template: String, ser
         redirect_uri: None,
         instance: Some(server),
         api_hosts: Vec::new(),
+        no_par: false,
+        no_dpop: false,
     };
     save_provider(&state, request).await
 }
@@ -217,6 +221,8 @@ pub(crate) async fn add_custom_provider(
         redirect_uri: None,
         instance: None,
         api_hosts: Vec::new(),
+        no_par: false,
+        no_dpop: false,
     };
     save_provider(&state, request).await
 }

@@ -431,6 +431,9 @@ pub(crate) struct Inspection {
     /// The `tokenkeep api` command line for this connection (none for a provider without an API base).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) api_command: Option<String>,
+    /// "bound to a key (DPoP, ES256, thumbprint …)", when the tokens are (the public thumbprint, never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) binding: Option<String>,
 }
 
 /// One token in an [`Inspection`].
@@ -459,6 +462,7 @@ impl Inspection {
             meta,
             key_id,
             tokens,
+            binding,
         } = inspection;
         let api_command = catalog.get(&meta.provider).and_then(|provider| {
             ops::api::command_line(provider.spec(), &format!("{}:{}", meta.provider, meta.account))
@@ -471,6 +475,7 @@ impl Inspection {
             updated_at: meta.updated_at,
             key_id: key_id.to_hex(),
             tokens: tokens.into_iter().map(TokenInfo::from).collect(),
+            binding: binding.as_ref().map(ops::KeyBinding::describe),
         }
     }
 }

@@ -384,10 +384,12 @@ fn confidential_client(test: &str, auth: &str, client_id: &str, secret: &str) ->
         "the failure does not mention invalid_client:\n{}",
         refused.stderr
     );
+    // The peer takes pushed authorization requests, so the client authenticates there first (RFC 9126 §2.1):
+    // a wrong secret is refused before any browser opens, and no code is ever issued.
     let stats = peer.stats()?;
     ensure!(
-        stats.code_exchanges == 1 && stats.code_exchange_errors == 1,
-        "expected one refused code exchange, the peer saw {stats:?}"
+        stats.par_requests == 1 && stats.authorizations == 0 && stats.code_exchanges == 0,
+        "expected one refused pushed request and nothing after it, the peer saw {stats:?}"
     );
     ensure!(tk.list_json()?.is_empty(), "a refused connect stored something");
     outputs.push(refused);

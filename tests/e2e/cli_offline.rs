@@ -1,16 +1,14 @@
 //! Offline inspection through the built CLI: `export --envelopes` opened by an independent decoder, `verify`
 //! naming a tampered record, and the read commands running with no network at all.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use base64::Engine as _;
 use serde_json::Value;
-use tokenkeep_e2e::cli::{Tokenkeep, connected_id};
+use tokenkeep_e2e::cli::{Tokenkeep, connected_id, decode_envelopes};
 use tokenkeep_e2e::peer::{OidcPeer, PeerConfig};
-use tokenkeep_e2e::workspace_root;
 
 /// A headless installation with one demo account connected through the real browser flow.
 fn connected(test: &str) -> Result<(OidcPeer, Tokenkeep, String)> {
@@ -19,42 +17,6 @@ fn connected(test: &str) -> Result<(OidcPeer, Tokenkeep, String)> {
     tk.ok(&["providers", "add", "demo", "--issuer", peer.issuer()], None)?;
     let id = connected_id(&tk.ok(&["connect", "demo"], None)?)?;
     Ok((peer, tk, id))
-}
-
-/// The Python interpreter with pyca/cryptography: `target/py` (made by `cargo xtask test`), else `python3`.
-fn python() -> Result<PathBuf> {
-    let venv = tokenkeep_e2e::target_dir().join("py/bin/python3");
-    let python = if venv.is_file() { venv } else { PathBuf::from("python3") };
-    let probe = Command::new(&python).args(["-c", "import cryptography"]).output()?;
-    ensure!(
-        probe.status.success(),
-        "{} cannot import cryptography: run `cargo xtask test` (it creates target/py from tests/py/requirements.txt)",
-        python.display()
-    );
-    Ok(python)
-}
-
-fn decode_independently(export: &str, master_key: &str) -> Result<Vec<Value>> {
-    let mut child = Command::new(python()?)
-        .arg(workspace_root().join("tests/py/decode_envelopes.py"))
-        .env("TOKENKEEP_MASTER_KEY", master_key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(child.stdin.as_mut().context("stdin")?, export.as_bytes())?;
-    drop(child.stdin.take());
-    let out = child.wait_with_output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    ensure!(
-        out.status.success(),
-        "the decoder failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).map_err(Into::into))
-        .collect()
 }
 
 /// What `export --envelopes` prints opens with nothing but docs/FORMAT.md and the master key — in another
@@ -86,7 +48,7 @@ fn export_opens_independently_and_verify_names_a_tampered_record() -> Result<()>
         ensure!(fields.contains(&wanted), "no {wanted} record in the export: {fields:?}");
     }
 
-    let decoded = decode_independently(&export, &key)?;
+    let decoded = decode_envelopes(&export, &key)?;
     ensure!(
         decoded.len() == rows.len(),
         "decoded {} of {} records",
@@ -122,7 +84,7 @@ fn export_opens_independently_and_verify_names_a_tampered_record() -> Result<()>
     let image = base64::engine::general_purpose::STANDARD.decode(picture["image"].as_str().unwrap_or_default())?;
     ensure!(image.starts_with(b"\x89PNG"), "the picture is not a PNG");
     // And with the wrong key it opens nothing.
-    let wrong = decode_independently(&export, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    let wrong = decode_envelopes(&export, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
     ensure!(wrong.is_err(), "a wrong key must not open the export");
 
     let verified = tk.ok(&["verify"], None)?;

@@ -13,6 +13,7 @@ mod app_tray;
 mod app_window;
 mod cli_api;
 mod cli_connect;
+mod cli_dpop;
 mod cli_offline;
 mod cli_socket;
 mod dialects;

@@ -5,7 +5,8 @@ It shares no code with Tokenkeep: another language, another crypto library (pyca
 key it rebuilds each record's key id, record key and AAD from the document, checks the AAD Tokenkeep exported
 against its own, verifies the tag in constant time before decrypting, and prints one JSON line per record:
 {"tree", "record_id", "field", "plaintext"} (plaintext as UTF-8 text; for the `pictures` tree "media_type" and
-"image", base64, instead) — or {"..., "error": "..."} for a record it cannot open.
+"image", base64, instead; for a `dpop_key` field the P-256 key's RFC 7638 "thumbprint", computed here from the
+private scalar, instead) — or {"..., "error": "..."} for a record it cannot open.
 
     TOKENKEEP_MASTER_KEY=<base64 of 32 bytes> python3 decode_envelopes.py < export.jsonl
 """
@@ -65,6 +66,20 @@ def open_record(master: bytes, profile: str, tree: str, record_id: bytes, field:
     return unpadder.update(padded) + unpadder.finalize()
 
 
+def dpop_thumbprint(scalar: bytes) -> str:
+    """FORMAT.md: a `dpop_key` is the 32-byte P-256 scalar; its public key's RFC 7638 §3.2 thumbprint."""
+    if len(scalar) != 32:
+        raise ValueError("a DPoP key is 32 bytes")
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP256R1()).public_key().public_numbers()
+    b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode("ascii")
+    canonical = '{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}' % (b64(public.x), b64(public.y))
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(canonical.encode("ascii"))
+    return base64.urlsafe_b64encode(digest.finalize()).rstrip(b"=").decode("ascii")
+
+
 def main() -> int:
     master = base64.b64decode(os.environ["TOKENKEEP_MASTER_KEY"], validate=True)
     if len(master) != 32:
@@ -94,6 +109,8 @@ def main() -> int:
                     raise ValueError("not a picture record: " + repr(media_type[:40]))
                 out["media_type"] = media_type.decode("ascii")
                 out["image"] = base64.b64encode(image).decode("ascii")
+            elif row["field"] == "dpop_key":
+                out["thumbprint"] = dpop_thumbprint(plain)
             else:
                 out["plaintext"] = plain.decode("utf-8")
         except ValueError as error:

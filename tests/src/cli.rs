@@ -535,3 +535,41 @@ pub fn connected_id(output: &CliOutput) -> Result<String> {
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("unexpected connect output {:?}", output.stdout))
 }
+
+/// The Python interpreter with pyca/cryptography: `target/py` (made by `cargo xtask test`), else `python3`.
+pub fn python() -> Result<PathBuf> {
+    let venv = crate::target_dir().join("py/bin/python3");
+    let python = if venv.is_file() { venv } else { PathBuf::from("python3") };
+    let probe = Command::new(&python).args(["-c", "import cryptography"]).output()?;
+    ensure!(
+        probe.status.success(),
+        "{} cannot import cryptography: run `cargo xtask test` (it creates target/py from tests/py/requirements.txt)",
+        python.display()
+    );
+    Ok(python)
+}
+
+/// Runs the independent decoder (`tests/py/decode_envelopes.py`, from docs/FORMAT.md alone) on what `export
+/// --envelopes` printed, with the master key, and returns its JSON lines.
+pub fn decode_envelopes(export: &str, master_key: &str) -> Result<Vec<serde_json::Value>> {
+    let mut child = Command::new(python()?)
+        .arg(crate::workspace_root().join("tests/py/decode_envelopes.py"))
+        .env("TOKENKEEP_MASTER_KEY", master_key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::io::Write::write_all(child.stdin.as_mut().context("stdin")?, export.as_bytes())?;
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    ensure!(
+        out.status.success(),
+        "the decoder failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(Into::into))
+        .collect()
+}

@@ -230,6 +230,8 @@ export type Inspection = Connection & {
   tokens: TokenInfo[];
   /** The `tokenkeep api` command line for this connection (absent for a platform without an API base). */
   apiCommand?: string | null;
+  /** "bound to a key (DPoP, ES256, thumbprint …)" when the tokens are bound (the public thumbprint only). */
+  binding?: string | null;
 };
 
 export interface Revealed {

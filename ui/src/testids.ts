@@ -22,7 +22,7 @@
 //                  (textarea[name=text]), import-file, import-save,
 //                  connect-waiting, connect-url (the sign-in address, selectable), connect-cancel,
 //                  connect-outcome (data-outcome: ok|neutral|warn|bad), connect-close
-//   Inspect        inspect-dialog, inspect-close, api-command, api-command-copy, token-row (data-kind, data-present), reveal-<kind>
+//   Inspect        inspect-dialog, inspect-close, api-command, api-command-copy, token-binding, token-row (data-kind, data-present), reveal-<kind>
 //                  (reveal-access_token, reveal-refresh_token, reveal-id_token), revealed-value
 //                  (only in the DOM while shown), reveal-countdown, reveal-copy, reveal-hide, jwt-claims
 
@@ -130,6 +130,7 @@ export const TID = {
   inspectDialog: 'inspect-dialog',
   /** In Inspect: the `tokenkeep api` command line for this connection, and its Copy button. */
   apiCommand: 'api-command',
+  tokenBinding: 'token-binding',
   apiCommandCopy: 'api-command-copy',
   inspectClose: 'inspect-close',
   tokenRow: 'token-row',

@@ -215,6 +215,14 @@ pub(crate) enum ProvidersCommand {
         /// (repeatable; its issuer's and userinfo endpoint's hosts are allowed already).
         #[arg(long = "api-host", value_name = "HOST")]
         api_hosts: Vec<String>,
+        /// For a custom provider: do not push authorization requests (RFC 9126), even when its server takes them.
+        #[arg(long)]
+        no_par: bool,
+        /// For a custom provider: keep bearer tokens, even when its server can bind them to a key (DPoP, RFC
+        /// 9449), so `tokenkeep token` and `exec` can hand them out. Bound tokens are useless to anyone who copies
+        /// them.
+        #[arg(long)]
+        no_dpop: bool,
     },
     /// Add or replace a provider from a definition file in the catalog's own TOML format (see `providers export`
     /// and docs/PROVIDERS.md); an id of a built-in provider overrides it.

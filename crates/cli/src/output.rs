@@ -210,6 +210,8 @@ impl<'a> From<&'a ConnectionEntry> for ListJson<'a> {
 #[derive(Serialize)]
 pub(crate) struct ShowJson<'a> {
     account: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binding: Option<&'a tokenkeep_core::ops::KeyBinding>,
     created_at: String,
     expires_at: Option<String>,
     id: String,
@@ -248,9 +250,11 @@ impl<'a> From<&'a Shown> for ShowJson<'a> {
             meta,
             key_id,
             tokens,
+            binding,
         } = &shown.inspection;
         Self {
             account: &meta.account,
+            binding: binding.as_ref(),
             created_at: render::rfc3339(meta.created_at),
             expires_at: meta.expires_at.map(render::rfc3339),
             id: id.to_hex(),

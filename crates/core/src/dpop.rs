@@ -50,7 +50,7 @@ pub enum DpopError {
 }
 
 /// One connection's proof key: an ES256 (P-256) key pair. Not `Clone`, not `Serialize`; the private half is
-/// wiped on drop (of its last handle: [`Self::share`] lends it to the requests of one operation).
+/// wiped on drop (of its last handle: `share` lends it to the requests of one operation).
 pub struct DpopKey(std::sync::Arc<KeyPair>);
 
 struct KeyPair {

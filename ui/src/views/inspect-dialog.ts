@@ -223,6 +223,7 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
       ...row('Connected', when(i.createdAt, now)),
       ...row('Updated', when(i.updatedAt, now)),
       ...row('Encryption key', el('code', { class: 'selectable', text: i.keyId })),
+      ...(i.binding ? row('Tokens', el('span', { class: 'selectable', text: capitalized(i.binding), attrs: { 'data-testid': TID.tokenBinding } })) : []),
       ...(i.lastError ? row('Last problem', i.lastError) : []),
     ]);
     const tokens = el('ul', { class: 'tokens' }, i.tokens.map(tokenSection));
@@ -233,7 +234,9 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
         el('h3', { class: 'section-title', text: 'Stored tokens' }),
         el('p', {
           class: 'warning-note',
-          text: `Anyone who has a token can act as you on ${provider}. Reveal one only when nobody can see your screen; it hides again after 30 seconds. A copied token is cleared from the clipboard after a while.`,
+          text: i.binding
+            ? `These tokens are bound to a key that never leaves Tokenkeep: a copy is refused by ${provider} without a proof from that key. Reveal one only when nobody can see your screen; it hides again after 30 seconds.`
+            : `Anyone who has a token can act as you on ${provider}. Reveal one only when nobody can see your screen; it hides again after 30 seconds. A copied token is cleared from the clipboard after a while.`,
         }),
         tokens,
       ]),
@@ -258,4 +261,8 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
       );
     },
   );
+}
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

@@ -286,6 +286,9 @@ fn write_show_text(out: &mut SecretBuf, shown: &Shown, picture: Option<&StoredPi
         )?;
     }
     writeln!(out, "sealed with   key {}", data.key_id)?;
+    if let Some(binding) = &data.binding {
+        writeln!(out, "tokens are    {}", binding.describe())?;
+    }
     writeln!(out, "tokens:")?;
     for t in &data.tokens {
         let kind = t.kind.field();

@@ -85,6 +85,8 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                     redirect_uri,
                     instance,
                     api_hosts,
+                    no_par,
+                    no_dpop,
                 },
         } => {
             let client_secret = if client_secret_stdin {
@@ -103,6 +105,8 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                 redirect_uri,
                 instance,
                 api_hosts,
+                no_par,
+                no_dpop,
             };
             providers::add(ctx, request)
         }

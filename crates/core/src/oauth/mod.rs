@@ -469,30 +469,33 @@ async fn push_request(
     http: &SharedHttp,
 ) -> Result<Url, FlowError> {
     let provider = spec.display_name.clone();
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    form.extend_pairs(prepared.query_pairs());
-    let mut request = http::Request::post(endpoint.as_str())
-        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(http::header::ACCEPT, "application/json");
-    match (spec.client_auth, &credentials.client_secret) {
-        (ClientAuth::ClientSecretBasic, Some(secret)) => {
-            request = request.header(
-                http::header::AUTHORIZATION,
-                basic_auth(&credentials.client_id, secret.dangerously_expose()),
-            );
+    // Built before the first await: the form serializer is not `Send`.
+    let request = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(prepared.query_pairs());
+        let mut request = http::Request::post(endpoint.as_str())
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(http::header::ACCEPT, "application/json");
+        match (spec.client_auth, &credentials.client_secret) {
+            (ClientAuth::ClientSecretBasic, Some(secret)) => {
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic_auth(&credentials.client_id, secret.dangerously_expose()),
+                );
+            }
+            (ClientAuth::ClientIdBasic, _) => {
+                request = request.header(http::header::AUTHORIZATION, basic_auth(&credentials.client_id, ""));
+            }
+            (ClientAuth::ClientSecretPost, Some(secret)) => {
+                form.append_pair("client_secret", secret.dangerously_expose());
+            }
+            _ => {}
         }
-        (ClientAuth::ClientIdBasic, _) => {
-            request = request.header(http::header::AUTHORIZATION, basic_auth(&credentials.client_id, ""));
-        }
-        (ClientAuth::ClientSecretPost, Some(secret)) => {
-            form.append_pair("client_secret", secret.dangerously_expose());
-        }
-        _ => {}
-    }
-    let body = zeroize::Zeroizing::new(form.finish());
-    let request = request
-        .body(body.as_bytes().to_vec())
-        .map_err(|e| FlowError::Configuration(e.to_string()))?;
+        let body = zeroize::Zeroizing::new(form.finish());
+        request
+            .body(body.as_bytes().to_vec())
+            .map_err(|e| FlowError::Configuration(e.to_string()))?
+    };
     let observed = ObservedHttp::for_spec(http.clone(), spec).with_dpop(dpop);
     let response = observed
         .call(request)

@@ -117,10 +117,10 @@ impl Op for ApiCall {
             headers,
             body: self.body.unwrap_or_default(),
         };
-        let mut token = local.engine().access_token(id).await?;
+        let (mut token, mut dpop) = local.engine().usable_token(id).await?;
         let mut refreshed = false;
         loop {
-            let (mut response, at) = call.send(local, id, &url, &token).await?;
+            let (mut response, at) = call.send(local, id, &url, &token, dpop.as_ref()).await?;
             if response.status == 401 && invalid_token(&response.headers) {
                 if refreshed {
                     local.engine().token_refused(id, url.host_str().unwrap_or_default())?;
@@ -128,7 +128,7 @@ impl Op for ApiCall {
                 }
                 tracing::info!(connection = %id, "the API refused the access token; refreshing once and retrying");
                 local.engine().refresh_now(id).await?;
-                token = local.engine().access_token(id).await?;
+                (token, dpop) = local.engine().usable_token(id).await?;
                 refreshed = true;
                 continue;
             }
@@ -208,14 +208,18 @@ struct Call {
 }
 
 impl Call {
-    /// Sends the request to `url` with `token`, following redirects as the module says.
+    /// Sends the request to `url` with `token`, following redirects as the module says. A token bound to `dpop`
+    /// goes as `Authorization: DPoP` with a fresh proof for each request that carries it (RFC 9449 §7), and a
+    /// resource server's nonce is answered once.
     async fn send(
         &self,
         local: &LocalOps,
         id: crate::store::ConnectionId,
         url: &Url,
         token: &SecretString,
+        dpop: Option<&crate::dpop::DpopKey>,
     ) -> Result<(ApiResponse, Url), OpError> {
+        let scheme = if dpop.is_some() { crate::dpop::DPOP } else { "Bearer" };
         let origin = url.origin();
         let (mut url, mut method, mut body) = (url.clone(), self.method.clone(), self.body.clone());
         for _ in 0..=MAX_REDIRECTS {
@@ -225,7 +229,7 @@ impl Call {
                 request = request.header(name, value);
             }
             if with_token {
-                let mut bearer = http::HeaderValue::from_str(&format!("Bearer {}", token.dangerously_expose()))
+                let mut bearer = http::HeaderValue::from_str(&format!("{scheme} {}", token.dangerously_expose()))
                     .map_err(|_| OpError::Invalid("the stored access token is not a valid header value".into()))?;
                 bearer.set_sensitive(true);
                 request = request.header(http::header::AUTHORIZATION, bearer);
@@ -234,11 +238,20 @@ impl Call {
                 .body(body.clone())
                 .map_err(|e| OpError::Invalid(format!("the request cannot be sent: {e}")))?;
             let started = Instant::now();
-            let response = local
-                .http()
-                .execute_limited(request, MAX_API_RESPONSE)
-                .await
-                .map_err(|e| OpError::Api(e.to_string()))?;
+            let response = match dpop.filter(|_| with_token) {
+                Some(key) => {
+                    crate::dpop::send(
+                        &**local.http(),
+                        key,
+                        request,
+                        Some(token.dangerously_expose()),
+                        MAX_API_RESPONSE,
+                    )
+                    .await
+                }
+                None => local.http().execute_limited(request, MAX_API_RESPONSE).await,
+            }
+            .map_err(|e| OpError::Api(e.to_string()))?;
             let status = response.status();
             tracing::info!(
                 connection = %id, method = %method, host = url.host_str().unwrap_or_default(), path = url.path(),
@@ -403,8 +416,9 @@ fn secure(url: &Url) -> bool {
 /// A `WWW-Authenticate` challenge saying the token is no good (RFC 6750 §3.1).
 fn invalid_token(headers: &[(String, String)]) -> bool {
     headers.iter().any(|(name, value)| {
+        let value = value.trim_start().to_ascii_lowercase();
         name.eq_ignore_ascii_case("www-authenticate")
-            && value.trim_start().to_ascii_lowercase().starts_with("bearer")
+            && (value.starts_with("bearer") || value.starts_with("dpop"))
             && value.contains("invalid_token")
     })
 }

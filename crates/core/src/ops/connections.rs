@@ -106,6 +106,30 @@ pub struct Inspection {
     pub key_id: KeyId,
     /// One entry per [`TokenKind`], in [`TokenKind::ALL`] order, present or not.
     pub tokens: Vec<TokenInspection>,
+    /// The key the tokens are bound to, when they are (DPoP): its public description, never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<KeyBinding>,
+}
+
+/// What a connection's tokens are bound to (RFC 9449): shown as "bound to a key (DPoP, ES256, thumbprint …)".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBinding {
+    /// The binding's mechanism: `DPoP`.
+    pub method: String,
+    /// The proof algorithm: `ES256`.
+    pub alg: String,
+    /// The public key's RFC 7638 SHA-256 thumbprint (base64url): what the platform's `cnf.jkt` names.
+    pub thumbprint: String,
+}
+
+impl KeyBinding {
+    /// "bound to a key (DPoP, ES256, thumbprint …)".
+    pub fn describe(&self) -> String {
+        format!(
+            "bound to a key ({}, {}, thumbprint {})",
+            self.method, self.alg, self.thumbprint
+        )
+    }
 }
 
 /// A stored token value the person asked to see. Not `Serialize`; `Debug` is redacted.
@@ -374,6 +398,7 @@ pub(super) fn find_connection(vault: &Vault, query: &str) -> Result<ConnectionId
 /// header and claims of those that are JWTs. No token byte leaves this function.
 fn inspect(vault: &Vault, id: ConnectionId, tokens: &TokenSet) -> Result<Inspection, OpError> {
     let meta = vault.get_meta(id)?;
+    let tokens_of = tokens;
     let tokens = TokenKind::ALL
         .into_iter()
         .map(|kind| {
@@ -385,11 +410,17 @@ fn inspect(vault: &Vault, id: ConnectionId, tokens: &TokenSet) -> Result<Inspect
             }
         })
         .collect();
+    let binding = tokens_of.dpop_key.as_ref().map(|key| KeyBinding {
+        method: crate::dpop::DPOP.to_owned(),
+        alg: crate::dpop::ALG.to_owned(),
+        thumbprint: key.thumbprint().to_owned(),
+    });
     Ok(Inspection {
         id,
         meta,
         key_id: vault.key_id(),
         tokens,
+        binding,
     })
 }
 

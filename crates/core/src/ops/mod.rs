@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 pub use self::api::{ApiCall, ApiResponse};
 pub use self::backups::{DescribedBackup, describe_backups, restore_from_backup};
 pub use self::connections::{
-    ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, List, Picture, Problem, RevealedToken,
-    Show, Shown, StoredPicture, TokenInspection, Verify, VerifyReport,
+    ConnectionEntry, ExportEnvelopes, ExportedEnvelope, Inspection, JwtParts, KeyBinding, List, Picture, Problem,
+    RevealedToken, Show, Shown, StoredPicture, TokenInspection, Verify, VerifyReport,
 };
 pub use self::master_key::{ExportedKey, ImportedKey, acknowledge_key_notice, export_key, import_key, key_notice_due};
 pub use self::providers::{

@@ -10,7 +10,7 @@ use crate::http::HttpClient;
 use crate::profile::ProfilePaths;
 use crate::provider::catalog::{Catalog, ResolvedProvider};
 use crate::provider::config::ProfileConfig;
-use crate::provider::{ClientAuth, ProviderId, builtin, discovery, instance};
+use crate::provider::{ClientAuth, DpopUse, Par, ProviderId, builtin, discovery, instance};
 use crate::refresh::IfRevocationFails;
 use crate::secret::SecretString;
 use crate::store::{StoreError, Vault};
@@ -40,6 +40,11 @@ pub struct AddProvider {
     /// For a custom provider: more hosts its access tokens are for (`tokenkeep api` sends them there too), on
     /// top of its issuer's and userinfo endpoint's.
     pub api_hosts: Vec<String>,
+    /// For a discovered provider: never push authorization requests (RFC 9126), even when the server takes them.
+    pub no_par: bool,
+    /// For a discovered provider: keep bearer tokens, even when the server offers to bind them to a key (DPoP),
+    /// so that `tokenkeep token` and `exec` can hand them out.
+    pub no_dpop: bool,
 }
 
 /// What `providers add` did.
@@ -101,8 +106,19 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
             if existing_custom {
                 config.remove_custom_provider(&id)?;
             }
-            let spec =
+            let mut spec =
                 discovery::discover(http, issuer, id.clone(), request.display_name.clone(), request.auth).await?;
+            if request.no_par {
+                if spec.par == Par::Required {
+                    return Err(OpError::Invalid(format!(
+                        "{issuer} requires pushed authorization requests (RFC 9126): --no-par cannot turn them off"
+                    )));
+                }
+                spec.par = Par::Off;
+            }
+            if request.no_dpop {
+                spec.dpop = DpopUse::Off;
+            }
             config.add_custom_provider(spec)?;
             created = !existing_custom;
         }
@@ -119,6 +135,11 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
             )));
         }
         (None, _) => {}
+    }
+    if (request.no_par || request.no_dpop) && (request.issuer.is_none() || builtin) {
+        return Err(OpError::Invalid(
+            "--no-par and --no-dpop apply to a custom provider discovered from its --issuer".into(),
+        ));
     }
     if !request.api_hosts.is_empty() {
         config.add_api_hosts(&id, &request.api_hosts)?;

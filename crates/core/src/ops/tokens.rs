@@ -86,11 +86,28 @@ impl Op for Token {
     type Output = AccessToken;
 
     async fn run(self, local: &LocalOps) -> Result<Self::Output, OpError> {
+        let connection = self.connection.clone();
         let id = local
             .blocking(move |vault| find_connection(vault, &self.connection))
             .await?;
-        Ok(AccessToken(local.engine().access_token(id).await?))
+        let (access, dpop) = local.engine().usable_token(id).await?;
+        if let Some(key) = dpop {
+            return Err(OpError::Invalid(bound_refusal(&connection, &key)));
+        }
+        Ok(AccessToken(access))
     }
+}
+
+/// Why a bound token is not handed out: a copy of it is useless without a proof from the key, and the key stays
+/// in the vault. `tokenkeep api` signs a proof for each request instead.
+pub(crate) fn bound_refusal(connection: &str, key: &crate::dpop::DpopKey) -> String {
+    format!(
+        "{connection}'s tokens are bound to a key that never leaves Tokenkeep (DPoP, {}, thumbprint {}): a copy \
+         of its access token would be refused without a proof from that key. Use `tokenkeep api {connection} \
+         PATH`, which signs a proof for each request",
+        crate::dpop::ALG,
+        key.thumbprint()
+    )
 }
 
 impl Op for Refresh {

@@ -250,6 +250,15 @@ impl RefreshEngine {
         self.refresher.access_token(id).await
     }
 
+    /// [`Self::access_token`] with the key the token is bound to (DPoP, RFC 9449), when it is: requests with it
+    /// need a proof from that key.
+    pub async fn usable_token(
+        &self,
+        id: ConnectionId,
+    ) -> Result<(SecretString, Option<crate::dpop::DpopKey>), RefreshError> {
+        self.refresher.usable_token(id).await
+    }
+
     /// Refreshes `id` now, even when its token is still fresh (waiting for a refresh of it already in flight),
     /// and returns the outcome.
     pub async fn refresh_now(&self, id: ConnectionId) -> Result<RefreshOutcome, RefreshError> {

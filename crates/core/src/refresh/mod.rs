@@ -531,6 +531,14 @@ impl Refresher {
 
     /// A valid access token for `id`, refreshing first when it expires within the on-demand margin.
     pub(crate) async fn access_token(&self, id: ConnectionId) -> Result<SecretString, RefreshError> {
+        Ok(self.usable_token(id).await?.0)
+    }
+
+    /// [`Self::access_token`] with the key it is bound to, when it is (DPoP): a request with it needs a proof.
+    pub(crate) async fn usable_token(
+        &self,
+        id: ConnectionId,
+    ) -> Result<(SecretString, Option<crate::dpop::DpopKey>), RefreshError> {
         let meta = self.meta(id)?;
         refuse_disconnected(&meta)?;
         if let ConnectionStatus::NeedsReconnect | ConnectionStatus::Interrupted = meta.status {
@@ -540,11 +548,11 @@ impl Refresher {
                 reason: meta.last_error.unwrap_or_else(|| "the provider revoked access".into()),
             });
         }
-        if !self.expires_within(&meta, self.policy.on_demand_margin) {
-            return Ok(self.vault.tokens(id)?.access);
+        if self.expires_within(&meta, self.policy.on_demand_margin) {
+            self.refresh(id, Trigger::OnDemand).await?;
         }
-        self.refresh(id, Trigger::OnDemand).await?;
-        Ok(self.vault.tokens(id)?.access)
+        let tokens = self.vault.tokens(id)?;
+        Ok((tokens.access, tokens.dpop_key))
     }
 
     fn expires_within(&self, meta: &ConnectionMeta, window: Duration) -> bool {

@@ -474,3 +474,63 @@ fn a_refresh_result_cut_short_anywhere_reads_whole_and_stays_marked() {
         assert!(cut >= 5, "only {cut} writes");
     }
 }
+
+/// A DPoP key is a record of its connection's token tree like a token: sealed (never its bytes in the clear),
+/// read back as the same key, carried by a key rotation and by the raw export, and a flipped byte in it is damage
+/// that `tokens` and `verify` name, costing that record only.
+#[test]
+fn a_dpop_key_is_sealed_like_a_token_and_damage_to_it_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = paths(tmp.path());
+    let keys = MemoryKeyStore::new();
+    let vault = open(&paths, &keys).unwrap();
+    let key = crate::dpop::DpopKey::generate().unwrap();
+    let thumbprint = key.thumbprint().to_owned();
+    let private = key.to_secret().dangerously_expose().to_vec();
+    let tokens = TokenSet {
+        access: SecretString::new("bound-access".into()),
+        refresh: Some(SecretString::new("bound-refresh".into())),
+        id_token: None,
+        dpop_key: Some(key),
+    };
+    let id = vault
+        .put_connection(ConnectionMeta::new(pid("bluesky"), "alice.example"), &tokens)
+        .unwrap();
+    let read = vault.tokens(id).unwrap();
+    assert_eq!(read.dpop_key.as_ref().unwrap().thumbprint(), thumbprint);
+
+    let tree = vault.db.open_tree("tokens/bluesky").unwrap();
+    let sealed = tree.get(token_key(id, FIELD_DPOP_KEY)).unwrap().unwrap();
+    assert!(
+        !sealed.windows(private.len()).any(|w| w == private.as_slice()),
+        "the key is not on disk in the clear"
+    );
+    let raw = vault.raw_records().unwrap();
+    assert!(
+        raw.iter()
+            .any(|r| r.field == FIELD_DPOP_KEY && r.envelope == sealed.to_vec())
+    );
+
+    // Sealed to its place: the access token's envelope is not a key of this record.
+    let access = tree.get(token_key(id, TokenKind::Access.field())).unwrap().unwrap();
+    tree.insert(token_key(id, FIELD_DPOP_KEY), access).unwrap();
+    assert!(matches!(vault.tokens(id), Err(StoreError::Record { .. })));
+    let mut flipped = sealed.to_vec();
+    let at = flipped.len() / 2;
+    flipped[at] ^= 0x01;
+    tree.insert(token_key(id, FIELD_DPOP_KEY), flipped).unwrap();
+    let err = vault.tokens(id).unwrap_err();
+    assert!(err.to_string().contains(FIELD_DPOP_KEY), "{err}");
+    let problems = vault.verify().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, FIELD_DPOP_KEY);
+    assert!(vault.get_meta(id).is_ok(), "the rest of the connection reads");
+
+    // Removed behind the store's back, it is missing (the metadata lists it), not silently unbound.
+    tree.remove(token_key(id, FIELD_DPOP_KEY)).unwrap();
+    assert!(vault.tokens(id).unwrap_err().to_string().contains(FIELD_DPOP_KEY));
+
+    tree.insert(token_key(id, FIELD_DPOP_KEY), sealed).unwrap();
+    vault.rotate_key().unwrap();
+    assert_eq!(vault.tokens(id).unwrap().dpop_key.unwrap().thumbprint(), thumbprint);
+}
