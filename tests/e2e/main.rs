@@ -12,6 +12,7 @@ mod app_settings;
 mod app_tray;
 mod app_window;
 mod cli_api;
+mod cli_bluesky;
 mod cli_connect;
 mod cli_dpop;
 mod cli_offline;

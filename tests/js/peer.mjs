@@ -69,6 +69,12 @@
 //                           (https://atproto.com/specs/oauth#tokens-and-session-management).
 //                       Without it DPoP still works as oidc-provider ships it (optional, no nonces) and PAR is
 //                       optional; the resource server checks DPoP-bound tokens in both modes (see below).
+//   bskyRoutes          bool, default false. The endpoints at bsky.social's paths (its
+//                       /.well-known/oauth-authorization-server): /oauth/authorize, /oauth/par, /oauth/token,
+//                       /oauth/revoke, /oauth/introspect, instead of oidc-provider's /auth, /request, /token,
+//                       /token/revocation, /token/introspection; so the shipped `bluesky` preset runs against the
+//                       peer with only its host moved. Everything below that names a default path means the moved
+//                       one then.
 //
 // TEST-ONLY admin endpoints (they exist only in this peer, no real provider has them):
 //   POST /__admin/revoke-grant  {"account": "alice"} or {"token": "<access or refresh token>"}: revokes every
@@ -210,6 +216,7 @@ const DEFAULTS = {
   // 0: an ephemeral port (tests). `cargo xtask run` asks for a fixed one so the demo issuer stays the same.
   port: 0,
   strict: false,
+  bskyRoutes: false,
 };
 const RUNTIME_KNOBS = new Set(['accessTokenTtl', 'refreshTokenTtl', 'rotateRefreshToken']);
 
@@ -272,6 +279,25 @@ await new Promise((resolve, reject) => {
 const { port } = server.address();
 const issuer = `http://127.0.0.1:${port}`;
 
+// Where the endpoints are (see `bskyRoutes`).
+const ROUTES = knobs.bskyRoutes
+  ? {
+    authorization: '/oauth/authorize',
+    pushed_authorization_request: '/oauth/par',
+    token: '/oauth/token',
+    revocation: '/oauth/revoke',
+    introspection: '/oauth/introspect',
+    userinfo: '/me',
+  }
+  : {
+    authorization: '/auth',
+    pushed_authorization_request: '/request',
+    token: '/token',
+    revocation: '/token/revocation',
+    introspection: '/token/introspection',
+    userinfo: '/me',
+  };
+
 const redirectUris = ['http://127.0.0.1/callback', 'http://localhost/callback', 'http://[::1]/callback'];
 const nativeClient = {
   application_type: 'native',
@@ -308,8 +334,8 @@ const grantsByAccount = new Map();
 const tokensByAccount = new Map();
 
 // The outage in force (/__admin/outage): until when (ms since the epoch), how, and how many requests it failed.
-const outage = { mode: 'off', until: 0, retryAfter: undefined, affected: 0, paths: new Set(['/token']) };
-const OUTAGE_PATHS = { token: '/token', revocation: '/token/revocation' };
+const outage = { mode: 'off', until: 0, retryAfter: undefined, affected: 0, paths: new Set([ROUTES.token]) };
+const OUTAGE_PATHS = { token: ROUTES.token, revocation: ROUTES.revocation };
 
 function capitalized(login) {
   return login.charAt(0).toUpperCase() + login.slice(1);
@@ -317,6 +343,7 @@ function capitalized(login) {
 
 const storage = new LRU({ maxSize: 1_000_000 });
 const provider = new Provider(issuer, {
+  routes: ROUTES,
   adapter: (model) => new MemoryAdapter(model, storage, knobs.clockTolerance),
   clients: [
     { ...nativeClient, client_id: 'tokenkeep-public', token_endpoint_auth_method: 'none' },
@@ -425,7 +452,7 @@ provider.use(async (ctx, next) => {
   if (
     knobs.strict
     && ctx.method === 'POST'
-    && ctx.path === '/token'
+    && ctx.path === ROUTES.token
     && ctx.status === 200
     && typeof ctx.body?.access_token === 'string'
   ) {
@@ -489,7 +516,7 @@ const AUTH_METHODS = new Map([
   ['tokenkeep-post', 'client_secret_post'],
   ...strictClients.map((c) => [c.client_id, 'none']),
 ]);
-const CLIENT_AUTH_PATHS = new Set(['/token', '/token/introspection', '/token/revocation', '/request']);
+const CLIENT_AUTH_PATHS = new Set([ROUTES.token, ROUTES.introspection, ROUTES.revocation, ROUTES.pushed_authorization_request]);
 
 /** Returns true when it has answered the request itself (a mismatched method). */
 async function rejectWrongAuthMethod(req, res, path) {
@@ -510,7 +537,7 @@ async function rejectWrongAuthMethod(req, res, path) {
   }
   const registered = AUTH_METHODS.get(clientId);
   if (!registered?.startsWith('client_secret_') || used === 'none' || used === registered) return false;
-  if (path === '/token') countGrantType(form.get('grant_type'), true);
+  if (path === ROUTES.token) countGrantType(form.get('grant_type'), true);
   log(`${path}: ${clientId} authenticated with ${used}, registered for ${registered}: invalid_client`);
   res.writeHead(401, {
     'content-type': 'application/json',
@@ -530,7 +557,7 @@ async function rejectWrongAuthMethod(req, res, path) {
  * answered the request itself.
  */
 function rejectAtprotoWithoutScope(req, res, path) {
-  if (!knobs.strict || path !== '/request' || !Buffer.isBuffer(req.body)) return false;
+  if (!knobs.strict || path !== ROUTES.pushed_authorization_request || !Buffer.isBuffer(req.body)) return false;
   const form = new URLSearchParams(req.body.toString('utf8'));
   if (!ATPROTO_CLIENT_IDS.has(form.get('client_id'))) return false;
   if (form.get('scope')?.split(' ').includes('atproto')) return false;
@@ -926,12 +953,12 @@ async function tokensOf(account) {
 }
 
 const COUNTED = new Map([
-  ['/token', 'tokenRequests'],
-  ['/token/introspection', 'introspections'],
-  ['/token/revocation', 'revocations'],
-  ['/me', 'userinfoRequests'],
-  ['/auth', 'authorizations'],
-  ['/request', 'parRequests'],
+  [ROUTES.token, 'tokenRequests'],
+  [ROUTES.introspection, 'introspections'],
+  [ROUTES.revocation, 'revocations'],
+  [ROUTES.userinfo, 'userinfoRequests'],
+  [ROUTES.authorization, 'authorizations'],
+  [ROUTES.pushed_authorization_request, 'parRequests'],
 ]);
 
 /** A real 16×16 PNG in one colour, derived from `name`: each account has its own picture. */

@@ -117,6 +117,9 @@ pub struct PeerConfig {
     /// The strict, atproto-style peer (default false): PAR and DPoP with nonces required, `sub` in token
     /// responses, and the DPoP/atproto clients (see the module docs).
     pub strict: bool,
+    /// The endpoints at bsky.social's paths (`/oauth/par`, `/oauth/token`, …; default false), so the shipped
+    /// `bluesky` preset runs against the peer with only its host moved.
+    pub bsky_routes: bool,
 }
 
 impl Default for PeerConfig {
@@ -127,6 +130,7 @@ impl Default for PeerConfig {
             rotate_refresh_token: true,
             clock_tolerance: 0,
             strict: false,
+            bsky_routes: false,
         }
     }
 }
@@ -139,6 +143,7 @@ impl PeerConfig {
             "rotateRefreshToken": self.rotate_refresh_token,
             "clockTolerance": self.clock_tolerance,
             "strict": self.strict,
+            "bskyRoutes": self.bsky_routes,
         })
     }
 }

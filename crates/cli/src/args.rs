@@ -47,6 +47,10 @@ pub(crate) enum Command {
         /// Give up after this many seconds without an answer from the browser.
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         timeout: u64,
+        /// The account to sign in as: for Bluesky a handle (alice.bsky.social), a DID, or your server's address,
+        /// which is resolved and checked first; for others a hint for the platform's sign-in page.
+        #[arg(long, value_name = "ACCOUNT")]
+        account: Option<String>,
     },
     /// Show one connection offline: metadata, stored token kinds, expiry, key id, decoded JWT claims.
     Show {
@@ -223,6 +227,16 @@ pub(crate) enum ProvidersCommand {
         /// them.
         #[arg(long)]
         no_dpop: bool,
+    },
+    /// Print the client-metadata document to host for your own Bluesky (atproto) client: serve it at the https
+    /// address given, then `providers add bluesky --client-id` that address (sessions then last their full time,
+    /// unlike the built-in development client's).
+    ClientMetadata {
+        /// The provider (`bluesky`).
+        name: String,
+        /// The https address the document will be served at: it is the client id.
+        #[arg(long, value_name = "URL")]
+        client_id: Url,
     },
     /// Add or replace a provider from a definition file in the catalog's own TOML format (see `providers export`
     /// and docs/PROVIDERS.md); an id of a built-in provider overrides it.

@@ -83,6 +83,8 @@ pub struct ConnectRequest<'a> {
     pub scopes: Option<Vec<String>>,
     /// How long to wait for the browser.
     pub timeout: Duration,
+    /// The account to sign in as, when the person named one (see [`Authorization::start_for`]).
+    pub account: Option<String>,
 }
 
 /// Runs the whole flow and seals the result. Dropping the future cancels it (the listener closes).
@@ -94,7 +96,14 @@ pub async fn connect(
     request: ConnectRequest<'_>,
     observer: &mut dyn ConnectObserver,
 ) -> Result<Connected, ConnectError> {
-    let authorization = Authorization::start(request.spec, request.credentials, request.scopes, http).await?;
+    let authorization = Authorization::start_for(
+        request.spec,
+        request.credentials,
+        request.scopes,
+        request.account.as_deref(),
+        http,
+    )
+    .await?;
     let opened = browser.open(authorization.authorize_url());
     if let Err(error) = &opened {
         tracing::warn!(%error, "could not open the browser; the URL is shown instead");
@@ -124,7 +133,9 @@ pub fn store_authorization(
         expires_at,
         session_ends_at,
         picture,
+        resource,
     } = authorized;
+    let resource = resource.map(String::from);
     let provider = &spec.id;
     let existing = vault.list()?.into_iter().find_map(|(id, meta)| {
         let meta = meta.ok()?;
@@ -146,6 +157,7 @@ pub fn store_authorization(
             meta.last_refresh_at = Some(now_secs);
             meta.last_error = None;
             meta.session_ends_at = session_ends_at;
+            meta.resource = resource;
             vault.replace_tokens(id, &tokens, &meta)?;
             store_picture(vault, id, picture.as_ref());
             tracing::info!(provider = %provider, connection = %id, "reconnected an existing account");
@@ -162,6 +174,7 @@ pub fn store_authorization(
             meta.expires_at = expires_at;
             meta.last_refresh_at = Some(now_secs);
             meta.session_ends_at = session_ends_at;
+            meta.resource = resource;
             let id = vault.put_connection(meta, &tokens)?;
             store_picture(vault, id, picture.as_ref());
             tracing::info!(provider = %provider, connection = %id, "connected a new account");

@@ -79,6 +79,7 @@ impl ReqwestHttp {
     /// Builds the client.
     pub fn new() -> Result<Self, HttpError> {
         let client = reqwest::Client::builder()
+            .dns_resolver(std::sync::Arc::new(LocalhostResolver::from_env()))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
@@ -86,6 +87,50 @@ impl ReqwestHttp {
             .build()
             .map_err(|e| HttpError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { client })
+    }
+}
+
+/// Whether `host` is a name under `.localhost` (`alice.localhost`): RFC 6761 §6.3 reserves them for this machine.
+pub fn is_localhost_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host.len() > ".localhost".len() && host.ends_with(".localhost")
+}
+
+/// The environment variable that sends names under `.localhost` to this port of 127.0.0.1 (instead of the
+/// scheme's own): for local emulations of services that are reached by name, such as atproto handles
+/// (`http://alice.localhost/.well-known/atproto-did`). It affects no other name.
+pub const LOCALHOST_PORT_ENV: &str = "TOKENKEEP_LOCALHOST_PORT";
+
+/// The system's resolver, except that names under `.localhost` are 127.0.0.1 whatever DNS says (RFC 6761 §6.3, as
+/// browsers do): a `.localhost` address that Tokenkeep treats as this machine is this machine.
+#[derive(Debug, Clone, Copy)]
+struct LocalhostResolver {
+    port: u16,
+}
+
+impl LocalhostResolver {
+    fn from_env() -> Self {
+        let port = std::env::var(LOCALHOST_PORT_ENV)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0);
+        Self { port }
+    }
+}
+
+impl reqwest::dns::Resolve for LocalhostResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        let port = self.port;
+        Box::pin(async move {
+            if is_localhost_name(&host) {
+                // Port 0: the URL's (or its scheme's) port.
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                return Ok(Box::new(std::iter::once(addr)) as reqwest::dns::Addrs);
+            }
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 

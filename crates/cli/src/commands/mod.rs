@@ -111,6 +111,15 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
             providers::add(ctx, request)
         }
         Command::Providers {
+            command: ProvidersCommand::ClientMetadata { name, client_id },
+        } => {
+            outln!(
+                "{}",
+                tokenkeep_core::ops::client_metadata(&ctx.paths, &ProviderId::parse(&name)?, &client_id)?
+            );
+            Ok(())
+        }
+        Command::Providers {
             command: ProvidersCommand::Import { file },
         } => providers::import(ctx, &file),
         Command::Providers {
@@ -124,10 +133,12 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
             no_browser,
             scopes,
             timeout,
+            account,
         } => {
             let options = ConnectOptions {
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 timeout: Duration::from_secs(timeout),
+                account,
             };
             connect::exec(ctx, &ProviderId::parse(&provider)?, no_browser, options)
         }

@@ -222,6 +222,10 @@ pub(crate) async fn identify(
 ) -> Result<AccountIdentity, IdentityError> {
     let userinfo_endpoint = spec.userinfo_endpoint.as_ref();
     match &spec.identity {
+        // The flow establishes it from the token response and the account's documents (`provider::atproto`).
+        IdentitySource::Atproto {} => Err(IdentityError::Userinfo(
+            "the AT Protocol identity comes from the token response".into(),
+        )),
         IdentitySource::IdToken {
             account_claims,
             picture_claims,

@@ -37,6 +37,7 @@ use self::token_response::ProviderTokenResponse;
 use crate::dpop::DpopKey;
 use crate::http::{HttpError, HttpRequest, HttpResponse, SharedHttp};
 use crate::logging::register_secret;
+use crate::provider::atproto::{self, AccountHint, AtprotoError, ResolvedAccount};
 use crate::provider::{ClientAuth, DpopUse, Pkce, ProviderSpec, RedirectMode};
 use crate::secret::SecretString;
 use crate::store::TokenSet;
@@ -136,6 +137,9 @@ pub enum FlowError {
         /// What is wrong with it (never its content).
         detail: String,
     },
+    /// The AT Protocol account could not be resolved, or the tokens are not for it (see `provider::atproto`).
+    #[error(transparent)]
+    Account(AtprotoError),
     /// The pushed authorization request (RFC 9126) could not be made.
     #[error("could not reach {provider}'s pushed authorization endpoint: {source}")]
     PushedRequest {
@@ -171,6 +175,8 @@ pub struct Authorized {
     pub session_ends_at: Option<u64>,
     /// The account's picture, when the provider named one and it could be fetched (see [`crate::picture`]).
     pub picture: Option<crate::picture::AccountPicture>,
+    /// The account's own resource server, when its data is not at the platform's API (an atproto PDS).
+    pub resource: Option<Url>,
 }
 
 /// Where an authorization waits for the browser's answer.
@@ -205,6 +211,8 @@ pub struct Authorization {
     /// The new connection's proof key, when the provider binds tokens (made here: the pushed request carries a
     /// proof already).
     dpop: Option<DpopKey>,
+    /// The AT Protocol account the person named, resolved before sign-in: the tokens must be for it.
+    account: Option<ResolvedAccount>,
 }
 
 /// The `oauth2` client type for our providers: standard errors, our lenient token response.
@@ -271,6 +279,43 @@ impl Authorization {
         scopes: Option<Vec<String>>,
         http: &SharedHttp,
     ) -> Result<Self, FlowError> {
+        Self::start_for(spec, credentials, scopes, None, http).await
+    }
+
+    /// [`Self::start`] for the account the person named (`login_hint`, OpenID Connect Core §3.1.2.1). On the AT
+    /// Protocol (a provider with `[atproto]`) the handle or DID is resolved first: its server must be this
+    /// provider's, and the tokens must come back for that DID.
+    pub async fn start_for(
+        spec: &ProviderSpec,
+        credentials: ClientCredentials,
+        scopes: Option<Vec<String>>,
+        account: Option<&str>,
+        http: &SharedHttp,
+    ) -> Result<Self, FlowError> {
+        let mut resolved = None;
+        let mut login_hint = account.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+        if let (Some(profile), Some(typed)) = (&spec.atproto, &login_hint) {
+            let hint = AccountHint::parse(typed).map_err(FlowError::Account)?;
+            let (account, server) = atproto::resolve(&**http, &hint, &profile.plc_directory)
+                .await
+                .map_err(FlowError::Account)?;
+            let issuer = spec.issuer.as_deref().unwrap_or_default().trim_end_matches('/');
+            if server.as_str().trim_end_matches('/') != issuer {
+                return Err(FlowError::Account(AtprotoError::Mismatch(format!(
+                    "{typed} is served by {}, not by {}'s {issuer}: add that server as a provider of its own \
+                     (`tokenkeep providers add NAME --issuer {}`)",
+                    server.as_str().trim_end_matches('/'),
+                    spec.display_name,
+                    server.as_str().trim_end_matches('/')
+                ))));
+            }
+            login_hint = match (&hint, &account) {
+                (AccountHint::Server(_), _) => None,
+                (_, Some(account)) => Some(account.handle.clone().unwrap_or_else(|| account.did.clone())),
+                (_, None) => login_hint,
+            };
+            resolved = account;
+        }
         let (receiver, redirect_uri) = match spec.redirect {
             RedirectMode::Loopback => {
                 let listener = LoopbackListener::bind(&spec.loopback_host, spec.redirect_port, &spec.redirect_path)
@@ -334,6 +379,9 @@ impl Authorization {
         for (name, value) in &spec.authorize_params {
             request = request.add_extra_param(name.clone(), value.clone());
         }
+        if let Some(hint) = &login_hint {
+            request = request.add_extra_param("login_hint", hint.clone());
+        }
         let (mut authorize_url, _state) = request.url();
         let dpop = if spec.dpop.is_on() {
             Some(DpopKey::generate().map_err(|e| FlowError::Configuration(e.to_string()))?)
@@ -361,6 +409,7 @@ impl Authorization {
             nonce,
             scopes,
             dpop,
+            account: resolved,
         })
     }
 
@@ -399,6 +448,7 @@ impl Authorization {
             nonce,
             scopes,
             dpop,
+            account,
         } = self;
         let timed_out = || {
             tracing::warn!(provider = %spec.id, timeout_secs = timeout.as_secs(), "authorization timed out");
@@ -429,6 +479,7 @@ impl Authorization {
             nonce.as_ref(),
             scopes,
             dpop,
+            account,
             http,
             now,
         )
@@ -646,6 +697,7 @@ async fn complete(
     nonce: Option<&SecretString>,
     requested_scopes: Vec<String>,
     dpop: Option<DpopKey>,
+    account: Option<ResolvedAccount>,
     http: &SharedHttp,
     now: impl Fn() -> SystemTime,
 ) -> Result<Authorized, FlowError> {
@@ -726,9 +778,32 @@ async fn complete(
         None if nonce.is_some() => return Err(identity_error(IdentityError::MissingIdToken)),
         None => None,
     };
-    let identity = identity::identify(spec, &**http, claims.as_ref(), &access, dpop.as_ref())
-        .await
-        .map_err(identity_error)?;
+    let mut resource = None;
+    let identity = match &spec.atproto {
+        // The atproto profile: the token response names the DID, which must be the account asked for (when one
+        // was), served by this very authorization server (atproto "OAuth" spec, "Identity Authentication").
+        Some(profile) => {
+            let issuer = spec.issuer.as_deref().unwrap_or_default();
+            let verified = atproto::verify_subject(
+                &**http,
+                response.sub(),
+                account.as_ref(),
+                issuer,
+                &profile.plc_directory,
+            )
+            .await
+            .map_err(FlowError::Account)?;
+            resource = Some(verified.pds.clone());
+            AccountIdentity {
+                account: verified.handle.clone().unwrap_or_else(|| verified.did.clone()),
+                subject: Some(verified.did),
+                picture: None,
+            }
+        }
+        None => identity::identify(spec, &**http, claims.as_ref(), &access, dpop.as_ref())
+            .await
+            .map_err(identity_error)?,
+    };
     // Cosmetic: without it, connecting goes on (the window draws the platform's mark). Neither the address nor
     // the bytes are logged: both are personal.
     let picture = match &identity.picture {
@@ -761,6 +836,7 @@ async fn complete(
         expires_at: dialect::expires_at(now, expires_in, spec),
         session_ends_at: dialect::session_ends_at(now, response.refresh_expires_in(), spec),
         picture,
+        resource,
     })
 }
 

@@ -36,6 +36,10 @@ pub(crate) struct ProviderTokenResponse {
     /// Pinterest say `refresh_token_expires_in`; most platforms say nothing.
     #[serde(default, alias = "refresh_token_expires_in", deserialize_with = "lenient_seconds")]
     refresh_expires_in: Option<u64>,
+    /// The account the tokens are for, where the platform says it in the token response (the AT Protocol's
+    /// OAuth profile: the DID).
+    #[serde(default, deserialize_with = "lenient_string")]
+    sub: Option<String>,
 }
 
 /// The longest access-token lifetime believed: ten years. A larger `expires_in` is a provider's mistake (or an
@@ -84,6 +88,11 @@ impl ProviderTokenResponse {
     /// The OpenID Connect `id_token`, when the provider sent one.
     pub(crate) fn id_token(&self) -> Option<&SecretString> {
         self.id_token.as_ref()
+    }
+
+    /// The token response's `sub`, when it has one.
+    pub(crate) fn sub(&self) -> Option<&str> {
+        self.sub.as_deref()
     }
 
     /// The refresh token's lifetime in seconds, when the provider said (`refresh_expires_in`).

@@ -90,7 +90,20 @@ impl Op for ApiCall {
         let meta = local.blocking(move |vault| Ok(vault.get_meta(id)?)).await?;
         let catalog = local.engine().catalog();
         let provider = catalog.require(&meta.provider)?;
-        let spec = provider.spec();
+        // A connection whose data lives on the account's own server (an atproto PDS): its API is there.
+        let on_own_server = meta
+            .resource
+            .as_deref()
+            .and_then(|r| Url::parse(r).ok())
+            .map(|resource| {
+                let mut spec = provider.spec().clone();
+                if let Some(host) = resource.host_str() {
+                    spec.api_hosts.push(host.to_ascii_lowercase());
+                }
+                spec.api_base = Some(resource);
+                spec
+            });
+        let spec = on_own_server.as_ref().unwrap_or(provider.spec());
         let url = resolve(spec, &self.url)?;
         let method = http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
             OpError::Invalid(format!(

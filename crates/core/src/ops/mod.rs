@@ -38,7 +38,7 @@ pub use self::connections::{
 pub use self::master_key::{ExportedKey, ImportedKey, acknowledge_key_notice, export_key, import_key, key_notice_due};
 pub use self::providers::{
     AddProvider, AddedProvider, ImportedProvider, RemoveProvider, RemovedProvider, add_provider, catalog,
-    export_provider, import_provider,
+    client_metadata, export_provider, import_provider,
 };
 pub use self::tokens::{
     AccessToken, Disconnect, FailedRefresh, Refresh, RefreshAll, RefreshAllReport, RefreshReport, Token,
@@ -277,6 +277,8 @@ pub struct ConnectOptions {
     pub scopes: Option<Vec<String>>,
     /// How long to wait for the browser.
     pub timeout: Duration,
+    /// The account to sign in as (a Bluesky handle, DID or server; a `login_hint` elsewhere).
+    pub account: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -284,6 +286,7 @@ impl Default for ConnectOptions {
         Self {
             scopes: None,
             timeout: crate::oauth::DEFAULT_TIMEOUT,
+            account: None,
         }
     }
 }
@@ -453,6 +456,7 @@ impl LocalOps {
             credentials,
             scopes: options.scopes,
             timeout: options.timeout,
+            account: options.account,
         };
         let connected = connect::connect(self.vault(), &self.http, browser, &*self.clock, request, observer).await?;
         self.engine.connected(connected.id)?;

@@ -287,6 +287,39 @@ pub fn export_provider(paths: &ProfilePaths, id: &ProviderId) -> Result<String, 
     Ok(catalog.require(id)?.spec().to_toml()?)
 }
 
+/// The client-metadata document a person or team hosts at `client_id` (an https URL) to use their own atproto
+/// client instead of the development one (atproto "OAuth" spec, "Client ID Metadata Document"): a native, public
+/// client with DPoP-bound tokens and the loopback redirect, asking for the provider's scopes. Pretty JSON.
+pub fn client_metadata(paths: &ProfilePaths, id: &ProviderId, client_id: &Url) -> Result<String, OpError> {
+    let catalog = catalog(paths)?;
+    let spec = catalog.require(id)?.spec();
+    if spec.atproto.is_none() {
+        return Err(OpError::Invalid(format!(
+            "{} is not on the AT Protocol: its clients are registered with the platform, not described by a document",
+            spec.display_name
+        )));
+    }
+    if client_id.scheme() != "https" || client_id.host_str().is_none() || client_id.fragment().is_some() {
+        return Err(OpError::Invalid(
+            "the client id is the https address the document will be served at (https://example.com/client-metadata.json)".into(),
+        ));
+    }
+    let redirect = format!("http://{}{}", spec.loopback_host, spec.redirect_path);
+    let document = serde_json::json!({
+        "client_id": client_id.as_str(),
+        "client_name": "Tokenkeep",
+        "client_uri": client_id.origin().ascii_serialization(),
+        "application_type": "native",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "redirect_uris": [redirect],
+        "scope": spec.scopes.join(" "),
+        "token_endpoint_auth_method": "none",
+        "dpop_bound_access_tokens": true,
+    });
+    Ok(serde_json::to_string_pretty(&document).expect("plain data serializes"))
+}
+
 /// Removes a custom provider (an imported override of a built-in gives the built-in back), or forgets a built-in
 /// one's setup (its client id and method, and its sealed client secret: it needs setting up again; the built-in
 /// definition stays). Refused while connections use it, unless `with_connections`: then each is disconnected first

@@ -82,6 +82,10 @@ pub(super) const BUILTINS: &[Builtin] = &[
         file: "mastodon",
         text: include_str!("../../providers/mastodon.toml"),
     },
+    Builtin {
+        file: "bluesky",
+        text: include_str!("../../providers/bluesky.toml"),
+    },
 ];
 
 /// The demo template (see the module docs).

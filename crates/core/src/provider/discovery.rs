@@ -301,6 +301,7 @@ pub async fn discover(
         api_base: None,
         api_hosts: Vec::new(),
         api_pagination: None,
+        atproto: None,
     };
     spec.validate()?;
     Ok(spec)

@@ -4,6 +4,7 @@
 //! provider) and validated once. The OAuth flow reads only the validated spec, so a platform quirk — a renamed
 //! parameter, comma-separated scopes, a non-standard token response — is a field here, never a branch in the flow.
 
+pub mod atproto;
 pub mod builtin;
 pub mod catalog;
 pub mod config;
@@ -174,6 +175,10 @@ pub enum IdentitySource {
         )]
         picture_claims: Vec<String>,
     },
+    /// The AT Protocol's identity (Bluesky): the token response's `sub` is the account's DID, checked against the
+    /// DID's document, its PDS and that PDS's authorization server (see [`atproto`]); the account is shown by its
+    /// handle when the handle and the DID name each other, else by the DID.
+    Atproto {},
 }
 
 impl IdentitySource {
@@ -181,6 +186,7 @@ impl IdentitySource {
     pub fn picture_claims(&self) -> &[String] {
         match self {
             Self::IdToken { picture_claims, .. } | Self::Userinfo { picture_claims, .. } => picture_claims,
+            Self::Atproto {} => &[],
         }
     }
 }
@@ -661,6 +667,23 @@ pub struct ProviderSpec {
     /// How the platform's API pages its lists, for `tokenkeep api --paginate` (unset: no paging).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_pagination: Option<ApiPagination>,
+    /// The AT Protocol's OAuth profile (Bluesky): accounts resolved from handles and DIDs, tokens checked against
+    /// the account's own server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atproto: Option<AtprotoProfile>,
+}
+
+/// Where a platform on the AT Protocol resolves identities (see [`atproto`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtprotoProfile {
+    /// The PLC directory that answers `did:plc` documents (`https://plc.directory`).
+    #[serde(default = "default_plc_directory")]
+    pub plc_directory: Url,
+}
+
+fn default_plc_directory() -> Url {
+    Url::parse(atproto::DEFAULT_PLC_DIRECTORY).expect("a valid URL")
 }
 
 /// How a platform's API says where the next page of a list is (`tokenkeep api --paginate`).
@@ -757,8 +780,11 @@ impl ProviderSpec {
 }
 
 /// True for hosts that never leave the machine.
+///
+/// Names under `.localhost` count too: RFC 6761 §6.3 reserves them for this machine, and Tokenkeep's HTTP client
+/// ([`crate::http::ReqwestHttp`]) connects them to 127.0.0.1 whatever DNS says.
 pub fn is_loopback_host(host: &str) -> bool {
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1")
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]" | "::1") || crate::http::is_localhost_name(host)
 }
 
 impl ProviderSpec {
@@ -804,6 +830,23 @@ impl ProviderSpec {
         };
         if self.display_name.trim().is_empty() {
             return Err(invalid("display_name is empty"));
+        }
+        if let Some(profile) = &self.atproto {
+            check_secure(&provider, "plc_directory", &profile.plc_directory)?;
+            // The atproto OAuth profile makes all three mandatory, and the identity is the token's `sub`.
+            if self.dpop != DpopUse::Required
+                || self.par != Par::Required
+                || self.pkce != Pkce::S256
+                || !matches!(self.identity, IdentitySource::Atproto {})
+            {
+                return Err(invalid(
+                    "[atproto] needs dpop = \"required\", par = \"required\", pkce = \"s256\" and identity = { source = \"atproto\" }",
+                ));
+            }
+        } else if matches!(self.identity, IdentitySource::Atproto {}) {
+            return Err(invalid(
+                "identity = { source = \"atproto\" } needs an [atproto] section",
+            ));
         }
         if self.par == Par::Required && self.pushed_authorization_request_endpoint.is_none() {
             return Err(invalid(

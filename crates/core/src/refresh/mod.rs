@@ -60,6 +60,8 @@ const HELD_ATTENTION: u32 = 3;
 /// What happened to a connection, for the window, desktop notifications and the CLI daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+// `Status` is the event nearly every message is; boxing it would allocate for each one to shrink the rare others.
+#[allow(clippy::large_enum_variant)]
 pub enum EngineEvent {
     /// A connection's status or expiry changed.
     Status(StatusChange),

@@ -202,6 +202,10 @@ pub struct ConnectionMeta {
     /// (see [`super::Vault::set_picture`]).
     #[serde(default)]
     pub picture: Option<String>,
+    /// Where the account's data is, when that is the account's own server rather than the platform's API (the AT
+    /// Protocol: the PDS its DID document names). `tokenkeep api` sends the connection's token there.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// A revocation the engine keeps trying after a disconnect that could not reach the provider.
@@ -235,6 +239,7 @@ impl ConnectionMeta {
             retry_at: None,
             revocation: None,
             picture: None,
+            resource: None,
         }
     }
 
@@ -387,6 +392,10 @@ pub(super) struct MetaPayload {
     /// The fingerprint of the stored picture. Added later within version 1 (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) picture: Option<String>,
+    /// The account's own resource server (an atproto PDS). Added later within version 1 (absent: the platform's
+    /// API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) resource: Option<String>,
 }
 
 /// Version of [`MetaPayload`] this build writes and reads.
@@ -414,6 +423,7 @@ impl From<&ConnectionMeta> for MetaPayload {
             retry_at: m.retry_at,
             revocation: m.revocation,
             picture: m.picture.clone(),
+            resource: m.resource.clone(),
         }
     }
 }
@@ -440,6 +450,7 @@ impl TryFrom<MetaPayload> for ConnectionMeta {
             retry_at: p.retry_at,
             revocation: p.revocation,
             picture: p.picture,
+            resource: p.resource,
         };
         meta.sanitize();
         Ok(meta)
