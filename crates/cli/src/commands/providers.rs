@@ -43,6 +43,7 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         .map(|p| {
             let spec = p.spec();
             let state = match p.readiness() {
+                Readiness::Ready if p.uses_development_client() => "ready (development client: short sessions)",
                 Readiness::Ready => "ready",
                 Readiness::NeedsRedirectUri { .. } => "needs a redirect URI",
                 Readiness::NeedsInstance { .. } => "needs your server",
@@ -62,6 +63,16 @@ pub(super) fn list(ctx: &Context, json: bool) -> Result<()> {
         .list()
         .filter(|p| matches!(p.readiness(), Readiness::NeedsClientId { .. }))
         .count();
+    if let Some(p) = catalog.list().find(|p| p.uses_development_client()) {
+        outln!(
+            "\n{} uses the AT Protocol's development client, which needs no registration but gets short sessions. \
+             For full-length ones, host your own client document (`tokenkeep providers client-metadata {} \
+             --client-id URL`) and give its address with `tokenkeep providers add {} --client-id URL`.",
+            p.spec().display_name,
+            p.id(),
+            p.id()
+        );
+    }
     if waiting > 0 {
         outln!(
             "\n{waiting} provider(s) need a client id before you can connect. Register an app in the platform's \

@@ -168,6 +168,12 @@ impl ResolvedProvider {
         self.readiness == Readiness::Ready
     }
 
+    /// Whether the client is the AT Protocol's development client (`http://localhost?…`): it works without any
+    /// registration, and its sessions are short.
+    pub fn uses_development_client(&self) -> bool {
+        self.spec.atproto.is_some() && self.client_id().is_some_and(|id| id.starts_with("http://localhost"))
+    }
+
     /// The client id, when one is configured.
     pub fn client_id(&self) -> Option<&str> {
         self.spec.client_id.as_deref()
