@@ -140,6 +140,9 @@ pub(crate) struct Provider {
     /// The platform whose mark the window shows; absent for a custom provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) platform: Option<String>,
+    /// Runs on the AT Protocol's development client (works without registration; short sessions).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) development_client: bool,
 }
 
 impl Provider {
@@ -183,6 +186,7 @@ impl Provider {
             paste_page: spec.redirect_uri.as_ref().map(ToString::to_string),
             template: spec.is_template(),
             platform: spec.platform.clone(),
+            development_client: provider.uses_development_client(),
         }
     }
 }

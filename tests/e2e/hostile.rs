@@ -112,7 +112,7 @@ fn odd_token_types_and_lifetimes_are_not_taken_at_face_value() -> Result<()> {
         provider.set_mode(&json!({ "mode": "token", "token": { "token_type": kind } }))?;
         let refreshed = tk.run(&["refresh", &hex], None)?;
         ensure!(
-            refreshed.status.code() != Some(0) && refreshed.stderr.contains("bearer tokens only"),
+            refreshed.status.code() != Some(0) && refreshed.stderr.contains("Tokenkeep uses bearer tokens (RFC 6750)"),
             "a {kind} token was accepted: {refreshed:?}"
         );
         let stored = tk.open_vault()?.tokens(id)?;

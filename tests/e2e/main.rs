@@ -1,5 +1,6 @@
 //! End-to-end tests: the built binaries against real components (Xvfb, D-Bus, gnome-keyring, WebKitWebDriver).
 
+mod app_bluesky;
 mod app_clipboard;
 mod app_dialects;
 mod app_flow;

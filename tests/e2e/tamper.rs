@@ -107,7 +107,9 @@ fn seed(tk: &Tokenkeep) -> Result<()> {
             access: SecretString::new(format!("tamper-access-{n}")),
             refresh: (n < 2).then(|| SecretString::new(format!("tamper-refresh-{n}"))),
             id_token: None,
-            dpop_key: None,
+            // One connection bound to a DPoP key: its sealed key is a record like the tokens, and is tampered
+            // with like them.
+            dpop_key: (n == 0).then(tokenkeep_core::dpop::DpopKey::generate).transpose()?,
         };
         vault.put_connection(meta, &tokens)?;
     }

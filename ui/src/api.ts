@@ -130,6 +130,8 @@ export interface Provider {
   template: boolean;
   /** Whose mark to show (`youtube`, `x`, …); absent for a custom provider. */
   platform?: string | null;
+  /** Runs on the AT Protocol's development client: no registration needed, short sessions. */
+  developmentClient?: boolean;
 }
 
 export type Status =

@@ -342,6 +342,9 @@ export class ConnectPanel {
       el('span', { class: 'provider-title', text: label.name }),
       label.note === null ? null : el('span', { class: 'provider-note', text: label.note }),
       p.ready ? null : el('span', { class: 'provider-note provider-note--setup', text: 'Needs setup first' }),
+      p.ready && p.developmentClient
+        ? el('span', { class: 'provider-note', text: 'Development client: short sessions', attrs: { title: 'Works without registering an app. For full-length sessions, host your own client document: tokenkeep providers client-metadata' } })
+        : null,
     ]);
     const row = el('li', { class: 'provider', testid: TID.providerRow });
     row.dataset.providerId = p.id;

@@ -223,7 +223,7 @@ export function openInspectDialog(c: Connection, backend: Backend): void {
       ...row('Connected', when(i.createdAt, now)),
       ...row('Updated', when(i.updatedAt, now)),
       ...row('Encryption key', el('code', { class: 'selectable', text: i.keyId })),
-      ...(i.binding ? row('Tokens', el('span', { class: 'selectable', text: capitalized(i.binding), attrs: { 'data-testid': TID.tokenBinding } })) : []),
+      ...(i.binding ? row('Tokens', el('span', { class: 'selectable thumbprint', text: capitalized(i.binding), attrs: { 'data-testid': TID.tokenBinding } })) : []),
       ...(i.lastError ? row('Last problem', i.lastError) : []),
     ]);
     const tokens = el('ul', { class: 'tokens' }, i.tokens.map(tokenSection));

@@ -362,6 +362,13 @@ pub fn resolve(spec: &ProviderSpec, given: &str) -> Result<Url, OpError> {
 /// the way that never hands a token out. `None` for a provider without an API base.
 pub fn command_line(spec: &ProviderSpec, connection: &str) -> Option<String> {
     let base = spec.api_base.as_ref()?;
+    // On the AT Protocol the path goes to the account's own PDS: the session call names the account.
+    if spec.atproto.is_some() {
+        return Some(format!(
+            "tokenkeep api {} xrpc/com.atproto.server.getSession",
+            shell_quote(connection)
+        ));
+    }
     let example = spec
         .userinfo_endpoint
         .as_ref()
