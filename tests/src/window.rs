@@ -83,8 +83,15 @@ impl Ui {
         }
     }
 
+    /// Clicks `css`, scrolled to the middle of its scrolling box first: WebKitWebDriver clicks an element's
+    /// centre where it is, so a button at the edge of a scrolled list (the Connect panel's rows) would be missed.
     pub async fn click(&self, css: &str, what: &str) -> Result<()> {
         self.on(css, Duration::from_secs(5), what, |e| async move {
+            let arg = serde_json::to_value(&e).map_err(CmdError::Json)?;
+            e.clone()
+                .client()
+                .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+                .await?;
             e.click().await.map(drop)
         })
         .await
