@@ -156,6 +156,7 @@ pub(crate) async fn configure_provider(
         api_hosts: Vec::new(),
         no_par: false,
         no_dpop: false,
+        atproto: None,
     };
     save_provider(&state, request).await
 }
@@ -177,6 +178,7 @@ pub(crate) async fn add_server(state: State<'_, AppState>, template: String, ser
         api_hosts: Vec::new(),
         no_par: false,
         no_dpop: false,
+        atproto: None,
     };
     save_provider(&state, request).await
 }
@@ -223,6 +225,7 @@ pub(crate) async fn add_custom_provider(
         api_hosts: Vec::new(),
         no_par: false,
         no_dpop: false,
+        atproto: None,
     };
     save_provider(&state, request).await
 }

@@ -216,3 +216,57 @@ fn cli_bluesky_prints_a_client_metadata_document() -> Result<()> {
     );
     Ok(())
 }
+
+/// An account whose authorization server is not bsky.social: `providers add NAME --atproto SERVER` reads that
+/// server's metadata, checks it is an AT Protocol authorization server, and makes it a provider of its own on
+/// the `bluesky` definition; a server that is not one is refused, naming what it lacks.
+#[test]
+fn cli_bluesky_adds_another_atproto_server_as_a_provider() -> Result<()> {
+    let mut w = world("bluesky-own-server")?;
+    let added = w.tk.ok(
+        &[
+            "providers",
+            "add",
+            "my-pds",
+            "--atproto",
+            "alice.localhost",
+            "--display-name",
+            "My PDS",
+        ],
+        None,
+    )?;
+    ensure!(
+        added.stdout.contains("my-pds"),
+        "providers add printed {:?}",
+        added.stdout
+    );
+    let exported = w.tk.ok(&["providers", "export", "my-pds"], None)?.stdout;
+    ensure!(
+        exported.contains(&format!("issuer = \"{}\"", w.peer.issuer()))
+            && exported.contains("dpop = \"required\"")
+            && exported.contains("[atproto]"),
+        "the new provider reads:\n{exported}"
+    );
+    w.tk.set_env("PEER_LOGIN", &w.alice);
+    w.tk.ok(&["connect", "my-pds", "--account", "alice.localhost"], None)?;
+    let session: Value = serde_json::from_str(
+        &w.tk
+            .ok(
+                &["api", "my-pds:alice.localhost", "xrpc/com.atproto.server.getSession"],
+                None,
+            )?
+            .stdout,
+    )?;
+    ensure!(session["did"] == w.alice.as_str(), "getSession answered {session}");
+
+    // A plain OpenID server is not an atproto one.
+    let plain = OidcPeer::start(&PeerConfig::default())?;
+    let refused =
+        w.tk.run(&["providers", "add", "not-atproto", "--atproto", plain.issuer()], None)?;
+    ensure!(
+        !refused.status.success() && refused.stderr.contains("is not an AT Protocol authorization server"),
+        "adding a plain server said {:?}",
+        refused.stderr
+    );
+    Ok(())
+}

@@ -64,6 +64,8 @@
 //                           userinfo, the resource server): a proof without a current nonce gets 400/401
 //                           `use_dpop_nonce` and a fresh one in the `DPoP-Nonce` header (§8, §9);
 //                         - the extra DPoP/atproto clients above;
+//                         - both metadata documents say `client_id_metadata_document_supported: true` (the atproto
+//                           clients' URL ids are registered statically; no document is fetched);
 //                         - every successful token response (code exchange and refresh) carries `sub`, the account
 //                           id, as the atproto profile requires
 //                           (https://atproto.com/specs/oauth#tokens-and-session-management).
@@ -449,6 +451,18 @@ provider.use(async (ctx, next) => {
   // The atproto profile wants the account in the token response ("sub" is the account DID,
   // https://atproto.com/specs/oauth#tokens-and-session-management); oidc-provider answers without it. Code exchange
   // and refresh alike.
+  // atproto clients look for this flag (https://atproto.com/specs/oauth#authorization-servers). The strict peer
+  // accepts URL client ids — the atproto clients registered above, statically: it fetches no document.
+  if (
+    knobs.strict
+    && ctx.method === 'GET'
+    && (ctx.path === '/.well-known/oauth-authorization-server' || ctx.path === '/.well-known/openid-configuration')
+    && ctx.status === 200
+    && ctx.body
+    && typeof ctx.body === 'object'
+  ) {
+    ctx.body = { ...ctx.body, client_id_metadata_document_supported: true };
+  }
   if (
     knobs.strict
     && ctx.method === 'POST'

@@ -227,6 +227,10 @@ pub(crate) enum ProvidersCommand {
         /// them.
         #[arg(long)]
         no_dpop: bool,
+        /// A Bluesky (AT Protocol) account, by handle or DID, or its server, whose authorization server is not
+        /// bsky.social: that server becomes the provider NAME, on the `bluesky` definition.
+        #[arg(long, value_name = "HANDLE|DID|URL", conflicts_with = "issuer")]
+        atproto: Option<String>,
     },
     /// Print the client-metadata document to host for your own Bluesky (atproto) client: serve it at the https
     /// address given, then `providers add bluesky --client-id` that address (sessions then last their full time,

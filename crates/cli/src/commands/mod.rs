@@ -87,6 +87,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                     api_hosts,
                     no_par,
                     no_dpop,
+                    atproto,
                 },
         } => {
             let client_secret = if client_secret_stdin {
@@ -107,6 +108,7 @@ pub(crate) fn exec(ctx: &Context, command: Command) -> Result<()> {
                 api_hosts,
                 no_par,
                 no_dpop,
+                atproto,
             };
             providers::add(ctx, request)
         }

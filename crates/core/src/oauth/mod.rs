@@ -303,7 +303,7 @@ impl Authorization {
             if server.as_str().trim_end_matches('/') != issuer {
                 return Err(FlowError::Account(AtprotoError::Mismatch(format!(
                     "{typed} is served by {}, not by {}'s {issuer}: add that server as a provider of its own \
-                     (`tokenkeep providers add NAME --issuer {}`)",
+                     (`tokenkeep providers add NAME --atproto {}`)",
                     server.as_str().trim_end_matches('/'),
                     spec.display_name,
                     server.as_str().trim_end_matches('/')

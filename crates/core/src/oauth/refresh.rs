@@ -26,6 +26,8 @@ pub struct Refreshed {
     pub expires_at: Option<u64>,
     /// When the session ends for good, when the provider said (`refresh_expires_in`).
     pub session_ends_at: Option<u64>,
+    /// The account the token response names (`sub`), when it names one (the AT Protocol's profile does).
+    pub subject: Option<String>,
 }
 
 /// What a refresh presents to the platform: its refresh token, or — for platforms that refresh with the
@@ -160,6 +162,7 @@ async fn access_token_refresh(
         scopes: response.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()),
         expires_at: dialect::expires_at(now, response.expires_in(), spec),
         session_ends_at: None,
+        subject: None,
     })
 }
 
@@ -221,6 +224,7 @@ async fn refresh_grant(
                 .as_secs()
                 .saturating_add(secs)
         }),
+        subject: response.sub().map(str::to_owned),
     })
 }
 

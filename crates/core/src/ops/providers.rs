@@ -45,6 +45,9 @@ pub struct AddProvider {
     /// For a discovered provider: keep bearer tokens, even when the server offers to bind them to a key (DPoP),
     /// so that `tokenkeep token` and `exec` can hand them out.
     pub no_dpop: bool,
+    /// An AT Protocol account (a handle or DID) or server whose authorization server is not Bluesky's: the new
+    /// provider `id` is that server, on the `bluesky` definition (see [`crate::provider::atproto`]).
+    pub atproto: Option<String>,
 }
 
 /// What `providers add` did.
@@ -129,12 +132,32 @@ pub async fn add_provider<V: std::borrow::Borrow<Vault>>(
                     .into(),
             ));
         }
-        (None, false) if !existing_custom => {
+        (None, false) if !existing_custom && request.atproto.is_none() => {
             return Err(OpError::Invalid(format!(
                 "{id} is not a known provider: give --issuer URL to add it as a custom OpenID provider"
             )));
         }
         (None, _) => {}
+    }
+    if let Some(typed) = &request.atproto {
+        if builtin || request.issuer.is_some() {
+            return Err(OpError::Invalid(
+                "--atproto adds a server of its own: give it a new name, and no --issuer".into(),
+            ));
+        }
+        if existing_custom {
+            config.remove_custom_provider(&id)?;
+        }
+        // The `bluesky` definition as this profile has it (an imported override included).
+        let template = Catalog::from_config(&config)?
+            .list()
+            .map(|p| p.spec().clone())
+            .find(|spec| spec.atproto.is_some() && spec.instance.is_none())
+            .ok_or_else(|| OpError::Internal("no AT Protocol definition is built in".into()))?;
+        config.add_custom_provider(
+            atproto_provider(http, &template, &id, request.display_name.as_deref(), typed).await?,
+        )?;
+        created = !existing_custom;
     }
     if (request.no_par || request.no_dpop) && (request.issuer.is_none() || builtin) {
         return Err(OpError::Invalid(
@@ -285,6 +308,43 @@ pub fn export_provider(paths: &ProfilePaths, id: &ProviderId) -> Result<String, 
     }
     let catalog = Catalog::from_config(&config)?;
     Ok(catalog.require(id)?.spec().to_toml()?)
+}
+
+/// A provider for the AT Protocol authorization server of `typed` (a handle, a DID or a server): the `bluesky`
+/// definition on that server's endpoints, from its checked metadata, named `id`.
+async fn atproto_provider(
+    http: &dyn crate::http::HttpClient,
+    template: &crate::provider::ProviderSpec,
+    id: &ProviderId,
+    display_name: Option<&str>,
+    typed: &str,
+) -> Result<crate::provider::ProviderSpec, OpError> {
+    use crate::provider::atproto;
+    let plc = &template.atproto.as_ref().expect("found by it").plc_directory;
+    let hint = atproto::AccountHint::parse(typed).map_err(|e| OpError::Invalid(e.to_string()))?;
+    let (_, server) = atproto::resolve(http, &hint, plc)
+        .await
+        .map_err(|e| OpError::Invalid(e.to_string()))?;
+    let found = atproto::authorization_server(http, &server)
+        .await
+        .map_err(|e| OpError::Invalid(e.to_string()))?;
+    let host = found.issuer.host_str().unwrap_or_default().to_owned();
+    let mut spec = template.clone();
+    spec.id = id.clone();
+    spec.display_name = display_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| format!("{} ({host})", template.display_name), str::to_owned);
+    spec.issuer = Some(found.issuer.as_str().trim_end_matches('/').to_owned());
+    spec.authorization_endpoint = found.authorization_endpoint;
+    spec.token_endpoint = found.token_endpoint;
+    spec.pushed_authorization_request_endpoint = Some(found.pushed_authorization_request_endpoint);
+    spec.revocation_endpoint = found.revocation_endpoint;
+    spec.manage_access_url = None;
+    spec.api_base = Some(found.issuer.clone());
+    spec.api_hosts = vec![host];
+    spec.validate()?;
+    Ok(spec)
 }
 
 /// The client-metadata document a person or team hosts at `client_id` (an https URL) to use their own atproto

@@ -283,6 +283,109 @@ pub async fn authorization_server_of(http: &dyn HttpClient, pds: &Url) -> Result
         .ok_or_else(|| malformed("its authorization server is not an https origin".into()))
 }
 
+/// What an atproto authorization server says of itself (RFC 8414 metadata), checked against the profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationServer {
+    /// Its issuer: exactly the server's origin.
+    pub issuer: Url,
+    /// Where the browser goes.
+    pub authorization_endpoint: Url,
+    /// The token endpoint.
+    pub token_endpoint: Url,
+    /// The pushed authorization request endpoint (mandatory in the profile).
+    pub pushed_authorization_request_endpoint: Url,
+    /// The RFC 7009 revocation endpoint, when it has one.
+    pub revocation_endpoint: Option<Url>,
+}
+
+/// Reads `server`'s `/.well-known/oauth-authorization-server` and checks what the atproto "OAuth" spec
+/// ("Authorization Servers") requires of it: the `issuer` is the server itself, `iss` in the callback, PAR
+/// required, PKCE S256, public clients, DPoP with ES256, the `atproto` scope, client ids that are documents.
+///
+/// # Errors
+/// Transport and shape errors; [`AtprotoError::Malformed`] naming the first requirement it misses.
+pub async fn authorization_server(http: &dyn HttpClient, server: &Url) -> Result<AuthorizationServer, AtprotoError> {
+    let url = server
+        .join("/.well-known/oauth-authorization-server")
+        .map_err(|e| AtprotoError::Malformed {
+            url: server.to_string(),
+            reason: e.to_string(),
+        })?
+        .to_string();
+    let (status, body) = get(http, &url, "application/json").await?;
+    let malformed = |reason: String| AtprotoError::Malformed {
+        url: url.clone(),
+        reason,
+    };
+    if status != 200 {
+        return Err(malformed(format!("HTTP {status}")));
+    }
+    let doc: Value = serde_json::from_slice(&body).map_err(|_| malformed("not JSON".into()))?;
+    let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
+    if issuer.trim_end_matches('/') != server.as_str().trim_end_matches('/') {
+        return Err(malformed(format!(
+            "its issuer is {:?}, not the server itself (RFC 8414 §3.3)",
+            crate::text::clean(issuer, 200)
+        )));
+    }
+    let endpoint = |field: &str| -> Result<Url, AtprotoError> {
+        doc.get(field)
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok())
+            .filter(secure)
+            .ok_or_else(|| malformed(format!("it names no https {field}")))
+    };
+    let lists = |field: &str, wanted: &str| {
+        doc.get(field)
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(|v| v.as_str() == Some(wanted)))
+    };
+    let flag = |field: &str| doc.get(field).and_then(Value::as_bool) == Some(true);
+    let requirements: [(bool, &str); 8] = [
+        (
+            flag("authorization_response_iss_parameter_supported"),
+            "authorization_response_iss_parameter_supported",
+        ),
+        (
+            flag("require_pushed_authorization_requests"),
+            "require_pushed_authorization_requests",
+        ),
+        (
+            flag("client_id_metadata_document_supported"),
+            "client_id_metadata_document_supported",
+        ),
+        (
+            lists("code_challenge_methods_supported", "S256"),
+            "code_challenge_methods_supported: S256",
+        ),
+        (
+            lists("token_endpoint_auth_methods_supported", "none"),
+            "token_endpoint_auth_methods_supported: none",
+        ),
+        (
+            lists("dpop_signing_alg_values_supported", crate::dpop::ALG),
+            "dpop_signing_alg_values_supported: ES256",
+        ),
+        (lists("scopes_supported", "atproto"), "scopes_supported: atproto"),
+        (
+            lists("response_types_supported", "code"),
+            "response_types_supported: code",
+        ),
+    ];
+    if let Some((_, missing)) = requirements.iter().find(|(met, _)| !met) {
+        return Err(malformed(format!(
+            "it is not an AT Protocol authorization server (it does not say {missing})"
+        )));
+    }
+    Ok(AuthorizationServer {
+        issuer: origin_url(server),
+        authorization_endpoint: endpoint("authorization_endpoint")?,
+        token_endpoint: endpoint("token_endpoint")?,
+        pushed_authorization_request_endpoint: endpoint("pushed_authorization_request_endpoint")?,
+        revocation_endpoint: endpoint("revocation_endpoint").ok(),
+    })
+}
+
 /// Resolves what a person typed to the account and its authorization server: handle → DID (verified both ways)
 /// → DID document → PDS → authorization server. A server address resolves to its authorization server only
 /// (`None` for the account: it is known after sign-in).

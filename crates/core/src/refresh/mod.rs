@@ -724,6 +724,16 @@ impl Refresher {
             )
             .await
         };
+        // The AT Protocol names the account in every token response: a refresh that comes back for another DID
+        // is not this connection's, and is not stored (atproto "OAuth" spec, "Tokens and Session Management").
+        let result = result.and_then(|new| match &provider.spec().atproto {
+            Some(_) if new.subject.as_deref() != meta.subject.as_deref() => Err(RefreshFailure::Configuration(
+                "the server answered the refresh with tokens for another account; they were not stored: connect \
+                 this account again"
+                    .into(),
+            )),
+            _ => Ok(new),
+        });
         match result {
             Ok(new) => {
                 self.store_refreshed(id, meta, tokens, new, &provider, &credentials)

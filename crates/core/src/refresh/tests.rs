@@ -47,6 +47,10 @@ const QUERY_REVOKE: &str = "query-revoke";
 /// Twitch's validation rule: the access token is checked at start and hourly (`Authorization: OAuth …`).
 const VALIDATE: &str = "validate-style";
 const MANAGE_URL: &str = "https://provider.example/connections";
+/// An AT Protocol server (Bluesky's profile): every token response names the account's DID.
+const ATP: &str = "atp";
+const ALICE_DID: &str = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+const MALLORY_DID: &str = "did:plc:mmmmmmmmmmmmmmmmmmmmmmmm";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The scripted provider
@@ -398,6 +402,29 @@ fn catalog() -> Catalog {
             "[validation]\nurl = \"http://127.0.0.1:1/validate\"\ninterval_secs = 3600\nscheme = \"OAuth\"",
         ))
         .unwrap();
+    config
+        .add_custom_provider(
+            ProviderSpec::from_toml(
+                ATP,
+                &format!(
+                    r#"
+                    id = "{ATP}"
+                    display_name = "Test atproto"
+                    issuer = "http://127.0.0.1:1"
+                    authorization_endpoint = "http://127.0.0.1:1/authorize"
+                    token_endpoint = "http://127.0.0.1:1/token"
+                    pushed_authorization_request_endpoint = "http://127.0.0.1:1/par"
+                    par = "required"
+                    dpop = "required"
+                    identity = {{ source = "atproto" }}
+                    [atproto]
+                    plc_directory = "http://127.0.0.1:1"
+                    "#
+                ),
+            )
+            .expect("a valid provider"),
+        )
+        .unwrap();
     for id in [
         ACME,
         BASIC,
@@ -407,6 +434,7 @@ fn catalog() -> Catalog {
         IG,
         QUERY_REVOKE,
         VALIDATE,
+        ATP,
     ] {
         config
             .set_client(&ProviderId::parse(id).unwrap(), CLIENT_ID, None)
@@ -2236,4 +2264,31 @@ async fn an_outage_that_outlives_the_access_token_is_told_once_per_outage() {
         attentions(&mut events).is_empty(),
         "a failure the next try can fix in time is not told"
     );
+}
+
+/// The AT Protocol names the account in every token response: a refresh that comes back for another DID (a
+/// confused or hostile server) is not stored, and the connection needs the person; one for the same DID is.
+#[tokio::test]
+async fn an_atproto_refresh_for_another_account_is_not_stored() {
+    let h = Harness::new();
+    let id = h.connect(ATP, -10, ConnectionStatus::Connected);
+    h.vault.update_meta(id, |m| m.subject = Some(ALICE_DID.into())).unwrap();
+    let answer = |sub: &str| {
+        Answer::json(
+            200,
+            &format!(
+                r#"{{"access_token":"{NEW_ACCESS}","token_type":"Bearer","refresh_token":"{NEW_REFRESH}","expires_in":3600,"sub":"{sub}"}}"#
+            ),
+        )
+    };
+    h.http.token_script([answer(MALLORY_DID)]);
+    let err = h.refresher.refresh(id, Trigger::User).await.unwrap_err();
+    assert!(err.to_string().contains("tokens for another account"), "{err}");
+    assert_eq!(h.tokens(id), (OLD_ACCESS.to_owned(), Some(OLD_REFRESH.to_owned())));
+    assert_eq!(h.meta(id).status, ConnectionStatus::Error);
+
+    h.http.token_script([answer(ALICE_DID)]);
+    h.refresher.refresh(id, Trigger::User).await.unwrap();
+    assert_eq!(h.tokens(id).0, NEW_ACCESS);
+    assert_eq!(h.meta(id).status, ConnectionStatus::Connected);
 }
