@@ -254,22 +254,11 @@ pub async fn resolve_did(http: &dyn HttpClient, did: &str, plc_directory: &Url) 
 /// # Errors
 /// Transport and shape errors.
 pub async fn authorization_server_of(http: &dyn HttpClient, pds: &Url) -> Result<Url, AtprotoError> {
-    let url = pds
-        .join("/.well-known/oauth-protected-resource")
-        .map_err(|e| AtprotoError::Malformed {
-            url: pds.to_string(),
-            reason: e.to_string(),
-        })?
-        .to_string();
-    let (status, body) = get(http, &url, "application/json").await?;
+    let (url, doc) = well_known(http, pds, "/.well-known/oauth-protected-resource").await?;
     let malformed = |reason: String| AtprotoError::Malformed {
         url: url.clone(),
         reason,
     };
-    if status != 200 {
-        return Err(malformed(format!("HTTP {status}")));
-    }
-    let doc: Value = serde_json::from_slice(&body).map_err(|_| malformed("not JSON".into()))?;
     let server = doc
         .get("authorization_servers")
         .and_then(Value::as_array)
@@ -305,22 +294,11 @@ pub struct AuthorizationServer {
 /// # Errors
 /// Transport and shape errors; [`AtprotoError::Malformed`] naming the first requirement it misses.
 pub async fn authorization_server(http: &dyn HttpClient, server: &Url) -> Result<AuthorizationServer, AtprotoError> {
-    let url = server
-        .join("/.well-known/oauth-authorization-server")
-        .map_err(|e| AtprotoError::Malformed {
-            url: server.to_string(),
-            reason: e.to_string(),
-        })?
-        .to_string();
-    let (status, body) = get(http, &url, "application/json").await?;
+    let (url, doc) = well_known(http, server, "/.well-known/oauth-authorization-server").await?;
     let malformed = |reason: String| AtprotoError::Malformed {
         url: url.clone(),
         reason,
     };
-    if status != 200 {
-        return Err(malformed(format!("HTTP {status}")));
-    }
-    let doc: Value = serde_json::from_slice(&body).map_err(|_| malformed("not JSON".into()))?;
     let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
     if issuer.trim_end_matches('/') != server.as_str().trim_end_matches('/') {
         return Err(malformed(format!(
@@ -490,6 +468,27 @@ pub async fn verify_subject(
         )));
     }
     Ok(account)
+}
+
+/// The JSON document at `path` on `base`'s origin (a 200 answer only), and the address it was read from.
+async fn well_known(http: &dyn HttpClient, base: &Url, path: &str) -> Result<(String, Value), AtprotoError> {
+    let url = base
+        .join(path)
+        .map_err(|e| AtprotoError::Malformed {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })?
+        .to_string();
+    let (status, body) = get(http, &url, "application/json").await?;
+    let malformed = |reason: String| AtprotoError::Malformed {
+        url: url.clone(),
+        reason,
+    };
+    if status != 200 {
+        return Err(malformed(format!("HTTP {status}")));
+    }
+    let doc = serde_json::from_slice(&body).map_err(|_| malformed("not JSON".into()))?;
+    Ok((url, doc))
 }
 
 async fn get(http: &dyn HttpClient, url: &str, accept: &str) -> Result<(u16, Vec<u8>), AtprotoError> {
