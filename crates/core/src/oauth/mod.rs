@@ -589,7 +589,9 @@ async fn push_request(
     Ok(url)
 }
 
-fn basic_auth(id: &str, secret: &str) -> String {
+/// An `Authorization: Basic` value for a client: RFC 6749 §2.3.1 form-encodes id and secret before joining them
+/// (the pushed request and revocation; `oauth2` does the same for the token endpoint).
+pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
     use base64::Engine as _;
     // RFC 6749 §2.3.1: both parts form-encoded before the Basic encoding.
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();

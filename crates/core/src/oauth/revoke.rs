@@ -7,7 +7,6 @@
 //! endpoint that is not on 127.0.0.1/localhost. Per RFC 7009 §2.2 a 200 means the token is no longer valid; the
 //! platforms' variants answer 200 or 204 with bodies of their own (`OK`, `{"success": true}`).
 
-use base64::Engine as _;
 use url::Url;
 
 use super::{ClientCredentials, dialect};
@@ -97,7 +96,6 @@ fn build_request(
     hint: TokenHint,
 ) -> Result<crate::http::HttpRequest, RevokeError> {
     let style = &spec.revocation;
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let mut params = url::form_urlencoded::Serializer::new(String::new());
     params.append_pair(&style.token_param, token.dangerously_expose());
     if !style.hint_param.is_empty() {
@@ -110,14 +108,9 @@ fn build_request(
     if style.client_auth == RevocationAuth::Client {
         match (spec.client_auth, &credentials.client_secret) {
             (ClientAuth::ClientSecretBasic, Some(secret)) => {
-                // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined for Basic authentication.
-                basic = Some(format!(
-                    "{}:{}",
-                    enc(&credentials.client_id),
-                    enc(secret.dangerously_expose())
-                ));
+                basic = Some(super::basic_auth(&credentials.client_id, secret.dangerously_expose()));
             }
-            (ClientAuth::ClientIdBasic, _) => basic = Some(format!("{}:", enc(&credentials.client_id))),
+            (ClientAuth::ClientIdBasic, _) => basic = Some(super::basic_auth(&credentials.client_id, "")),
             (ClientAuth::ClientSecretPost, Some(secret)) => {
                 params
                     .append_pair(&spec.param_names.client_id, &credentials.client_id)
@@ -152,8 +145,7 @@ fn build_request(
     if !in_query {
         request = request.header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
-    if let Some(pair) = basic {
-        let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+    if let Some(value) = basic {
         request = request.header(http::header::AUTHORIZATION, value);
     }
     let body = if in_query {
