@@ -6,13 +6,11 @@
 //! nonce, and the key against the token's `cnf.jkt`), so what it accepts and refuses is the platform's verdict,
 //! not ours.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use tokenkeep_core::dpop::DpopKey;
 use tokenkeep_e2e::cli::{Tokenkeep, decode_envelopes};
-use tokenkeep_e2e::peer::{DPOP_CLIENT_ID, OidcPeer, PeerConfig};
+use tokenkeep_e2e::peer::{DPOP_CLIENT_ID, OidcPeer, PeerConfig, loopback_agent};
 
 const CONNECTION: &str = "studio:alice@example.test";
 
@@ -46,12 +44,7 @@ fn installation(test: &str) -> Result<(OidcPeer, Tokenkeep)> {
 /// `use_dpop_nonce` answer is tried once more with the nonce, as a client that holds the key would.
 fn resource_request(peer: &OidcPeer, token: &str, key: Option<&DpopKey>) -> Result<(u16, String)> {
     let url = format!("{}/api/echo", peer.issuer());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = loopback_agent();
     let mut nonce: Option<String> = None;
     for _ in 0..2 {
         let mut request = agent.get(&url).header("Authorization", &format!("DPoP {token}"));

@@ -6,18 +6,13 @@
 //! `*.localhost` names by mapping them to [`AtprotoEmulation::port`], never through DNS.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::peer::js_dir;
-use crate::{Guarded, first_line, scratch_dir};
-
-/// How long the emulation may take to print its address (it takes well under a second).
-const START_LIMIT: Duration = Duration::from_secs(15);
+use crate::Guarded;
+use crate::peer::{NodeServer, loopback_agent, start_node_server};
 
 /// One account's identity: its handle, its DID and the DID document's contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,39 +148,19 @@ impl AtprotoEmulation {
     /// Starts `node tests/js/atproto.mjs --config …` and waits (with a time limit) for its address. Its log goes
     /// to `atproto.log` in a fresh scratch directory ([`Self::log_path`]).
     pub fn start(config: &AtprotoConfig) -> Result<Self> {
-        let dir = scratch_dir("atproto-emulation")?;
-        let log = dir.join("atproto.log");
-        let mut process = Guarded::spawn(
-            "the atproto identity emulation (node tests/js/atproto.mjs)",
-            Command::new("node")
-                .arg(js_dir().join("atproto.mjs"))
-                .arg("--config")
-                .arg(config.to_json().to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(&log)?),
-        )
-        .context("is node installed and on PATH?")?;
-        let line = first_line(process.child(), "the atproto identity emulation", START_LIMIT)
-            .with_context(|| format!("its log:\n{}", read_log(&log)))?;
-        let ready: Value = serde_json::from_str(&line).with_context(|| format!("it printed {line:?}"))?;
-        let url = ready["url"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no url in {line:?}"))?
-            .to_owned();
-        let port = ready["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| anyhow!("no port in {line:?}"))?;
-        ensure!(url == format!("http://127.0.0.1:{port}"), "unexpected url {url:?}");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // IMPORTANT: never route loopback requests through a proxy from the environment.
-            .proxy(None)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+        let NodeServer {
+            process,
+            address: url,
+            port,
+            log,
+        } = start_node_server(
+            "atproto.mjs",
+            "the atproto identity emulation",
+            "atproto-emulation",
+            &config.to_json(),
+            "url",
+        )?;
+        let agent = loopback_agent();
         Ok(Self {
             url,
             port,
@@ -273,10 +248,6 @@ pub fn did_plc(seed: &str) -> String {
         }
     }
     format!("did:plc:{id}")
-}
-
-fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| format!("(could not read {}: {e})", path.display()))
 }
 
 #[cfg(test)]

@@ -449,43 +449,19 @@ impl OidcPeer {
     /// discovery document. Its log goes to `peer.log` in a fresh scratch directory ([`OidcPeer::log_path`]).
     pub fn start(config: &PeerConfig) -> Result<Self> {
         ensure_node_modules()?;
-        let dir = scratch_dir("oidc-peer")?;
-        let log = dir.join("peer.log");
-        let mut process = Guarded::spawn(
-            "the OAuth test peer (node tests/js/peer.mjs)",
-            Command::new("node")
-                .arg(js_dir().join("peer.mjs"))
-                .arg("--config")
-                .arg(config.to_json().to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(std::fs::File::create(&log)?),
-        )
-        .context("is node installed and on PATH?")?;
-        let line = first_line(process.child(), "the OAuth test peer", START_LIMIT)
-            .with_context(|| format!("peer log:\n{}", read_log(&log)))?;
-        let ready: Value = serde_json::from_str(&line).with_context(|| format!("the peer printed {line:?}"))?;
-        let issuer = ready["issuer"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no issuer in {line:?}"))?
-            .to_owned();
-        let port = ready["port"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| anyhow!("no port in {line:?}"))?;
-        ensure!(
-            issuer == format!("http://127.0.0.1:{port}"),
-            "unexpected issuer {issuer:?}"
-        );
-
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // IMPORTANT: never route loopback requests through a proxy from the environment.
-            .proxy(None)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
+        let NodeServer {
+            process,
+            address: issuer,
+            port,
+            log,
+        } = start_node_server(
+            "peer.mjs",
+            "the OAuth test peer",
+            "oidc-peer",
+            &config.to_json(),
+            "issuer",
+        )?;
+        let agent = loopback_agent();
         let mut peer = Self {
             issuer,
             port,
@@ -867,8 +843,77 @@ fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-fn read_log(path: &Path) -> String {
+pub(crate) fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(could not read {}: {e})", path.display()))
+}
+
+/// A test server of `tests/js` started and ready.
+pub(crate) struct NodeServer {
+    /// Its process group, stopped on drop.
+    pub(crate) process: Guarded,
+    /// The address it announced: `http://127.0.0.1:PORT`.
+    pub(crate) address: String,
+    /// Its port.
+    pub(crate) port: u16,
+    /// Its log (stderr), in a fresh scratch directory.
+    pub(crate) log: PathBuf,
+}
+
+/// Starts `node tests/js/SCRIPT --config CONFIG` (`what` names it in errors; its log goes to a fresh scratch
+/// directory `scratch`) and waits, within the start limit, for the one line it prints when ready:
+/// `{"FIELD": "http://127.0.0.1:PORT", "port": PORT}`.
+pub(crate) fn start_node_server(
+    script: &str,
+    what: &'static str,
+    scratch: &str,
+    config: &Value,
+    field: &str,
+) -> Result<NodeServer> {
+    let log = scratch_dir(scratch)?.join(format!("{}.log", script.trim_end_matches(".mjs")));
+    let mut process = Guarded::spawn(
+        what,
+        Command::new("node")
+            .arg(js_dir().join(script))
+            .arg("--config")
+            .arg(config.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?),
+    )
+    .context("is node installed and on PATH?")?;
+    let line =
+        first_line(process.child(), what, START_LIMIT).with_context(|| format!("its log:\n{}", read_log(&log)))?;
+    let ready: Value = serde_json::from_str(&line).with_context(|| format!("{what} printed {line:?}"))?;
+    let address = ready[field]
+        .as_str()
+        .ok_or_else(|| anyhow!("no {field} in {line:?}"))?
+        .to_owned();
+    let port = ready["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| anyhow!("no port in {line:?}"))?;
+    ensure!(
+        address == format!("http://127.0.0.1:{port}"),
+        "unexpected {field} {address:?}"
+    );
+    Ok(NodeServer {
+        process,
+        address,
+        port,
+        log,
+    })
+}
+
+/// An HTTP client for the loopback test servers: answers of any status are answers, no redirects followed, 10 s.
+pub fn loopback_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // IMPORTANT: never route loopback requests through a proxy from the environment.
+        .proxy(None)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
 }
 
 /// The login driver as a program and its arguments, before the URL: `("node", ["/abs/tests/js/login.mjs"])`.
